@@ -1,0 +1,211 @@
+"""Argument, shape and dtype checks shared by every criterion.
+
+Structural checks (shapes, dtypes, option values) run at call or trace time and raise
+``ValueError``/``TypeError`` with a message that names the function, the argument, what was
+expected and what arrived. Checks that need array *values* (a class index out of range, a
+probability above 1) run only when the inputs are concrete; under ``jax.jit`` they are skipped
+unless the caller opted into checked mode (see :func:`jaxloss.checked`), in which case they
+become ``checkify`` checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import warnings
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import checkify
+
+_state = threading.local()
+
+
+def _checking_enabled() -> bool:
+    return getattr(_state, "checking", False)
+
+
+@contextlib.contextmanager
+def checking_enabled():
+    """While active, value checks on traced inputs are emitted as ``checkify.check``."""
+    previous = _checking_enabled()
+    _state.checking = True
+    try:
+        yield
+    finally:
+        _state.checking = previous
+
+
+def describe(x: Any) -> str:
+    """A short 'dtype[shape]' description of an array-like, for error messages."""
+    if hasattr(x, "dtype") and hasattr(x, "shape"):
+        return f"{x.dtype}{list(x.shape)}"
+    return f"{type(x).__name__} {x!r}"
+
+
+def is_concrete(x: Any) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def as_array(fn: str, name: str, x: Any) -> jax.Array:
+    """Converts array-likes to a JAX array; rejects things that are not numeric arrays."""
+    if isinstance(x, jax.Array):
+        return x
+    try:
+        arr = jnp.asarray(x)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{fn}: `{name}` must be an array; got {type(x).__name__}.") from err
+    return arr
+
+
+def float_array(fn: str, name: str, x: Any, hint: str = "") -> jax.Array:
+    arr = as_array(fn, name, x)
+    if not jnp.issubdtype(arr.dtype, jnp.floating):
+        raise TypeError(
+            f"{fn}: `{name}` must be a floating-point array; got {describe(arr)}.{hint}"
+        )
+    return arr
+
+
+def int_array(fn: str, name: str, x: Any, hint: str = "") -> jax.Array:
+    arr = as_array(fn, name, x)
+    if not jnp.issubdtype(arr.dtype, jnp.integer):
+        raise TypeError(
+            f"{fn}: `{name}` must hold integer class indices; got {describe(arr)}.{hint}"
+        )
+    return arr
+
+
+def real_array(fn: str, name: str, x: Any) -> jax.Array:
+    """Float or integer (or bool) array; integers are accepted where torch accepts them."""
+    arr = as_array(fn, name, x)
+    if jnp.issubdtype(arr.dtype, jnp.complexfloating):
+        raise TypeError(f"{fn}: `{name}` must be a real array; got {describe(arr)}.")
+    return arr
+
+
+def reduction(fn: str, value: Any, allowed: Sequence[str] = ("none", "mean", "sum")) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        options = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"{fn}: `reduction` must be one of {options}; got {value!r}.")
+    return value
+
+
+def axis(fn: str, name: str, value: Any, ndim: int) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+        raise TypeError(f"{fn}: `axis` must be an int; got {value!r}.")
+    if not -ndim <= value < ndim:
+        raise ValueError(
+            f"{fn}: `axis`={value} is out of range for `{name}` with {ndim} dimension(s)."
+        )
+    return int(value) % ndim
+
+
+def python_number(fn: str, name: str, value: Any, *, low=None, high=None,
+                  low_inclusive=True, high_inclusive=True) -> Any:
+    """Checks a scalar option; bounds are only enforced when the value is concrete."""
+    if isinstance(value, jax.core.Tracer):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{fn}: `{name}` must be a real number; got {value!r}.") from err
+    too_low = low is not None and (number < low if low_inclusive else number <= low)
+    too_high = high is not None and (number > high if high_inclusive else number >= high)
+    if too_low or too_high:
+        lo = "" if low is None else ("[" if low_inclusive else "(") + f"{low}"
+        hi = "" if high is None else f"{high}" + ("]" if high_inclusive else ")")
+        if low is not None and high is not None:
+            expected = f"in {lo}, {hi}"
+        elif low is not None:
+            expected = f"{'>=' if low_inclusive else '>'} {low}"
+        else:
+            expected = f"{'<=' if high_inclusive else '<'} {high}"
+        raise ValueError(f"{fn}: `{name}` must be {expected}; got {value!r}.")
+    return value
+
+
+def shapes_equal(fn: str, name_a: str, a, name_b: str, b, hint: str = "") -> None:
+    if tuple(a.shape) != tuple(b.shape):
+        raise ValueError(
+            f"{fn}: `{name_b}` must have the same shape as `{name_a}` {list(a.shape)}; "
+            f"got {list(b.shape)}.{hint}"
+        )
+
+
+def broadcast_shape(fn: str, names: Sequence[str], arrays: Sequence[Any]) -> tuple[int, ...]:
+    try:
+        return tuple(jnp.broadcast_shapes(*(tuple(a.shape) for a in arrays)))
+    except ValueError:
+        shapes = ", ".join(f"`{n}` {list(a.shape)}" for n, a in zip(names, arrays))
+        raise ValueError(f"{fn}: shapes do not broadcast together: {shapes}.") from None
+
+
+def warn_if_broadcasting(fn: str, predictions, targets) -> None:
+    """torch warns (and still broadcasts) when a regression target's shape differs."""
+    if tuple(predictions.shape) != tuple(targets.shape):
+        warnings.warn(
+            f"{fn}: `targets` shape {list(targets.shape)} differs from `predictions` shape "
+            f"{list(predictions.shape)}; they will be broadcast, which is rarely what was meant.",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def broadcasts_to(fn: str, name: str, x, shape: Sequence[int], what: str) -> None:
+    """`x` must broadcast to `shape` without enlarging it (a weight or mask of a loss)."""
+    try:
+        out = jnp.broadcast_shapes(tuple(x.shape), tuple(shape))
+    except ValueError:
+        out = None
+    if out != tuple(shape):
+        raise ValueError(
+            f"{fn}: `{name}` must broadcast to the shape of {what} {list(shape)}; "
+            f"got {list(x.shape)}."
+        )
+
+
+def where_mask(fn: str, where: Any, shape: Sequence[int], what: str = "the unreduced loss"):
+    """Validates a boolean `where` mask that broadcasts to the per-element loss shape."""
+    if where is None:
+        return None
+    mask = as_array(fn, "where", where)
+    if mask.dtype != jnp.bool_:
+        raise TypeError(f"{fn}: `where` must be a boolean mask; got {describe(mask)}.")
+    broadcasts_to(fn, "where", mask, shape, what)
+    return jnp.broadcast_to(mask, tuple(shape))
+
+
+def class_weight(fn: str, weight: Any, num_classes: int):
+    if weight is None:
+        return None
+    w = float_array(fn, "weight", weight)
+    if w.shape != (num_classes,):
+        raise ValueError(
+            f"{fn}: `weight` must hold one weight per class, shape [{num_classes}]; "
+            f"got {list(w.shape)}."
+        )
+    return w
+
+
+def value_check(fn: str, ok, message: str, *format_args) -> None:
+    """Raises ValueError when `ok` (a boolean array) is not all true.
+
+    Concrete inputs are checked now. Traced inputs are checked only in checked mode, through
+    ``checkify.check``; otherwise the criterion's documented behaviour under jit applies.
+    `message` may hold ``{}`` placeholders filled from `format_args` (arrays).
+    """
+    if is_concrete(ok) and all(is_concrete(a) for a in format_args):
+        if not bool(np.all(np.asarray(ok))):
+            values = [np.asarray(a).tolist() for a in format_args]
+            raise ValueError(f"{fn}: " + message.format(*values))
+    elif _checking_enabled():
+        checkify.check(jnp.all(ok), f"{fn}: " + message, *format_args)
+
+
+def first_violation(values, ok):
+    """The first element of `values` where `ok` is false (or the first element if none)."""
+    flat_ok = jnp.ravel(ok)
+    return jnp.ravel(values)[jnp.argmin(flat_ok)] if flat_ok.size else jnp.zeros((), values.dtype)

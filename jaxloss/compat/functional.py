@@ -1,0 +1,272 @@
+"""torch.nn.functional's loss functions, with torch 2.13's names, argument order and defaults.
+
+Each function maps torch's arguments onto the native jaxloss function: the class axis is 1
+(0 for an unbatched input), the deprecated ``size_average``/``reduce`` override ``reduction`` by
+torch's rules, and the few shape rules where torch is stricter than the native function are
+enforced here so that jaxloss raises wherever torch raises. No loss math lives in this module.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import warnings
+
+import jax.numpy as jnp
+
+from .. import classification, embedding, regression
+
+__all__ = [
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "cosine_embedding_loss",
+    "cross_entropy",
+    "gaussian_nll_loss",
+    "hinge_embedding_loss",
+    "huber_loss",
+    "kl_div",
+    "l1_loss",
+    "margin_ranking_loss",
+    "mse_loss",
+    "multi_margin_loss",
+    "multilabel_margin_loss",
+    "multilabel_soft_margin_loss",
+    "nll_loss",
+    "pairwise_distance",
+    "poisson_nll_loss",
+    "smooth_l1_loss",
+    "soft_margin_loss",
+    "triplet_margin_loss",
+    "triplet_margin_with_distance_loss",
+]
+
+
+def _torch_names(**native_to_torch):
+    """Errors from the native function name its arguments (`logits`, `labels`, ...); re-raise
+    them with torch's argument names (`input`, `target`, ...) so compat users see their own."""
+    pattern = re.compile(r"`(" + "|".join(map(re.escape, native_to_torch)) + r")([` ])")
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except (ValueError, TypeError) as err:
+                message = pattern.sub(lambda m: f"`{native_to_torch[m.group(1)]}{m.group(2)}",
+                                      str(err))
+                if message == str(err):
+                    raise
+                raise type(err)(message) from None
+        return wrapper
+    return decorate
+
+
+_REGRESSION = dict(predictions="input", targets="target")
+_CLASSES = dict(logits="input", log_probs="input", scores="input", probs="input",
+                labels="target", distances="input", log_predictions="input", targets="target")
+_PAIRS = dict(scores1="input1", scores2="input2", embeddings1="input1", embeddings2="input2",
+              labels="target")
+
+
+def legacy_reduction(size_average, reduce, reduction):
+    """torch's rule: if either deprecated flag is given, it decides the reduction (each defaults
+    to True): both true -> 'mean', reduce only -> 'sum', reduce=False -> 'none'."""
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    if size_average and reduce:
+        chosen = "mean"
+    elif reduce:
+        chosen = "sum"
+    else:
+        chosen = "none"
+    warnings.warn(
+        f"size_average and reduce args will be deprecated, please use reduction='{chosen}' "
+        "instead.", UserWarning, stacklevel=3)
+    return chosen
+
+
+def _class_axis(input):
+    """torch puts classes on dim 1, or dim 0 for an unbatched (C,) input."""
+    return 1 if jnp.ndim(input) >= 2 else -1
+
+
+def _require_vector_or_matrix(fn, input):
+    ndim = jnp.ndim(input)
+    if ndim not in (1, 2) or (ndim == 2 and jnp.shape(input)[1] == 0) or (
+            ndim == 1 and jnp.shape(input)[0] == 0):
+        raise ValueError(
+            f"{fn}: `input` must be a non-empty vector (C,) or matrix (N, C); got shape "
+            f"{list(jnp.shape(input))}.")
+
+
+@_torch_names(**_REGRESSION)
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    return regression.l1_loss(input, target, weight=weight, reduction=reduction)
+
+
+@_torch_names(**_REGRESSION)
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    return regression.mse_loss(input, target, weight=weight, reduction=reduction)
+
+
+@_torch_names(**_CLASSES)
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+                  reduction="mean", label_smoothing=0.0):
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    return classification.cross_entropy(
+        input, target, axis=_class_axis(input), weight=weight, ignore_index=ignore_index,
+        label_smoothing=label_smoothing, reduction=reduction)
+
+
+@_torch_names(**_CLASSES)
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+             reduction="mean"):
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    return classification.nll_loss(
+        input, target, axis=_class_axis(input), weight=weight, ignore_index=ignore_index,
+        reduction=reduction)
+
+
+@_torch_names(**_REGRESSION)
+def poisson_nll_loss(input, target, log_input=True, full=False, size_average=None, eps=1e-8,
+                     reduce=None, reduction="mean"):
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    return regression.poisson_nll_loss(input, target, log_input=log_input, full=full, eps=eps,
+                                       reduction=reduction)
+
+
+@_torch_names(**_REGRESSION)
+def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"):
+    return regression.gaussian_nll_loss(input, target, var, full=full, eps=eps,
+                                        reduction=reduction)
+
+
+@_torch_names(**_CLASSES)
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+    if size_average is None and reduce is None and reduction == "mean":
+        warnings.warn(
+            "reduction: 'mean' divides the total loss by both the batch size and the support "
+            "size. 'batchmean' divides only by the batch size, and aligns with the KL div math "
+            "definition.", UserWarning, stacklevel=2)
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    return classification.kl_div(input, target, log_target=log_target, reduction=reduction)
+
+
+@_torch_names(**_CLASSES)
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
+                         reduction="mean"):
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    return classification.binary_cross_entropy(input, target, weight=weight,
+                                               reduction=reduction)
+
+
+@_torch_names(**_CLASSES)
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
+                                     reduction="mean", pos_weight=None):
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    return classification.binary_cross_entropy_with_logits(
+        input, target, weight=weight, pos_weight=pos_weight, reduction=reduction)
+
+
+@_torch_names(**_PAIRS)
+def margin_ranking_loss(input1, input2, target, margin=0, size_average=None, reduce=None,
+                        reduction="mean"):
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    if not jnp.ndim(input1) == jnp.ndim(input2) == jnp.ndim(target):
+        raise ValueError(
+            "margin_ranking_loss: `input1`, `input2` and `target` must have the same number of "
+            f"dimensions; got shapes {list(jnp.shape(input1))}, {list(jnp.shape(input2))} and "
+            f"{list(jnp.shape(target))}.")
+    return embedding.margin_ranking_loss(input1, input2, target, margin=margin,
+                                         reduction=reduction)
+
+
+@_torch_names(**_CLASSES)
+def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=None,
+                         reduction="mean"):
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    return embedding.hinge_embedding_loss(input, target, margin=margin, reduction=reduction)
+
+
+@_torch_names(**_CLASSES)
+def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    _require_vector_or_matrix("multilabel_margin_loss", input)
+    return classification.multilabel_margin_loss(input, target, reduction=reduction)
+
+
+@_torch_names(**_REGRESSION)
+def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
+    return regression.huber_loss(input, target, delta=delta, weight=weight, reduction=reduction)
+
+
+@_torch_names(**_REGRESSION)
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    return regression.smooth_l1_loss(input, target, beta=beta, reduction=reduction)
+
+
+@_torch_names(**_CLASSES)
+def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    return classification.soft_margin_loss(input, target, reduction=reduction)
+
+
+@_torch_names(**_CLASSES)
+def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, reduce=None,
+                                reduction="mean"):
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    return classification.multilabel_soft_margin_loss(input, target, axis=-1, weight=weight,
+                                                      reduction=reduction)
+
+
+@_torch_names(**_PAIRS)
+def cosine_embedding_loss(input1, input2, target, margin=0, size_average=None, reduce=None,
+                          reduction="mean"):
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    target_ndim = jnp.ndim(target)
+    if target_ndim not in (0, 1):
+        raise ValueError(
+            "cosine_embedding_loss: `target` must be 0-D or 1-D (one label per pair); got shape "
+            f"{list(jnp.shape(target))}.")
+    expected = target_ndim + 1
+    if jnp.ndim(input1) != expected or jnp.ndim(input2) != expected:
+        raise ValueError(
+            f"cosine_embedding_loss: a {target_ndim}-D `target` expects {expected}-D inputs; got "
+            f"shapes {list(jnp.shape(input1))} and {list(jnp.shape(input2))}.")
+    return embedding.cosine_embedding_loss(input1, input2, target, margin=margin,
+                                           reduction=reduction)
+
+
+@_torch_names(**_CLASSES)
+def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=None,
+                      reduce=None, reduction="mean"):
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    _require_vector_or_matrix("multi_margin_loss", input)
+    if weight is not None and jnp.ndim(weight) != 1:
+        raise ValueError(f"multi_margin_loss: `weight` must be one-dimensional; got shape "
+                         f"{list(jnp.shape(weight))}.")
+    return classification.multi_margin_loss(input, target, axis=_class_axis(input), p=p,
+                                            margin=margin, weight=weight, reduction=reduction)
+
+
+def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
+    return embedding.pairwise_distance(x1, x2, p=p, eps=eps, keepdims=keepdim)
+
+
+def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, swap=False,
+                        size_average=None, reduce=None, reduction="mean"):
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    return embedding.triplet_margin_loss(anchor, positive, negative, margin=margin, p=p, eps=eps,
+                                         swap=swap, reduction=reduction)
+
+
+def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_function=None,
+                                      margin=1.0, swap=False, reduction="mean"):
+    return embedding.triplet_margin_with_distance_loss(
+        anchor, positive, negative, distance_function=distance_function, margin=margin,
+        swap=swap, reduction=reduction)

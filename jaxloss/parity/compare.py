@@ -1,0 +1,158 @@
+"""Runs one parity case through torch and through jaxloss.compat and measures the gap.
+
+Values and gradients (vector-Jacobian products with one random cotangent, so 'none' reductions
+are checked element by element) are compared with nan and inf treated as values: where torch
+gives nan, jaxloss must give nan too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..compat import functional as jaxloss_functional
+from .cases import Case, Distance
+
+# float64 must agree to rounding; float32 to a few ulps of the accumulated sums.
+TOLERANCES = {
+    np.dtype(np.float64): dict(rtol=1e-9, atol=1e-12),
+    np.dtype(np.float32): dict(rtol=2e-5, atol=2e-6),
+}
+
+
+@dataclasses.dataclass
+class Outcome:
+    case: Case
+    value_abs: float
+    value_rel: float
+    grad_abs: float
+    grad_rel: float
+    ok: bool
+    detail: str = ""
+
+
+def _torch_distance(distance: Distance):
+    import torch
+
+    return {
+        "cosine": lambda u, v: 1.0 - torch.nn.functional.cosine_similarity(u, v, dim=-1),
+        "l1": lambda u, v: torch.nn.functional.pairwise_distance(u, v, p=1),
+        "squared_euclidean": lambda u, v: ((u - v) ** 2).sum(-1),
+    }[distance.name]
+
+
+def _jax_distance(distance: Distance):
+    def cosine(u, v):
+        # torch.cosine_similarity: x·y / max(|x|·|y|, 1e-8)
+        norms = jnp.linalg.norm(u, axis=-1) * jnp.linalg.norm(v, axis=-1)
+        return 1.0 - jnp.sum(u * v, -1) / jnp.maximum(norms, 1e-8)
+
+    return {
+        "cosine": cosine,
+        "l1": lambda u, v: jaxloss_functional.pairwise_distance(u, v, p=1),
+        "squared_euclidean": lambda u, v: jnp.sum((u - v) ** 2, -1),
+    }[distance.name]
+
+
+def _convert(value, to_array, distance_fn):
+    if isinstance(value, np.ndarray):
+        return to_array(value)
+    if isinstance(value, Distance):
+        return distance_fn(value)
+    return value
+
+
+def run_torch(case: Case, cotangent_seed: int = 0):
+    """Returns (value, grads, cotangent) from torch as NumPy arrays."""
+    import torch
+
+    args = []
+    for i, a in enumerate(case.args):
+        if isinstance(a, np.ndarray):
+            t = torch.from_numpy(a.copy())
+            if i in case.grad_argnums:
+                t.requires_grad_(True)
+            args.append(t)
+        else:
+            args.append(a)
+    kwargs = {k: _convert(v, torch.from_numpy, _torch_distance) for k, v in case.kwargs.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = getattr(torch.nn.functional, case.criterion)(*args, **kwargs)
+    rng = np.random.default_rng(cotangent_seed)
+    cotangent = rng.standard_normal(tuple(out.shape)).astype(out.detach().numpy().dtype)
+    differentiable = [args[i] for i in case.grad_argnums]
+    grads = torch.autograd.grad(out, differentiable, torch.from_numpy(cotangent),
+                                allow_unused=True)
+    grads = [np.zeros(a.shape, a.detach().numpy().dtype) if g is None else g.numpy()
+             for a, g in zip(differentiable, grads)]
+    return out.detach().numpy(), grads, cotangent
+
+
+def jaxloss_function(case: Case):
+    """The jaxloss.compat call of a case as a function of its differentiable arguments."""
+    fn = getattr(jaxloss_functional, case.criterion)
+    kwargs = {k: _convert(v, jnp.asarray, _jax_distance) for k, v in case.kwargs.items()}
+    fixed = [jnp.asarray(a) if isinstance(a, np.ndarray) else a for a in case.args]
+
+    def call(*differentiable):
+        args = list(fixed)
+        for i, value in zip(case.grad_argnums, differentiable):
+            args[i] = value
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fn(*args, **kwargs)
+
+    primals = [fixed[i] for i in case.grad_argnums]
+    return call, primals
+
+
+def run_jax(case: Case, cotangent):
+    call, primals = jaxloss_function(case)
+    out, vjp = jax.vjp(call, *primals)
+    grads = vjp(jnp.asarray(cotangent, out.dtype))
+    return np.asarray(out), [np.asarray(g) for g in grads]
+
+
+def _errors(expected, actual, rtol, atol):
+    """(max abs err, max rel err, all close) with nan/inf compared as values."""
+    expected = np.asarray(expected, np.float64)
+    actual = np.asarray(actual, np.float64)
+    if expected.shape != actual.shape:
+        return np.inf, np.inf, False
+    same_special = (np.isnan(expected) & np.isnan(actual)) | (
+        np.isinf(expected) & (expected == actual))
+    finite = np.isfinite(expected) & np.isfinite(actual)
+    mismatch_special = ~(same_special | finite)
+    diff = np.where(finite, np.abs(expected - actual), 0.0)
+    rel = np.where(finite, diff / np.maximum(np.abs(expected), np.finfo(np.float64).tiny), 0.0)
+    close = np.all(diff <= atol + rtol * np.abs(np.where(finite, expected, 0.0)))
+    abs_err = np.inf if mismatch_special.any() else float(diff.max(initial=0.0))
+    rel_err = np.inf if mismatch_special.any() else float(rel.max(initial=0.0))
+    return abs_err, rel_err, bool(close and not mismatch_special.any())
+
+
+def compare(case: Case) -> Outcome:
+    dtype = next(a.dtype for a in case.args if isinstance(a, np.ndarray) and a.dtype.kind == "f")
+    tol = TOLERANCES[np.dtype(dtype)]
+    t_value, t_grads, cotangent = run_torch(case)
+    j_value, j_grads = run_jax(case, cotangent)
+    v_abs, v_rel, v_ok = _errors(t_value, j_value, **tol)
+    g_abs = g_rel = 0.0
+    g_ok = True
+    detail = []
+    if not v_ok:
+        detail.append(f"value torch={t_value!r} jaxloss={j_value!r}")
+    if np.asarray(j_value).dtype != np.asarray(t_value).dtype:
+        v_ok = False
+        detail.append(f"dtype torch={t_value.dtype} jaxloss={j_value.dtype}")
+    for argnum, tg, jg in zip(case.grad_argnums, t_grads, j_grads):
+        a, r, ok = _errors(tg, jg, **tol)
+        g_abs, g_rel, g_ok = max(g_abs, a), max(g_rel, r), g_ok and ok
+        if not ok:
+            detail.append(f"grad[{argnum}] torch={tg!r} jaxloss={jg!r}")
+    return Outcome(case, v_abs, v_rel, g_abs, g_rel, v_ok and g_ok, "; ".join(detail))

@@ -1,0 +1,198 @@
+"""Regression criteria: L1, MSE, Huber, smooth L1, Poisson NLL and Gaussian NLL.
+
+``predictions`` and ``targets`` broadcast together (with a warning when their shapes differ, as
+torch warns); ``where`` masks elements of the broadcast, unreduced loss.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from . import _checks
+from ._precision import dtypes
+from ._reduction import finish, reduce_loss
+
+
+def _pointwise_inputs(fn, predictions, targets, weight, where, reduction):
+    x = _checks.float_array(fn, "predictions", predictions)
+    t = _checks.float_array(fn, "targets", targets)
+    _checks.warn_if_broadcasting(fn, x, t)
+    shape = _checks.broadcast_shape(fn, ("predictions", "targets"), (x, t))
+    _checks.reduction(fn, reduction)
+    if weight is not None:
+        weight = _checks.float_array(fn, "weight", weight)
+        if weight.shape != x.shape:
+            # torch: "Weights and input must have the same size."
+            raise ValueError(
+                f"{fn}: `weight` must have the shape of `predictions` {list(x.shape)}; "
+                f"got {list(weight.shape)}.")
+    where = _checks.where_mask(fn, where, shape)
+    result_dtype, compute = dtypes(x, t, weight)
+    x = jnp.broadcast_to(x.astype(compute), shape)
+    t = jnp.broadcast_to(t.astype(compute), shape)
+    weight = None if weight is None else weight.astype(compute)
+    return x, t, weight, where, result_dtype
+
+
+def _weighted_sum_over_weights(loss, weight, where, reduction):
+    """l1/mse with `weight`: torch's mean is sum(w·ℓ) / sum(w)."""
+    if weight is None:
+        return reduce_loss(loss, reduction, where=where)
+    return reduce_loss(loss * weight, reduction, where=where, normalizer=weight)
+
+
+def l1_loss(predictions, targets, *, weight=None, where=None, reduction="mean"):
+    r"""Mean absolute error :math:`\ell = w\,|x - t|`.
+
+    With ``weight`` (the shape of ``predictions``) 'mean' is :math:`\sum w|x-t| / \sum w`,
+    as torch's ``l1_loss(weight=...)``.
+
+    Example:
+      >>> l1_loss(jnp.array([1.0, 2.0]), jnp.array([1.5, 2.0]))
+    """
+    x, t, weight, where, result_dtype = _pointwise_inputs(
+        "l1_loss", predictions, targets, weight, where, reduction)
+    loss = _weighted_sum_over_weights(jnp.abs(x - t), weight, where, reduction)
+    return finish(loss, result_dtype)
+
+
+def mse_loss(predictions, targets, *, weight=None, where=None, reduction="mean"):
+    r"""Mean squared error :math:`\ell = w\,(x - t)^2`.
+
+    With ``weight`` (the shape of ``predictions``) 'mean' is :math:`\sum w(x-t)^2 / \sum w`,
+    as torch's ``mse_loss(weight=...)``.
+
+    Example:
+      >>> mse_loss(jnp.array([1.0, 2.0]), jnp.array([1.5, 2.0]))
+    """
+    x, t, weight, where, result_dtype = _pointwise_inputs(
+        "mse_loss", predictions, targets, weight, where, reduction)
+    diff = x - t
+    loss = _weighted_sum_over_weights(diff * diff, weight, where, reduction)
+    return finish(loss, result_dtype)
+
+
+def huber_loss(predictions, targets, *, delta=1.0, weight=None, where=None, reduction="mean"):
+    r"""Huber loss: :math:`\tfrac12 d^2` where :math:`|d| < \delta`, else
+    :math:`\delta(|d| - \tfrac12\delta)`, with :math:`d = x - t` and δ > 0.
+
+    With ``weight`` (the shape of ``predictions``) the loss is :math:`w\,\ell` and 'mean'
+    divides by the number of elements (not by the weights), as torch's ``huber_loss``.
+
+    Example:
+      >>> huber_loss(jnp.array([0.0, 3.0]), jnp.array([0.5, 0.0]), delta=1.0)
+    """
+    fn = "huber_loss"
+    _checks.python_number(fn, "delta", delta, low=0.0, low_inclusive=False)
+    x, t, weight, where, result_dtype = _pointwise_inputs(
+        fn, predictions, targets, weight, where, reduction)
+    d = x - t
+    abs_d = jnp.abs(d)
+    loss = jnp.where(abs_d < delta, 0.5 * d * d, delta * (abs_d - 0.5 * delta))
+    if weight is not None:
+        loss = loss * weight
+    return finish(reduce_loss(loss, reduction, where=where), result_dtype)
+
+
+def smooth_l1_loss(predictions, targets, *, beta=1.0, where=None, reduction="mean"):
+    r"""Smooth L1: :math:`\tfrac12 d^2/\beta` where :math:`|d| < \beta`, else
+    :math:`|d| - \tfrac12\beta`; β = 0 is exactly L1. β >= 0.
+
+    Example:
+      >>> smooth_l1_loss(jnp.array([0.0, 3.0]), jnp.array([0.5, 0.0]), beta=1.0)
+    """
+    fn = "smooth_l1_loss"
+    _checks.python_number(fn, "beta", beta, low=0.0)
+    x, t, _, where, result_dtype = _pointwise_inputs(
+        fn, predictions, targets, None, where, reduction)
+    d = x - t
+    abs_d = jnp.abs(d)
+    if isinstance(beta, (int, float)) and beta == 0:
+        loss = abs_d
+    else:
+        # The untaken branch divides by beta, so guard it for a traced beta of 0.
+        safe_beta = jnp.where(beta == 0, 1.0, beta)
+        loss = jnp.where(abs_d < beta, 0.5 * d * d / safe_beta, abs_d - 0.5 * beta)
+    return finish(reduce_loss(loss, reduction, where=where), result_dtype)
+
+
+def poisson_nll_loss(predictions, targets, *, log_input=True, full=False, eps=1e-8, where=None,
+                     reduction="mean"):
+    r"""Poisson negative log-likelihood, as torch's ``poisson_nll_loss``.
+
+    With ``log_input=True`` the predictions are log-rates: :math:`\ell = e^x - t\,x`;
+    otherwise rates: :math:`\ell = x - t\log(x + \varepsilon)`. ``full=True`` adds the
+    Stirling approximation :math:`t\log t - t + \tfrac12\log(2\pi t)` where t > 1.
+
+    Example:
+      >>> poisson_nll_loss(jnp.array([0.0, 1.0]), jnp.array([1.0, 3.0]))
+    """
+    fn = "poisson_nll_loss"
+    _checks.python_number(fn, "eps", eps)
+    x, t, _, where, result_dtype = _pointwise_inputs(
+        fn, predictions, targets, None, where, reduction)
+    if log_input:
+        loss = jnp.exp(x) - t * x
+    else:
+        loss = x - t * jnp.log(x + eps)
+    if full:
+        # Masked with `where` exactly as torch's masked_fill, so the target-gradient matches
+        # torch's too (including its nan at counts of 0, where d(t log t)/dt is -inf).
+        stirling = t * jnp.log(t) - t + 0.5 * jnp.log(2 * math.pi * t)
+        loss = loss + jnp.where(t > 1, stirling, 0.0)
+    return finish(reduce_loss(loss, reduction, where=where), result_dtype)
+
+
+def _gaussian_variance_shape(fn, var, input_shape):
+    """torch's rules: var equal to the input's shape, one dim short (homoscedastic over the last
+    axis), or the same rank with exactly one mismatched dimension of size 1."""
+    var_shape = tuple(var.shape)
+    if var_shape == tuple(input_shape):
+        return var
+    if var_shape == tuple(input_shape[:-1]):
+        return var[..., None]
+    if len(var_shape) == len(input_shape) and sum(
+            v for i, v in zip(input_shape, var_shape) if i != v) == 1:
+        return var
+    raise ValueError(
+        f"{fn}: `var` must have the shape of `predictions` {list(input_shape)}, that shape "
+        f"without its last axis, or that shape with one axis of size 1; got {list(var_shape)}.")
+
+
+def gaussian_nll_loss(predictions, targets, var, *, full=False, eps=1e-6, where=None,
+                      reduction="mean"):
+    r"""Gaussian negative log-likelihood, as torch's ``gaussian_nll_loss``.
+
+    :math:`\ell = \tfrac12(\log v + (x - t)^2 / v)` (+ :math:`\tfrac12\log 2\pi` with
+    ``full``), where v is ``var`` clamped below at ``eps`` for stability; as in torch the clamp
+    passes the gradient straight through to ``var``. ``var`` is a float or an array of the
+    predictions' shape, that shape without the last axis, or with one axis of size 1.
+    Negative variances raise (when concrete).
+
+    Example:
+      >>> gaussian_nll_loss(jnp.array([0.0, 1.0]), jnp.array([0.5, 1.0]), 0.5)
+    """
+    fn = "gaussian_nll_loss"
+    _checks.python_number(fn, "eps", eps)
+    x = _checks.float_array(fn, "predictions", predictions)
+    if isinstance(var, (int, float)) and not isinstance(var, bool):
+        if var < 0:
+            raise ValueError(f"{fn}: `var` must be non-negative; got {var!r}.")
+        v = jnp.full(x.shape, var, dtypes(x)[0])
+    else:
+        v = _checks.float_array(fn, "var", var)
+        v = _gaussian_variance_shape(fn, v, x.shape)
+        _checks.value_check(fn, v >= 0, "`var` must be non-negative; found {}.",
+                            _checks.first_violation(v, v >= 0))
+    x, t, _, where, result_dtype = _pointwise_inputs(fn, x, targets, None, where, reduction)
+    result_dtype, compute = dtypes(jnp.zeros((), result_dtype), v)
+    x, t, v = x.astype(compute), t.astype(compute), v.astype(compute)
+    v = v + jax.lax.stop_gradient(jnp.maximum(v, eps) - v)  # clamp, straight-through gradient
+    d = x - t
+    loss = 0.5 * (jnp.log(v) + d * d / v)
+    if full:
+        loss = loss + 0.5 * math.log(2 * math.pi)
+    return finish(reduce_loss(loss, reduction, where=where), result_dtype)

@@ -1,0 +1,153 @@
+"""The native API: class axis, `where` masks, checked mode, and the nn modules against torch's."""
+
+import functools
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+import jaxloss
+from jaxloss.compat import functional as F
+from jaxloss.compat import nn
+
+rng = np.random.default_rng(3)
+
+
+def test_class_axis_last_matches_torch_axis_one():
+    logits = rng.standard_normal((3, 5, 4))       # torch layout (N, C, d)
+    labels = rng.integers(0, 5, (3, 4))
+    torch_value = torch.nn.functional.cross_entropy(torch.from_numpy(logits),
+                                                    torch.from_numpy(labels))
+    native_last = jaxloss.cross_entropy(np.moveaxis(logits, 1, -1), labels)
+    native_axis = jaxloss.cross_entropy(logits, labels, axis=1)
+    np.testing.assert_allclose(native_last, torch_value.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(native_axis, torch_value.numpy(), rtol=1e-12)
+
+
+def test_where_equals_dropping_the_masked_positions():
+    logits = rng.standard_normal((6, 4))
+    labels = rng.integers(0, 4, 6)
+    keep = np.array([True, False, True, True, False, True])
+    weight = np.linspace(0.5, 2.0, 4)
+    for reduction in ("mean", "sum"):
+        masked = jaxloss.cross_entropy(logits, labels, weight=weight, where=keep,
+                                       label_smoothing=0.1, reduction=reduction)
+        dropped = jaxloss.cross_entropy(logits[keep], labels[keep], weight=weight,
+                                        label_smoothing=0.1, reduction=reduction)
+        np.testing.assert_allclose(masked, dropped, rtol=1e-12)
+    none = jaxloss.cross_entropy(logits, labels, where=keep, reduction="none")
+    assert np.all(np.asarray(none)[~keep] == 0)
+
+
+@pytest.mark.parametrize("fn,args", [
+    (jaxloss.mse_loss, (rng.standard_normal((4, 3)), rng.standard_normal((4, 3)))),
+    (jaxloss.binary_cross_entropy_with_logits,
+     (rng.standard_normal((4, 3)), rng.uniform(size=(4, 3)))),
+    (jaxloss.kl_div, (np.log(rng.uniform(0.1, 1, (4, 3))), rng.uniform(size=(4, 3)))),
+])
+def test_where_mean_counts_only_unmasked_elements(fn, args):
+    keep = rng.uniform(size=(4, 3)) < 0.6
+    masked = fn(*args, where=keep)
+    full = np.asarray(fn(*args, reduction="none"))
+    np.testing.assert_allclose(masked, full[keep].mean(), rtol=1e-12)
+    # Gradients do not leak into masked elements.
+    grad = jax.grad(lambda x: fn(x, *args[1:], where=keep))(jnp.asarray(args[0]))
+    assert np.all(np.asarray(grad)[~keep] == 0)
+
+
+def test_where_must_broadcast_to_the_loss():
+    with pytest.raises(ValueError, match="where"):
+        jaxloss.mse_loss(np.ones((4, 3)), np.ones((4, 3)), where=np.ones((5,), bool))
+    with pytest.raises(TypeError, match="where"):
+        jaxloss.mse_loss(np.ones((4, 3)), np.ones((4, 3)), where=np.ones((4, 3)))
+
+
+def test_out_of_range_label_under_jit_gives_nan_not_a_plausible_number():
+    logits = jnp.asarray(rng.standard_normal((2, 3)))
+    value = jax.jit(jaxloss.cross_entropy)(logits, jnp.array([0, 9]))
+    assert np.isnan(value)
+
+
+def test_checked_mode_raises_under_jit():
+    logits = jnp.asarray(rng.standard_normal((2, 3)))
+    loss = jaxloss.checked(lambda x, y: jaxloss.cross_entropy(x, y))
+    np.testing.assert_allclose(loss(logits, jnp.array([0, 2])),
+                               jaxloss.cross_entropy(logits, jnp.array([0, 2])))
+    with pytest.raises(ValueError, match="class index 9"):
+        loss(logits, jnp.array([0, 9]))
+    probs = jaxloss.checked(lambda p, y: jaxloss.binary_cross_entropy(p, y))
+    with pytest.raises(ValueError, match="probs"):
+        probs(jnp.array([0.5, 1.5]), jnp.array([1.0, 0.0]))
+
+
+def test_options_are_hashable_for_jit_partial():
+    loss = jax.jit(functools.partial(jaxloss.cross_entropy, reduction="sum",
+                                     label_smoothing=0.1, ignore_index=0))
+    logits = rng.standard_normal((4, 3))
+    labels = np.array([0, 1, 2, 1])
+    np.testing.assert_allclose(
+        loss(logits, labels),
+        F.cross_entropy(logits, labels, reduction="sum", label_smoothing=0.1, ignore_index=0),
+        rtol=1e-12)
+
+
+@pytest.mark.parametrize("size_average,reduce,expected", [
+    (None, None, "mean"), (True, None, "mean"), (False, None, "sum"), (None, False, "none"),
+    (False, False, "none"), (True, True, "mean"), (False, True, "sum")])
+def test_legacy_reduction_rules(size_average, reduce, expected):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = nn.L1Loss(size_average=size_average, reduce=reduce, reduction="mean").reduction
+        theirs = torch.nn.L1Loss(size_average=size_average, reduce=reduce).reduction
+    assert ours == theirs == expected
+
+
+def _module_pairs():
+    x = rng.standard_normal((4, 5))
+    p = rng.uniform(0.05, 0.95, (4, 5))
+    idx = rng.integers(0, 5, 4)
+    s = np.where(rng.uniform(size=4) < 0.5, -1.0, 1.0)
+    w = rng.uniform(0.5, 2.0, 5)
+    mlm = np.array([[1, 3, -1, 0, 0], [0, -1, 2, 2, 2], [4, 3, 2, 1, 0], [-1, 0, 0, 0, 0]])
+    return [
+        ("L1Loss", {}, (x, p)), ("MSELoss", {"reduction": "sum"}, (x, p)),
+        ("CrossEntropyLoss", {"weight": w, "label_smoothing": 0.2, "ignore_index": 1}, (x, idx)),
+        ("NLLLoss", {"weight": w}, (x, idx)),
+        ("PoissonNLLLoss", {"log_input": False, "full": True}, (p, np.round(p * 4))),
+        ("GaussianNLLLoss", {"full": True}, (x, p, p)),
+        ("KLDivLoss", {"reduction": "batchmean"}, (np.log(p), p)),
+        ("BCELoss", {"weight": w}, (p, np.round(p))),
+        ("BCEWithLogitsLoss", {"weight": w, "pos_weight": w}, (x, p)),
+        ("MarginRankingLoss", {"margin": 0.3}, (x[:, 0], x[:, 1], s)),
+        ("HingeEmbeddingLoss", {"margin": 0.5}, (x, np.sign(x))),
+        ("MultiLabelMarginLoss", {}, (x, mlm)),
+        ("HuberLoss", {"delta": 0.4}, (x, p)), ("SmoothL1Loss", {"beta": 0.3}, (x, p)),
+        ("SoftMarginLoss", {}, (x, np.sign(x))),
+        ("MultiLabelSoftMarginLoss", {"weight": w}, (x, np.round(p))),
+        ("CosineEmbeddingLoss", {"margin": 0.2}, (x, p, s)),
+        ("MultiMarginLoss", {"p": 2, "margin": 0.7, "weight": w}, (x, idx)),
+        ("TripletMarginLoss", {"margin": 0.5, "p": 1, "swap": True}, (x, p, x[::-1].copy())),
+        ("TripletMarginWithDistanceLoss", {"swap": True}, (x, p, x[::-1].copy())),
+    ]
+
+
+@pytest.mark.parametrize("name,options,inputs", _module_pairs(), ids=[m[0] for m in _module_pairs()])
+def test_modules_match_torch_modules(name, options, inputs):
+    to_t = lambda v: torch.from_numpy(np.asarray(v)) if isinstance(v, np.ndarray) else v
+    theirs = getattr(torch.nn, name)(**{k: to_t(v) for k, v in options.items()})
+    ours = getattr(nn, name)(**options)
+    expected = theirs(*map(to_t, inputs)).numpy()
+    np.testing.assert_allclose(ours(*inputs), expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours.forward(*inputs), expected, rtol=1e-10, atol=1e-12)
+    assert ours.reduction == theirs.reduction
+    assert name in repr(ours)
+
+
+def test_module_inside_jit():
+    loss = nn.CrossEntropyLoss(weight=np.linspace(1, 2, 3), label_smoothing=0.1)
+    logits, labels = rng.standard_normal((4, 3)), np.array([0, 1, 2, 0])
+    np.testing.assert_allclose(jax.jit(lambda a, b: loss(a, b))(logits, labels),
+                               loss(logits, labels), rtol=1e-12)
