@@ -166,7 +166,7 @@ def cross_entropy(logits, labels, *, axis=-1, weight=None, ignore_index=-100,
     logits, labels, axis, kind, weight, where = _prepare_class_inputs(
         fn, logits, "logits", labels, axis, weight, where, label_smoothing, True)
     _checks.reduction(fn, reduction)
-    result_dtype, compute = dtypes(logits, labels if kind == "probability" else None, weight)
+    result_dtype, compute = dtypes(logits, labels if kind == "probability" else None)
     log_probs = jax.nn.log_softmax(logits.astype(compute), axis=axis)
     weight = upcast(weight, compute)
     if kind == "index":
@@ -208,7 +208,7 @@ def nll_loss(log_probs, labels, *, axis=-1, weight=None, ignore_index=-100, wher
     log_probs, labels, axis, _, weight, where = _prepare_class_inputs(
         fn, log_probs, "log_probs", labels, axis, weight, where, 0.0, False)
     _checks.reduction(fn, reduction)
-    result_dtype, compute = dtypes(log_probs, weight)
+    result_dtype, compute = dtypes(log_probs)
     loss = _index_loss(fn, log_probs.astype(compute), labels, axis=axis,
                        weight=upcast(weight, compute), ignore_index=ignore_index,
                        label_smoothing=0.0, where=where, reduction=reduction)
@@ -297,7 +297,7 @@ def binary_cross_entropy(probs, labels, *, weight=None, where=None, reduction="m
     y_ok = (y >= 0) & (y <= 1)
     _checks.value_check(fn, y_ok, "every element of `labels` must be in [0, 1]; found {}.",
                         _checks.first_violation(y, y_ok))
-    result_dtype, compute = dtypes(p, y, weight)
+    result_dtype, compute = dtypes(p, y)
     loss = _bce_terms(p.astype(compute), y.astype(compute))
     if weight is not None:
         loss = loss * weight.astype(compute)
@@ -325,7 +325,7 @@ def binary_cross_entropy_with_logits(logits, labels, *, weight=None, pos_weight=
             _checks.broadcasts_to(fn, name, _checks.float_array(fn, name, extra), x.shape,
                                   "`logits`")
     where = _checks.where_mask(fn, where, x.shape)
-    result_dtype, compute = dtypes(x, y, weight, pos_weight)
+    result_dtype, compute = dtypes(x, y)
     x, y = x.astype(compute), y.astype(compute)
     log_weight = 1.0 if pos_weight is None else (upcast(jnp.asarray(pos_weight), compute) - 1) * y + 1
     loss = (1 - y) * x - log_weight * jax.nn.log_sigmoid(x)
@@ -379,7 +379,7 @@ def multilabel_soft_margin_loss(scores, labels, *, axis=-1, weight=None, where=N
     _checks.reduction(fn, reduction)
     where = _checks.where_mask(fn, where, x.shape[:axis] + x.shape[axis + 1:],
                                "one loss per sample")
-    result_dtype, compute = dtypes(x, y, weight)
+    result_dtype, compute = dtypes(x, y)
     x, y = x.astype(compute), y.astype(compute)
     loss = -(y * jax.nn.log_sigmoid(x) + (1 - y) * jax.nn.log_sigmoid(-x))
     if weight is not None:
@@ -408,7 +408,7 @@ def multi_margin_loss(scores, labels, *, axis=-1, p=1, margin=1.0, weight=None, 
     _checks.reduction(fn, reduction)
     num_classes = x.shape[axis]
     _check_class_indices(fn, labels, num_classes, None, jnp.ones(labels.shape, bool))
-    result_dtype, compute = dtypes(x, weight)
+    result_dtype, compute = dtypes(x)
     x = x.astype(compute)
     expanded = jnp.expand_dims(labels, axis)
     target_score = jnp.take_along_axis(x, expanded, axis, mode="fill", fill_value=jnp.nan)

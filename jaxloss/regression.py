@@ -30,7 +30,7 @@ def _pointwise_inputs(fn, predictions, targets, weight, where, reduction):
                 f"{fn}: `weight` must have the shape of `predictions` {list(x.shape)}; "
                 f"got {list(weight.shape)}.")
     where = _checks.where_mask(fn, where, shape)
-    result_dtype, compute = dtypes(x, t, weight)
+    result_dtype, compute = dtypes(x, t)
     x = jnp.broadcast_to(x.astype(compute), shape)
     t = jnp.broadcast_to(t.astype(compute), shape)
     weight = None if weight is None else weight.astype(compute)
