@@ -67,6 +67,11 @@ def _label_kind(fn, logits, labels, axis, *, allow_probabilities):
     )
 
 
+def _maybe_nonzero(option):
+    """False only for an option known to be 0 (a traced option under jit is assumed nonzero)."""
+    return not (_checks.is_concrete(option) and option == 0)
+
+
 def _check_class_indices(fn, labels, num_classes, ignore_index, valid):
     in_range = (labels >= 0) & (labels < num_classes)
     ok = in_range | ~valid
@@ -101,7 +106,7 @@ def _index_loss(fn, log_probs, labels, *, axis, weight, ignore_index, label_smoo
     else:
         label_weight = weight.at[safe_labels].get(mode="fill", fill_value=jnp.nan)
     loss = -label_weight * picked
-    if label_smoothing:
+    if _maybe_nonzero(label_smoothing):
         if weight is None:
             smooth = -jnp.sum(log_probs, axis=axis)
         else:
@@ -174,14 +179,14 @@ def cross_entropy(logits, labels, *, axis=-1, weight=None, ignore_index=-100,
                            ignore_index=ignore_index, label_smoothing=label_smoothing,
                            where=where, reduction=reduction)
         return finish(loss, result_dtype)
-    if ignore_index is not None and ignore_index >= 0:
+    if ignore_index is not None and _checks.is_concrete(ignore_index) and ignore_index >= 0:
         # torch: "ignore_index is not supported for floating point target" (its default -100 is ok).
         raise ValueError(
             f"{fn}: `ignore_index`={ignore_index} cannot be used with class-probability labels; "
             "mask positions with `where` instead.")
     num_classes = logits.shape[axis]
     targets = labels.astype(compute)
-    if label_smoothing:
+    if _maybe_nonzero(label_smoothing):
         targets = targets * (1 - label_smoothing) + label_smoothing / num_classes
     weighted = log_probs * targets
     if weight is not None:

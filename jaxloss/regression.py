@@ -18,7 +18,7 @@ from ._reduction import finish, reduce_loss
 
 def _pointwise_inputs(fn, predictions, targets, weight, where, reduction):
     x = _checks.float_array(fn, "predictions", predictions)
-    t = _checks.float_array(fn, "targets", targets)
+    t = _checks.real_array(fn, "targets", targets)  # integer targets (counts) are fine, as in torch
     _checks.warn_if_broadcasting(fn, x, t)
     shape = _checks.broadcast_shape(fn, ("predictions", "targets"), (x, t))
     _checks.reduction(fn, reduction)

@@ -151,3 +151,26 @@ def test_module_inside_jit():
     logits, labels = rng.standard_normal((4, 3)), np.array([0, 1, 2, 0])
     np.testing.assert_allclose(jax.jit(lambda a, b: loss(a, b))(logits, labels),
                                loss(logits, labels), rtol=1e-12)
+
+
+def test_numeric_options_may_be_traced():
+    """jax.jit over a compat function traces its numeric keyword options too."""
+    logits, labels = rng.standard_normal((4, 3)), np.array([0, 1, 2, 0])
+    np.testing.assert_allclose(
+        jax.jit(F.cross_entropy)(logits, labels, label_smoothing=0.2, ignore_index=1),
+        F.cross_entropy(logits, labels, label_smoothing=0.2, ignore_index=1), rtol=1e-12)
+    x, y = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    for fn, option in ((F.huber_loss, "delta"), (F.smooth_l1_loss, "beta")):
+        np.testing.assert_allclose(jax.jit(fn)(x, y, **{option: 0.5}),
+                                   fn(x, y, **{option: 0.5}), rtol=1e-12)
+    np.testing.assert_allclose(jax.jit(F.triplet_margin_loss)(x, y, x[::-1], margin=0.5),
+                               F.triplet_margin_loss(x, y, x[::-1], margin=0.5), rtol=1e-12)
+
+
+def test_quickstart_example_runs_and_styles_agree():
+    import runpy
+    from pathlib import Path
+
+    module = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "quickstart.py"))
+    native, compat = module["main"]()
+    np.testing.assert_allclose(native, compat, rtol=1e-12)
