@@ -67,6 +67,11 @@ def _label_kind(fn, logits, labels, axis, *, allow_probabilities):
     )
 
 
+def _along_axis(per_class, ndim, axis):
+    """Reshapes a (C,) vector to broadcast along `axis` of an ndim-dimensional array."""
+    return per_class.reshape([-1 if d == axis else 1 for d in range(ndim)])
+
+
 def _maybe_nonzero(option):
     """False only for an option known to be 0 (a traced option under jit is assumed nonzero)."""
     return not (_checks.is_concrete(option) and option == 0)
@@ -93,9 +98,9 @@ def _index_loss(fn, log_probs, labels, *, axis, weight, ignore_index, label_smoo
     valid = jnp.ones(labels.shape, bool)
     if ignore_index is not None:
         valid = labels != ignore_index
-    _check_class_indices(fn, labels, num_classes, ignore_index, valid)
     if where is not None:
-        valid = valid & where
+        valid = valid & where  # masked positions may hold anything (e.g. padding)
+    _check_class_indices(fn, labels, num_classes, ignore_index, valid)
     safe_labels = jnp.where(valid, labels, 0)
     # Out-of-range labels under jit gather nan ("fill"), so a bad label cannot give a plausible loss.
     picked = jnp.take_along_axis(
@@ -110,9 +115,7 @@ def _index_loss(fn, log_probs, labels, *, axis, weight, ignore_index, label_smoo
         if weight is None:
             smooth = -jnp.sum(log_probs, axis=axis)
         else:
-            class_shape = [1] * log_probs.ndim
-            class_shape[axis] = num_classes
-            smooth = -jnp.sum(log_probs * weight.reshape(class_shape), axis=axis)
+            smooth = -jnp.sum(log_probs * _along_axis(weight, log_probs.ndim, axis), axis=axis)
         loss = (1 - label_smoothing) * loss + (label_smoothing / num_classes) * smooth
     normalizer = jnp.broadcast_to(label_weight, loss.shape)
     return reduce_loss(loss, reduction, where=valid, normalizer=normalizer)
@@ -190,9 +193,7 @@ def cross_entropy(logits, labels, *, axis=-1, weight=None, ignore_index=-100,
         targets = targets * (1 - label_smoothing) + label_smoothing / num_classes
     weighted = log_probs * targets
     if weight is not None:
-        class_shape = [1] * logits.ndim
-        class_shape[axis] = num_classes
-        weighted = weighted * weight.reshape(class_shape)
+        weighted = weighted * _along_axis(weight, logits.ndim, axis)
     loss = -jnp.sum(weighted, axis=axis)
     return finish(reduce_loss(loss, reduction, where=where), result_dtype)
 
@@ -421,7 +422,7 @@ def multi_margin_loss(scores, labels, *, axis=-1, p=1, margin=1.0, weight=None, 
     hinge = strict_hinge(margin - target_score + x)
     if p == 2:
         hinge = hinge * hinge
-    class_ids = jnp.arange(num_classes).reshape([-1 if d == axis else 1 for d in range(x.ndim)])
+    class_ids = _along_axis(jnp.arange(num_classes), x.ndim, axis)
     hinge = jnp.where(class_ids == expanded, jnp.zeros((), compute), hinge)
     loss = jnp.sum(hinge, axis=axis) / num_classes
     if weight is not None:

@@ -270,3 +270,15 @@ def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_fu
     return embedding.triplet_margin_with_distance_loss(
         anchor, positive, negative, distance_function=distance_function, margin=margin,
         swap=swap, reduction=reduction)
+
+
+def _document(namespace):
+    for name in __all__:
+        fn = namespace[name]
+        if not fn.__doc__:
+            fn.__doc__ = (f"torch.nn.functional.{name} with torch 2.13's signature and semantics "
+                          f"(class axis 1); computed by :func:`jaxloss.{name}`, whose docstring "
+                          "gives the formula.")
+
+
+_document(globals())

@@ -330,3 +330,14 @@ class TripletMarginWithDistanceLoss(_Loss):
         return F.triplet_margin_with_distance_loss(
             anchor, positive, negative, distance_function=self.distance_function,
             margin=self.margin, swap=self.swap, reduction=self.reduction)
+
+
+def _document(namespace):
+    for name in __all__:
+        cls = namespace[name]
+        if not cls.__doc__:
+            cls.__doc__ = (f"torch.nn.{name} with torch 2.13's constructor signature; "
+                           "``loss(input, target)`` calls :mod:`jaxloss.compat.functional`.")
+
+
+_document(globals())

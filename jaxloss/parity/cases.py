@@ -77,6 +77,13 @@ class _Draw:
         return np.asarray(self.rng.integers(low, high, shape), np.int64)
 
 
+def _legacy_cases(criterion, args, grad_argnums, regime):
+    """The deprecated size_average/reduce pairs on one input."""
+    for size_average, reduce in LEGACY:
+        options = dict(size_average=size_average, reduce=reduce)
+        yield Case(criterion, args, options, grad_argnums, _label(**options), regime)
+
+
 def _class_shapes(draw: _Draw):
     """(kind, input shape with classes on axis 1, index-target shape) for torch's layouts."""
     n, c = int(draw.rng.integers(2, 6)), int(draw.rng.integers(2, 7))
@@ -114,7 +121,8 @@ def cross_entropy_cases(draw: _Draw, regime: str) -> Iterator[Case]:
                                _label(kind=kind, target="prob", **options), regime)
                     continue
                 target = draw.integers(0, c, target_shape)
-                for ignore_index in (-100, int(draw.rng.integers(0, c))):
+                # -100 (torch default), a real class, and 255 (the segmentation "void" label).
+                for ignore_index in (-100, int(draw.rng.integers(0, c)), 255):
                     labels = target.copy()
                     if regime == "hard":
                         labels[...] = ignore_index  # every label ignored: mean is nan
@@ -132,9 +140,7 @@ def cross_entropy_cases(draw: _Draw, regime: str) -> Iterator[Case]:
                        _label(kind=kind, masked="-inf"), regime)
     logits = draw.normal((4, 3))
     labels = draw.integers(0, 3, (4,))
-    for size_average, reduce in LEGACY:
-        options = dict(size_average=size_average, reduce=reduce)
-        yield Case("cross_entropy", (logits, labels), options, (0,), _label(**options), regime)
+    yield from _legacy_cases("cross_entropy", (logits, labels), (0,), regime)
 
 
 def nll_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:
@@ -148,7 +154,7 @@ def nll_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:
             options = dict(reduction=reduction)
             if weighted:
                 options["weight"] = _class_weight(draw, c)
-            for ignore_index in (-100, int(draw.rng.integers(0, c))):
+            for ignore_index in (-100, int(draw.rng.integers(0, c)), 255):
                 labels = draw.integers(0, c, target_shape)
                 if regime == "hard":
                     labels[...] = ignore_index
@@ -158,9 +164,7 @@ def nll_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:
                            (0,), _label(kind=kind, ignore_index=ignore_index, **options), regime)
     log_probs = draw.normal((3, 4))
     labels = draw.integers(0, 4, (3,))
-    for size_average, reduce in LEGACY:
-        options = dict(size_average=size_average, reduce=reduce)
-        yield Case("nll_loss", (log_probs, labels), options, (0,), _label(**options), regime)
+    yield from _legacy_cases("nll_loss", (log_probs, labels), (0,), regime)
 
 
 def kl_div_cases(draw: _Draw, regime: str) -> Iterator[Case]:
@@ -182,9 +186,7 @@ def kl_div_cases(draw: _Draw, regime: str) -> Iterator[Case]:
         yield Case("kl_div", (log_pred.astype(draw.dtype), target), options, grads,
                    _label(shape=list(shape), **options), regime)
     x, t = np.log(draw.probabilities((3, 4), -1)), draw.probabilities((3, 4), -1)
-    for size_average, reduce in LEGACY:
-        options = dict(size_average=size_average, reduce=reduce)
-        yield Case("kl_div", (x, t), options, (0, 1), _label(**options), regime)
+    yield from _legacy_cases("kl_div", (x, t), (0, 1), regime)
 
 
 def _broadcast_weights(draw, shape):
@@ -214,10 +216,7 @@ def binary_cross_entropy_cases(draw: _Draw, regime: str) -> Iterator[Case]:
             yield Case("binary_cross_entropy", (probs, target), options, grads,
                        _label(shape=list(shape), **options), regime)
     probs, target = draw.uniform((3, 2), 0.1, 0.9), draw.uniform((3, 2))
-    for size_average, reduce in LEGACY:
-        options = dict(size_average=size_average, reduce=reduce)
-        yield Case("binary_cross_entropy", (probs, target), options, (0, 1), _label(**options),
-                   regime)
+    yield from _legacy_cases("binary_cross_entropy", (probs, target), (0, 1), regime)
 
 
 def binary_cross_entropy_with_logits_cases(draw: _Draw, regime: str) -> Iterator[Case]:
@@ -238,10 +237,7 @@ def binary_cross_entropy_with_logits_cases(draw: _Draw, regime: str) -> Iterator
             yield Case("binary_cross_entropy_with_logits", (logits, target), options, (0, 1),
                        _label(shape=list(shape), **options), regime)
     logits, target = draw.normal((3, 2)), draw.uniform((3, 2))
-    for size_average, reduce in LEGACY:
-        options = dict(size_average=size_average, reduce=reduce)
-        yield Case("binary_cross_entropy_with_logits", (logits, target), options, (0, 1),
-                   _label(**options), regime)
+    yield from _legacy_cases("binary_cross_entropy_with_logits", (logits, target), (0, 1), regime)
 
 
 def _regression_pairs(draw, regime):
@@ -268,9 +264,7 @@ def _pointwise_cases(name, draw, regime, option_grid, weighted, legacy=True, int
                    regime)
     if legacy:
         x, t = draw.normal((3, 2)), draw.normal((3, 2))
-        for size_average, reduce in LEGACY:
-            options = dict(size_average=size_average, reduce=reduce)
-            yield Case(name, (x, t), options, (0, 1), _label(**options), regime)
+        yield from _legacy_cases(name, (x, t), (0, 1), regime)
 
 
 def l1_loss_cases(draw, regime):
@@ -311,9 +305,7 @@ def poisson_nll_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:
     yield Case("poisson_nll_loss", (draw.normal((3, 2)), counts), {}, (0,),
                _label(target="int64"), regime)
     x, t = draw.normal((3, 2)), draw.rng.poisson(2.0, (3, 2)).astype(draw.dtype)
-    for size_average, reduce in LEGACY:
-        options = dict(size_average=size_average, reduce=reduce)
-        yield Case("poisson_nll_loss", (x, t), options, (0, 1), _label(**options), regime)
+    yield from _legacy_cases("poisson_nll_loss", (x, t), (0, 1), regime)
 
 
 def gaussian_nll_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:
@@ -350,10 +342,7 @@ def margin_ranking_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:
         yield Case("margin_ranking_loss", (x1, x2, y), options, (0, 1, 2),
                    _label(shape=list(shape), **options), regime)
     x1, x2, y = draw.normal((4,)), draw.normal((4,)), draw.signs((4,))
-    for size_average, reduce in LEGACY:
-        options = dict(size_average=size_average, reduce=reduce)
-        yield Case("margin_ranking_loss", (x1, x2, y), options, (0, 1, 2), _label(**options),
-                   regime)
+    yield from _legacy_cases("margin_ranking_loss", (x1, x2, y), (0, 1, 2), regime)
 
 
 def hinge_embedding_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:
@@ -367,9 +356,7 @@ def hinge_embedding_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:
         yield Case("hinge_embedding_loss", (x, y), options, (0,),
                    _label(shape=list(shape), **options), regime)
     x, y = draw.normal((3, 2)), draw.signs((3, 2))
-    for size_average, reduce in LEGACY:
-        options = dict(size_average=size_average, reduce=reduce)
-        yield Case("hinge_embedding_loss", (x, y), options, (0,), _label(**options), regime)
+    yield from _legacy_cases("hinge_embedding_loss", (x, y), (0,), regime)
 
 
 def _multilabel_targets(draw, shape):
@@ -393,9 +380,7 @@ def multilabel_margin_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:
         yield Case("multilabel_margin_loss", (x, y), options, (0,),
                    _label(shape=list(shape), **options), regime)
     x, y = draw.normal((3, 4)), _multilabel_targets(draw, (3, 4))
-    for size_average, reduce in LEGACY:
-        options = dict(size_average=size_average, reduce=reduce)
-        yield Case("multilabel_margin_loss", (x, y), options, (0,), _label(**options), regime)
+    yield from _legacy_cases("multilabel_margin_loss", (x, y), (0,), regime)
 
 
 def soft_margin_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:
@@ -408,9 +393,7 @@ def soft_margin_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:
         yield Case("soft_margin_loss", (x, y), options, (0,),
                    _label(shape=list(shape), **options), regime)
     x, y = draw.normal((3, 2)), draw.signs((3, 2))
-    for size_average, reduce in LEGACY:
-        options = dict(size_average=size_average, reduce=reduce)
-        yield Case("soft_margin_loss", (x, y), options, (0,), _label(**options), regime)
+    yield from _legacy_cases("soft_margin_loss", (x, y), (0,), regime)
 
 
 def multilabel_soft_margin_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:
@@ -427,10 +410,7 @@ def multilabel_soft_margin_loss_cases(draw: _Draw, regime: str) -> Iterator[Case
             yield Case("multilabel_soft_margin_loss", (x, y), options, (0, 1),
                        _label(shape=list(shape), **options), regime)
     x, y = draw.normal((3, 2)), draw.uniform((3, 2))
-    for size_average, reduce in LEGACY:
-        options = dict(size_average=size_average, reduce=reduce)
-        yield Case("multilabel_soft_margin_loss", (x, y), options, (0, 1), _label(**options),
-                   regime)
+    yield from _legacy_cases("multilabel_soft_margin_loss", (x, y), (0, 1), regime)
 
 
 def cosine_embedding_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:
@@ -446,10 +426,7 @@ def cosine_embedding_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:
         yield Case("cosine_embedding_loss", (x1, x2, y), options, (0, 1),
                    _label(shape=list(shape), **options), regime)
     x1, x2, y = draw.normal((3, 4)), draw.normal((3, 4)), draw.signs((3,))
-    for size_average, reduce in LEGACY:
-        options = dict(size_average=size_average, reduce=reduce)
-        yield Case("cosine_embedding_loss", (x1, x2, y), options, (0, 1), _label(**options),
-                   regime)
+    yield from _legacy_cases("cosine_embedding_loss", (x1, x2, y), (0, 1), regime)
 
 
 def multi_margin_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:
@@ -464,9 +441,7 @@ def multi_margin_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:
         yield Case("multi_margin_loss", (x, y), options, (0,),
                    _label(shape=list(shape), **options), regime)
     x, y = draw.normal((3, 4)), draw.integers(0, 4, (3,))
-    for size_average, reduce in LEGACY:
-        options = dict(size_average=size_average, reduce=reduce)
-        yield Case("multi_margin_loss", (x, y), options, (0,), _label(**options), regime)
+    yield from _legacy_cases("multi_margin_loss", (x, y), (0,), regime)
 
 
 def _triplet_shapes():
@@ -483,10 +458,7 @@ def triplet_margin_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:
         yield Case("triplet_margin_loss", (a, pos, neg), options, (0, 1, 2),
                    _label(shapes=[list(s) for s in shapes], **options), regime)
     a, pos, neg = draw.normal((3, 4)), draw.normal((3, 4)), draw.normal((3, 4))
-    for size_average, reduce in LEGACY:
-        options = dict(size_average=size_average, reduce=reduce)
-        yield Case("triplet_margin_loss", (a, pos, neg), options, (0, 1, 2), _label(**options),
-                   regime)
+    yield from _legacy_cases("triplet_margin_loss", (a, pos, neg), (0, 1, 2), regime)
 
 
 DISTANCES = (None, Distance("cosine"), Distance("l1"), Distance("squared_euclidean"))
