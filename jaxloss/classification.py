@@ -413,7 +413,8 @@ def multi_margin_loss(scores, labels, *, axis=-1, p=1, margin=1.0, weight=None, 
     _checks.python_number(fn, "margin", margin)
     _checks.reduction(fn, reduction)
     num_classes = x.shape[axis]
-    _check_class_indices(fn, labels, num_classes, None, jnp.ones(labels.shape, bool))
+    counted = jnp.ones(labels.shape, bool) if where is None else where
+    _check_class_indices(fn, labels, num_classes, None, counted)
     result_dtype, compute = dtypes(x)
     x = x.astype(compute)
     expanded = jnp.expand_dims(labels, axis)

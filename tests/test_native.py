@@ -174,3 +174,15 @@ def test_quickstart_example_runs_and_styles_agree():
     module = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "quickstart.py"))
     native, compat = module["main"]()
     np.testing.assert_allclose(native, compat, rtol=1e-12)
+
+
+@pytest.mark.parametrize("fn", [jaxloss.cross_entropy, jaxloss.nll_loss, jaxloss.multi_margin_loss])
+def test_where_masked_positions_may_hold_any_label(fn):
+    """Padding positions masked by `where` may carry junk labels without raising or leaking nan."""
+    scores = jnp.asarray(rng.standard_normal((3, 4)))
+    labels = jnp.array([1, 99, 2])
+    keep = jnp.array([True, False, True])
+    masked = fn(scores, labels, where=keep)
+    np.testing.assert_allclose(masked, fn(scores[keep], labels[keep]), rtol=1e-12)
+    grad = jax.grad(lambda s: fn(s, labels, where=keep))(scores)
+    assert np.all(np.isfinite(grad)) and np.all(np.asarray(grad)[1] == 0)
