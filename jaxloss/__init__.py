@@ -18,6 +18,7 @@ from .classification import (
 )
 from .embedding import (
     cosine_embedding_loss,
+    cosine_similarity,
     hinge_embedding_loss,
     margin_ranking_loss,
     pairwise_distance,
@@ -40,6 +41,7 @@ __all__ = [
     "binary_cross_entropy_with_logits",
     "checked",
     "cosine_embedding_loss",
+    "cosine_similarity",
     "cross_entropy",
     "gaussian_nll_loss",
     "hinge_embedding_loss",

@@ -121,6 +121,31 @@ def pairwise_distance(x1, x2, *, p=2.0, eps=1e-6, keepdims=False):
     return distance.astype(result_dtype)
 
 
+def cosine_similarity(x1, x2, *, axis=-1, eps=1e-8):
+    r"""Cosine similarity along ``axis``, as torch's ``cosine_similarity``:
+    :math:`\frac{x_1}{\max(\|x_1\|, \epsilon)}\cdot\frac{x_2}{\max(\|x_2\|, \epsilon)}`
+    (each vector normalised first, as torch does for precision). Inputs broadcast together.
+
+    Example:
+      >>> 1 - cosine_similarity(u, v)   # a distance for triplet_margin_with_distance_loss
+    """
+    fn = "cosine_similarity"
+    x1 = _checks.float_array(fn, "x1", x1)
+    x2 = _checks.float_array(fn, "x2", x2)
+    shape = _checks.broadcast_shape(fn, ("x1", "x2"), (x1, x2))
+    axis = _checks.axis(fn, "x1/x2 (broadcast)", axis, max(len(shape), 1))
+    _checks.python_number(fn, "eps", eps)
+    result_dtype, compute = dtypes(x1, x2)
+    # Normalise in the broadcast shape: `axis` refers to it, as in torch.
+    x1 = jnp.broadcast_to(x1.astype(compute), shape)
+    x2 = jnp.broadcast_to(x2.astype(compute), shape)
+
+    def normalised(x):
+        return x / jnp.maximum(jnp.linalg.norm(x, axis=axis, keepdims=True), eps)
+
+    return jnp.sum(normalised(x1) * normalised(x2), axis=axis).astype(result_dtype)
+
+
 def _triplet_inputs(fn, anchor, positive, negative, margin, reduction):
     arrays = [_checks.float_array(fn, name, a) for name, a in
               (("anchor", anchor), ("positive", positive), ("negative", negative))]

@@ -186,3 +186,15 @@ def test_where_masked_positions_may_hold_any_label(fn):
     np.testing.assert_allclose(masked, fn(scores[keep], labels[keep]), rtol=1e-12)
     grad = jax.grad(lambda s: fn(s, labels, where=keep))(scores)
     assert np.all(np.isfinite(grad)) and np.all(np.asarray(grad)[1] == 0)
+
+
+@pytest.mark.parametrize("dim", [1, 0, -1])
+def test_cosine_similarity_matches_torch(dim):
+    x1, x2 = rng.standard_normal((4, 5)), rng.standard_normal((1, 5))
+    x1[0] = 1e-10  # below eps: torch clamps each norm separately
+    expected = torch.nn.functional.cosine_similarity(torch.from_numpy(x1), torch.from_numpy(x2),
+                                                     dim=dim)
+    np.testing.assert_allclose(F.cosine_similarity(x1, x2, dim=dim), expected.numpy(),
+                               rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(nn.CosineSimilarity(dim=dim)(x1, x2), expected.numpy(),
+                               rtol=1e-12, atol=1e-15)

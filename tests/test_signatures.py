@@ -47,3 +47,11 @@ def test_pairwise_distance_signature_matches_torch_docstring():
     assert [(p.name, p.default) for p in ours.parameters.values()] == [
         ("x1", inspect.Parameter.empty), ("x2", inspect.Parameter.empty), ("p", 2.0),
         ("eps", 1e-6), ("keepdim", False)]
+
+
+@pytest.mark.parametrize("name", ["PairwiseDistance", "CosineSimilarity"])
+def test_distance_module_signatures(name):
+    """The distance modules torch's docs pass to TripletMarginWithDistanceLoss."""
+    ours, theirs = getattr(nn, name), getattr(torch.nn, name)
+    assert _shape(inspect.signature(ours.__init__)) == _shape(inspect.signature(theirs.__init__))
+    assert _shape(inspect.signature(ours.forward)) == _shape(inspect.signature(theirs.forward))

@@ -20,6 +20,7 @@ __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "cosine_embedding_loss",
+    "cosine_similarity",
     "cross_entropy",
     "gaussian_nll_loss",
     "hinge_embedding_loss",
@@ -256,6 +257,10 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
 
 def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
     return embedding.pairwise_distance(x1, x2, p=p, eps=eps, keepdims=keepdim)
+
+
+def cosine_similarity(x1, x2, dim=1, eps=1e-8):
+    return embedding.cosine_similarity(x1, x2, axis=dim, eps=eps)
 
 
 def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, swap=False,

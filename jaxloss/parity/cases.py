@@ -461,7 +461,8 @@ def triplet_margin_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:
     yield from _legacy_cases("triplet_margin_loss", (a, pos, neg), (0, 1, 2), regime)
 
 
-DISTANCES = (None, Distance("cosine"), Distance("l1"), Distance("squared_euclidean"))
+DISTANCES = (None, Distance("cosine"), Distance("l1"), Distance("squared_euclidean"),
+             Distance("pairwise_module"))
 
 
 def triplet_margin_with_distance_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:

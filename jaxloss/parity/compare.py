@@ -42,19 +42,18 @@ def _torch_distance(distance: Distance):
 
     return {
         "cosine": lambda u, v: 1.0 - torch.nn.functional.cosine_similarity(u, v, dim=-1),
+        "pairwise_module": torch.nn.PairwiseDistance(p=1.5),
         "l1": lambda u, v: torch.nn.functional.pairwise_distance(u, v, p=1),
         "squared_euclidean": lambda u, v: ((u - v) ** 2).sum(-1),
     }[distance.name]
 
 
 def _jax_distance(distance: Distance):
-    def cosine(u, v):
-        # torch.cosine_similarity: x·y / max(|x|·|y|, 1e-8)
-        norms = jnp.linalg.norm(u, axis=-1) * jnp.linalg.norm(v, axis=-1)
-        return 1.0 - jnp.sum(u * v, -1) / jnp.maximum(norms, 1e-8)
+    from ..compat import nn as jaxloss_nn
 
     return {
-        "cosine": cosine,
+        "cosine": lambda u, v: 1.0 - jaxloss_functional.cosine_similarity(u, v, dim=-1),
+        "pairwise_module": jaxloss_nn.PairwiseDistance(p=1.5),
         "l1": lambda u, v: jaxloss_functional.pairwise_distance(u, v, p=1),
         "squared_euclidean": lambda u, v: jnp.sum((u - v) ** 2, -1),
     }[distance.name]
