@@ -43,3 +43,12 @@ def test_hard_regimes_are_exercised():
 
     value, _, _ = run_torch(all_ignored[0])
     assert np.isnan(value), "every label ignored with 'mean' must be nan in torch and jaxloss"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_broadcasting_and_empty_batches_match_torch(dtype):
+    from jaxloss.parity.cases import edge_cases
+
+    failures = [f"{c.describe()}: {o.detail[:300]}" for c in edge_cases(seed=SEED, dtype=dtype)
+                if not (o := compare(c)).ok]
+    assert not failures, "\n".join(failures)

@@ -521,3 +521,30 @@ def cases(criterion: str, *, seed: int, dtype, regimes=("normal", "hard")) -> li
         draw = _Draw(seed * 1000 + index, dtype)
         out.extend(CASE_BUILDERS[criterion](draw, regime))
     return out
+
+
+def edge_cases(*, seed: int, dtype) -> list[Case]:
+    """Broadcasting between inputs (torch broadcasts these, with a warning) and empty batches
+    (torch: 'mean' over nothing is nan, 'sum' is 0)."""
+    draw = _Draw(seed * 1000 + 7, dtype)
+    probs = draw.uniform((1, 3), 0.05, 1.0)
+    many = draw.uniform((4, 3), 0.05, 1.0)
+    return [
+        Case("kl_div", (np.log(many), probs), dict(reduction="batchmean"), (0, 1), "bcast-target"),
+        Case("kl_div", (np.log(probs), many), dict(reduction="batchmean"), (0, 1), "bcast-input"),
+        Case("mse_loss", (draw.normal((1, 3)), draw.normal((4, 3))), {}, (0, 1), "bcast-input"),
+        Case("l1_loss", (draw.normal((4, 1)), draw.normal((1, 3))), dict(reduction="none"), (0, 1),
+             "bcast-both"),
+        Case("smooth_l1_loss", (draw.normal((4, 1)), draw.normal((1, 3))),
+             dict(reduction="sum", beta=0.5), (0, 1), "bcast-both"),
+        Case("gaussian_nll_loss", (draw.normal((4, 3)), draw.normal((1, 3)),
+                                   draw.uniform((4, 1), 0.1, 1.0)), {}, (0, 1, 2), "bcast-target"),
+        Case("margin_ranking_loss", (draw.normal((4,)), draw.normal((1,)), draw.signs((4,))), {},
+             (0, 1), "bcast"),
+        Case("hinge_embedding_loss", (draw.normal((4, 3)), -np.ones(3, draw.dtype)), {}, (0,),
+             "bcast-target"),
+        Case("cross_entropy", (draw.normal((0, 3)), np.zeros(0, np.int64)), {}, (0,), "empty-mean"),
+        Case("cross_entropy", (draw.normal((0, 3)), np.zeros(0, np.int64)),
+             dict(reduction="sum"), (0,), "empty-sum"),
+        Case("l1_loss", (draw.normal((0, 3)), draw.normal((0, 3))), {}, (0,), "empty-mean"),
+    ]

@@ -21,10 +21,10 @@ from ..compat import functional as jaxloss_functional
 from .compare import compare
 
 
-def _timing_case(criterion: str, rng: np.random.Generator) -> Case:
-    """One larger float32 input per criterion (about a million elements) for the timing column."""
+def timing_case(criterion: str, rng: np.random.Generator, n: int = 8192, c: int = 128) -> Case:
+    """One larger float32 input per criterion (n x c, about a million elements by default)."""
     f = np.float32
-    n, c, d = 8192, 128, 128
+    d = c
     x = rng.standard_normal((n, c)).astype(f)
     y = rng.standard_normal((n, c)).astype(f)
     probs = rng.uniform(0.01, 0.99, (n, c)).astype(f)
@@ -32,8 +32,9 @@ def _timing_case(criterion: str, rng: np.random.Generator) -> Case:
     signs = np.where(rng.uniform(size=n) < 0.5, -1.0, 1.0).astype(f)
     e = np.exp(x - x.max(1, keepdims=True))
     soft = (e / e.sum(1, keepdims=True)).astype(f)
-    mlm = np.full((1024, c), -1)
-    mlm[:, :4] = rng.integers(0, c, (1024, 4))
+    m = min(n, 1024)
+    mlm = np.full((m, c), -1)
+    mlm[:, :4] = rng.integers(0, c, (m, 4))
     table = {
         "l1_loss": ((x, y), {}), "mse_loss": ((x, y), {}), "huber_loss": ((x, y), {}),
         "smooth_l1_loss": ((x, y), {}),
@@ -46,7 +47,7 @@ def _timing_case(criterion: str, rng: np.random.Generator) -> Case:
         "binary_cross_entropy_with_logits": ((x, probs), {}),
         "margin_ranking_loss": ((x[:, 0], y[:, 0], signs), {}),
         "hinge_embedding_loss": ((x, np.sign(y)), {}),
-        "multilabel_margin_loss": ((x[:1024], mlm), {}),
+        "multilabel_margin_loss": ((x[:m], mlm), {}),
         "soft_margin_loss": ((x, np.sign(y)), {}),
         "multilabel_soft_margin_loss": ((x, np.round(probs)), {}),
         "cosine_embedding_loss": ((x, y, signs), {}),
@@ -59,7 +60,7 @@ def _timing_case(criterion: str, rng: np.random.Generator) -> Case:
     return Case(criterion, args, kwargs, grads, "timing")
 
 
-def _median_ms(fn, repeats: int) -> float:
+def median_ms(fn, repeats: int) -> float:
     fn()  # warm up (and compile)
     times = []
     for _ in range(repeats):
@@ -82,7 +83,7 @@ def time_case(case: Case, repeats: int = 7) -> tuple[float, float]:
         return jnp.sum(fn(*args, **case.kwargs))
 
     step = jax.jit(jax.value_and_grad(total, argnums=case.grad_argnums[0]))
-    jax_ms = _median_ms(lambda: jax.block_until_ready(step(*arrays)), repeats)
+    jax_ms = median_ms(lambda: jax.block_until_ready(step(*arrays)), repeats)
 
     tensors = [torch.from_numpy(a) if isinstance(a, np.ndarray) else a for a in case.args]
     kwargs = dict(case.kwargs)
@@ -98,7 +99,7 @@ def time_case(case: Case, repeats: int = 7) -> tuple[float, float]:
         out.backward()
         return leaf.grad
 
-    torch_ms = _median_ms(torch_step, repeats)
+    torch_ms = median_ms(torch_step, repeats)
     return jax_ms, torch_ms
 
 
@@ -156,7 +157,7 @@ def run(seed: int, criteria: list[str], timing: bool, out=sys.stdout) -> int:
         line = (f"{MODULE_NAMES[criterion]:<30} {n_cases:>5} {options[:44]:<44} {cells} "
                 f"{'yes' if all_ok else 'NO':>3}")
         if timing:
-            jax_ms, torch_ms = time_case(_timing_case(criterion, rng))
+            jax_ms, torch_ms = time_case(timing_case(criterion, rng))
             line += f" {jax_ms:8.2f} {torch_ms:9.2f} {jax_ms / torch_ms:6.2f}"
         print(line, file=out, flush=True)
     print("-" * len(header), file=out)
