@@ -133,7 +133,9 @@ def cosine_similarity(x1, x2, *, axis=-1, eps=1e-8):
     x1 = _checks.float_array(fn, "x1", x1)
     x2 = _checks.float_array(fn, "x2", x2)
     shape = _checks.broadcast_shape(fn, ("x1", "x2"), (x1, x2))
-    axis = _checks.axis(fn, "x1/x2 (broadcast)", axis, max(len(shape), 1))
+    if not shape:
+        raise ValueError(f"{fn}: `x1` and `x2` need a vector axis; got scalars.")
+    axis = _checks.axis(fn, "x1/x2 (broadcast)", axis, len(shape))
     _checks.python_number(fn, "eps", eps)
     result_dtype, compute = dtypes(x1, x2)
     # Normalise in the broadcast shape: `axis` refers to it, as in torch.

@@ -198,3 +198,10 @@ def test_cosine_similarity_matches_torch(dim):
                                rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(nn.CosineSimilarity(dim=dim)(x1, x2), expected.numpy(),
                                rtol=1e-12, atol=1e-15)
+
+
+def test_cosine_similarity_rejects_scalars_and_bad_axis():
+    with pytest.raises(ValueError, match="vector axis"):
+        F.cosine_similarity(np.float64(1.0), np.float64(2.0), dim=0)
+    with pytest.raises(ValueError, match="axis"):
+        F.cosine_similarity(np.ones((2, 3)), np.ones((2, 3)), dim=2)
