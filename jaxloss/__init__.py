@@ -25,6 +25,7 @@ from .embedding import (
     triplet_margin_loss,
     triplet_margin_with_distance_loss,
 )
+from .sequence import ctc_loss
 from .regression import (
     gaussian_nll_loss,
     huber_loss,
@@ -43,6 +44,7 @@ __all__ = [
     "cosine_embedding_loss",
     "cosine_similarity",
     "cross_entropy",
+    "ctc_loss",
     "gaussian_nll_loss",
     "hinge_embedding_loss",
     "huber_loss",

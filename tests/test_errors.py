@@ -11,6 +11,11 @@ rng = np.random.default_rng(0)
 X = rng.standard_normal((4, 5))
 P = np.full((4, 5), 0.2)
 IDX = np.array([0, 1, 2, 3])
+# CTC: log_probs (T=8, N=3, C=5), padded targets (3, 3) and their lengths.
+LP = np.log(rng.dirichlet(np.ones(5), (8, 3)))
+CTC_Y = np.array([[1, 2, 2], [3, 1, 0], [4, 4, 4]])
+CTC_IL = np.array([8, 6, 3])
+CTC_TL = np.array([3, 2, 2])
 
 # (id, criterion, args, kwargs, words our message must contain)
 BAD_CALLS = [
@@ -98,6 +103,31 @@ BAD_CALLS = [
     ("tmwd-reduction", "triplet_margin_with_distance_loss", (X, X, X), {"reduction": "x"},
      ["reduction"]),
     ("tmwd-dims", "triplet_margin_with_distance_loss", (X, X, X[0]), {}, ["dimensions"]),
+    ("ctc-rank", "ctc_loss", (LP[0, 0], CTC_Y, CTC_IL, CTC_TL), {}, ["log_probs", "(T, N, C)"]),
+    ("ctc-rank4", "ctc_loss", (LP[None], CTC_Y, CTC_IL, CTC_TL), {}, ["log_probs", "[1, 8, 3, 5]"]),
+    ("ctc-input-lengths-count", "ctc_loss", (LP, CTC_Y, CTC_IL[:2], CTC_TL), {},
+     ["input_lengths", "batch_size"]),
+    ("ctc-target-lengths-count", "ctc_loss", (LP, CTC_Y, CTC_IL, CTC_TL[:1]), {},
+     ["target_lengths", "batch_size"]),
+    ("ctc-input-too-long", "ctc_loss", (LP, CTC_Y, np.array([9, 6, 3]), CTC_TL), {},
+     ["input_lengths", "[0, 8]", "9"]),
+    ("ctc-target-longer-than-padding", "ctc_loss", (LP, CTC_Y, CTC_IL, np.array([4, 2, 2])), {},
+     ["target_lengths", "[0, 3]", "4"]),
+    ("ctc-negative-length", "ctc_loss", (LP, CTC_Y, np.array([8, -1, 3]), CTC_TL), {},
+     ["input_lengths", "-1"]),
+    ("ctc-float-lengths", "ctc_loss", (LP, CTC_Y, CTC_IL.astype(np.float64), CTC_TL), {},
+     ["input_lengths", "integral"]),
+    ("ctc-concatenated-short", "ctc_loss", (LP, np.array([1, 2, 2, 3, 1, 4]), CTC_IL, CTC_TL),
+     {}, ["targets", "7", "6"]),
+    ("ctc-blank-high", "ctc_loss", (LP, CTC_Y, CTC_IL, CTC_TL), {"blank": 5}, ["blank", "5"]),
+    ("ctc-blank-negative", "ctc_loss", (LP, CTC_Y, CTC_IL, CTC_TL), {"blank": -1},
+     ["blank", "-1"]),
+    ("ctc-reduction", "ctc_loss", (LP, CTC_Y, CTC_IL, CTC_TL), {"reduction": "avg"},
+     ["reduction", "avg"]),
+    ("ctc-target-is-blank", "ctc_loss", (LP, np.array([[0, 2, 2], [3, 1, 0], [4, 4, 4]]),
+                                         CTC_IL, CTC_TL), {}, ["targets", "blank", "0"]),
+    ("ctc-target-out-of-range", "ctc_loss", (LP, np.array([[7, 2, 2], [3, 1, 0], [4, 4, 4]]),
+                                             CTC_IL, CTC_TL), {}, ["targets", "7"]),
 ]
 
 
@@ -106,6 +136,10 @@ STRICTER_THAN_TORCH = {
     # torch 2.13 checks label_smoothing <= 1 but accepts negative values, which turn smoothing
     # into "sharpening" nobody asks for; the documented range is [0, 1].
     "ce-smoothing-low",
+    # torch reads a target equal to the blank, or outside [0, C), as if it were a class and
+    # returns a number (for an out-of-range class, from memory past the row).
+    "ctc-target-is-blank",
+    "ctc-target-out-of-range",
 }
 
 

@@ -72,6 +72,8 @@ def _batched_native_calls():
          (x, y, z)),
         ("triplet_margin_with_distance_loss", jaxloss.triplet_margin_with_distance_loss,
          (x, y, z)),
+        ("ctc_loss", jaxloss.ctc_loss,
+         (jax.random.normal(k[0], (b, 7, c)), jax.random.randint(k[1], (b, 3), 1, c))),
     ]
 
 

@@ -13,8 +13,9 @@ import re
 import warnings
 
 import jax.numpy as jnp
+import numpy as np
 
-from .. import classification, embedding, regression
+from .. import _checks, classification, embedding, regression, sequence
 
 __all__ = [
     "binary_cross_entropy",
@@ -22,6 +23,7 @@ __all__ = [
     "cosine_embedding_loss",
     "cosine_similarity",
     "cross_entropy",
+    "ctc_loss",
     "gaussian_nll_loss",
     "hinge_embedding_loss",
     "huber_loss",
@@ -275,6 +277,80 @@ def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_fu
     return embedding.triplet_margin_with_distance_loss(
         anchor, positive, negative, distance_function=distance_function, margin=margin,
         swap=swap, reduction=reduction)
+
+
+_CTC = dict(logits="log_probs", labels="targets", label_lengths="target_lengths")
+
+
+def _ctc_lengths(name, lengths):
+    """torch takes lengths as tensors or as tuples/lists of ints."""
+    if isinstance(lengths, (tuple, list)):
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in lengths):
+            raise TypeError(f"ctc_loss: `{name}` given as a sequence must hold ints; got "
+                            f"{lengths!r}.")
+        return jnp.asarray(lengths, jnp.int32).reshape(len(lengths))
+    array = _checks.as_array("ctc_loss", name, lengths)
+    if not jnp.issubdtype(array.dtype, jnp.integer):
+        raise TypeError(f"ctc_loss: `{name}` must be integral; got dtype {array.dtype}.")
+    return array
+
+
+def _unconcatenate(targets, target_lengths):
+    """torch's concatenated 1-D targets (sum(target_lengths),) as padded (N, S) labels."""
+    total = targets.shape[0]
+    if _checks.is_concrete(target_lengths):
+        expected = int(np.sum(np.asarray(target_lengths)))
+        if expected != total:
+            raise ValueError(
+                f"ctc_loss: concatenated 1-D `targets` must hold sum(target_lengths) = "
+                f"{expected} labels; got {total}.")
+        width = int(np.max(np.asarray(target_lengths), initial=0))
+    else:
+        width = total
+    offsets = jnp.cumsum(target_lengths) - target_lengths
+    index = jnp.clip(offsets[:, None] + jnp.arange(width)[None, :], 0, max(total - 1, 0))
+    return targets[index] if total else jnp.zeros((target_lengths.shape[0], 0), targets.dtype)
+
+
+@_torch_names(**_CTC)
+def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean",
+             zero_infinity=False):
+    """torch.nn.functional.ctc_loss: `log_probs` (T, N, C) or unbatched (T, C); `targets`
+    padded (N, S) or concatenated (sum(target_lengths),); lengths as tensors or tuples.
+
+    The gradient w.r.t. `log_probs` is torch's (it assumes they came from a log_softmax).
+    Computed by :func:`jaxloss.ctc_loss`, whose docstring gives the formula.
+    """
+    lp = _checks.float_array("ctc_loss", "log_probs", log_probs)
+    if lp.ndim not in (2, 3):
+        raise ValueError(f"ctc_loss: `log_probs` must be (T, N, C) or unbatched (T, C); got "
+                         f"shape {list(lp.shape)}.")
+    y = _checks.as_array("ctc_loss", "targets", targets)
+    if jnp.issubdtype(y.dtype, jnp.floating):
+        y = y.astype(jnp.int32)  # torch accepts float targets and truncates them
+    input_lengths = _ctc_lengths("input_lengths", input_lengths)
+    target_lengths = _ctc_lengths("target_lengths", target_lengths)
+    if lp.ndim == 2:  # unbatched: one sequence, lengths of one element or 0-d
+        if y.ndim == 2 and y.shape[0] == 1:
+            y = y[0]
+        if input_lengths.size != 1 or target_lengths.size != 1:
+            raise ValueError("ctc_loss: unbatched `log_probs` (T, C) take one input length and "
+                             f"one target length; got {input_lengths.size} and "
+                             f"{target_lengths.size}.")
+        return sequence.ctc_loss(lp, y, input_lengths=input_lengths.reshape(()),
+                                 label_lengths=target_lengths.reshape(()), blank=blank,
+                                 from_logits=False, zero_infinity=zero_infinity,
+                                 reduction=reduction)
+    batch = lp.shape[1]
+    for name, lengths in (("input_lengths", input_lengths), ("target_lengths", target_lengths)):
+        if lengths.shape != (batch,):
+            raise ValueError(f"ctc_loss: `{name}` must be of size batch_size ({batch}); got "
+                             f"shape {list(lengths.shape)}.")
+    if y.ndim == 1:
+        y = _unconcatenate(y, target_lengths)
+    return sequence.ctc_loss(jnp.swapaxes(lp, 0, 1), y, input_lengths=input_lengths,
+                             label_lengths=target_lengths, blank=blank, from_logits=False,
+                             zero_infinity=zero_infinity, reduction=reduction)
 
 
 def _document(namespace):

@@ -38,6 +38,10 @@ class Case:
     grad_argnums: tuple
     label: str
     regime: str = "normal"
+    # Multiplies the absolute tolerance where float32 rounding grows with the problem, not
+    # with the inputs: CTC's alpha·beta/p over T frames carries errors of eps·|log p|, and
+    # torch's own float32 gradient is that far from float64 at T=400.
+    atol_scale: float = 1.0
 
     def describe(self) -> str:
         return f"{self.criterion}[{self.label}]"
@@ -475,6 +479,66 @@ def triplet_margin_with_distance_loss_cases(draw: _Draw, regime: str) -> Iterato
                    _label(shapes=[list(s) for s in shapes], **options), regime)
 
 
+def _ctc_targets(draw, batch, classes, width, blank, lengths):
+    """Padded (N, S) targets without the blank; row 0 repeats a label (a blank must separate
+    the two), padding past each length holds arbitrary classes."""
+    choices = np.array([c for c in range(classes) if c != blank])
+    targets = choices[draw.integers(0, len(choices), (batch, width))]
+    if width >= 2 and lengths[0] >= 2:
+        targets[0, 1] = targets[0, 0]
+    return targets.astype(np.int64)
+
+
+def ctc_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:
+    scale = 50.0 if regime == "hard" else 1.5
+
+    def log_probs(shape):
+        logits = draw.normal(shape, scale)
+        if regime == "hard" and shape[-1] > 3:
+            logits[..., 3] = draw.normal(shape[:-1], 3.0)  # torch does not require normalised
+            return logits                                   # log-probs; neither does jaxloss
+        shifted = logits - logits.max(axis=-1, keepdims=True)
+        return (shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))).astype(draw.dtype)
+
+    steps, batch, classes, width = 12, 4, 6, 5
+    for layout, blank in (("padded", 0), ("concatenated", classes - 1), ("tuple-lengths", 2)):
+        input_lengths = draw.integers(8, steps + 1, (batch,))
+        input_lengths[0] = steps
+        target_lengths = draw.integers(1, width + 1, (batch,))
+        target_lengths[-1] = 0                     # an empty target
+        target_lengths[0] = width
+        targets = _ctc_targets(draw, batch, classes, width, blank, target_lengths)
+        if layout == "concatenated":
+            targets = np.concatenate([targets[i, :n] for i, n in enumerate(target_lengths)])
+        lengths = (input_lengths, target_lengths)
+        if layout == "tuple-lengths":
+            lengths = tuple(tuple(int(v) for v in a) for a in lengths)
+        for reduction, zero_infinity in itertools.product(REDUCTIONS, (False, True)):
+            options = dict(blank=blank, reduction=reduction, zero_infinity=zero_infinity)
+            yield Case("ctc_loss", (log_probs((steps, batch, classes)), targets, *lengths),
+                       options, (0,), _label(layout=layout, **options), regime)
+    # Tight and impossible alignments: as many frames as labels (one path), a repeat that
+    # needs one frame more than it has, a target longer than its input, and a normal row.
+    targets = _ctc_targets(draw, 4, classes, 4, 0, np.full(4, 4))
+    targets[0] = [1, 2, 3, 4]
+    targets[1] = [1, 1, 2, 3]
+    input_lengths = np.array([4, 4, 3, 10])
+    target_lengths = np.array([4, 4, 4, 3])
+    for reduction, zero_infinity in itertools.product(REDUCTIONS, (False, True)):
+        options = dict(reduction=reduction, zero_infinity=zero_infinity)
+        yield Case("ctc_loss", (log_probs((10, 4, classes)), targets, input_lengths,
+                                target_lengths), options, (0,),
+                   _label(layout="tight/impossible", **options), regime)
+    # Unbatched (T, C) with 0-d lengths, and (normal regime) a long sequence.
+    for steps, width in ((9, 3), (400, 60)) if regime == "normal" else ((9, 3),):
+        target = _ctc_targets(draw, 1, classes, width, 0, np.array([width]))[0]
+        for reduction in REDUCTIONS:
+            yield Case("ctc_loss", (log_probs((steps, classes)), target, np.array(steps),
+                                    np.array(width)), dict(reduction=reduction), (0,),
+                       _label(layout=f"unbatched T={steps}", reduction=reduction), regime,
+                       atol_scale=float(steps) if steps > 100 else 1.0)
+
+
 CASE_BUILDERS: dict[str, Callable[[_Draw, str], Iterator[Case]]] = {
     "l1_loss": l1_loss_cases,
     "mse_loss": mse_loss_cases,
@@ -496,6 +560,7 @@ CASE_BUILDERS: dict[str, Callable[[_Draw, str], Iterator[Case]]] = {
     "multi_margin_loss": multi_margin_loss_cases,
     "triplet_margin_loss": triplet_margin_loss_cases,
     "triplet_margin_with_distance_loss": triplet_margin_with_distance_loss_cases,
+    "ctc_loss": ctc_loss_cases,
 }
 
 # torch.nn module name for each functional criterion (for the report).
@@ -511,6 +576,7 @@ MODULE_NAMES = {
     "cosine_embedding_loss": "CosineEmbeddingLoss", "multi_margin_loss": "MultiMarginLoss",
     "triplet_margin_loss": "TripletMarginLoss",
     "triplet_margin_with_distance_loss": "TripletMarginWithDistanceLoss",
+    "ctc_loss": "CTCLoss",
 }
 
 

@@ -35,7 +35,14 @@ def timing_case(criterion: str, rng: np.random.Generator, n: int = 8192, c: int 
     m = min(n, 1024)
     mlm = np.full((m, c), -1)
     mlm[:, :4] = rng.integers(0, c, (m, 4))
+    # CTC: (T, N, C) log-probs at the first shape of benchmarks/ctc.py for the default n.
+    steps, batch, classes = max(8, min(200, n // 40)), 16, min(c, 32)
+    ctc_x = rng.standard_normal((steps, batch, classes))
+    ctc_lp = (ctc_x - np.log(np.exp(ctc_x).sum(-1, keepdims=True))).astype(f)
+    ctc_targets = rng.integers(1, classes, (batch, steps // 4))
     table = {
+        "ctc_loss": ((ctc_lp, ctc_targets, np.full(batch, steps), np.full(batch, steps // 4)),
+                     {}),
         "l1_loss": ((x, y), {}), "mse_loss": ((x, y), {}), "huber_loss": ((x, y), {}),
         "smooth_l1_loss": ((x, y), {}),
         "cross_entropy": ((x, labels), {"label_smoothing": 0.1}),
