@@ -1,0 +1,160 @@
+"""The Flax training examples: each trains a few steps, the data loaders read the standard file
+formats and reject malformed ones clearly, LeNet reaches >= 95% on the embedded digits, and the
+torch-vs-Flax training parity holds step by step for all three models."""
+
+import gzip
+import pickle
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+sys.path.insert(0, str(EXAMPLES))
+
+import cifar10_cnn  # noqa: E402
+import common  # noqa: E402
+import mlp  # noqa: E402
+import mnist_lenet  # noqa: E402
+import parity_training  # noqa: E402
+
+
+def _write_idx(path: Path, array: np.ndarray, compress: bool):
+    header = bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    if compress:
+        with gzip.open(str(path) + ".gz", "wb") as f:
+            f.write(data)
+    else:
+        path.write_bytes(data)
+
+
+def _fake_mnist(directory: Path, compress: bool, n_train=40, n_test=20):
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n, (image_name, label_name) in (("train", n_train, common._IDX_FILES["train"]),
+                                                ("test", n_test, common._IDX_FILES["test"])):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, n, dtype=np.uint8)
+        _write_idx(directory / image_name, images, compress)
+        _write_idx(directory / label_name, labels, compress)
+        arrays[split] = (images, labels)
+    return arrays
+
+
+def _fake_cifar(directory: Path, n=12):
+    rng = np.random.default_rng(1)
+    written = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        labels = rng.integers(0, 10, n).tolist()
+        with open(directory / name, "wb") as f:
+            pickle.dump({b"data": data, b"labels": labels, b"batch_label": b"x"}, f)
+        written[name] = (data, labels)
+    return written
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+def test_mnist_loader_reads_idx_files(tmp_path, compress):
+    arrays = _fake_mnist(tmp_path, compress)
+    (x_train, y_train), (x_test, y_test) = common.mnist(tmp_path)
+    assert x_train.shape == (40, 28, 28, 1) and x_test.shape == (20, 28, 28, 1)
+    np.testing.assert_allclose(x_train[..., 0] * 255, arrays["train"][0], atol=1e-4)
+    np.testing.assert_array_equal(y_test, arrays["test"][1])
+
+
+def test_mnist_loader_errors_name_the_file_and_the_format(tmp_path):
+    with pytest.raises(common.DataError, match="no such directory"):
+        common.mnist(tmp_path / "absent")
+    _fake_mnist(tmp_path, compress=False)
+    (tmp_path / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(common.DataError, match="missing t10k-labels-idx1-ubyte"):
+        common.mnist(tmp_path)
+    _fake_mnist(tmp_path, compress=False)
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x01" + b"\x00" * 8)
+    with pytest.raises(common.DataError, match="magic 00 00 08 03"):
+        common.mnist(tmp_path)
+    _fake_mnist(tmp_path, compress=False)
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:-10])  # truncated data
+    with pytest.raises(common.DataError, match="header says"):
+        common.mnist(tmp_path)
+    _fake_mnist(tmp_path, compress=False, n_train=40)
+    _write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(39), compress=False)
+    with pytest.raises(common.DataError, match="40 images but .* 39 labels"):
+        common.mnist(tmp_path)
+
+
+def test_cifar_loader_reads_pickle_batches_in_chw_order(tmp_path):
+    written = _fake_cifar(tmp_path)
+    (x_train, y_train), (x_test, y_test) = common.cifar10(tmp_path)
+    assert x_train.shape == (60, 32, 32, 3) and x_test.shape == (12, 32, 32, 3)
+    data, labels = written["test_batch"]
+    # Pixel (row 3, col 5) of image 0: red at 3*32+5, green 1024 later, blue 2048 later.
+    np.testing.assert_allclose(x_test[0, 3, 5] * 255, data[0, [101, 1125, 2149]], atol=1e-4)
+    np.testing.assert_array_equal(y_test, labels)
+
+
+def test_cifar_loader_errors(tmp_path):
+    _fake_cifar(tmp_path)
+    (tmp_path / "data_batch_3").unlink()
+    with pytest.raises(common.DataError, match="missing .*data_batch_3"):
+        common.cifar10(tmp_path)
+    _fake_cifar(tmp_path)
+    (tmp_path / "test_batch").write_bytes(b"not a pickle")
+    with pytest.raises(common.DataError, match="not a CIFAR-10 python pickle batch"):
+        common.cifar10(tmp_path)
+    with open(tmp_path / "test_batch", "wb") as f:
+        pickle.dump({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}, f)
+    with pytest.raises(common.DataError, match=r"\(N, 3072\)"):
+        common.cifar10(tmp_path)
+
+
+@pytest.mark.parametrize("module, extra", [
+    (mlp, []), (mnist_lenet, []), (cifar10_cnn, []),
+], ids=["mlp", "lenet", "cifar_cnn"])
+def test_each_example_trains_a_few_steps_and_saves_a_plot(module, extra, tmp_path, capsys):
+    history = module.main(["--steps", "3", "--batch-size", "8", "--out", str(tmp_path),
+                           "--no-progress", *extra])
+    assert len(history["loss"]) == 3 and np.all(np.isfinite(history["loss"]))
+    assert Path(history["plot"]).is_file()
+    assert "test accuracy: " in capsys.readouterr().out
+
+
+def test_examples_read_real_data_directories(tmp_path):
+    _fake_mnist(tmp_path, compress=True)
+    history = mnist_lenet.main(["--steps", "2", "--data-dir", str(tmp_path), "--out",
+                                str(tmp_path), "--no-progress"])
+    assert len(history["loss"]) == 2
+    cifar_dir = tmp_path / "cifar" / "cifar-10-batches-py"
+    cifar_dir.mkdir(parents=True)
+    _fake_cifar(cifar_dir)
+    history = cifar10_cnn.main(["--steps", "2", "--data-dir", str(tmp_path / "cifar"), "--out",
+                                str(tmp_path), "--no-progress"])
+    assert len(history["loss"]) == 2
+
+
+def test_lenet_reaches_95_percent_on_the_embedded_digits(tmp_path):
+    """The README's main command, as it runs there (seeded)."""
+    history = mnist_lenet.main(["--seed", "0", "--out", str(tmp_path), "--no-progress"])
+    assert history["test_accuracy"][-1] >= 0.95, history["test_accuracy"]
+
+
+def test_training_matches_torch_step_by_step_for_all_three_models():
+    results = parity_training.run(steps=6, batch_size=16, seed=0)
+    assert set(results) == {"MLP", "LeNet-5", "CIFAR-10 CNN"}
+    for name, (theirs, ours) in results.items():
+        assert len(theirs) == 6
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, err_msg=name)
+        assert not np.allclose(theirs[0], theirs[-1]), f"{name}: the loss never moved"
+
+
+def test_load_torch_state_rejects_a_mismatched_layer():
+    import torch
+    from flax import nnx
+
+    model = common.MLP(rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="fc1.weight"):
+        common.load_torch_state(model, {"fc1.weight": torch.zeros(7, 10)})
