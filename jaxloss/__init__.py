@@ -25,6 +25,7 @@ from .embedding import (
     triplet_margin_loss,
     triplet_margin_with_distance_loss,
 )
+from .fused import linear_cross_entropy
 from .sequence import ctc_loss
 from .regression import (
     gaussian_nll_loss,
@@ -50,6 +51,7 @@ __all__ = [
     "huber_loss",
     "kl_div",
     "l1_loss",
+    "linear_cross_entropy",
     "margin_ranking_loss",
     "mse_loss",
     "multi_margin_loss",

@@ -10,6 +10,7 @@ Means over zero elements (or zero total weight) are nan, as in torch.
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
 
 def reduce_loss(loss, reduction: str, *, where=None, normalizer=None, batch_size=None):
@@ -25,14 +26,20 @@ def reduce_loss(loss, reduction: str, *, where=None, normalizer=None, batch_size
     # mean
     if normalizer is None and where is None:
         return jnp.mean(loss)
+    return total / mean_denominator(loss.shape, loss.dtype, where=where, normalizer=normalizer)
+
+
+def mean_denominator(shape, dtype, *, where=None, normalizer=None):
+    """What 'mean' divides by: the number of unmasked elements, or the sum of `normalizer`
+    (e.g. the class weight of each label) over them. For losses summed elsewhere (fused)."""
     if normalizer is None:
-        denominator = jnp.sum(where, dtype=loss.dtype)
-    else:
-        normalizer = jnp.broadcast_to(normalizer, loss.shape).astype(loss.dtype)
-        if where is not None:
-            normalizer = jnp.where(where, normalizer, jnp.zeros((), loss.dtype))
-        denominator = jnp.sum(normalizer)
-    return total / denominator
+        if where is None:
+            return jnp.asarray(np.prod(shape), dtype)
+        return jnp.sum(jnp.broadcast_to(where, shape), dtype=dtype)
+    normalizer = jnp.broadcast_to(normalizer, shape).astype(dtype)
+    if where is not None:
+        normalizer = jnp.where(where, normalizer, jnp.zeros((), dtype))
+    return jnp.sum(normalizer)
 
 
 def finish(loss, result_dtype):

@@ -16,6 +16,7 @@ from . import _checks
 from ._ops import strict_hinge
 from ._precision import dtypes, upcast
 from ._reduction import finish, reduce_loss
+from ._softmax_ce import softmax_cross_entropy_rows
 
 _ARGMAX_HINT = (
     " It looks like `logits` holds one value per sample (an already argmax'ed prediction or a "
@@ -121,6 +122,34 @@ def _index_loss(fn, log_probs, labels, *, axis, weight, ignore_index, label_smoo
     return reduce_loss(loss, reduction, where=valid, normalizer=normalizer)
 
 
+def _fast_index_cross_entropy(fn, logits, labels, *, axis, weight, ignore_index, label_smoothing,
+                              where, reduction, compute):
+    """Cross-entropy of class indices through the custom-VJP row kernel (_softmax_ce): the
+    same weighting and normalisation as _index_loss, without materialising log-probabilities."""
+    num_classes = logits.shape[axis]
+    valid = jnp.ones(labels.shape, bool)
+    if ignore_index is not None:
+        valid = labels != ignore_index
+    if where is not None:
+        valid = valid & where  # masked positions may hold anything (e.g. padding)
+    _check_class_indices(fn, labels, num_classes, ignore_index, valid)
+    in_range = (labels >= 0) & (labels < num_classes)
+    safe_labels = jnp.where(valid & in_range, labels, 0).astype(jnp.int32)
+    if weight is None:
+        label_weight = jnp.ones(labels.shape, compute)
+    else:
+        label_weight = weight[safe_labels]
+    # Under jit an out-of-range label cannot raise: its loss is nan, never a plausible number.
+    label_weight = jnp.where(valid & ~in_range, jnp.nan, label_weight)
+    rows = jnp.moveaxis(logits, axis, -1).reshape(-1, num_classes)
+    smooth = _maybe_nonzero(label_smoothing)
+    loss = softmax_cross_entropy_rows(
+        rows, safe_labels.reshape(-1), valid.reshape(-1), label_weight.reshape(-1), weight,
+        jnp.asarray(label_smoothing, compute), smooth).reshape(labels.shape)
+    normalizer = None if weight is None else label_weight
+    return reduce_loss(loss, reduction, where=valid, normalizer=normalizer)
+
+
 def _prepare_class_inputs(fn, scores, scores_name, labels, axis, weight, where, label_smoothing,
                           allow_probabilities):
     scores = _checks.float_array(fn, scores_name, scores)
@@ -175,13 +204,15 @@ def cross_entropy(logits, labels, *, axis=-1, weight=None, ignore_index=-100,
         fn, logits, "logits", labels, axis, weight, where, label_smoothing, True)
     _checks.reduction(fn, reduction)
     result_dtype, compute = dtypes(logits, labels if kind == "probability" else None)
-    log_probs = jax.nn.log_softmax(logits.astype(compute), axis=axis)
     weight = upcast(weight, compute)
     if kind == "index":
-        loss = _index_loss(fn, log_probs, labels, axis=axis, weight=weight,
-                           ignore_index=ignore_index, label_smoothing=label_smoothing,
-                           where=where, reduction=reduction)
+        # 16-bit logits go in as they are: the kernel accumulates in float32 and returns the
+        # gradient in their dtype, without a float32 copy of the logits.
+        loss = _fast_index_cross_entropy(
+            fn, logits, labels, axis=axis, weight=weight, ignore_index=ignore_index,
+            label_smoothing=label_smoothing, where=where, reduction=reduction, compute=compute)
         return finish(loss, result_dtype)
+    log_probs = jax.nn.log_softmax(logits.astype(compute), axis=axis)
     if ignore_index is not None and _checks.is_concrete(ignore_index) and ignore_index >= 0:
         # torch: "ignore_index is not supported for floating point target" (its default -100 is ok).
         raise ValueError(

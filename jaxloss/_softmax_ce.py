@@ -1,0 +1,150 @@
+"""The cross-entropy hot path: softmax cross-entropy of rows against class indices, with class
+weights, label smoothing and masked rows, as a ``jax.custom_vjp``.
+
+Per row i (label y, validity v, class weights w, W = Σ_c w_c, smoothing ε, C classes):
+
+    loss_i = v · [ (1-ε)·w_y·(lse - x_y) + (ε/C)·(W·lse - Σ_c w_c x_c) ]
+    dloss_i/dx_c = v · [ ((1-ε)·w_y + ε·W/C)·p_c - (1-ε)·w_y·[c = y] - (ε/C)·w_c ]
+
+so neither a one-hot nor a smoothed target is ever built: the forward reads the logits for the
+row max and for Σ exp (plus Σ w_c x_c when smoothing), keeps only the per-row logsumexp, and the
+backward writes the gradient in one elementwise pass (the [c = y] term is an iota compare fused
+into it). No (N, C) array besides the gradient exists. 16-bit logits are read as they are and
+accumulated in float32; the gradient comes back in their dtype.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+
+def _row_stats(x, smoothing_weights):
+    """Per-row max-shifted logsumexp (float32 or wider) and, when smoothing, Σ_c w_c x_c."""
+    compute = jnp.promote_types(x.dtype, jnp.float32)
+    xc = x.astype(compute)
+    row_max = jnp.max(xc, axis=-1)
+    # A row of -inf (every class masked) keeps nan, as torch's log_softmax gives.
+    shift = jnp.where(jnp.isneginf(row_max), jnp.zeros((), compute), row_max)
+    lse = shift + jnp.log(jnp.sum(jnp.exp(xc - shift[:, None]), axis=-1))
+    lse = jnp.where(jnp.isneginf(row_max), jnp.nan, lse)
+    smooth_dot = None
+    if smoothing_weights == "uniform":
+        smooth_dot = jnp.sum(xc, axis=-1)
+    elif smoothing_weights is not None:
+        smooth_dot = xc @ smoothing_weights.astype(compute)
+    return lse, smooth_dot
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(6,))
+def softmax_cross_entropy_rows(logits, labels, valid, label_weight, class_weight, smoothing,
+                               smooth):
+    """Unreduced loss (N,) of logits (N, C) against labels (N,) (safe indices).
+
+    valid: (N,) bool, rows that count (others give exactly 0). label_weight: (N,) w_y (1 without
+    class weights; nan marks an out-of-range label). class_weight: (C,) or None. smoothing: ε,
+    a scalar array (may be traced). smooth: static; False when ε is known to be 0 (the
+    smoothing terms are then not computed at all).
+    """
+    return forward_rows(logits, labels, valid, label_weight, class_weight, smoothing, smooth)[0]
+
+
+def _total_weight(class_weight, num_classes, dtype):
+    return (jnp.asarray(num_classes, dtype) if class_weight is None
+            else jnp.sum(class_weight.astype(dtype)))
+
+
+def forward_rows(logits, labels, valid, label_weight, class_weight, smoothing, smooth):
+    num_classes = logits.shape[-1]
+    weights_spec = None
+    if smooth:
+        weights_spec = "uniform" if class_weight is None else class_weight
+    lse, smooth_dot = _row_stats(logits, weights_spec)
+    compute = lse.dtype
+    picked = jnp.take_along_axis(logits, labels[:, None], axis=-1)[:, 0].astype(compute)
+    nll = lse - picked
+    loss = label_weight.astype(compute) * nll
+    smooth_term = None
+    if smooth:
+        eps = smoothing.astype(compute)
+        smooth_term = (_total_weight(class_weight, num_classes, compute) * lse - smooth_dot
+                       ) / num_classes
+        loss = (1 - eps) * loss + eps * smooth_term
+    # Rows that do not count give exactly 0, whatever their logits hold.
+    loss = jnp.where(valid, loss, jnp.zeros((), compute))
+    return loss, (lse, nll, smooth_term)
+
+
+def _fwd(logits, labels, valid, label_weight, class_weight, smoothing, smooth):
+    loss, (lse, nll, smooth_term) = forward_rows(logits, labels, valid, label_weight, class_weight,
+                                             smoothing, smooth)
+    return loss, (logits, labels, valid, label_weight, class_weight, smoothing, lse, nll,
+                  smooth_term)
+
+
+def logit_grad(logits, labels, valid, label_weight, class_weight, smoothing, smooth, lse,
+               cotangent, extra_prob_scale=None):
+    """d(Σ_i g_i·loss_i)/d logits, in float32 (or wider): one elementwise pass.
+
+    `extra_prob_scale` (N,) adds a multiple of p_c per row (the fused loss's z-loss term).
+    """
+    compute = lse.dtype
+    num_classes = logits.shape[-1]
+    w_y = label_weight.astype(compute)
+    g = jnp.where(valid, cotangent.astype(compute), jnp.zeros((), compute))
+    if smooth:
+        eps = smoothing.astype(compute)
+        hit = g * (1 - eps) * w_y                              # coefficient of [c = y]
+        spread = g * eps / num_classes                         # coefficient of w_c
+        scale = hit + spread * _total_weight(class_weight, num_classes, compute)  # of p_c
+    else:
+        hit = scale = g * w_y
+    if extra_prob_scale is not None:
+        scale = scale + g * extra_prob_scale
+    probs = jnp.exp(logits.astype(compute) - lse[:, None])
+    is_label = lax.broadcasted_iota(labels.dtype, logits.shape, 1) == labels[:, None]
+    grad = scale[:, None] * probs - jnp.where(is_label, hit[:, None], jnp.zeros((), compute))
+    if smooth:
+        per_class = (jnp.ones((num_classes,), compute) if class_weight is None
+                     else class_weight.astype(compute))
+        grad = grad - spread[:, None] * per_class[None, :]
+    return grad
+
+
+def weight_cotangents(logits, valid, label_weight, class_weight, smoothing, smooth, lse, nll,
+                      smooth_term, cotangent):
+    """Exact cotangents of label_weight, class_weight and ε (XLA drops them when unused)."""
+    compute = lse.dtype
+    num_classes = logits.shape[-1]
+    g = jnp.where(valid, cotangent.astype(compute), jnp.zeros((), compute))
+    if not smooth:
+        d_class = None if class_weight is None else jnp.zeros_like(class_weight)
+        return (g * nll).astype(label_weight.dtype), d_class, None
+    eps = smoothing.astype(compute)
+    d_label_weight = g * nll * (1 - eps)
+    d_smoothing = jnp.sum(g * (smooth_term - label_weight.astype(compute) * nll))
+    d_class = None
+    if class_weight is not None:
+        # d/dw_c of Σ_i g_i (ε/C)(W·lse_i - Σ_c w_c x_ic) = (ε/C)(Σ_i g_i lse_i - Σ_i g_i x_ic).
+        spread = g * eps / num_classes
+        d_class = (jnp.sum(spread * lse) - lax.dot_general(
+            spread, logits.astype(compute), (((0,), (0,)), ((), ())),
+            preferred_element_type=compute)).astype(class_weight.dtype)
+    return (d_label_weight.astype(label_weight.dtype), d_class,
+            d_smoothing.astype(smoothing.dtype))
+
+
+def _bwd(smooth, residuals, cotangent):
+    logits, labels, valid, label_weight, class_weight, smoothing, lse, nll, smooth_term = residuals
+    grad = logit_grad(logits, labels, valid, label_weight, class_weight, smoothing, smooth, lse,
+                      cotangent)
+    d_label_weight, d_class, d_smoothing = weight_cotangents(
+        logits, valid, label_weight, class_weight, smoothing, smooth, lse, nll, smooth_term,
+        cotangent)
+    return grad.astype(logits.dtype), None, None, d_label_weight, d_class, d_smoothing
+
+
+softmax_cross_entropy_rows.defvjp(_fwd, _bwd)
