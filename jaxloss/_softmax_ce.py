@@ -22,15 +22,37 @@ import jax.numpy as jnp
 from jax import lax
 
 
+def _logsumexp_rows(xc):
+    """Row logsumexp of float32-or-wider logits in one read when the plain sum is safe.
+
+    Σ exp(x) without the max shift is as accurate as the shifted sum whenever it neither
+    overflows nor underflows; it is safe when every row's sum is finite and at least
+    C·tiny/eps (then terms lost to underflow weigh less than one ulp of the sum). That holds
+    for ordinary logits and skips the separate pass for the row max (and XLA's slow fused
+    shift-exp-sum on short rows, measured 116 ms against 19 ms at 65536x1000). Any row outside
+    it (logits beyond about ±80 in float32, nan) sends the batch through the shifted path.
+    """
+    info = jnp.finfo(xc.dtype)
+    num_classes = xc.shape[-1]
+    plain = jnp.sum(jnp.exp(xc), axis=-1)
+    floor = num_classes * float(info.tiny) / float(info.eps)
+    safe = jnp.all(jnp.isfinite(plain) & (plain >= floor))
+
+    def shifted(_):
+        row_max = jnp.max(xc, axis=-1)
+        # A row of -inf (every class masked) gives nan, as torch's log_softmax does.
+        shift = jnp.where(jnp.isneginf(row_max), jnp.zeros((), xc.dtype), row_max)
+        lse = shift + jnp.log(jnp.sum(jnp.exp(xc - shift[:, None]), axis=-1))
+        return jnp.where(jnp.isneginf(row_max), jnp.nan, lse)
+
+    return lax.cond(safe, lambda _: jnp.log(plain), shifted, None)
+
+
 def _row_stats(x, smoothing_weights):
-    """Per-row max-shifted logsumexp (float32 or wider) and, when smoothing, Σ_c w_c x_c."""
+    """Per-row logsumexp (float32 or wider) and, when smoothing, Σ_c w_c x_c."""
     compute = jnp.promote_types(x.dtype, jnp.float32)
     xc = x.astype(compute)
-    row_max = jnp.max(xc, axis=-1)
-    # A row of -inf (every class masked) keeps nan, as torch's log_softmax gives.
-    shift = jnp.where(jnp.isneginf(row_max), jnp.zeros((), compute), row_max)
-    lse = shift + jnp.log(jnp.sum(jnp.exp(xc - shift[:, None]), axis=-1))
-    lse = jnp.where(jnp.isneginf(row_max), jnp.nan, lse)
+    lse = _logsumexp_rows(xc) if xc.shape[0] else jnp.zeros((0,), compute)
     smooth_dot = None
     if smoothing_weights == "uniform":
         smooth_dot = jnp.sum(xc, axis=-1)
@@ -139,6 +161,11 @@ def weight_cotangents(logits, valid, label_weight, class_weight, smoothing, smoo
 
 def _bwd(smooth, residuals, cotangent):
     logits, labels, valid, label_weight, class_weight, smoothing, lse, nll, smooth_term = residuals
+    # Every other read of the logits (the forward's sums and gather) happens before this
+    # barrier, so the elementwise gradient below may overwrite the logits' buffer in place
+    # when it is donated or dead (no fresh (N, C) allocation, whose page faults cost more than
+    # the arithmetic on CPU).
+    logits, lse, nll = lax.optimization_barrier((logits, lse, nll))
     grad = logit_grad(logits, labels, valid, label_weight, class_weight, smoothing, smooth, lse,
                       cotangent)
     d_label_weight, d_class, d_smoothing = weight_cotangents(
