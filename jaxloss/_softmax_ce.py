@@ -161,11 +161,6 @@ def weight_cotangents(logits, valid, label_weight, class_weight, smoothing, smoo
 
 def _bwd(smooth, residuals, cotangent):
     logits, labels, valid, label_weight, class_weight, smoothing, lse, nll, smooth_term = residuals
-    # Every other read of the logits (the forward's sums and gather) happens before this
-    # barrier, so the elementwise gradient below may overwrite the logits' buffer in place
-    # when it is donated or dead (no fresh (N, C) allocation, whose page faults cost more than
-    # the arithmetic on CPU).
-    logits, lse, nll = lax.optimization_barrier((logits, lse, nll))
     grad = logit_grad(logits, labels, valid, label_weight, class_weight, smoothing, smooth, lse,
                       cotangent)
     d_label_weight, d_class, d_smoothing = weight_cotangents(

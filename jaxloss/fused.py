@@ -248,3 +248,113 @@ def linear_cross_entropy(x, w, labels, *, bias=None, weight=None, ignore_index=-
 
 def _maybe_nonzero(option):
     return not (_checks.is_concrete(option) and option == 0)
+
+
+def _check_adaptive(fn, x, head_weight, tail_weights, cutoffs, n_classes, head_bias):
+    if x.ndim != 2:
+        raise ValueError(f"{fn}: `x` must be (N, in_features); got {list(x.shape)}.")
+    boundaries = list(cutoffs) + [n_classes]
+    if (not cutoffs or boundaries != sorted(set(boundaries)) or boundaries[0] <= 0
+            or any(int(c) != c for c in cutoffs)):
+        raise ValueError(f"{fn}: `cutoffs` must be unique positive integers sorted in increasing "
+                         f"order, each in [1, n_classes-1] = [1, {n_classes - 1}]; got "
+                         f"{list(cutoffs)}.")
+    head_size = boundaries[0] + len(cutoffs)
+    if head_weight.shape != (head_size, x.shape[1]):
+        raise ValueError(f"{fn}: `head_weight` must be (shortlist + clusters, in_features) = "
+                         f"[{head_size}, {x.shape[1]}]; got {list(head_weight.shape)}.")
+    if head_bias is not None and head_bias.shape != (head_size,):
+        raise ValueError(f"{fn}: `head_bias` must have shape [{head_size}]; got "
+                         f"{list(head_bias.shape)}.")
+    if len(tail_weights) != len(cutoffs):
+        raise ValueError(f"{fn}: `tail_weights` needs one (projection, output) pair per cluster "
+                         f"({len(cutoffs)}); got {len(tail_weights)}.")
+    for i, (projection, output) in enumerate(tail_weights):
+        size = boundaries[i + 1] - boundaries[i]
+        if (projection.ndim != 2 or projection.shape[1] != x.shape[1] or output.ndim != 2
+                or output.shape != (size, projection.shape[0])):
+            raise ValueError(
+                f"{fn}: cluster {i} needs a projection (hidden, {x.shape[1]}) and an output "
+                f"({size}, hidden) weight; got {list(projection.shape)} and "
+                f"{list(output.shape)}.")
+    return boundaries
+
+
+def _adaptive_parts(x, head_weight, head_bias, tail_weights):
+    """Head log-probs (N, shortlist + clusters) and each cluster's log-probs (N, size_i)."""
+    head = _matmul(x, head_weight, ((1,), (1,)))
+    if head_bias is not None:
+        head = head + head_bias.astype(head.dtype)
+    clusters = [jax.nn.log_softmax(_matmul(_matmul(x, p, ((1,), (1,))).astype(x.dtype), o,
+                                           ((1,), (1,))), axis=-1)
+                for p, o in tail_weights]
+    return jax.nn.log_softmax(head, axis=-1), clusters
+
+
+def adaptive_log_softmax(x, head_weight, tail_weights, *, cutoffs, n_classes, head_bias=None):
+    """Full log-probabilities (N, n_classes) of the adaptive softmax (Grave et al. 2017), as
+    torch's ``AdaptiveLogSoftmaxWithLoss.log_prob``: the shortlist's log-probs come from the
+    head; class c of cluster i gets head[shortlist + i] + log_softmax(cluster i)[c - start_i].
+
+    Weights are in torch's Linear layout: ``head_weight`` (shortlist + clusters, D),
+    ``tail_weights`` a sequence of (projection (hidden_i, D), output (size_i, hidden_i)).
+    """
+    fn = "adaptive_log_softmax"
+    x = _checks.float_array(fn, "x", x)
+    head_weight = _checks.float_array(fn, "head_weight", head_weight)
+    tail_weights = [tuple(_checks.float_array(fn, "tail_weights", a) for a in pair)
+                    for pair in tail_weights]
+    head_bias = None if head_bias is None else _checks.float_array(fn, "head_bias", head_bias)
+    boundaries = _check_adaptive(fn, x, head_weight, tail_weights, cutoffs, n_classes, head_bias)
+    head, clusters = _adaptive_parts(x, head_weight, head_bias, tail_weights)
+    shortlist = boundaries[0]
+    pieces = [head[:, :shortlist]] + [
+        cluster + head[:, shortlist + i][:, None] for i, cluster in enumerate(clusters)]
+    return jnp.concatenate(pieces, axis=1).astype(dtypes(x)[0])
+
+
+def adaptive_log_softmax_with_loss(x, labels, head_weight, tail_weights, *, cutoffs, n_classes,
+                                   head_bias=None):
+    """(output, loss) of torch's ``AdaptiveLogSoftmaxWithLoss``: ``output`` (N,) is each row's
+    log-probability of its label, ``loss`` the mean of ``-output``. Every cluster is evaluated
+    for every row (static shapes under jit; torch evaluates only the rows that need it), the
+    values are the same. A label outside [0, n_classes) raises (concrete inputs) or gives nan.
+    """
+    fn = "adaptive_log_softmax_with_loss"
+    x = _checks.float_array(fn, "x", x)
+    labels = _checks.int_array(fn, "labels", labels)
+    head_weight = _checks.float_array(fn, "head_weight", head_weight)
+    tail_weights = [tuple(_checks.float_array(fn, "tail_weights", a) for a in pair)
+                    for pair in tail_weights]
+    head_bias = None if head_bias is None else _checks.float_array(fn, "head_bias", head_bias)
+    unbatched = labels.ndim == 0
+    if unbatched:
+        if x.ndim != 1:
+            raise ValueError(f"{fn}: a 0-d `labels` needs a 1-d `x`; got {list(x.shape)}.")
+        x, labels = x[None], labels[None]
+    elif labels.ndim != 1 or x.ndim != 2 or x.shape[0] != labels.shape[0]:
+        raise ValueError(f"{fn}: `labels` (N,) needs `x` (N, in_features) with the same N; got "
+                         f"x {list(x.shape)} and labels {list(labels.shape)}.")
+    boundaries = _check_adaptive(fn, x, head_weight, tail_weights, cutoffs, n_classes, head_bias)
+    in_range = (labels >= 0) & (labels < n_classes)
+    _checks.value_check(fn, in_range, f"label values must be in [0, {n_classes - 1}]; found {{}}.",
+                        _checks.first_violation(labels, in_range))
+    head, clusters = _adaptive_parts(x, head_weight, head_bias, tail_weights)
+    shortlist = boundaries[0]
+    head_index = labels
+    output = jnp.zeros(labels.shape, head.dtype)
+    for i, cluster in enumerate(clusters):
+        low, high = boundaries[i], boundaries[i + 1]
+        inside = (labels >= low) & (labels < high)
+        local = jnp.take_along_axis(cluster, jnp.clip(labels - low, 0, high - low - 1)[:, None],
+                                    axis=1)[:, 0]
+        output = output + jnp.where(inside, local, 0.0)
+        head_index = jnp.where(inside, shortlist + i, head_index)
+    safe_index = jnp.clip(head_index, 0, head.shape[1] - 1)
+    output = output + jnp.take_along_axis(head, safe_index[:, None], axis=1)[:, 0]
+    output = jnp.where(in_range, output, jnp.nan)
+    result_dtype = dtypes(x)[0]
+    loss = jnp.mean(-output)
+    if unbatched:
+        output = output[0]
+    return output.astype(result_dtype), loss.astype(result_dtype)

@@ -157,3 +157,145 @@ def test_cross_entropy_masked_logits_and_16_bit_inputs():
         grad_low = jax.grad(lambda x: jaxloss.cross_entropy(x, labels).astype(jnp.float32))(low)
         assert grad_low.dtype == dtype
         np.testing.assert_allclose(np.float32(grad_low), grad, atol=1e-2)
+
+
+# ----------------------------------------------------------------------------- compat layer
+
+from jaxloss import fused  # noqa: E402
+from jaxloss.compat import functional as F  # noqa: E402
+from jaxloss.compat import nn  # noqa: E402
+
+
+def _shape(signature):
+    return [(p.name, p.kind, p.default) for p in signature.parameters.values()]
+
+
+@pytest.mark.parametrize("ours, theirs", [
+    (F.linear_cross_entropy, torch.nn.functional.linear_cross_entropy),
+    (nn.LinearCrossEntropyLoss.__init__, torch.nn.LinearCrossEntropyLoss.__init__),
+    (nn.LinearCrossEntropyLoss.forward, torch.nn.LinearCrossEntropyLoss.forward),
+    (nn.LinearCrossEntropyOptions, torch.nn.LinearCrossEntropyOptions),
+    (nn.AdaptiveLogSoftmaxWithLoss.__init__, torch.nn.AdaptiveLogSoftmaxWithLoss.__init__),
+    (nn.AdaptiveLogSoftmaxWithLoss.forward, torch.nn.AdaptiveLogSoftmaxWithLoss.forward),
+    (nn.AdaptiveLogSoftmaxWithLoss.log_prob, torch.nn.AdaptiveLogSoftmaxWithLoss.log_prob),
+    (nn.AdaptiveLogSoftmaxWithLoss.predict, torch.nn.AdaptiveLogSoftmaxWithLoss.predict),
+], ids=["F.linear_cross_entropy", "LCE.__init__", "LCE.forward", "LCEOptions",
+        "ALS.__init__", "ALS.forward", "ALS.log_prob", "ALS.predict"])
+def test_signatures_match_torch(ours, theirs):
+    import inspect
+
+    names = lambda s: [(n, k, d if not isinstance(d, type) else None)  # noqa: E731
+                       for n, k, d in _shape(s)]
+    assert [n for n, _, _ in names(inspect.signature(ours))] == [
+        n for n, _, _ in names(inspect.signature(theirs))]
+    for (n, k, d), (_, k2, d2) in zip(_shape(inspect.signature(ours)),
+                                      _shape(inspect.signature(theirs))):
+        assert k == k2, n
+        if isinstance(d2, (int, float, str, bool, tuple, type(None))):
+            assert d == d2, n
+
+
+@pytest.mark.parametrize("chunk", [None, 5])
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_functional_linear_cross_entropy_matches_torch_chunked_path(chunk, reduction):
+    options_t = torch.nn.LinearCrossEntropyOptions(batch_chunk_size=chunk) if chunk else None
+    options_j = nn.LinearCrossEntropyOptions(batch_chunk_size=chunk) if chunk else None
+    y = Y.copy()
+    y[3] = 2  # torch's chunked path keeps -100 too, but test real labels everywhere here
+    value, grads = _torch_linear_ce(X, W, B, y, reduction, options=options_t,
+                                    weight=CLASS_WEIGHT)
+    fn = lambda x, w, b: F.linear_cross_entropy(  # noqa: E731
+        x, w, y, linear_bias=b, reduction=reduction, weight=CLASS_WEIGHT, options=options_j)
+    np.testing.assert_allclose(fn(X, W, B), value, rtol=1e-10)
+    ours = jax.grad(lambda *a: jnp.sum(fn(*a)), argnums=(0, 1, 2))(X, W, B)
+    for g, ref in zip(ours, grads):
+        np.testing.assert_allclose(g, ref, atol=1e-10)
+
+
+def test_functional_reference_paths_probabilities_kdim_and_unbatched():
+    probs = jax.nn.softmax(jnp.asarray(rng.standard_normal((N, V))))
+    torch_value = torch.nn.functional.linear_cross_entropy(
+        torch.tensor(X), torch.tensor(W), torch.tensor(np.asarray(probs)))
+    np.testing.assert_allclose(F.linear_cross_entropy(X, W, probs), torch_value.item(),
+                               rtol=1e-12)
+    w_kdim = rng.standard_normal((V, 3, D))
+    y_kdim = rng.integers(0, V, (N, 3))
+    torch_value = torch.nn.functional.linear_cross_entropy(
+        torch.tensor(X), torch.tensor(w_kdim), torch.tensor(y_kdim))
+    np.testing.assert_allclose(F.linear_cross_entropy(X, w_kdim, y_kdim), torch_value.item(),
+                               rtol=1e-12)
+    torch_value = torch.nn.functional.linear_cross_entropy(
+        torch.tensor(X[0]), torch.tensor(W), torch.tensor(Y[0]))
+    np.testing.assert_allclose(F.linear_cross_entropy(X[0], W, Y[0]), torch_value.item(),
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_linear_cross_entropy_module_loads_torch_weights(bias):
+    torch.manual_seed(0)
+    theirs = torch.nn.LinearCrossEntropyLoss(D, V, bias=bias, label_smoothing=0.1).double()
+    ours = nn.LinearCrossEntropyLoss(D, V, bias=bias, label_smoothing=0.1, dtype=jnp.float64)
+    ours.load_state_dict(theirs.state_dict())
+    np.testing.assert_allclose(ours(X, Y), theirs(torch.tensor(X), torch.tensor(Y)).item(),
+                               rtol=1e-12)
+    with pytest.raises(ValueError, match="weight shape"):
+        nn.LinearCrossEntropyLoss(D, V, weight=np.ones(3))
+    with pytest.raises(ValueError, match="missing keys"):
+        ours.load_state_dict({})
+
+
+def test_parameters_initialise_like_torch_linear_and_seed():
+    nn.manual_seed(3)
+    a = nn.LinearCrossEntropyLoss(64, 10, bias=True)
+    nn.manual_seed(3)
+    b = nn.LinearCrossEntropyLoss(64, 10, bias=True)
+    np.testing.assert_array_equal(a.linear.weight, b.linear.weight)
+    bound = 1 / np.sqrt(64)
+    assert np.abs(a.linear.weight).max() <= bound and np.abs(a.linear.weight).max() > 0.9 * bound
+    assert a.linear.weight.shape == (10, 64) and a.linear.bias.shape == (10,)
+
+
+def _adaptive_pair(head_bias):
+    torch.manual_seed(1)
+    theirs = torch.nn.AdaptiveLogSoftmaxWithLoss(16, 20, [4, 10, 15], div_value=2.0,
+                                                 head_bias=head_bias).double()
+    ours = nn.AdaptiveLogSoftmaxWithLoss(16, 20, [4, 10, 15], div_value=2.0,
+                                         head_bias=head_bias, dtype=jnp.float64)
+    ours.load_state_dict(theirs.state_dict())
+    return ours, theirs
+
+
+@pytest.mark.parametrize("head_bias", [False, True])
+def test_adaptive_log_softmax_matches_torch(head_bias):
+    ours, theirs = _adaptive_pair(head_bias)
+    x = rng.standard_normal((25, 16))
+    y = rng.integers(0, 20, 25)
+    xt = torch.tensor(x, requires_grad=True)
+    out_t = theirs(xt, torch.tensor(y))
+    out_t.loss.backward()
+    out_j = ours(x, y)
+    np.testing.assert_allclose(out_j.output, out_t.output.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(out_j.loss, out_t.loss.item(), rtol=1e-12)
+    np.testing.assert_allclose(ours.log_prob(x), theirs.log_prob(torch.tensor(x)).detach(),
+                               rtol=1e-12)
+    np.testing.assert_array_equal(ours.predict(x), theirs.predict(torch.tensor(x)).numpy())
+    weights = ours._weights()
+    grad = jax.grad(lambda x: fused.adaptive_log_softmax_with_loss(x, y, **weights)[1])(x)
+    np.testing.assert_allclose(grad, xt.grad.numpy(), atol=1e-12)
+    single = ours(x[0], y[0])
+    np.testing.assert_allclose(single.output, out_t.output[0].item(), rtol=1e-12)
+
+
+def test_adaptive_log_softmax_errors_where_torch_raises():
+    for cutoffs in ([], [5, 3], [0, 4], [4, 20], [4, 4]):
+        with pytest.raises(ValueError):
+            torch.nn.AdaptiveLogSoftmaxWithLoss(16, 20, cutoffs)
+        with pytest.raises(ValueError, match="cutoffs"):
+            nn.AdaptiveLogSoftmaxWithLoss(16, 20, cutoffs)
+    ours, _ = _adaptive_pair(False)
+    with pytest.raises(ValueError, match="20"):
+        ours(rng.standard_normal((3, 16)), np.array([0, 5, 20]))
+    with pytest.raises(ValueError, match="same N"):
+        ours(rng.standard_normal((3, 16)), np.array([0, 5]))
+    with pytest.raises(ValueError, match="tail.0.0.weight"):
+        ours.load_state_dict(dict(ours.state_dict(), **{"tail.0.0.weight": np.zeros((3, 3))}))

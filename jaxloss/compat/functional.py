@@ -15,7 +15,7 @@ import warnings
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _checks, classification, embedding, regression, sequence
+from .. import _checks, classification, embedding, fused, regression, sequence
 
 __all__ = [
     "binary_cross_entropy",
@@ -29,6 +29,7 @@ __all__ = [
     "huber_loss",
     "kl_div",
     "l1_loss",
+    "linear_cross_entropy",
     "margin_ranking_loss",
     "mse_loss",
     "multi_margin_loss",
@@ -351,6 +352,48 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     return sequence.ctc_loss(jnp.swapaxes(lp, 0, 1), y, input_lengths=input_lengths,
                              label_lengths=target_lengths, blank=blank, from_logits=False,
                              zero_infinity=zero_infinity, reduction=reduction)
+
+
+_LINEAR = dict(x="input", w="linear_weight", labels="target", bias="linear_bias")
+
+
+@_torch_names(**_LINEAR)
+def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weight=None,
+                         reduction="mean", ignore_index=None, label_smoothing=0.0, options=None):
+    """torch.nn.functional.linear_cross_entropy: ``cross_entropy(linear(input, linear_weight,
+    linear_bias), target, ...)`` with ``ignore_index=None`` meaning -100.
+
+    Class-index targets with a (C, in_features) weight run chunked through
+    :func:`jaxloss.linear_cross_entropy` (the (N, C) logits are never built), in chunks of
+    ``options.batch_chunk_size`` rows when given. Class-probability targets and K-dimensional
+    weights (C, d_1, ..., d_K, in_features) take torch's reference path: the logits, then
+    :func:`cross_entropy`.
+    """
+    x = _checks.float_array("linear_cross_entropy", "input", input)
+    w = _checks.float_array("linear_cross_entropy", "linear_weight", linear_weight)
+    y = _checks.as_array("linear_cross_entropy", "target", target)
+    ignore_index = -100 if ignore_index is None else ignore_index
+    if w.ndim < 2 or x.ndim not in (1, 2) or w.shape[-1] != x.shape[-1]:
+        raise ValueError(
+            "linear_cross_entropy: `input` must be (in_features,) or (N, in_features) and "
+            "`linear_weight` (C, in_features) or (C, d_1, ..., d_K, in_features) with the same "
+            f"in_features; got input {list(x.shape)} and linear_weight {list(w.shape)}.")
+    if w.ndim > 2 or jnp.issubdtype(y.dtype, jnp.floating):
+        # torch's reference path: materialise the logits, classes on axis 1.
+        logits = jnp.einsum("...i,ci->...c", x, w.reshape(-1, w.shape[-1]))
+        if x.ndim == 2:
+            logits = logits.reshape((x.shape[0],) + w.shape[:-1])
+        else:
+            logits = logits.reshape(w.shape[:-1])
+        if linear_bias is not None:
+            logits = logits + jnp.asarray(linear_bias)
+        return cross_entropy(logits, y, weight=weight, ignore_index=ignore_index,
+                             reduction=reduction, label_smoothing=label_smoothing)
+    chunk = getattr(options, "batch_chunk_size", None) if options is not None else None
+    return fused.linear_cross_entropy(
+        x, w, y, bias=linear_bias, weight=weight, ignore_index=ignore_index,
+        label_smoothing=label_smoothing, reduction=reduction,
+        chunk_size=fused.DEFAULT_CHUNK_SIZE if chunk is None else chunk)
 
 
 def _document(namespace):

@@ -8,11 +8,19 @@ Python objects: close over them in a jitted function, or pass arrays as argument
 
 from __future__ import annotations
 
-import jax.numpy as jnp
+import collections
+import dataclasses
+import math
+from typing import Literal
 
+import jax.numpy as jnp
+import numpy as np
+
+from .. import fused
 from . import functional as F
 
 __all__ = [
+    "AdaptiveLogSoftmaxWithLoss",
     "BCELoss",
     "BCEWithLogitsLoss",
     "CosineEmbeddingLoss",
@@ -24,6 +32,8 @@ __all__ = [
     "HuberLoss",
     "KLDivLoss",
     "L1Loss",
+    "LinearCrossEntropyLoss",
+    "LinearCrossEntropyOptions",
     "MSELoss",
     "MarginRankingLoss",
     "MultiLabelMarginLoss",
@@ -36,6 +46,7 @@ __all__ = [
     "SoftMarginLoss",
     "TripletMarginLoss",
     "TripletMarginWithDistanceLoss",
+    "manual_seed",
 ]
 
 
@@ -382,6 +393,193 @@ def _document(namespace):
         if not cls.__doc__:
             cls.__doc__ = (f"torch.nn.{name} with torch 2.13's constructor signature; "
                            "``loss(input, target)`` calls :mod:`jaxloss.compat.functional`.")
+
+
+# ----------------------------------------------------------------------------- with parameters
+# Modules that own weights (a linear head) initialise them as torch.nn.Linear does (uniform in
+# ±1/sqrt(fan_in)), from a generator that manual_seed() resets, and load torch state dicts.
+
+_generator = np.random.default_rng()
+
+
+def manual_seed(seed: int) -> None:
+    """Seeds the generator that initialises the parameters of compat modules (as
+    torch.manual_seed does for torch's)."""
+    global _generator
+    _generator = np.random.default_rng(seed)
+
+
+class _Linear:
+    """The parameters of a torch.nn.Linear: ``weight`` (out, in) and optional ``bias``."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool, dtype=None) -> None:
+        self.in_features, self.out_features = in_features, out_features
+        bound = 1.0 / math.sqrt(in_features) if in_features > 0 else 0.0
+        dtype = jnp.float32 if dtype is None else dtype
+        self.weight = jnp.asarray(
+            _generator.uniform(-bound, bound, (out_features, in_features)), dtype)
+        self.bias = (jnp.asarray(_generator.uniform(-bound, bound, (out_features,)), dtype)
+                     if bias else None)
+
+    def __repr__(self) -> str:
+        return (f"Linear(in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None})")
+
+
+class _HasParameters:
+    """state_dict() / load_state_dict() over named _Linear layers, with torch's key names."""
+
+    def _layers(self) -> dict:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        out = {}
+        for prefix, layer in self._layers().items():
+            out[f"{prefix}.weight"] = layer.weight
+            if layer.bias is not None:
+                out[f"{prefix}.bias"] = layer.bias
+        return out
+
+    def load_state_dict(self, state_dict) -> None:
+        """Loads a torch (or jaxloss) state dict: every key must exist here with its shape."""
+        ours = self.state_dict()
+        missing = sorted(set(ours) - set(state_dict))
+        unexpected = sorted(set(state_dict) - set(ours))
+        if missing or unexpected:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: missing keys {missing}, "
+                             f"unexpected keys {unexpected}.")
+        layers = self._layers()
+        for key, value in state_dict.items():
+            array = np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach")
+                               else value)
+            if array.shape != tuple(ours[key].shape):
+                raise ValueError(f"{type(self).__name__}.load_state_dict: {key} has shape "
+                                 f"{list(array.shape)}, expected {list(ours[key].shape)}.")
+            prefix, name = key.rsplit(".", 1)
+            setattr(layers[prefix], name, jnp.array(array, ours[key].dtype))
+
+
+@dataclasses.dataclass
+class LinearCrossEntropyOptions:
+    """torch.nn.LinearCrossEntropyOptions. jaxloss always runs chunked; it honours
+    ``batch_chunk_size`` (rows per chunk) and accepts the other fields for compatibility."""
+
+    allow_retain_graph: bool = False
+    batch_chunk_size: int | None = None
+    chunking_method: str | None = "auto"
+    acc_policy: Literal["accurate", "balanced", "compact", "auto"] = "auto"
+    acc_dtype: object = None
+
+
+class LinearCrossEntropyLoss(_WeightedLoss, _HasParameters):
+    """torch.nn.LinearCrossEntropyLoss: a Linear head (``self.linear``) and cross-entropy,
+    computed by :func:`jaxloss.linear_cross_entropy` without materialising the logits."""
+
+    _options = ("num_classes", "out_features", "reduction", "ignore_index", "label_smoothing")
+
+    def __init__(self, in_features: int, num_classes: int, *, out_features: tuple = (),
+                 bias: bool = False, device=None, dtype=None, reduction: str = "mean",
+                 weight=None, ignore_index=None, label_smoothing: float = 0.0,
+                 options=None) -> None:
+        if weight is not None and tuple(jnp.shape(weight)) != (num_classes,):
+            raise ValueError(f"LinearCrossEntropyLoss: expected weight shape ({num_classes},), "
+                             f"got {tuple(jnp.shape(weight))}.")
+        if label_smoothing < 0 or label_smoothing > 1.0:
+            raise ValueError("LinearCrossEntropyLoss: expected label_smoothing to be in range "
+                             f"[0, 1], got {label_smoothing}.")
+        super().__init__(weight, None, None, reduction)
+        self.num_classes = num_classes
+        self.out_features = tuple(out_features)
+        self.ignore_index = ignore_index
+        self.label_smoothing = label_smoothing
+        self.options = options
+        # Flat storage, reshaped in forward, as torch stores it.
+        self.linear = _Linear(in_features, math.prod(self.out_features, start=num_classes), bias,
+                              dtype)
+
+    def _layers(self):
+        return {"linear": self.linear}
+
+    def forward(self, input, target):
+        weight = self.linear.weight.reshape(
+            (self.num_classes, *self.out_features, self.linear.in_features))
+        bias = (None if self.linear.bias is None
+                else self.linear.bias.reshape((self.num_classes, *self.out_features)))
+        return F.linear_cross_entropy(input, weight, target, linear_bias=bias, weight=self.weight,
+                                      reduction=self.reduction, ignore_index=self.ignore_index,
+                                      label_smoothing=self.label_smoothing, options=self.options)
+
+
+_ASMoutput = collections.namedtuple("_ASMoutput", ["output", "loss"])
+
+
+class AdaptiveLogSoftmaxWithLoss(_HasParameters):
+    """torch.nn.AdaptiveLogSoftmaxWithLoss (Grave et al., efficient softmax approximation):
+    a head over the shortlist and one entry per cluster, and per cluster a two-layer tail.
+
+    Parameters are JAX arrays initialised as torch does (``head``, ``tail[i] = (Linear(in,
+    in // div_value**(i+1)), Linear(that, cluster size))``) and load from a torch state dict
+    (``head.weight``, ``head.bias``, ``tail.{i}.0.weight``, ``tail.{i}.1.weight``).
+    ``forward`` returns ``(output, loss)``; ``log_prob`` and ``predict`` as in torch. The math
+    is :func:`jaxloss.fused.adaptive_log_softmax_with_loss`.
+    """
+
+    def __init__(self, in_features: int, n_classes: int, cutoffs, div_value: float = 4.0,
+                 head_bias: bool = False, device=None, dtype=None) -> None:
+        cutoffs = list(cutoffs)
+        if len(cutoffs) == 0:
+            raise ValueError("cutoffs should be a sequence of length larger than 0")
+        if (cutoffs != sorted(cutoffs) or min(cutoffs) <= 0 or max(cutoffs) > n_classes - 1
+                or len(set(cutoffs)) != len(cutoffs) or any(int(c) != c for c in cutoffs)):
+            raise ValueError("cutoffs should be a sequence of unique, positive integers sorted "
+                             "in an increasing order, where each value is between 1 and "
+                             f"n_classes-1; got {cutoffs} with n_classes={n_classes}")
+        self.in_features = in_features
+        self.n_classes = n_classes
+        self.cutoffs = cutoffs + [n_classes]
+        self.div_value = div_value
+        self.head_bias = head_bias
+        self.shortlist_size = self.cutoffs[0]
+        self.n_clusters = len(self.cutoffs) - 1
+        self.head_size = self.shortlist_size + self.n_clusters
+        self.head = _Linear(in_features, self.head_size, head_bias, dtype)
+        self.tail = []
+        for i in range(self.n_clusters):
+            hidden = int(in_features // (div_value ** (i + 1)))
+            size = self.cutoffs[i + 1] - self.cutoffs[i]
+            self.tail.append((_Linear(in_features, hidden, False, dtype),
+                              _Linear(hidden, size, False, dtype)))
+
+    def _layers(self):
+        layers = {"head": self.head}
+        for i, (projection, output) in enumerate(self.tail):
+            layers[f"tail.{i}.0"] = projection
+            layers[f"tail.{i}.1"] = output
+        return layers
+
+    def _weights(self):
+        return dict(head_weight=self.head.weight,
+                    tail_weights=[(p.weight, o.weight) for p, o in self.tail],
+                    cutoffs=self.cutoffs[:-1], n_classes=self.n_classes,
+                    head_bias=self.head.bias)
+
+    def __call__(self, input, target):
+        return self.forward(input, target)
+
+    def forward(self, input_, target_):
+        output, loss = fused.adaptive_log_softmax_with_loss(input_, target_, **self._weights())
+        return _ASMoutput(output, loss)
+
+    def log_prob(self, input):
+        return fused.adaptive_log_softmax(input, **self._weights())
+
+    def predict(self, input):
+        return jnp.argmax(self.log_prob(input), axis=1)
+
+    def __repr__(self) -> str:
+        return (f"AdaptiveLogSoftmaxWithLoss(in_features={self.in_features}, "
+                f"n_classes={self.n_classes}, cutoffs={self.cutoffs[:-1]}, "
+                f"div_value={self.div_value}, head_bias={self.head_bias})")
 
 
 _document(globals())
