@@ -21,3 +21,18 @@ def test_ctc_benchmark_quick_mode_prints_all_three_contenders(capsys):
     printed = capsys.readouterr().out
     for word in ("jaxloss", "optax", "torch", "(2, 12, 5, 4)"):
         assert word in printed
+
+
+def test_cross_entropy_benchmark_quick_mode_writes_json_and_png(tmp_path, capsys):
+    import json
+
+    module = runpy.run_path(str(Path(__file__).parents[1] / "benchmarks" / "cross_entropy.py"))
+    assert module["main"](["--quick", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    for word in ("jaxloss+options", "optax", "torch", "naive", "fused linear CE", "GB/s"):
+        assert word in printed
+    results = json.loads((tmp_path / "cross_entropy.json").read_text())
+    contenders = {r["contender"] for r in results["cross_entropy"]}
+    assert {"jaxloss", "jaxloss+options", "optax", "naive", "torch"} <= contenders
+    assert {r["dtype"] for r in results["linear_cross_entropy"]} == {"float32", "bfloat16"}
+    assert (tmp_path / "cross_entropy.png").stat().st_size > 0
