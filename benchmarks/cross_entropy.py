@@ -87,24 +87,27 @@ def _ce_contenders(n, c, dtype):
     y_ignored = y.at[::16].set(-100)
     weight = jnp.asarray(rng.uniform(0.5, 2.0, c), jnp.float32)
 
-    def grad_step(loss):
-        return jax.jit(jax.value_and_grad(lambda x: loss(x).astype(jnp.float32)))
-
+    # Labels and weights are arguments of the jitted step, as in a training step (closed-over
+    # constants would let XLA fold them into the program).
     losses = {
-        "jaxloss": lambda x: jaxloss.cross_entropy(x, y),
-        "jaxloss+options": lambda x: jaxloss.cross_entropy(x, y_ignored, weight=weight,
-                                                           label_smoothing=0.1),
-        "optax": lambda x: optax.losses.softmax_cross_entropy_with_integer_labels(x, y).mean(),
-        "naive": lambda x: -jnp.mean(jnp.sum(jax.nn.log_softmax(x) * jax.nn.one_hot(y, c), -1)),
+        "jaxloss": (lambda x, y, w: jaxloss.cross_entropy(x, y), y),
+        "jaxloss+options": (lambda x, y, w: jaxloss.cross_entropy(
+            x, y, weight=w, label_smoothing=0.1), y_ignored),
+        "optax": (lambda x, y, w: optax.losses.softmax_cross_entropy_with_integer_labels(
+            x, y).mean(), y),
+        "naive": (lambda x, y, w: -jnp.mean(jnp.sum(jax.nn.log_softmax(x)
+                                                    * jax.nn.one_hot(y, c), -1)), y),
     }
     steps, temps = {}, {}
-    for name, loss in losses.items():
-        step = grad_step(loss)
-        steps[name] = (lambda step=step: jax.block_until_ready(step(x)))
-        temps[name] = _xla_temp_bytes(step, x)
+    for name, (loss, labels) in losses.items():
+        step = jax.jit(jax.value_and_grad(
+            lambda x, y, w, loss=loss: loss(x, y, w).astype(jnp.float32)))
+        steps[name] = (lambda step=step, labels=labels: jax.block_until_ready(
+            step(x, labels, weight)))
+        temps[name] = _xla_temp_bytes(step, x, labels, weight)
     torch_dtype = torch.bfloat16 if dtype == jnp.bfloat16 else torch.float32
-    xt = torch.from_numpy(np.asarray(x, np.float32)).to(torch_dtype)
-    yt = torch.from_numpy(np.asarray(y, np.int64))
+    xt = torch.tensor(np.asarray(x, np.float32)).to(torch_dtype)
+    yt = torch.tensor(np.asarray(y, np.int64))
 
     def torch_step():
         leaf = xt.detach().requires_grad_(True)
@@ -150,6 +153,7 @@ def _fused_contenders(n, d, v, dtype):
         return optax.losses.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
     losses = {"jaxloss": lambda x, w: jaxloss.linear_cross_entropy(x, w, y), "naive": naive}
+    # (Labels are closed over here: the (N, V) work dwarfs anything XLA could fold.)
     try:
         import jax_cce
 
@@ -163,9 +167,9 @@ def _fused_contenders(n, d, v, dtype):
         steps[name] = (lambda step=step: jax.block_until_ready(step(x, w)))
         temps[name] = _xla_temp_bytes(step, x, w)
     torch_dtype = torch.bfloat16 if dtype == jnp.bfloat16 else torch.float32
-    xt = torch.from_numpy(np.asarray(x, np.float32)).to(torch_dtype)
-    wt = torch.from_numpy(np.asarray(w, np.float32)).to(torch_dtype)
-    yt = torch.from_numpy(np.asarray(y, np.int64))
+    xt = torch.tensor(np.asarray(x, np.float32)).to(torch_dtype)
+    wt = torch.tensor(np.asarray(w, np.float32)).to(torch_dtype)
+    yt = torch.tensor(np.asarray(y, np.int64))
     options = torch.nn.LinearCrossEntropyOptions()
 
     def torch_step():

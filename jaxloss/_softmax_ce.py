@@ -22,6 +22,14 @@ import jax.numpy as jnp
 from jax import lax
 
 
+def _shifted_logsumexp(xc):
+    row_max = jnp.max(xc, axis=-1)
+    # A row of -inf (every class masked) gives nan, as torch's log_softmax does.
+    shift = jnp.where(jnp.isneginf(row_max), jnp.zeros((), xc.dtype), row_max)
+    lse = shift + jnp.log(jnp.sum(jnp.exp(xc - shift[:, None]), axis=-1))
+    return jnp.where(jnp.isneginf(row_max), jnp.nan, lse)
+
+
 def _logsumexp_rows(xc):
     """Row logsumexp of float32-or-wider logits in one read when the plain sum is safe.
 
@@ -39,20 +47,23 @@ def _logsumexp_rows(xc):
     safe = jnp.all(jnp.isfinite(plain) & (plain >= floor))
 
     def shifted(_):
-        row_max = jnp.max(xc, axis=-1)
-        # A row of -inf (every class masked) gives nan, as torch's log_softmax does.
-        shift = jnp.where(jnp.isneginf(row_max), jnp.zeros((), xc.dtype), row_max)
-        lse = shift + jnp.log(jnp.sum(jnp.exp(xc - shift[:, None]), axis=-1))
-        return jnp.where(jnp.isneginf(row_max), jnp.nan, lse)
+        return _shifted_logsumexp(xc)
 
     return lax.cond(safe, lambda _: jnp.log(plain), shifted, None)
+
+
+def _logsumexp_rows_small_or_large(xc):
+    # Below ~64K elements the passes cost less than the cond's overhead: always shift.
+    if xc.size < 65536:
+        return _shifted_logsumexp(xc)
+    return _logsumexp_rows(xc)
 
 
 def _row_stats(x, smoothing_weights):
     """Per-row logsumexp (float32 or wider) and, when smoothing, Σ_c w_c x_c."""
     compute = jnp.promote_types(x.dtype, jnp.float32)
     xc = x.astype(compute)
-    lse = _logsumexp_rows(xc) if xc.shape[0] else jnp.zeros((0,), compute)
+    lse = _logsumexp_rows_small_or_large(xc) if xc.shape[0] else jnp.zeros((0,), compute)
     smooth_dot = None
     if smoothing_weights == "uniform":
         smooth_dot = jnp.sum(xc, axis=-1)
