@@ -88,13 +88,9 @@ def _check_class_indices(fn, labels, num_classes, ignore_index, valid):
         _checks.first_violation(labels, ok))
 
 
-def _index_loss(fn, log_probs, labels, *, axis, weight, ignore_index, label_smoothing, where,
-                reduction):
-    """Weighted NLL of class indices, with optional label smoothing (torch's exact weighting).
-
-    Per position: (1 - ε)·(-w[y]·logp[y]) + ε/C·(-Σ_c w[c]·logp[c]); ignored positions give 0.
-    'mean' divides by Σ w[y] over the positions that count, as torch does.
-    """
+def _index_loss(fn, log_probs, labels, *, axis, weight, ignore_index, where, reduction):
+    """Weighted NLL of class indices (torch's exact weighting): -w[y]·logp[y] per position;
+    ignored positions give 0; 'mean' divides by Σ w[y] over the positions that count."""
     num_classes = log_probs.shape[axis]
     valid = jnp.ones(labels.shape, bool)
     if ignore_index is not None:
@@ -112,12 +108,6 @@ def _index_loss(fn, log_probs, labels, *, axis, weight, ignore_index, label_smoo
     else:
         label_weight = weight.at[safe_labels].get(mode="fill", fill_value=jnp.nan)
     loss = -label_weight * picked
-    if _maybe_nonzero(label_smoothing):
-        if weight is None:
-            smooth = -jnp.sum(log_probs, axis=axis)
-        else:
-            smooth = -jnp.sum(log_probs * _along_axis(weight, log_probs.ndim, axis), axis=axis)
-        loss = (1 - label_smoothing) * loss + (label_smoothing / num_classes) * smooth
     normalizer = jnp.broadcast_to(label_weight, loss.shape)
     return reduce_loss(loss, reduction, where=valid, normalizer=normalizer)
 
@@ -248,7 +238,7 @@ def nll_loss(log_probs, labels, *, axis=-1, weight=None, ignore_index=-100, wher
     result_dtype, compute = dtypes(log_probs)
     loss = _index_loss(fn, log_probs.astype(compute), labels, axis=axis,
                        weight=upcast(weight, compute), ignore_index=ignore_index,
-                       label_smoothing=0.0, where=where, reduction=reduction)
+                       where=where, reduction=reduction)
     return finish(loss, result_dtype)
 
 

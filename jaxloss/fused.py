@@ -142,6 +142,8 @@ def _fused_bwd(config, chunk_size, summed, residuals, cotangent):
 
 
 _fused_rows.defvjp(_fused_fwd, _fused_bwd)
+# Jitted so that eager calls compile once per shape; inside a user's jit it simply inlines.
+_fused_rows = jax.jit(_fused_rows, static_argnums=(8, 9, 10))
 
 
 def linear_cross_entropy(x, w, labels, *, bias=None, weight=None, ignore_index=-100,

@@ -205,6 +205,9 @@ def _ctc_nll_bwd(blank, zero_infinity, from_logits, residuals, nll_cotangent):
 
 
 _ctc_nll.defvjp(_ctc_nll_fwd, _ctc_nll_bwd)
+# Jitted so that eager calls compile the scans once per shape (not on every call); inside a
+# user's jit it simply inlines.
+_ctc_nll = jax.jit(_ctc_nll, static_argnums=(4, 5, 6))
 
 
 def _lengths(fn, name, lengths, paddings, padding_name, batch, full):

@@ -125,11 +125,11 @@ def test_concatenated_targets_with_traced_lengths_under_jit():
                                rtol=1e-12)
 
 
-def test_long_sequence_matches_torch_in_float64():
-    steps, width = 2000, 300
+def test_long_sequence_matches_torch_in_float64():  # T=1000, S=150
+    steps, width = 1000, 150
     logits = rng.standard_normal((2, steps, 20))
     labels = rng.integers(1, 20, (2, width))
-    lengths, label_lengths = np.array([steps, 1700]), np.array([width, 250])
+    lengths, label_lengths = np.array([steps, 850]), np.array([width, 120])
     values, grads = _torch_losses(logits, labels, lengths, label_lengths, reduction="sum")
     value, grad = jax.value_and_grad(lambda x: jaxloss.ctc_loss(
         x, labels, input_lengths=lengths, label_lengths=label_lengths, reduction="sum"))(logits)
