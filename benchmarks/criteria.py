@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxloss.parity.cases import CASE_BUILDERS
+from jaxloss.parity.cases import CRITERIA
 from jaxloss.parity.report import median_ms, time_case, timing_case
 
 
@@ -22,10 +22,14 @@ def _optax_equivalents():
     import optax
 
     return {
-        "cross_entropy": lambda x, y: jnp.mean(optax.losses.softmax_cross_entropy(
-            x, optax.smooth_labels(jax.nn.one_hot(y, x.shape[-1]), 0.1))),
-        "binary_cross_entropy_with_logits":
-            lambda x, y: jnp.mean(optax.losses.sigmoid_binary_cross_entropy(x, y)),
+        "cross_entropy": lambda x, y: jnp.mean(
+            optax.losses.softmax_cross_entropy(
+                x, optax.smooth_labels(jax.nn.one_hot(y, x.shape[-1]), 0.1)
+            )
+        ),
+        "binary_cross_entropy_with_logits": lambda x, y: jnp.mean(
+            optax.losses.sigmoid_binary_cross_entropy(x, y)
+        ),
         "kl_div": lambda x, y: jnp.mean(optax.losses.kl_divergence(x, y)),
         "mse_loss": lambda x, y: jnp.mean(optax.losses.squared_error(x, y)),
         "huber_loss": lambda x, y: jnp.mean(optax.losses.huber_loss(x, y, delta=1.0)),
@@ -39,18 +43,21 @@ def _time_optax(loss, case, repeats):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="tiny shapes, 2 repeats")
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args(argv)
     n, c, repeats = (64, 8, 2) if args.quick else (8192, 128, args.repeats)
     optax_losses = _optax_equivalents()
     rng = np.random.default_rng(0)
-    print(f"float32, n={n}, c={c}, forward+backward w.r.t. the first input, median of {repeats} "
-          f"(ms); jax {jax.__version__}")
+    print(
+        f"float32, n={n}, c={c}, forward+backward w.r.t. the first input, median of {repeats} "
+        f"(ms); jax {jax.__version__}"
+    )
     print(f"{'criterion':<36}{'jaxloss':>10}{'torch':>10}{'ratio':>8}{'optax':>10}{'ratio':>8}")
-    for criterion in CASE_BUILDERS:
+    for criterion in CRITERIA:
         case = timing_case(criterion, rng, n=n, c=c)
         ours, theirs = time_case(case, repeats)
         line = f"{criterion:<36}{ours:10.3f}{theirs:10.3f}{ours / theirs:8.2f}"
@@ -58,8 +65,10 @@ def main(argv=None) -> int:
             reference = _time_optax(optax_losses[criterion], case, repeats)
             line += f"{reference:10.3f}{ours / reference:8.2f}"
         print(line, flush=True)
-    print("ratio = jaxloss / other. The CE row's optax column uses a materialised smoothed "
-          "one-hot target (optax has no label smoothing on integer labels).")
+    print(
+        "ratio = jaxloss / other. The CE row's optax column uses a materialised smoothed "
+        "one-hot target (optax has no label smoothing on integer labels)."
+    )
     return 0
 
 

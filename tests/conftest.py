@@ -1,9 +1,57 @@
+"""Test tiers and the scoped float64 switch.
+
+``./dev test`` (CI) runs the default tier: every parity case of a pairwise covering array over
+each criterion's options. ``./dev test --full`` adds the full option product and the checks
+marked ``slow`` (training to accuracy, step-by-step training parity, long sequences).
+
+float64 needs ``jax_enable_x64``: modules that compare in float64 request the ``x64`` fixture,
+which switches it on for one test and restores it after; nothing flips it for the session.
+"""
+
 import warnings
 
 import jax
+import pytest
+import torch
 
-# float64 parity needs x64; float32 cases pass explicit float32 arrays.
-jax.config.update("jax_enable_x64", True)
+# torch's eager kernels run several times faster on one thread than on two on these 2-core
+# machines, and the suite runs in two worker processes (pytest-xdist) side by side.
+torch.set_num_threads(1)
+
 warnings.filterwarnings("ignore", message="size_average and reduce args will be deprecated")
 warnings.filterwarnings("ignore", message="reduction: 'mean' divides the total loss")
 warnings.filterwarnings("ignore", message=".*will be broadcast")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--full",
+        action="store_true",
+        default=False,
+        help="run the full option product of the parity cases and the slow checks",
+    )
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a long check that runs only with --full")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--full"):
+        return
+    slow = [item for item in items if "slow" in item.keywords]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if "slow" not in item.keywords]
+
+
+@pytest.fixture
+def x64():
+    """64-bit JAX arrays for the duration of one test."""
+    with jax.enable_x64(True):
+        yield
+
+
+@pytest.fixture
+def full_tier(request) -> bool:
+    return bool(request.config.getoption("--full"))

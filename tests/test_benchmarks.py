@@ -3,14 +3,14 @@
 import runpy
 from pathlib import Path
 
-from jaxloss.parity.cases import CASE_BUILDERS
+from jaxloss.parity.cases import CRITERIA
 
 
 def test_criteria_benchmark_quick_mode_prints_every_criterion(capsys):
     module = runpy.run_path(str(Path(__file__).parents[1] / "benchmarks" / "criteria.py"))
     assert module["main"](["--quick"]) == 0
     printed = capsys.readouterr().out
-    for criterion in CASE_BUILDERS:
+    for criterion in CRITERIA:
         assert criterion in printed
     assert "optax" in printed
 

@@ -1,23 +1,36 @@
 """Seeded random parity cases: every criterion over torch's whole argument space.
 
-A :class:`Case` is one call of a torch.nn.functional loss: positional arrays (NumPy), options
-and which positional arguments to differentiate. :func:`all_cases` draws fresh inputs from a
-seed for every combination of options, shape kind (batched, unbatched, K-dimensional) and
-regime ('normal' values, or 'hard': logits of +-50 and beyond, probabilities exactly 0 and 1,
-zeros in KL targets, every label ignored). The same cases feed the test-suite and the report.
+A `Case` is one call of a torch.nn.functional loss: positional arrays (NumPy), options
+and which positional arguments to differentiate. Each criterion declares one or more *option
+spaces* (``@space``): named options with the values to try, and a function that draws the inputs
+for one combination. `cases` takes either every combination (``coverage="full"``) or a
+pairwise covering array of them (``coverage="pairwise"``, the default: every value of every
+option and every pair of values of any two options), in each regime: 'normal' values, or 'hard'
+ones (logits of +-50 and beyond, probabilities exactly 0 and 1, zeros in KL targets, every label
+ignored). A case's inputs are drawn from a generator seeded by (seed, criterion, regime, label),
+so the same id always names the same inputs, in either coverage and in any selection.
+The same cases feed the test-suite and the report.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
-from typing import Any, Callable, Iterator
+import math
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
+from .covering import full_product, pairwise
+
 REDUCTIONS = ("none", "mean", "sum")
-# Deprecated (size_average, reduce) pairs and the reduction torch derives from each.
+BOOLS = (False, True)
+# Deprecated (size_average, reduce) pairs; torch derives the reduction from each.
 LEGACY = ((False, None), (None, False), (True, True), (False, True))
+REGIMES = ("normal", "hard")
+DTYPES = ("float64", "float32")
+COVERAGES = ("pairwise", "full")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,21 +59,74 @@ class Case:
     def describe(self) -> str:
         return f"{self.criterion}[{self.label}]"
 
+    @property
+    def dtype(self) -> np.dtype:
+        """The floating dtype of the case's inputs."""
+        return next(a.dtype for a in self.args if isinstance(a, np.ndarray) and a.dtype.kind == "f")
 
-def _label(**options: Any) -> str:
-    parts = []
-    for key, value in options.items():
-        if isinstance(value, np.ndarray):
-            value = f"array{list(value.shape)}"
-        parts.append(f"{key}={value}")
-    return ",".join(parts)
+    @property
+    def id(self) -> str:
+        """A pytest id: criterion, dtype, regime and options."""
+        return f"{self.criterion}-{self.dtype.name}-{self.regime}-{self.label}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Call:
+    """What a space's builder returns: the torch call's arguments for one combination."""
+
+    args: tuple
+    kwargs: dict
+    grad_argnums: tuple
+    atol_scale: float = 1.0
+
+
+Builder = Callable[..., Call]
+
+
+@dataclasses.dataclass(frozen=True)
+class OptionSpace:
+    criterion: str
+    options: Mapping[str, Sequence[Any]]
+    build: Builder
+    regimes: tuple[str, ...] = REGIMES
+
+
+SPACES: dict[str, list[OptionSpace]] = {}
+
+
+def space(criterion: str, *, regimes: tuple[str, ...] = REGIMES, **options: Sequence[Any]):
+    """Registers `build(draw, regime, **combination) -> Call` over the given option values."""
+
+    def register(build: Builder) -> Builder:
+        SPACES.setdefault(criterion, []).append(OptionSpace(criterion, options, build, regimes))
+        return build
+
+    return register
+
+
+def _format(value: Any) -> str:
+    """Option values as characters that `pytest -k` accepts (word characters, : + - . /)."""
+    if isinstance(value, tuple):
+        if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value):
+            return "x".join(str(v) for v in value) if value else "scalar"
+        return "+".join(_format(v) for v in value)
+    if isinstance(value, float) and math.isfinite(value) and value == int(value):
+        return f"{value:.1f}"
+    return str(value)
+
+
+def _label(options: Mapping[str, Any]) -> str:
+    return "/".join(f"{key}:{_format(value)}" for key, value in options.items())
 
 
 class _Draw:
     """Draws inputs of one dtype from one seeded generator."""
 
-    def __init__(self, seed: int, dtype):
+    def __init__(self, seed: Any, dtype, shape_seed: Any = None):
         self.rng = np.random.default_rng(seed)
+        # Sizes come from a generator shared by a criterion's cases in one regime: the cases
+        # differ in values and options but reuse the shapes, so jitted kernels compile once.
+        self.sizes = np.random.default_rng(seed if shape_seed is None else shape_seed)
         self.dtype = np.dtype(dtype)
 
     def normal(self, shape, scale=1.0):
@@ -81,286 +147,328 @@ class _Draw:
         return np.asarray(self.rng.integers(low, high, shape), np.int64)
 
 
-def _legacy_cases(criterion, args, grad_argnums, regime):
-    """The deprecated size_average/reduce pairs on one input."""
-    for size_average, reduce in LEGACY:
-        options = dict(size_average=size_average, reduce=reduce)
-        yield Case(criterion, args, options, grad_argnums, _label(**options), regime)
+def _case_seed(seed: int, *parts: str) -> list[int]:
+    return [seed] + [zlib.crc32(part.encode()) for part in parts]
 
 
-def _class_shapes(draw: _Draw):
-    """(kind, input shape with classes on axis 1, index-target shape) for torch's layouts."""
-    n, c = int(draw.rng.integers(2, 6)), int(draw.rng.integers(2, 7))
-    d1, d2 = int(draw.rng.integers(1, 4)), int(draw.rng.integers(2, 4))
-    return [
-        ("batched", (n, c), (n,)),
-        ("unbatched", (c,), ()),
-        ("kdim1", (n, c, d1), (n, d1)),
-        ("kdim2", (n, c, d1, d2), (n, d1, d2)),
-    ]
+def cases(
+    criterion: str,
+    *,
+    seed: int,
+    dtypes: Sequence[Any] = DTYPES,
+    regimes: Sequence[str] = REGIMES,
+    coverage: str = "pairwise",
+) -> list[Case]:
+    """The cases of one criterion, inputs drawn from `seed`.
+
+    The dtype and the regime are two more options of each space: ``coverage="full"`` takes
+    every combination of everything; ``"pairwise"`` a covering array in which every option
+    value also meets each dtype and each regime.
+    """
+    if coverage not in COVERAGES:
+        raise ValueError(f"coverage must be one of {COVERAGES}; got {coverage!r}")
+    combine = pairwise if coverage == "pairwise" else full_product
+    dtype_names = tuple(np.dtype(d).name for d in dtypes)
+    out = []
+    for option_space in SPACES[criterion]:
+        space_regimes = tuple(r for r in regimes if r in option_space.regimes)
+        if not space_regimes or not dtype_names:
+            continue
+        space_options = dict(option_space.options, dtype=dtype_names, regime=space_regimes)
+        for combination in combine(space_options):
+            dtype, regime = combination.pop("dtype"), combination.pop("regime")
+            label = _label(combination)
+            draw = _Draw(
+                _case_seed(seed, criterion, regime, label),
+                dtype,
+                shape_seed=_case_seed(seed, criterion, regime),
+            )
+            call = option_space.build(draw, regime, **combination)
+            out.append(
+                Case(
+                    criterion,
+                    call.args,
+                    call.kwargs,
+                    call.grad_argnums,
+                    label,
+                    regime,
+                    call.atol_scale,
+                )
+            )
+    return out
+
+
+def _with_legacy(options: dict, legacy: tuple) -> dict:
+    size_average, reduce = legacy
+    return dict(options, size_average=size_average, reduce=reduce)
+
+
+# ----------------------------------------------------------------------------- classification
+
+CLASS_KINDS = ("batched", "unbatched", "kdim1", "kdim2")
+
+
+def _class_layout(draw: _Draw, kind: str):
+    """(input shape with classes on axis 1, index-target shape, C, class axis) of torch's
+    layouts: (N, C), unbatched (C,), and K-dimensional (N, C, d1[, d2])."""
+    n, c = int(draw.sizes.integers(2, 6)), int(draw.sizes.integers(2, 7))
+    d1, d2 = int(draw.sizes.integers(1, 4)), int(draw.sizes.integers(2, 4))
+    shape, target = {
+        "batched": ((n, c), (n,)),
+        "unbatched": ((c,), ()),
+        "kdim1": ((n, c, d1), (n, d1)),
+        "kdim2": ((n, c, d1, d2), (n, d1, d2)),
+    }[kind]
+    return shape, target, c, 0 if kind == "unbatched" else 1
 
 
 def _class_weight(draw, c):
     return draw.uniform((c,), 0.1, 2.0)
 
 
-def cross_entropy_cases(draw: _Draw, regime: str) -> Iterator[Case]:
-    for kind, shape, target_shape in _class_shapes(draw):
-        c = shape[0] if kind == "unbatched" else shape[1]
-        axis = 0 if kind == "unbatched" else 1
-        for target_kind, weighted, smoothing in itertools.product(
-                ("index", "probability"), (False, True), (0.0, 0.3, 1.0)):
-            for reduction in REDUCTIONS:
-                logits = draw.normal(shape, 50.0 if regime == "hard" else 2.0)
-                weight = _class_weight(draw, c) if weighted else None
-                options = dict(reduction=reduction, label_smoothing=smoothing)
-                if weight is not None:
-                    options["weight"] = weight
-                if target_kind == "probability":
-                    target = draw.probabilities(shape, axis)
-                    if regime == "hard":  # one-hot rows: probabilities exactly 0 and 1
-                        target = (target == target.max(axis=axis, keepdims=True)).astype(
-                            draw.dtype)
-                    yield Case("cross_entropy", (logits, target), options, (0, 1),
-                               _label(kind=kind, target="prob", **options), regime)
-                    continue
-                target = draw.integers(0, c, target_shape)
-                # -100 (torch default), a real class, and 255 (the segmentation "void" label).
-                for ignore_index in (-100, int(draw.rng.integers(0, c)), 255):
-                    labels = target.copy()
-                    if regime == "hard":
-                        labels[...] = ignore_index  # every label ignored: mean is nan
-                    elif labels.ndim:
-                        labels.flat[0] = ignore_index
-                    yield Case("cross_entropy", (logits, labels),
-                               dict(options, ignore_index=ignore_index), (0,),
-                               _label(kind=kind, ignore_index=ignore_index, **options), regime)
-        if regime == "hard":
-            # -inf logits (a vocabulary mask) on classes that are never the label.
-            logits = draw.normal(shape, 3.0)
-            labels = np.zeros(target_shape, np.int64)
-            logits[(slice(None),) * axis + (c - 1,)] = -np.inf
-            yield Case("cross_entropy", (logits, labels), dict(reduction="none"), (0,),
-                       _label(kind=kind, masked="-inf"), regime)
-    logits = draw.normal((4, 3))
-    labels = draw.integers(0, 3, (4,))
-    yield from _legacy_cases("cross_entropy", (logits, labels), (0,), regime)
+# -100 (torch's default), a real class, and 255 (the segmentation "void" label).
+IGNORE_INDICES = (-100, "a-class", 255)
 
 
-def nll_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:
-    for kind, shape, target_shape in _class_shapes(draw):
-        c = shape[0] if kind == "unbatched" else shape[1]
-        axis = 0 if kind == "unbatched" else 1
-        for weighted, reduction in itertools.product((False, True), REDUCTIONS):
-            log_probs = np.log(draw.probabilities(shape, axis)).astype(draw.dtype)
-            if regime == "hard":
-                log_probs = draw.normal(shape, 100.0)  # nll does not require normalised input
-            options = dict(reduction=reduction)
-            if weighted:
-                options["weight"] = _class_weight(draw, c)
-            for ignore_index in (-100, int(draw.rng.integers(0, c)), 255):
-                labels = draw.integers(0, c, target_shape)
-                if regime == "hard":
-                    labels[...] = ignore_index
-                elif labels.ndim:
-                    labels.flat[-1] = ignore_index
-                yield Case("nll_loss", (log_probs, labels), dict(options, ignore_index=ignore_index),
-                           (0,), _label(kind=kind, ignore_index=ignore_index, **options), regime)
-    log_probs = draw.normal((3, 4))
-    labels = draw.integers(0, 4, (3,))
-    yield from _legacy_cases("nll_loss", (log_probs, labels), (0,), regime)
+def _ignore_value(draw, ignore_index, c):
+    return int(draw.rng.integers(0, c)) if ignore_index == "a-class" else ignore_index
 
 
-def kl_div_cases(draw: _Draw, regime: str) -> Iterator[Case]:
-    for shape, log_target, reduction in itertools.product(
-            ((4, 5), (6,), (2, 3, 4), ()), (False, True),
-            ("none", "mean", "sum", "batchmean")):
-        log_pred = np.log(draw.probabilities(shape, -1) if shape else draw.uniform(shape, 0.1, 1))
-        log_pred = np.asarray(log_pred, draw.dtype)
-        target = draw.probabilities(shape, -1) if shape else draw.uniform(shape, 0.1, 1)
-        if regime == "hard" and shape:
-            target = np.where(draw.rng.random(shape) < 0.3, 0.0, target).astype(draw.dtype)
-            target.flat[0] = 1.0
-        if log_target:
-            # log(0) = -inf is a valid log-target (exp gives 0); exercise it in the hard regime.
-            with np.errstate(divide="ignore"):
-                target = np.asarray(np.log(target), draw.dtype)
-        options = dict(reduction=reduction, log_target=log_target)
-        grads = (0, 1) if not (regime == "hard" and log_target) else (0,)
-        yield Case("kl_div", (log_pred.astype(draw.dtype), target), options, grads,
-                   _label(shape=list(shape), **options), regime)
+@space(
+    "cross_entropy",
+    target=("index",),
+    kind=CLASS_KINDS,
+    weighted=BOOLS,
+    label_smoothing=(0.0, 0.3, 1.0),
+    reduction=REDUCTIONS,
+    ignore_index=IGNORE_INDICES,
+)
+def _cross_entropy_index(
+    draw, regime, target, kind, weighted, label_smoothing, reduction, ignore_index
+):
+    shape, target_shape, c, _ = _class_layout(draw, kind)
+    logits = draw.normal(shape, 50.0 if regime == "hard" else 2.0)
+    index = _ignore_value(draw, ignore_index, c)
+    labels = draw.integers(0, c, target_shape)
+    if regime == "hard":
+        labels[...] = index  # every label ignored: 'mean' is nan
+    elif labels.ndim:
+        labels.flat[0] = index
+    options = dict(reduction=reduction, label_smoothing=label_smoothing, ignore_index=index)
+    if weighted:
+        options["weight"] = _class_weight(draw, c)
+    return Call((logits, labels), options, (0,))
+
+
+@space(
+    "cross_entropy",
+    target=("probability",),
+    kind=CLASS_KINDS,
+    weighted=BOOLS,
+    label_smoothing=(0.0, 0.3, 1.0),
+    reduction=REDUCTIONS,
+)
+def _cross_entropy_probability(draw, regime, target, kind, weighted, label_smoothing, reduction):
+    shape, _, c, axis = _class_layout(draw, kind)
+    logits = draw.normal(shape, 50.0 if regime == "hard" else 2.0)
+    probabilities = draw.probabilities(shape, axis)
+    if regime == "hard":  # one-hot rows: probabilities exactly 0 and 1
+        probabilities = (probabilities == probabilities.max(axis=axis, keepdims=True)).astype(
+            draw.dtype
+        )
+    options = dict(reduction=reduction, label_smoothing=label_smoothing)
+    if weighted:
+        options["weight"] = _class_weight(draw, c)
+    return Call((logits, probabilities), options, (0, 1))
+
+
+@space("cross_entropy", regimes=("hard",), masked=("-inf",), kind=CLASS_KINDS)
+def _cross_entropy_masked_logits(draw, regime, masked, kind):
+    """-inf logits (a vocabulary mask) on a class that is never the label."""
+    shape, target_shape, c, axis = _class_layout(draw, kind)
+    logits = draw.normal(shape, 3.0)
+    logits[(slice(None),) * axis + (c - 1,)] = -np.inf
+    return Call((logits, np.zeros(target_shape, np.int64)), dict(reduction="none"), (0,))
+
+
+@space("cross_entropy", legacy=LEGACY)
+def _cross_entropy_legacy(draw, regime, legacy):
+    return Call((draw.normal((4, 3)), draw.integers(0, 3, (4,))), _with_legacy({}, legacy), (0,))
+
+
+@space(
+    "nll_loss", kind=CLASS_KINDS, weighted=BOOLS, reduction=REDUCTIONS, ignore_index=IGNORE_INDICES
+)
+def _nll_loss(draw, regime, kind, weighted, reduction, ignore_index):
+    shape, target_shape, c, axis = _class_layout(draw, kind)
+    if regime == "hard":
+        log_probs = draw.normal(shape, 100.0)  # nll does not require normalised input
+    else:
+        log_probs = np.log(draw.probabilities(shape, axis)).astype(draw.dtype)
+    index = _ignore_value(draw, ignore_index, c)
+    labels = draw.integers(0, c, target_shape)
+    if regime == "hard":
+        labels[...] = index
+    elif labels.ndim:
+        labels.flat[-1] = index
+    options = dict(reduction=reduction, ignore_index=index)
+    if weighted:
+        options["weight"] = _class_weight(draw, c)
+    return Call((log_probs, labels), options, (0,))
+
+
+@space("nll_loss", legacy=LEGACY)
+def _nll_loss_legacy(draw, regime, legacy):
+    return Call((draw.normal((3, 4)), draw.integers(0, 4, (3,))), _with_legacy({}, legacy), (0,))
+
+
+@space(
+    "kl_div",
+    shape=((4, 5), (6,), (2, 3, 4), ()),
+    log_target=BOOLS,
+    reduction=("none", "mean", "sum", "batchmean"),
+)
+def _kl_div(draw, regime, shape, log_target, reduction):
+    def distribution():
+        return draw.probabilities(shape, -1) if shape else draw.uniform(shape, 0.1, 1)
+
+    log_predictions = np.asarray(np.log(distribution()), draw.dtype)  # 0-d stays an array
+    target = distribution()
+    if regime == "hard" and shape:
+        target = np.where(draw.rng.random(shape) < 0.3, 0.0, target).astype(draw.dtype)
+        target.flat[0] = 1.0
+    if log_target:
+        # log(0) = -inf is a valid log-target (exp gives 0); the hard regime exercises it.
+        with np.errstate(divide="ignore"):
+            target = np.asarray(np.log(target), draw.dtype)
+    grads = (0,) if (regime == "hard" and log_target) else (0, 1)
+    return Call((log_predictions, target), dict(reduction=reduction, log_target=log_target), grads)
+
+
+@space("kl_div", legacy=LEGACY)
+def _kl_div_legacy(draw, regime, legacy):
     x, t = np.log(draw.probabilities((3, 4), -1)), draw.probabilities((3, 4), -1)
-    yield from _legacy_cases("kl_div", (x, t), (0, 1), regime)
+    return Call((x, t), _with_legacy({}, legacy), (0, 1))
 
 
-def _broadcast_weights(draw, shape):
-    yield None
-    yield draw.uniform(shape, 0.1, 2.0)
-    if len(shape) >= 1:
-        yield draw.uniform(shape[-1:], 0.1, 2.0)
-    if len(shape) >= 2:
-        yield draw.uniform(shape[:1] + (1,) * (len(shape) - 1), 0.1, 2.0)
+def _broadcast_weight(draw, shape, kind):
+    """A weight of the input's shape, of its last axis, or of its first axis (then ones)."""
+    return {
+        "full": lambda: draw.uniform(shape, 0.1, 2.0),
+        "last-axis": lambda: draw.uniform(shape[-1:], 0.1, 2.0),
+        "first-axis": lambda: draw.uniform(shape[:1] + (1,) * (len(shape) - 1), 0.1, 2.0),
+    }[kind]()
 
 
-def binary_cross_entropy_cases(draw: _Draw, regime: str) -> Iterator[Case]:
-    for shape in ((4, 3), (5,), (2, 3, 2), ()):
-        for weight, reduction in itertools.product(list(_broadcast_weights(draw, shape)),
-                                                   REDUCTIONS):
-            probs = draw.uniform(shape, 0.02, 0.98)
-            target = draw.uniform(shape)
-            grads = (0, 1)
-            if regime == "hard":
-                # probabilities exactly 0 and 1 with hard 0/1 targets: the -100 clamp decides.
-                probs = draw.rng.choice([0.0, 1.0, 0.5, 1e-30], shape).astype(draw.dtype)
-                target = draw.rng.choice([0.0, 1.0], shape).astype(draw.dtype)
-                grads = (0,)
-            options = dict(reduction=reduction)
-            if weight is not None:
-                options["weight"] = weight
-            yield Case("binary_cross_entropy", (probs, target), options, grads,
-                       _label(shape=list(shape), **options), regime)
-    probs, target = draw.uniform((3, 2), 0.1, 0.9), draw.uniform((3, 2))
-    yield from _legacy_cases("binary_cross_entropy", (probs, target), (0, 1), regime)
+def _weight_kinds(shape):
+    return (
+        (None, "full")
+        + (("last-axis",) if len(shape) >= 1 else ())
+        + (("first-axis",) if len(shape) >= 2 else ())
+    )
 
 
-def binary_cross_entropy_with_logits_cases(draw: _Draw, regime: str) -> Iterator[Case]:
-    for shape in ((4, 3), (5,), (2, 3, 2), ()):
-        pos_weights = [None] + ([draw.uniform(shape[-1:], 0.1, 3.0)] if shape else []) + [
-            draw.uniform(shape, 0.1, 3.0)]
-        for weight, pos_weight, reduction in itertools.product(
-                list(_broadcast_weights(draw, shape)), pos_weights, REDUCTIONS):
-            logits = draw.normal(shape, 80.0 if regime == "hard" else 2.0)
-            target = draw.uniform(shape)
-            if regime == "hard":
-                target = draw.rng.choice([0.0, 1.0], shape).astype(draw.dtype)
-            options = dict(reduction=reduction)
-            if weight is not None:
-                options["weight"] = weight
-            if pos_weight is not None:
-                options["pos_weight"] = pos_weight
-            yield Case("binary_cross_entropy_with_logits", (logits, target), options, (0, 1),
-                       _label(shape=list(shape), **options), regime)
-    logits, target = draw.normal((3, 2)), draw.uniform((3, 2))
-    yield from _legacy_cases("binary_cross_entropy_with_logits", (logits, target), (0, 1), regime)
+# Spaces are split by rank where the weights that apply depend on it.
+for _shapes in (((4, 3), (2, 3, 2)), ((5,),), ((),)):
+
+    @space(
+        "binary_cross_entropy",
+        shape=_shapes,
+        weight=_weight_kinds(_shapes[0]),
+        reduction=REDUCTIONS,
+    )
+    def _binary_cross_entropy(draw, regime, shape, weight, reduction):
+        probs, target, grads = draw.uniform(shape, 0.02, 0.98), draw.uniform(shape), (0, 1)
+        if regime == "hard":
+            # probabilities exactly 0 and 1 with hard 0/1 targets: the -100 clamp decides.
+            probs = draw.rng.choice([0.0, 1.0, 0.5, 1e-30], shape).astype(draw.dtype)
+            target = draw.rng.choice([0.0, 1.0], shape).astype(draw.dtype)
+            grads = (0,)
+        options: dict[str, Any] = dict(reduction=reduction)
+        if weight is not None:
+            options["weight"] = _broadcast_weight(draw, shape, weight)
+        return Call((probs, target), options, grads)
+
+    @space(
+        "binary_cross_entropy_with_logits",
+        shape=_shapes,
+        weight=_weight_kinds(_shapes[0]),
+        pos_weight=(None, "full") + (("last-axis",) if _shapes[0] else ()),
+        reduction=REDUCTIONS,
+    )
+    def _binary_cross_entropy_with_logits(draw, regime, shape, weight, pos_weight, reduction):
+        logits = draw.normal(shape, 80.0 if regime == "hard" else 2.0)
+        target = draw.uniform(shape)
+        if regime == "hard":
+            target = draw.rng.choice([0.0, 1.0], shape).astype(draw.dtype)
+        options: dict[str, Any] = dict(reduction=reduction)
+        if weight is not None:
+            options["weight"] = _broadcast_weight(draw, shape, weight)
+        if pos_weight is not None:
+            options["pos_weight"] = np.asarray(
+                _broadcast_weight(draw, shape, pos_weight) * 1.5, draw.dtype
+            )
+        return Call((logits, target), options, (0, 1))
 
 
-def _regression_pairs(draw, regime):
-    scale = 50.0 if regime == "hard" else 1.5
-    for shape, target_shape in (((4, 3), (4, 3)), ((5,), (5,)), ((2, 3, 2), (2, 3, 2)),
-                                ((), ()), ((4, 3), (1, 3))):
-        yield shape, draw.normal(shape, scale), draw.normal(target_shape, scale)
+@space("binary_cross_entropy", legacy=LEGACY)
+def _binary_cross_entropy_legacy(draw, regime, legacy):
+    return Call(
+        (draw.uniform((3, 2), 0.1, 0.9), draw.uniform((3, 2))), _with_legacy({}, legacy), (0, 1)
+    )
 
 
-def _pointwise_cases(name, draw, regime, option_grid, weighted, legacy=True, int_targets=True):
-    for shape, x, t in _regression_pairs(draw, regime):
-        for values in itertools.product(*option_grid.values()):
-            options = dict(zip(option_grid, values))
-            for use_weight in ((False, True) if weighted else (False,)):
-                opts = dict(options)
-                if use_weight:
-                    opts["weight"] = draw.uniform(shape, 0.1, 2.0)
-                yield Case(name, (x, t), opts, (0, 1),
-                           _label(shape=list(shape), target=list(t.shape), **opts), regime)
-    if int_targets:
-        x, t = draw.normal((3, 2)), draw.integers(-3, 4, (3, 2))
-        first_options = {k: v[0] for k, v in option_grid.items()}
-        yield Case(name, (x, t), first_options, (0,), _label(target="int64", **first_options),
-                   regime)
-    if legacy:
-        x, t = draw.normal((3, 2)), draw.normal((3, 2))
-        yield from _legacy_cases(name, (x, t), (0, 1), regime)
+@space("binary_cross_entropy_with_logits", legacy=LEGACY)
+def _binary_cross_entropy_with_logits_legacy(draw, regime, legacy):
+    return Call((draw.normal((3, 2)), draw.uniform((3, 2))), _with_legacy({}, legacy), (0, 1))
 
 
-def l1_loss_cases(draw, regime):
-    yield from _pointwise_cases("l1_loss", draw, regime, dict(reduction=REDUCTIONS), True)
+@space(
+    "multilabel_soft_margin_loss", shape=((5,),), weight=(None, "last-axis"), reduction=REDUCTIONS
+)
+@space(
+    "multilabel_soft_margin_loss",
+    shape=((4, 3), (2, 3, 4)),
+    weight=(None, "last-axis", "per-sample"),
+    reduction=REDUCTIONS,
+)
+def _multilabel_soft_margin_loss(draw, regime, shape, weight, reduction):
+    x = draw.normal(shape, 60.0 if regime == "hard" else 1.0)
+    y = draw.rng.choice([0.0, 1.0], shape).astype(draw.dtype)
+    options: dict[str, Any] = dict(reduction=reduction)
+    if weight == "last-axis":
+        options["weight"] = draw.uniform(shape[-1:], 0.1, 2.0)
+    elif weight == "per-sample":
+        options["weight"] = draw.uniform(shape[:-1] + (1,), 0.1, 2.0)
+    return Call((x, y), options, (0, 1))
 
 
-def mse_loss_cases(draw, regime):
-    yield from _pointwise_cases("mse_loss", draw, regime, dict(reduction=REDUCTIONS), True)
+@space("multilabel_soft_margin_loss", legacy=LEGACY)
+def _multilabel_soft_margin_loss_legacy(draw, regime, legacy):
+    return Call((draw.normal((3, 2)), draw.uniform((3, 2))), _with_legacy({}, legacy), (0, 1))
 
 
-def huber_loss_cases(draw, regime):
-    yield from _pointwise_cases("huber_loss", draw, regime,
-                                dict(reduction=REDUCTIONS, delta=(1.0, 0.3, 2.5)), True,
-                                # torch's huber backward fails on integer targets
-                                legacy=False, int_targets=False)
+@space(
+    "multi_margin_loss",
+    shape=((5, 4), (6,)),
+    p=(1, 2),
+    margin=(1.0, 0.3),
+    weighted=BOOLS,
+    reduction=REDUCTIONS,
+)
+def _multi_margin_loss(draw, regime, shape, p, margin, weighted, reduction):
+    c = shape[-1]
+    x = draw.normal(shape, 20.0 if regime == "hard" else 1.0)
+    y = draw.integers(0, c, shape[:-1])
+    options: dict[str, Any] = dict(p=p, margin=margin, reduction=reduction)
+    if weighted:
+        options["weight"] = _class_weight(draw, c)
+    return Call((x, y), options, (0,))
 
 
-def smooth_l1_loss_cases(draw, regime):
-    yield from _pointwise_cases("smooth_l1_loss", draw, regime,
-                                dict(reduction=REDUCTIONS, beta=(1.0, 0.0, 0.4, 3.0)), False)
-
-
-def poisson_nll_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:
-    for shape, log_input, full, eps, reduction in itertools.product(
-            ((4, 3), (5,), ()), (True, False), (False, True), (1e-8, 0.5), REDUCTIONS):
-        counts = draw.rng.poisson(2.0, shape).astype(draw.dtype)
-        if regime == "hard" and shape:
-            counts.flat[0] = 0.0
-            counts.flat[-1] = 1.0
-        if log_input:
-            x = draw.normal(shape, 4.0 if regime == "hard" else 1.0)
-        else:
-            x = draw.uniform(shape, 0.0 if regime == "hard" else 0.05, 4.0)
-        options = dict(log_input=log_input, full=full, eps=eps, reduction=reduction)
-        yield Case("poisson_nll_loss", (x, counts), options, (0, 1),
-                   _label(shape=list(shape), **options), regime)
-    counts = np.asarray(draw.rng.poisson(2.0, (3, 2)), np.int64)
-    yield Case("poisson_nll_loss", (draw.normal((3, 2)), counts), {}, (0,),
-               _label(target="int64"), regime)
-    x, t = draw.normal((3, 2)), draw.rng.poisson(2.0, (3, 2)).astype(draw.dtype)
-    yield from _legacy_cases("poisson_nll_loss", (x, t), (0, 1), regime)
-
-
-def gaussian_nll_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:
-    n, d = 4, 3
-    var_shapes = [("full", (n, d)), ("one-short", (n,)), ("column", (n, 1)), ("row", (1, d)),
-                  ("float", None)]
-    for (var_kind, var_shape), full, eps, reduction in itertools.product(
-            var_shapes, (False, True), (1e-6, 0.1), REDUCTIONS):
-        x, t = draw.normal((n, d)), draw.normal((n, d))
-        if var_shape is None:
-            var = float(draw.rng.uniform(0.05, 2.0)) if regime == "normal" else 0.0
-            args, grads = (x, t, var), (0, 1)
-        else:
-            var = draw.uniform(var_shape, 0.05, 2.0)
-            if regime == "hard":  # variances at and below eps are clamped, gradient passes
-                var.flat[0] = 0.0
-                var.flat[-1] = eps / 10
-            args, grads = (x, t, var), (0, 1, 2)
-        options = dict(full=full, eps=eps, reduction=reduction)
-        yield Case("gaussian_nll_loss", args, options, grads,
-                   _label(var=var_kind, **options), regime)
-    for shape, var_shape in (((5,), (5,)), ((5,), ()), ((2, 3, 4), (2, 3)),
-                             ((2, 3, 4), (2, 1, 4))):
-        x, t, var = draw.normal(shape), draw.normal(shape), draw.uniform(var_shape, 0.1, 1.0)
-        yield Case("gaussian_nll_loss", (x, t, var), dict(), (0, 1, 2),
-                   _label(shape=list(shape), var=list(var_shape)), regime)
-
-
-def margin_ranking_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:
-    for shape, margin, reduction in itertools.product(((6,), ()), (0, 0.5, -0.2), REDUCTIONS):
-        scale = 50.0 if regime == "hard" else 1.0
-        x1, x2, y = draw.normal(shape, scale), draw.normal(shape, scale), draw.signs(shape)
-        options = dict(margin=margin, reduction=reduction)
-        yield Case("margin_ranking_loss", (x1, x2, y), options, (0, 1, 2),
-                   _label(shape=list(shape), **options), regime)
-    x1, x2, y = draw.normal((4,)), draw.normal((4,)), draw.signs((4,))
-    yield from _legacy_cases("margin_ranking_loss", (x1, x2, y), (0, 1, 2), regime)
-
-
-def hinge_embedding_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:
-    for shape, margin, reduction in itertools.product(((4, 3), (5,), ()), (1.0, 0.5, 2.0),
-                                                      REDUCTIONS):
-        x = draw.normal(shape, 20.0 if regime == "hard" else 1.0)
-        y = draw.signs(shape)
-        if regime == "hard" and shape:
-            y.flat[0] = 0.0  # neither 1 nor -1: torch applies both terms
-        options = dict(margin=margin, reduction=reduction)
-        yield Case("hinge_embedding_loss", (x, y), options, (0,),
-                   _label(shape=list(shape), **options), regime)
-    x, y = draw.normal((3, 2)), draw.signs((3, 2))
-    yield from _legacy_cases("hinge_embedding_loss", (x, y), (0,), regime)
+@space("multi_margin_loss", legacy=LEGACY)
+def _multi_margin_loss_legacy(draw, regime, legacy):
+    return Call((draw.normal((3, 4)), draw.integers(0, 4, (3,))), _with_legacy({}, legacy), (0,))
 
 
 def _multilabel_targets(draw, shape):
@@ -376,107 +484,259 @@ def _multilabel_targets(draw, shape):
     return np.asarray(rows, np.int64).reshape(shape)
 
 
-def multilabel_margin_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:
-    for shape, reduction in itertools.product(((4, 5), (6,), (3, 2)), REDUCTIONS):
-        x = draw.normal(shape, 30.0 if regime == "hard" else 1.0)
-        y = _multilabel_targets(draw, shape)
-        options = dict(reduction=reduction)
-        yield Case("multilabel_margin_loss", (x, y), options, (0,),
-                   _label(shape=list(shape), **options), regime)
+@space("multilabel_margin_loss", shape=((4, 5), (6,), (3, 2)), reduction=REDUCTIONS)
+def _multilabel_margin_loss(draw, regime, shape, reduction):
+    x = draw.normal(shape, 30.0 if regime == "hard" else 1.0)
+    return Call((x, _multilabel_targets(draw, shape)), dict(reduction=reduction), (0,))
+
+
+@space("multilabel_margin_loss", legacy=LEGACY)
+def _multilabel_margin_loss_legacy(draw, regime, legacy):
     x, y = draw.normal((3, 4)), _multilabel_targets(draw, (3, 4))
-    yield from _legacy_cases("multilabel_margin_loss", (x, y), (0,), regime)
+    return Call((x, y), _with_legacy({}, legacy), (0,))
 
 
-def soft_margin_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:
-    for shape, reduction in itertools.product(((4, 3), (5,), ()), REDUCTIONS):
-        # |y·x| up to 50: beyond ~88 torch's log1p(exp(.)) overflows in float32 (we stay finite).
-        x = draw.uniform(shape, -50, 50) if regime == "hard" else draw.normal(shape)
-        y = draw.signs(shape)
-        options = dict(reduction=reduction)
-        # torch does not differentiate soft_margin_loss with respect to its target.
-        yield Case("soft_margin_loss", (x, y), options, (0,),
-                   _label(shape=list(shape), **options), regime)
-    x, y = draw.normal((3, 2)), draw.signs((3, 2))
-    yield from _legacy_cases("soft_margin_loss", (x, y), (0,), regime)
+@space("soft_margin_loss", shape=((4, 3), (5,), ()), reduction=REDUCTIONS)
+def _soft_margin_loss(draw, regime, shape, reduction):
+    # |y·x| up to 50: beyond ~88 torch's log1p(exp(.)) overflows in float32 (we stay finite).
+    x = draw.uniform(shape, -50, 50) if regime == "hard" else draw.normal(shape)
+    # torch does not differentiate soft_margin_loss with respect to its target.
+    return Call((x, draw.signs(shape)), dict(reduction=reduction), (0,))
 
 
-def multilabel_soft_margin_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:
-    for shape in ((4, 3), (5,), (2, 3, 4)):
-        weights = [None, draw.uniform(shape[-1:], 0.1, 2.0)]
-        if len(shape) >= 2:
-            weights.append(draw.uniform(shape[:-1] + (1,), 0.1, 2.0))
-        for weight, reduction in itertools.product(weights, REDUCTIONS):
-            x = draw.normal(shape, 60.0 if regime == "hard" else 1.0)
-            y = draw.rng.choice([0.0, 1.0], shape).astype(draw.dtype)
-            options = dict(reduction=reduction)
-            if weight is not None:
-                options["weight"] = weight
-            yield Case("multilabel_soft_margin_loss", (x, y), options, (0, 1),
-                       _label(shape=list(shape), **options), regime)
-    x, y = draw.normal((3, 2)), draw.uniform((3, 2))
-    yield from _legacy_cases("multilabel_soft_margin_loss", (x, y), (0, 1), regime)
+@space("soft_margin_loss", legacy=LEGACY)
+def _soft_margin_loss_legacy(draw, regime, legacy):
+    return Call((draw.normal((3, 2)), draw.signs((3, 2))), _with_legacy({}, legacy), (0,))
 
 
-def cosine_embedding_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:
-    for (shape, target_shape), margin, reduction in itertools.product(
-            (((5, 4), (5,)), ((3,), ())), (0, 0.3, -0.5), REDUCTIONS):
-        x1, x2 = draw.normal(shape), draw.normal(shape)
-        y = draw.signs(target_shape)
-        if regime == "hard" and target_shape:
-            x2[0] = x1[0]           # identical pair: cosine 1
-            x1[1] = 0.0             # zero vector: torch's epsilon keeps it finite
-            y.flat[-1] = 0.0        # neither 1 nor -1: contributes 0
-        options = dict(margin=margin, reduction=reduction)
-        yield Case("cosine_embedding_loss", (x1, x2, y), options, (0, 1),
-                   _label(shape=list(shape), **options), regime)
-    x1, x2, y = draw.normal((3, 4)), draw.normal((3, 4)), draw.signs((3,))
-    yield from _legacy_cases("cosine_embedding_loss", (x1, x2, y), (0, 1), regime)
+# ----------------------------------------------------------------------------- regression
+
+# (input shape, target shape): equal shapes of each rank, and a broadcast target.
+REGRESSION_SHAPES = (
+    ((4, 3), (4, 3)),
+    ((5,), (5,)),
+    ((2, 3, 2), (2, 3, 2)),
+    ((), ()),
+    ((4, 3), (1, 3)),
+)
 
 
-def multi_margin_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:
-    for shape, p, margin, weighted, reduction in itertools.product(
-            ((5, 4), (6,)), (1, 2), (1.0, 0.3), (False, True), REDUCTIONS):
-        c = shape[-1]
-        x = draw.normal(shape, 20.0 if regime == "hard" else 1.0)
-        y = draw.integers(0, c, shape[:-1])
-        options = dict(p=p, margin=margin, reduction=reduction)
+def _pointwise_space(criterion, *, weighted, legacy=True, int_targets=True, **options):
+    """A regression criterion's spaces: shapes x options (x weight), integer targets, legacy."""
+
+    @space(criterion, shapes=REGRESSION_SHAPES, weighted=BOOLS if weighted else (False,), **options)
+    def build(draw, regime, shapes, weighted, **chosen):
+        scale = 50.0 if regime == "hard" else 1.5
+        x, t = draw.normal(shapes[0], scale), draw.normal(shapes[1], scale)
         if weighted:
-            options["weight"] = _class_weight(draw, c)
-        yield Case("multi_margin_loss", (x, y), options, (0,),
-                   _label(shape=list(shape), **options), regime)
-    x, y = draw.normal((3, 4)), draw.integers(0, 4, (3,))
-    yield from _legacy_cases("multi_margin_loss", (x, y), (0,), regime)
+            chosen["weight"] = draw.uniform(shapes[0], 0.1, 2.0)
+        return Call((x, t), chosen, (0, 1))
+
+    first = {name: values[0] for name, values in options.items()}
+    if int_targets:
+
+        @space(criterion, target=("int64",))
+        def build_int(draw, regime, target):
+            return Call((draw.normal((3, 2)), draw.integers(-3, 4, (3, 2))), dict(first), (0,))
+
+    if legacy:
+
+        @space(criterion, legacy=LEGACY)
+        def build_legacy(draw, regime, legacy):
+            return Call(
+                (draw.normal((3, 2)), draw.normal((3, 2))), _with_legacy({}, legacy), (0, 1)
+            )
 
 
-def _triplet_shapes():
-    return (((5, 4),) * 3, ((3,),) * 3, ((2, 3, 4),) * 3, ((5, 4), (1, 4), (5, 4)))
+_pointwise_space("l1_loss", weighted=True, reduction=REDUCTIONS)
+_pointwise_space("mse_loss", weighted=True, reduction=REDUCTIONS)
+# torch's huber backward fails on integer targets.
+_pointwise_space(
+    "huber_loss",
+    weighted=True,
+    legacy=False,
+    int_targets=False,
+    reduction=REDUCTIONS,
+    delta=(1.0, 0.3, 2.5),
+)
+_pointwise_space("smooth_l1_loss", weighted=False, reduction=REDUCTIONS, beta=(1.0, 0.0, 0.4, 3.0))
 
 
-def triplet_margin_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:
-    for shapes, margin, p, swap, reduction in itertools.product(
-            _triplet_shapes(), (1.0, 0.2), (2, 1, 3.0, float("inf")), (False, True), REDUCTIONS):
-        scale = 20.0 if regime == "hard" else 1.0
-        a, pos, neg = (draw.normal(s, scale) for s in shapes)
-        eps = float(draw.rng.choice([1e-6, 0.1]))
-        options = dict(margin=margin, p=p, eps=eps, swap=swap, reduction=reduction)
-        yield Case("triplet_margin_loss", (a, pos, neg), options, (0, 1, 2),
-                   _label(shapes=[list(s) for s in shapes], **options), regime)
+@space(
+    "poisson_nll_loss",
+    shape=((4, 3), (5,), ()),
+    log_input=BOOLS,
+    full=BOOLS,
+    eps=(1e-8, 0.5),
+    reduction=REDUCTIONS,
+)
+def _poisson_nll_loss(draw, regime, shape, log_input, full, eps, reduction):
+    counts = draw.rng.poisson(2.0, shape).astype(draw.dtype)
+    if regime == "hard" and shape:
+        counts.flat[0] = 0.0
+        counts.flat[-1] = 1.0
+    if log_input:
+        x = draw.normal(shape, 4.0 if regime == "hard" else 1.0)
+    else:
+        x = draw.uniform(shape, 0.0 if regime == "hard" else 0.05, 4.0)
+    return Call(
+        (x, counts), dict(log_input=log_input, full=full, eps=eps, reduction=reduction), (0, 1)
+    )
+
+
+@space("poisson_nll_loss", target=("int64",))
+def _poisson_nll_loss_int(draw, regime, target):
+    counts = np.asarray(draw.rng.poisson(2.0, (3, 2)), np.int64)
+    return Call((draw.normal((3, 2)), counts), {}, (0,))
+
+
+@space("poisson_nll_loss", legacy=LEGACY)
+def _poisson_nll_loss_legacy(draw, regime, legacy):
+    x, t = draw.normal((3, 2)), draw.rng.poisson(2.0, (3, 2)).astype(draw.dtype)
+    return Call((x, t), _with_legacy({}, legacy), (0, 1))
+
+
+@space(
+    "gaussian_nll_loss",
+    var=("full", "one-short", "column", "row", "float"),
+    full=BOOLS,
+    eps=(1e-6, 0.1),
+    reduction=REDUCTIONS,
+)
+def _gaussian_nll_loss(draw, regime, var, full, eps, reduction):
+    n, d = 4, 3
+    x, t = draw.normal((n, d)), draw.normal((n, d))
+    options = dict(full=full, eps=eps, reduction=reduction)
+    if var == "float":
+        variance = float(draw.rng.uniform(0.05, 2.0)) if regime == "normal" else 0.0
+        return Call((x, t, variance), options, (0, 1))
+    shape = {"full": (n, d), "one-short": (n,), "column": (n, 1), "row": (1, d)}[var]
+    variance = draw.uniform(shape, 0.05, 2.0)
+    if regime == "hard":  # variances at and below eps are clamped; the gradient passes
+        variance.flat[0] = 0.0
+        variance.flat[-1] = eps / 10
+    return Call((x, t, variance), options, (0, 1, 2))
+
+
+@space(
+    "gaussian_nll_loss",
+    shapes=(((5,), (5,)), ((5,), ()), ((2, 3, 4), (2, 3)), ((2, 3, 4), (2, 1, 4))),
+)
+def _gaussian_nll_loss_shapes(draw, regime, shapes):
+    shape, var_shape = shapes
+    x, t, var = draw.normal(shape), draw.normal(shape), draw.uniform(var_shape, 0.1, 1.0)
+    return Call((x, t, var), {}, (0, 1, 2))
+
+
+# ----------------------------------------------------------------------------- embedding
+
+
+@space("margin_ranking_loss", shape=((6,), ()), margin=(0, 0.5, -0.2), reduction=REDUCTIONS)
+def _margin_ranking_loss(draw, regime, shape, margin, reduction):
+    scale = 50.0 if regime == "hard" else 1.0
+    x1, x2, y = draw.normal(shape, scale), draw.normal(shape, scale), draw.signs(shape)
+    return Call((x1, x2, y), dict(margin=margin, reduction=reduction), (0, 1, 2))
+
+
+@space("margin_ranking_loss", legacy=LEGACY)
+def _margin_ranking_loss_legacy(draw, regime, legacy):
+    x1, x2, y = draw.normal((4,)), draw.normal((4,)), draw.signs((4,))
+    return Call((x1, x2, y), _with_legacy({}, legacy), (0, 1, 2))
+
+
+@space(
+    "hinge_embedding_loss", shape=((4, 3), (5,), ()), margin=(1.0, 0.5, 2.0), reduction=REDUCTIONS
+)
+def _hinge_embedding_loss(draw, regime, shape, margin, reduction):
+    x = draw.normal(shape, 20.0 if regime == "hard" else 1.0)
+    y = draw.signs(shape)
+    if regime == "hard" and shape:
+        y.flat[0] = 0.0  # neither 1 nor -1: torch applies both terms
+    return Call((x, y), dict(margin=margin, reduction=reduction), (0,))
+
+
+@space("hinge_embedding_loss", legacy=LEGACY)
+def _hinge_embedding_loss_legacy(draw, regime, legacy):
+    return Call((draw.normal((3, 2)), draw.signs((3, 2))), _with_legacy({}, legacy), (0,))
+
+
+@space(
+    "cosine_embedding_loss",
+    shapes=(((5, 4), (5,)), ((3,), ())),
+    margin=(0, 0.3, -0.5),
+    reduction=REDUCTIONS,
+)
+def _cosine_embedding_loss(draw, regime, shapes, margin, reduction):
+    shape, target_shape = shapes
+    x1, x2, y = draw.normal(shape), draw.normal(shape), draw.signs(target_shape)
+    if regime == "hard" and target_shape:
+        x2[0] = x1[0]  # identical pair: cosine 1
+        x1[1] = 0.0  # zero vector: torch's epsilon keeps it finite
+        y.flat[-1] = 0.0  # neither 1 nor -1: contributes 0
+    return Call((x1, x2, y), dict(margin=margin, reduction=reduction), (0, 1))
+
+
+@space("cosine_embedding_loss", legacy=LEGACY)
+def _cosine_embedding_loss_legacy(draw, regime, legacy):
+    x1, x2, y = draw.normal((3, 4)), draw.normal((3, 4)), draw.signs((3,))
+    return Call((x1, x2, y), _with_legacy({}, legacy), (0, 1))
+
+
+TRIPLET_SHAPES = (((5, 4),) * 3, ((3,),) * 3, ((2, 3, 4),) * 3, ((5, 4), (1, 4), (5, 4)))
+
+
+@space(
+    "triplet_margin_loss",
+    shapes=TRIPLET_SHAPES,
+    margin=(1.0, 0.2),
+    p=(2, 1, 3.0, float("inf")),
+    eps=(1e-6, 0.1),
+    swap=BOOLS,
+    reduction=REDUCTIONS,
+)
+def _triplet_margin_loss(draw, regime, shapes, margin, p, eps, swap, reduction):
+    scale = 20.0 if regime == "hard" else 1.0
+    a, pos, neg = (draw.normal(s, scale) for s in shapes)
+    return Call(
+        (a, pos, neg), dict(margin=margin, p=p, eps=eps, swap=swap, reduction=reduction), (0, 1, 2)
+    )
+
+
+@space("triplet_margin_loss", legacy=LEGACY)
+def _triplet_margin_loss_legacy(draw, regime, legacy):
     a, pos, neg = draw.normal((3, 4)), draw.normal((3, 4)), draw.normal((3, 4))
-    yield from _legacy_cases("triplet_margin_loss", (a, pos, neg), (0, 1, 2), regime)
+    return Call((a, pos, neg), _with_legacy({}, legacy), (0, 1, 2))
 
 
-DISTANCES = (None, Distance("cosine"), Distance("l1"), Distance("squared_euclidean"),
-             Distance("pairwise_module"))
+DISTANCES = (
+    None,
+    Distance("cosine"),
+    Distance("l1"),
+    Distance("squared_euclidean"),
+    Distance("pairwise_module"),
+)
 
 
-def triplet_margin_with_distance_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:
-    for shapes, distance, margin, swap, reduction in itertools.product(
-            _triplet_shapes()[:3], DISTANCES, (1.0, 0.3), (False, True), REDUCTIONS):
-        scale = 20.0 if regime == "hard" else 1.0
-        a, pos, neg = (draw.normal(s, scale) for s in shapes)
-        options = dict(distance_function=distance, margin=margin, swap=swap, reduction=reduction)
-        yield Case("triplet_margin_with_distance_loss", (a, pos, neg), options, (0, 1, 2),
-                   _label(shapes=[list(s) for s in shapes], **options), regime)
+@space(
+    "triplet_margin_with_distance_loss",
+    shapes=TRIPLET_SHAPES[:3],
+    distance_function=DISTANCES,
+    margin=(1.0, 0.3),
+    swap=BOOLS,
+    reduction=REDUCTIONS,
+)
+def _triplet_margin_with_distance_loss(
+    draw, regime, shapes, distance_function, margin, swap, reduction
+):
+    scale = 20.0 if regime == "hard" else 1.0
+    a, pos, neg = (draw.normal(s, scale) for s in shapes)
+    options = dict(
+        distance_function=distance_function, margin=margin, swap=swap, reduction=reduction
+    )
+    return Call((a, pos, neg), options, (0, 1, 2))
+
+
+# ----------------------------------------------------------------------------- sequence
 
 
 def _ctc_targets(draw, batch, classes, width, blank, lengths):
@@ -489,128 +749,163 @@ def _ctc_targets(draw, batch, classes, width, blank, lengths):
     return targets.astype(np.int64)
 
 
-def ctc_loss_cases(draw: _Draw, regime: str) -> Iterator[Case]:
-    scale = 50.0 if regime == "hard" else 1.5
+def _ctc_log_probs(draw, regime, shape):
+    logits = draw.normal(shape, 50.0 if regime == "hard" else 1.5)
+    if regime == "hard" and shape[-1] > 3:
+        logits[..., 3] = draw.normal(shape[:-1], 3.0)  # torch does not require normalised
+        return logits  # log-probs; neither does jaxloss
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return (shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))).astype(draw.dtype)
 
-    def log_probs(shape):
-        logits = draw.normal(shape, scale)
-        if regime == "hard" and shape[-1] > 3:
-            logits[..., 3] = draw.normal(shape[:-1], 3.0)  # torch does not require normalised
-            return logits                                   # log-probs; neither does jaxloss
-        shifted = logits - logits.max(axis=-1, keepdims=True)
-        return (shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))).astype(draw.dtype)
 
-    steps, batch, classes, width = 12, 4, 6, 5
-    for layout, blank in (("padded", 0), ("concatenated", classes - 1), ("tuple-lengths", 2)):
-        input_lengths = draw.integers(8, steps + 1, (batch,))
-        input_lengths[0] = steps
-        target_lengths = draw.integers(1, width + 1, (batch,))
-        target_lengths[-1] = 0                     # an empty target
-        target_lengths[0] = width
-        targets = _ctc_targets(draw, batch, classes, width, blank, target_lengths)
-        if layout == "concatenated":
-            targets = np.concatenate([targets[i, :n] for i, n in enumerate(target_lengths)])
-        lengths = (input_lengths, target_lengths)
-        if layout == "tuple-lengths":
-            lengths = tuple(tuple(int(v) for v in a) for a in lengths)
-        for reduction, zero_infinity in itertools.product(REDUCTIONS, (False, True)):
-            options = dict(blank=blank, reduction=reduction, zero_infinity=zero_infinity)
-            yield Case("ctc_loss", (log_probs((steps, batch, classes)), targets, *lengths),
-                       options, (0,), _label(layout=layout, **options), regime)
-    # Tight and impossible alignments: as many frames as labels (one path), a repeat that
-    # needs one frame more than it has, a target longer than its input, and a normal row.
-    targets = _ctc_targets(draw, 4, classes, 4, 0, np.full(4, 4))
+CTC_CLASSES = 6
+# Target layout and the blank it is tried with (0, the last class, a middle class).
+CTC_LAYOUTS = (("padded", 0), ("concatenated", CTC_CLASSES - 1), ("tuple-lengths", 2))
+
+
+@space("ctc_loss", layout=CTC_LAYOUTS, reduction=REDUCTIONS, zero_infinity=BOOLS)
+def _ctc_loss(draw, regime, layout, reduction, zero_infinity):
+    (layout, blank), steps, batch, width = layout, 12, 4, 5
+    input_lengths = draw.integers(8, steps + 1, (batch,))
+    input_lengths[0] = steps
+    target_lengths = draw.integers(1, width + 1, (batch,))
+    target_lengths[-1] = 0  # an empty target
+    target_lengths[0] = width
+    targets = _ctc_targets(draw, batch, CTC_CLASSES, width, blank, target_lengths)
+    if layout == "concatenated":
+        targets = np.concatenate([targets[i, :n] for i, n in enumerate(target_lengths)])
+    lengths: tuple = (input_lengths, target_lengths)
+    if layout == "tuple-lengths":
+        lengths = tuple(tuple(int(v) for v in a) for a in lengths)
+    options = dict(blank=blank, reduction=reduction, zero_infinity=zero_infinity)
+    log_probs = _ctc_log_probs(draw, regime, (steps, batch, CTC_CLASSES))
+    return Call((log_probs, targets, *lengths), options, (0,))
+
+
+@space("ctc_loss", layout=("tight-or-impossible",), reduction=REDUCTIONS, zero_infinity=BOOLS)
+def _ctc_loss_alignments(draw, regime, layout, reduction, zero_infinity):
+    """As many frames as labels (one path), a repeat that needs one frame more than it has, a
+    target longer than its input, and a normal row."""
+    targets = _ctc_targets(draw, 4, CTC_CLASSES, 4, 0, np.full(4, 4))
     targets[0] = [1, 2, 3, 4]
     targets[1] = [1, 1, 2, 3]
-    input_lengths = np.array([4, 4, 3, 10])
-    target_lengths = np.array([4, 4, 4, 3])
-    for reduction, zero_infinity in itertools.product(REDUCTIONS, (False, True)):
-        options = dict(reduction=reduction, zero_infinity=zero_infinity)
-        yield Case("ctc_loss", (log_probs((10, 4, classes)), targets, input_lengths,
-                                target_lengths), options, (0,),
-                   _label(layout="tight/impossible", **options), regime)
-    # Unbatched (T, C) with 0-d lengths, and (normal regime) a long sequence.
-    for steps, width in ((9, 3), (400, 60)) if regime == "normal" else ((9, 3),):
-        target = _ctc_targets(draw, 1, classes, width, 0, np.array([width]))[0]
-        for reduction in REDUCTIONS:
-            yield Case("ctc_loss", (log_probs((steps, classes)), target, np.array(steps),
-                                    np.array(width)), dict(reduction=reduction), (0,),
-                       _label(layout=f"unbatched T={steps}", reduction=reduction), regime,
-                       atol_scale=float(steps) if steps > 100 else 1.0)
+    lengths = (np.array([4, 4, 3, 10]), np.array([4, 4, 4, 3]))
+    log_probs = _ctc_log_probs(draw, regime, (10, 4, CTC_CLASSES))
+    return Call(
+        (log_probs, targets, *lengths), dict(reduction=reduction, zero_infinity=zero_infinity), (0,)
+    )
 
 
-CASE_BUILDERS: dict[str, Callable[[_Draw, str], Iterator[Case]]] = {
-    "l1_loss": l1_loss_cases,
-    "mse_loss": mse_loss_cases,
-    "cross_entropy": cross_entropy_cases,
-    "nll_loss": nll_loss_cases,
-    "poisson_nll_loss": poisson_nll_loss_cases,
-    "gaussian_nll_loss": gaussian_nll_loss_cases,
-    "kl_div": kl_div_cases,
-    "binary_cross_entropy": binary_cross_entropy_cases,
-    "binary_cross_entropy_with_logits": binary_cross_entropy_with_logits_cases,
-    "margin_ranking_loss": margin_ranking_loss_cases,
-    "hinge_embedding_loss": hinge_embedding_loss_cases,
-    "multilabel_margin_loss": multilabel_margin_loss_cases,
-    "huber_loss": huber_loss_cases,
-    "smooth_l1_loss": smooth_l1_loss_cases,
-    "soft_margin_loss": soft_margin_loss_cases,
-    "multilabel_soft_margin_loss": multilabel_soft_margin_loss_cases,
-    "cosine_embedding_loss": cosine_embedding_loss_cases,
-    "multi_margin_loss": multi_margin_loss_cases,
-    "triplet_margin_loss": triplet_margin_loss_cases,
-    "triplet_margin_with_distance_loss": triplet_margin_with_distance_loss_cases,
-    "ctc_loss": ctc_loss_cases,
-}
+def _ctc_unbatched(draw, regime, steps, width, reduction):
+    target = _ctc_targets(draw, 1, CTC_CLASSES, width, 0, np.array([width]))[0]
+    log_probs = _ctc_log_probs(draw, regime, (steps, CTC_CLASSES))
+    return Call(
+        (log_probs, target, np.array(steps), np.array(width)),
+        dict(reduction=reduction),
+        (0,),
+        atol_scale=float(steps) if steps > 100 else 1.0,
+    )
+
+
+@space("ctc_loss", layout=("unbatched",), steps=(9,), reduction=REDUCTIONS)
+def _ctc_loss_unbatched(draw, regime, layout, steps, reduction):
+    return _ctc_unbatched(draw, regime, steps, 3, reduction)
+
+
+@space("ctc_loss", regimes=("normal",), layout=("unbatched",), steps=(400,), reduction=REDUCTIONS)
+def _ctc_loss_long(draw, regime, layout, steps, reduction):
+    return _ctc_unbatched(draw, regime, steps, 60, reduction)
+
+
+# ----------------------------------------------------------------------------- registry
+
+CRITERIA: tuple[str, ...] = tuple(SPACES)
 
 # torch.nn module name for each functional criterion (for the report).
 MODULE_NAMES = {
-    "l1_loss": "L1Loss", "mse_loss": "MSELoss", "cross_entropy": "CrossEntropyLoss",
-    "nll_loss": "NLLLoss", "poisson_nll_loss": "PoissonNLLLoss",
-    "gaussian_nll_loss": "GaussianNLLLoss", "kl_div": "KLDivLoss",
-    "binary_cross_entropy": "BCELoss", "binary_cross_entropy_with_logits": "BCEWithLogitsLoss",
-    "margin_ranking_loss": "MarginRankingLoss", "hinge_embedding_loss": "HingeEmbeddingLoss",
-    "multilabel_margin_loss": "MultiLabelMarginLoss", "huber_loss": "HuberLoss",
-    "smooth_l1_loss": "SmoothL1Loss", "soft_margin_loss": "SoftMarginLoss",
+    "l1_loss": "L1Loss",
+    "mse_loss": "MSELoss",
+    "cross_entropy": "CrossEntropyLoss",
+    "nll_loss": "NLLLoss",
+    "poisson_nll_loss": "PoissonNLLLoss",
+    "gaussian_nll_loss": "GaussianNLLLoss",
+    "kl_div": "KLDivLoss",
+    "binary_cross_entropy": "BCELoss",
+    "binary_cross_entropy_with_logits": "BCEWithLogitsLoss",
+    "margin_ranking_loss": "MarginRankingLoss",
+    "hinge_embedding_loss": "HingeEmbeddingLoss",
+    "multilabel_margin_loss": "MultiLabelMarginLoss",
+    "huber_loss": "HuberLoss",
+    "smooth_l1_loss": "SmoothL1Loss",
+    "soft_margin_loss": "SoftMarginLoss",
     "multilabel_soft_margin_loss": "MultiLabelSoftMarginLoss",
-    "cosine_embedding_loss": "CosineEmbeddingLoss", "multi_margin_loss": "MultiMarginLoss",
+    "cosine_embedding_loss": "CosineEmbeddingLoss",
+    "multi_margin_loss": "MultiMarginLoss",
     "triplet_margin_loss": "TripletMarginLoss",
     "triplet_margin_with_distance_loss": "TripletMarginWithDistanceLoss",
     "ctc_loss": "CTCLoss",
 }
 
 
-def cases(criterion: str, *, seed: int, dtype, regimes=("normal", "hard")) -> list[Case]:
-    """Every case of one criterion, drawn from `seed`, in `dtype`."""
-    out = []
-    for index, regime in enumerate(regimes):
-        draw = _Draw(seed * 1000 + index, dtype)
-        out.extend(CASE_BUILDERS[criterion](draw, regime))
-    return out
+def all_cases(
+    *, seed: int, coverage: str = "pairwise", criteria: Sequence[str] = CRITERIA
+) -> Iterator[Case]:
+    for criterion in criteria:
+        yield from cases(criterion, seed=seed, coverage=coverage)
 
 
-def edge_cases(*, seed: int, dtype) -> list[Case]:
+def edge_cases(*, seed: int, dtype: Any) -> list[Case]:
     """Broadcasting between inputs (torch broadcasts these, with a warning) and empty batches
     (torch: 'mean' over nothing is nan, 'sum' is 0)."""
-    draw = _Draw(seed * 1000 + 7, dtype)
+    draw = _Draw(_case_seed(seed, "edge"), dtype)
     probs = draw.uniform((1, 3), 0.05, 1.0)
     many = draw.uniform((4, 3), 0.05, 1.0)
     return [
         Case("kl_div", (np.log(many), probs), dict(reduction="batchmean"), (0, 1), "bcast-target"),
         Case("kl_div", (np.log(probs), many), dict(reduction="batchmean"), (0, 1), "bcast-input"),
         Case("mse_loss", (draw.normal((1, 3)), draw.normal((4, 3))), {}, (0, 1), "bcast-input"),
-        Case("l1_loss", (draw.normal((4, 1)), draw.normal((1, 3))), dict(reduction="none"), (0, 1),
-             "bcast-both"),
-        Case("smooth_l1_loss", (draw.normal((4, 1)), draw.normal((1, 3))),
-             dict(reduction="sum", beta=0.5), (0, 1), "bcast-both"),
-        Case("gaussian_nll_loss", (draw.normal((4, 3)), draw.normal((1, 3)),
-                                   draw.uniform((4, 1), 0.1, 1.0)), {}, (0, 1, 2), "bcast-target"),
-        Case("margin_ranking_loss", (draw.normal((4,)), draw.normal((1,)), draw.signs((4,))), {},
-             (0, 1), "bcast"),
-        Case("hinge_embedding_loss", (draw.normal((4, 3)), -np.ones(3, draw.dtype)), {}, (0,),
-             "bcast-target"),
+        Case(
+            "l1_loss",
+            (draw.normal((4, 1)), draw.normal((1, 3))),
+            dict(reduction="none"),
+            (0, 1),
+            "bcast-both",
+        ),
+        Case(
+            "smooth_l1_loss",
+            (draw.normal((4, 1)), draw.normal((1, 3))),
+            dict(reduction="sum", beta=0.5),
+            (0, 1),
+            "bcast-both",
+        ),
+        Case(
+            "gaussian_nll_loss",
+            (draw.normal((4, 3)), draw.normal((1, 3)), draw.uniform((4, 1), 0.1, 1.0)),
+            {},
+            (0, 1, 2),
+            "bcast-target",
+        ),
+        Case(
+            "margin_ranking_loss",
+            (draw.normal((4,)), draw.normal((1,)), draw.signs((4,))),
+            {},
+            (0, 1),
+            "bcast",
+        ),
+        Case(
+            "hinge_embedding_loss",
+            (draw.normal((4, 3)), -np.ones(3, draw.dtype)),
+            {},
+            (0,),
+            "bcast-target",
+        ),
         Case("cross_entropy", (draw.normal((0, 3)), np.zeros(0, np.int64)), {}, (0,), "empty-mean"),
-        Case("cross_entropy", (draw.normal((0, 3)), np.zeros(0, np.int64)),
-             dict(reduction="sum"), (0,), "empty-sum"),
+        Case(
+            "cross_entropy",
+            (draw.normal((0, 3)), np.zeros(0, np.int64)),
+            dict(reduction="sum"),
+            (0,),
+            "empty-sum",
+        ),
         Case("l1_loss", (draw.normal((0, 3)), draw.normal((0, 3))), {}, (0,), "empty-mean"),
     ]
