@@ -1,10 +1,11 @@
 """jaxloss: every PyTorch loss criterion as a pure, jit/vmap/grad-compatible JAX function.
 
 Native functions live here, grouped by family (classification, regression, embedding); torch's
-exact signatures live in :mod:`jaxloss.compat` (``functional`` and ``nn``).
+exact signatures live in `jaxloss.compat` (``functional`` and ``nn``).
 """
 
 from ._checked import checked
+from .adaptive import adaptive_log_softmax, adaptive_softmax_loss
 from .classification import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -26,7 +27,6 @@ from .embedding import (
     triplet_margin_with_distance_loss,
 )
 from .fused import linear_cross_entropy
-from .sequence import ctc_loss
 from .regression import (
     gaussian_nll_loss,
     huber_loss,
@@ -35,10 +35,13 @@ from .regression import (
     poisson_nll_loss,
     smooth_l1_loss,
 )
+from .sequence import ctc_loss
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "adaptive_log_softmax",
+    "adaptive_softmax_loss",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "checked",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import Any
 
 import jax
 from jax.experimental import checkify
@@ -10,7 +12,9 @@ from jax.experimental import checkify
 from ._checks import checking_enabled
 
 
-def checked(fn, *, errors=checkify.user_checks, jit=True):
+def checked(
+    fn: Callable[..., Any], *, errors: Any = checkify.user_checks, jit: bool = True
+) -> Callable[..., Any]:
     """Wraps `fn` so jaxloss's value checks run on traced inputs and raise ``ValueError``.
 
     Outside checked mode, jaxloss checks values only when inputs are concrete; under ``jax.jit``
@@ -18,12 +22,24 @@ def checked(fn, *, errors=checkify.user_checks, jit=True):
     traces `fn` with the checks switched on, functionalises them with
     ``jax.experimental.checkify`` and raises after the call when one fails.
 
-    Pass the plain (un-jitted) function: ``checked`` compiles it itself when ``jit=True``.
-    ``errors`` may add checkify's own sets, e.g. ``checkify.user_checks | checkify.nan_checks``.
+    Args:
+      fn: the plain (un-jitted) function calling jaxloss criteria.
+      errors: checkify's error sets to enable, e.g.
+        ``checkify.user_checks | checkify.nan_checks``.
+      jit: compile the checked function (``checked`` calls ``jax.jit`` itself).
+
+    Returns:
+      A function with `fn`'s signature and result that raises ``ValueError`` with the failed
+      check's message.
 
     Example:
       >>> safe_loss = jaxloss.checked(lambda x, y: jaxloss.cross_entropy(x, y))
-      >>> safe_loss(logits, jnp.array([7]))   # raises: class index 7 ... out of range
+      >>> logits = jnp.zeros((1, 3))
+      >>> round(float(safe_loss(logits, jnp.array([2]))), 4)
+      1.0986
+      >>> safe_loss(logits, jnp.array([7]))
+      Traceback (most recent call last):
+      ValueError: cross_entropy: class index 7 in `labels` is out of range; expected [0, 3) ...
     """
 
     @functools.wraps(fn)

@@ -4,7 +4,7 @@ Structural checks (shapes, dtypes, option values) run at call or trace time and 
 ``ValueError``/``TypeError`` with a message that names the function, the argument, what was
 expected and what arrived. Checks that need array *values* (a class index out of range, a
 probability above 1) run only when the inputs are concrete; under ``jax.jit`` they are skipped
-unless the caller opted into checked mode (see :func:`jaxloss.checked`), in which case they
+unless the caller opted into checked mode (see `jaxloss.checked`), in which case they
 become ``checkify`` checks.
 """
 
@@ -13,12 +13,15 @@ from __future__ import annotations
 import contextlib
 import threading
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, overload
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 from jax.experimental import checkify
+from jax.typing import ArrayLike
 
 _state = threading.local()
 
@@ -46,7 +49,20 @@ def describe(x: Any) -> str:
 
 
 def is_concrete(x: Any) -> bool:
-    return not isinstance(x, jax.core.Tracer)
+    return not isinstance(x, Tracer)
+
+
+def concrete_value(x: Any) -> np.ndarray | None:
+    """`x` as a NumPy array when its value is known now: a plain array, or a tracer over a
+    known value (under ``jax.grad`` or ``jax.vjp`` without ``jit``); None under ``jit``."""
+    if is_concrete(x):
+        return np.asarray(x)
+    try:
+        from jax._src.core import to_concrete_value  # no public equivalent in jax 0.10
+    except ImportError:  # pragma: no cover - older or newer jax: check concrete inputs only
+        return None
+    value = to_concrete_value(x)
+    return None if value is None else np.asarray(value)
 
 
 def as_array(fn: str, name: str, x: Any) -> jax.Array:
@@ -60,22 +76,19 @@ def as_array(fn: str, name: str, x: Any) -> jax.Array:
     return arr
 
 
-def float_array(fn: str, name: str, x: Any, hint: str = "") -> jax.Array:
+def _array_of_kind(fn: str, name: str, x: Any, kind: Any, expected: str, hint: str) -> jax.Array:
     arr = as_array(fn, name, x)
-    if not jnp.issubdtype(arr.dtype, jnp.floating):
-        raise TypeError(
-            f"{fn}: `{name}` must be a floating-point array; got {describe(arr)}.{hint}"
-        )
+    if not jnp.issubdtype(arr.dtype, kind):
+        raise TypeError(f"{fn}: `{name}` must {expected}; got {describe(arr)}.{hint}")
     return arr
+
+
+def float_array(fn: str, name: str, x: Any, hint: str = "") -> jax.Array:
+    return _array_of_kind(fn, name, x, jnp.floating, "be a floating-point array", hint)
 
 
 def int_array(fn: str, name: str, x: Any, hint: str = "") -> jax.Array:
-    arr = as_array(fn, name, x)
-    if not jnp.issubdtype(arr.dtype, jnp.integer):
-        raise TypeError(
-            f"{fn}: `{name}` must hold integer class indices; got {describe(arr)}.{hint}"
-        )
-    return arr
+    return _array_of_kind(fn, name, x, jnp.integer, "hold integer class indices", hint)
 
 
 def real_array(fn: str, name: str, x: Any) -> jax.Array:
@@ -103,10 +116,11 @@ def axis(fn: str, name: str, value: Any, ndim: int) -> int:
     return int(value) % ndim
 
 
-def python_number(fn: str, name: str, value: Any, *, low=None, high=None,
-                  low_inclusive=True, high_inclusive=True) -> Any:
+def python_number(
+    fn: str, name: str, value: Any, *, low=None, high=None, low_inclusive=True, high_inclusive=True
+) -> Any:
     """Checks a scalar option; bounds are only enforced when the value is concrete."""
-    if isinstance(value, jax.core.Tracer):
+    if isinstance(value, Tracer):
         return value
     try:
         number = float(value)
@@ -167,7 +181,13 @@ def broadcasts_to(fn: str, name: str, x, shape: Sequence[int], what: str) -> Non
         )
 
 
-def where_mask(fn: str, where: Any, shape: Sequence[int], what: str = "the unreduced loss"):
+@overload
+def where_mask(fn: str, where: None, shape: Sequence[int], what: str = ...) -> None: ...
+@overload
+def where_mask(fn: str, where: ArrayLike, shape: Sequence[int], what: str = ...) -> jax.Array: ...
+def where_mask(
+    fn: str, where: ArrayLike | None, shape: Sequence[int], what: str = "the unreduced loss"
+) -> jax.Array | None:
     """Validates a boolean `where` mask that broadcasts to the per-element loss shape."""
     if where is None:
         return None
@@ -193,14 +213,17 @@ def class_weight(fn: str, weight: Any, num_classes: int):
 def value_check(fn: str, ok, message: str, *format_args) -> None:
     """Raises ValueError when `ok` (a boolean array) is not all true.
 
-    Concrete inputs are checked now. Traced inputs are checked only in checked mode, through
+    Inputs whose values are known now (concrete, or under grad/vjp without jit) are checked
+    now. Traced inputs are checked only in checked mode, through
     ``checkify.check``; otherwise the criterion's documented behaviour under jit applies.
     `message` may hold ``{}`` placeholders filled from `format_args` (arrays).
     """
-    if is_concrete(ok) and all(is_concrete(a) for a in format_args):
-        if not bool(np.all(np.asarray(ok))):
-            values = [np.asarray(a).tolist() for a in format_args]
-            raise ValueError(f"{fn}: " + message.format(*values))
+    known = concrete_value(ok)
+    values = [concrete_value(a) for a in format_args]
+    if known is not None and not any(v is None for v in values):
+        if not bool(np.all(known)):
+            shown = [np.asarray(v).tolist() for v in values]
+            raise ValueError(f"{fn}: " + message.format(*shown))
     elif _checking_enabled():
         checkify.check(jnp.all(ok), f"{fn}: " + message, *format_args)
 
@@ -209,3 +232,21 @@ def first_violation(values, ok):
     """The first element of `values` where `ok` is false (or the first element if none)."""
     flat_ok = jnp.ravel(ok)
     return jnp.ravel(values)[jnp.argmin(flat_ok)] if flat_ok.size else jnp.zeros((), values.dtype)
+
+
+def known_zero(option: Any) -> bool:
+    """True only for an option known to be 0 now; a traced option (under jit) may be anything,
+    so code specialised to a zero option (skipped smoothing terms, plain L1) is not taken."""
+    return is_concrete(option) and bool(np.all(np.asarray(option) == 0))
+
+
+def multi_margin_options(fn: str, p: Any, weight: Any = None) -> None:
+    """multi_margin_loss's p in {1, 2} and one-dimensional class weights (torch checks both
+    when the module is built, so the compat module calls this too)."""
+    if isinstance(p, bool) or p not in (1, 2):
+        raise ValueError(f"{fn}: `p` must be 1 or 2; got {p!r}.")
+    if weight is not None and np.ndim(weight) != 1:
+        raise ValueError(
+            f"{fn}: `weight` must be one-dimensional (one weight per class); got "
+            f"shape {list(np.shape(weight))}."
+        )

@@ -9,8 +9,13 @@ Means over zero elements (or zero total weight) are nan, as in torch.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import jax.numpy as jnp
 import numpy as np
+
+# The reductions every criterion takes ('batchmean' only where torch has it: kl_div).
+Reduction = Literal["none", "mean", "sum"]
 
 
 def reduce_loss(loss, reduction: str, *, where=None, normalizer=None, batch_size=None):
@@ -45,4 +50,3 @@ def mean_denominator(shape, dtype, *, where=None, normalizer=None):
 def finish(loss, result_dtype):
     """Casts a loss computed in the compute dtype back to the inputs' dtype."""
     return loss.astype(result_dtype)
-

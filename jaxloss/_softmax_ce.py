@@ -16,6 +16,7 @@ accumulated in float32; the gradient comes back in their dtype.
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -72,115 +73,176 @@ def _row_stats(x, smoothing_weights):
     return lse, smooth_dot
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(6,))
-def softmax_cross_entropy_rows(logits, labels, valid, label_weight, class_weight, smoothing,
-                               smooth):
-    """Unreduced loss (N,) of logits (N, C) against labels (N,) (safe indices).
+class RowTargets(NamedTuple):
+    """Each row's target for the kernel (a pytree; gradients reach the float fields).
 
-    valid: (N,) bool, rows that count (others give exactly 0). label_weight: (N,) w_y (1 without
-    class weights; nan marks an out-of-range label). class_weight: (C,) or None. smoothing: ε,
-    a scalar array (may be traced). smooth: static; False when ε is known to be 0 (the
-    smoothing terms are then not computed at all).
+    labels: (N,) int32 class indices, safe to gather (0 where a row does not count).
+    valid: (N,) bool, rows that count; the others give exactly 0.
+    label_weight: (N,) w_y (1 without class weights; nan marks an out-of-range label).
+    class_weight: (C,) class weights, or None.
+    smoothing: ε, a scalar array (may be traced).
     """
-    return forward_rows(logits, labels, valid, label_weight, class_weight, smoothing, smooth)[0]
+
+    labels: jax.Array
+    valid: jax.Array
+    label_weight: jax.Array
+    class_weight: jax.Array | None
+    smoothing: jax.Array
+
+
+class RowStats(NamedTuple):
+    """What the forward pass keeps per row: logsumexp, -log p_y and the smoothing term."""
+
+    lse: jax.Array
+    nll: jax.Array
+    smooth_term: jax.Array | None
 
 
 def _total_weight(class_weight, num_classes, dtype):
-    return (jnp.asarray(num_classes, dtype) if class_weight is None
-            else jnp.sum(class_weight.astype(dtype)))
+    return (
+        jnp.asarray(num_classes, dtype)
+        if class_weight is None
+        else jnp.sum(class_weight.astype(dtype))
+    )
 
 
-def forward_rows(logits, labels, valid, label_weight, class_weight, smoothing, smooth):
+def forward_rows(logits, targets: RowTargets, *, smooth: bool):
+    """Unreduced loss (N,) of logits (N, C) and its RowStats. `smooth` is static: False when
+    ε is known to be 0 (the smoothing terms are then not computed at all)."""
     num_classes = logits.shape[-1]
     weights_spec = None
     if smooth:
-        weights_spec = "uniform" if class_weight is None else class_weight
+        weights_spec = "uniform" if targets.class_weight is None else targets.class_weight
     lse, smooth_dot = _row_stats(logits, weights_spec)
     compute = lse.dtype
-    picked = jnp.take_along_axis(logits, labels[:, None], axis=-1)[:, 0].astype(compute)
+    picked = jnp.take_along_axis(logits, targets.labels[:, None], axis=-1)[:, 0].astype(compute)
     nll = lse - picked
-    loss = label_weight.astype(compute) * nll
+    loss = targets.label_weight.astype(compute) * nll
     smooth_term = None
-    if smooth:
-        eps = smoothing.astype(compute)
-        smooth_term = (_total_weight(class_weight, num_classes, compute) * lse - smooth_dot
-                       ) / num_classes
+    if smooth_dot is not None:  # smoothing on
+        eps = targets.smoothing.astype(compute)
+        smooth_term = (
+            _total_weight(targets.class_weight, num_classes, compute) * lse - smooth_dot
+        ) / num_classes
         loss = (1 - eps) * loss + eps * smooth_term
     # Rows that do not count give exactly 0, whatever their logits hold.
-    loss = jnp.where(valid, loss, jnp.zeros((), compute))
-    return loss, (lse, nll, smooth_term)
+    loss = jnp.where(targets.valid, loss, jnp.zeros((), compute))
+    return loss, RowStats(lse, nll, smooth_term)
 
 
-def _fwd(logits, labels, valid, label_weight, class_weight, smoothing, smooth):
-    loss, (lse, nll, smooth_term) = forward_rows(logits, labels, valid, label_weight, class_weight,
-                                             smoothing, smooth)
-    return loss, (logits, labels, valid, label_weight, class_weight, smoothing, lse, nll,
-                  smooth_term)
-
-
-def logit_grad(logits, labels, valid, label_weight, class_weight, smoothing, smooth, lse,
-               cotangent, extra_prob_scale=None):
+def logit_grad(logits, targets: RowTargets, lse, cotangent, *, smooth: bool, extra_prob_scale=None):
     """d(Σ_i g_i·loss_i)/d logits, in float32 (or wider): one elementwise pass.
 
     `extra_prob_scale` (N,) adds a multiple of p_c per row (the fused loss's z-loss term).
     """
     compute = lse.dtype
     num_classes = logits.shape[-1]
-    w_y = label_weight.astype(compute)
-    g = jnp.where(valid, cotangent.astype(compute), jnp.zeros((), compute))
+    w_y = targets.label_weight.astype(compute)
+    g = jnp.where(targets.valid, cotangent.astype(compute), jnp.zeros((), compute))
     if smooth:
-        eps = smoothing.astype(compute)
-        hit = g * (1 - eps) * w_y                              # coefficient of [c = y]
-        spread = g * eps / num_classes                         # coefficient of w_c
-        scale = hit + spread * _total_weight(class_weight, num_classes, compute)  # of p_c
+        eps = targets.smoothing.astype(compute)
+        hit = g * (1 - eps) * w_y  # coefficient of [c = y]
+        spread = g * eps / num_classes  # coefficient of w_c
+        scale = hit + spread * _total_weight(targets.class_weight, num_classes, compute)
     else:
         hit = scale = g * w_y
     if extra_prob_scale is not None:
         scale = scale + g * extra_prob_scale
     probs = jnp.exp(logits.astype(compute) - lse[:, None])
+    labels = targets.labels
     is_label = lax.broadcasted_iota(labels.dtype, logits.shape, 1) == labels[:, None]
     grad = scale[:, None] * probs - jnp.where(is_label, hit[:, None], jnp.zeros((), compute))
     if smooth:
-        per_class = (jnp.ones((num_classes,), compute) if class_weight is None
-                     else class_weight.astype(compute))
+        per_class = (
+            jnp.ones((num_classes,), compute)
+            if targets.class_weight is None
+            else targets.class_weight.astype(compute)
+        )
         grad = grad - spread[:, None] * per_class[None, :]
     return grad
 
 
-def weight_cotangents(logits, valid, label_weight, class_weight, smoothing, smooth, lse, nll,
-                      smooth_term, cotangent):
+def weight_cotangents(
+    logits, targets: RowTargets, stats: RowStats, cotangent, *, smooth: bool
+) -> RowTargets:
     """Exact cotangents of label_weight, class_weight and ε (XLA drops them when unused)."""
-    compute = lse.dtype
+    compute = stats.lse.dtype
     num_classes = logits.shape[-1]
-    g = jnp.where(valid, cotangent.astype(compute), jnp.zeros((), compute))
+    label_weight, class_weight, smoothing = (
+        targets.label_weight,
+        targets.class_weight,
+        targets.smoothing,
+    )
+    g = jnp.where(targets.valid, cotangent.astype(compute), jnp.zeros((), compute))
     if not smooth:
         d_class = None if class_weight is None else jnp.zeros_like(class_weight)
-        return (g * nll).astype(label_weight.dtype), d_class, None
+        # Integer labels and the validity mask get no cotangent (None).
+        return RowTargets._make(
+            (
+                None,
+                None,
+                (g * stats.nll).astype(label_weight.dtype),
+                d_class,
+                jnp.zeros_like(smoothing),
+            )
+        )
     eps = smoothing.astype(compute)
-    d_label_weight = g * nll * (1 - eps)
-    d_smoothing = jnp.sum(g * (smooth_term - label_weight.astype(compute) * nll))
+    smooth_term = stats.smooth_term
+    assert smooth_term is not None, "smoothing on: forward_rows kept its term"
+    d_label_weight = g * stats.nll * (1 - eps)
+    d_smoothing = jnp.sum(g * (smooth_term - label_weight.astype(compute) * stats.nll))
     d_class = None
     if class_weight is not None:
         # d/dw_c of Σ_i g_i (ε/C)(W·lse_i - Σ_c w_c x_ic) = (ε/C)(Σ_i g_i lse_i - Σ_i g_i x_ic).
         spread = g * eps / num_classes
-        d_class = (jnp.sum(spread * lse) - lax.dot_general(
-            spread, logits.astype(compute), (((0,), (0,)), ((), ())),
-            preferred_element_type=compute)).astype(class_weight.dtype)
-    return (d_label_weight.astype(label_weight.dtype), d_class,
-            d_smoothing.astype(smoothing.dtype))
+        d_class = (
+            jnp.sum(spread * stats.lse)
+            - lax.dot_general(
+                spread,
+                logits.astype(compute),
+                (((0,), (0,)), ((), ())),
+                preferred_element_type=compute,
+            )
+        ).astype(class_weight.dtype)
+    return RowTargets._make(
+        (
+            None,
+            None,
+            d_label_weight.astype(label_weight.dtype),
+            d_class,
+            d_smoothing.astype(smoothing.dtype),
+        )
+    )
 
 
-def _bwd(smooth, residuals, cotangent):
-    logits, labels, valid, label_weight, class_weight, smoothing, lse, nll, smooth_term = residuals
-    grad = logit_grad(logits, labels, valid, label_weight, class_weight, smoothing, smooth, lse,
-                      cotangent)
-    d_label_weight, d_class, d_smoothing = weight_cotangents(
-        logits, valid, label_weight, class_weight, smoothing, smooth, lse, nll, smooth_term,
-        cotangent)
-    return grad.astype(logits.dtype), None, None, d_label_weight, d_class, d_smoothing
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _rows_with_vjp(logits, targets: RowTargets, smooth: bool):
+    return forward_rows(logits, targets, smooth=smooth)[0]
 
 
-softmax_cross_entropy_rows.defvjp(_fwd, _bwd)
-# Jitted so that eager (un-jitted) calls compile once per shape instead of being re-traced and
-# dispatched op by op on every call; inside a user's jit it simply inlines.
-softmax_cross_entropy_rows = jax.jit(softmax_cross_entropy_rows, static_argnums=(6,))
+def _rows_fwd(logits, targets, smooth):
+    loss, stats = forward_rows(logits, targets, smooth=smooth)
+    return loss, (logits, targets, stats)
+
+
+def _rows_bwd(smooth, residuals, cotangent):
+    logits, targets, stats = residuals
+    grad = logit_grad(logits, targets, stats.lse, cotangent, smooth=smooth)
+    return grad.astype(logits.dtype), weight_cotangents(
+        logits, targets, stats, cotangent, smooth=smooth
+    )
+
+
+_rows_with_vjp.defvjp(_rows_fwd, _rows_bwd)
+
+
+@functools.partial(jax.jit, static_argnames=("smooth",))
+def softmax_cross_entropy_rows(
+    logits: jax.Array, targets: RowTargets, *, smooth: bool
+) -> jax.Array:
+    """Unreduced loss (N,) of logits (N, C) against `targets`, with the closed-form gradient.
+
+    Jitted so that eager (un-jitted) calls compile once per shape instead of being re-traced
+    and dispatched op by op on every call; inside a user's jit it simply inlines.
+    """
+    return _rows_with_vjp(logits, targets, smooth)

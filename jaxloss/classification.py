@@ -8,15 +8,19 @@ masks out elements of the unreduced loss (they contribute nothing and are not co
 
 from __future__ import annotations
 
+from typing import Literal
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from . import _checks
+from ._labels import class_indices
 from ._ops import strict_hinge
 from ._precision import dtypes, upcast
-from ._reduction import finish, reduce_loss
-from ._softmax_ce import softmax_cross_entropy_rows
+from ._reduction import Reduction, finish, reduce_loss
+from ._softmax_ce import RowTargets, softmax_cross_entropy_rows
 
 _ARGMAX_HINT = (
     " It looks like `logits` holds one value per sample (an already argmax'ed prediction or a "
@@ -35,7 +39,7 @@ _FLOAT_INDEX_HINT = (
 
 def _label_kind(fn, logits, labels, axis, *, allow_probabilities):
     """Validates labels against logits; returns 'index' or 'probability'."""
-    index_shape = logits.shape[:axis] + logits.shape[axis + 1:]
+    index_shape = logits.shape[:axis] + logits.shape[axis + 1 :]
     if jnp.issubdtype(labels.dtype, jnp.integer):
         if labels.shape == index_shape:
             return "index"
@@ -73,103 +77,83 @@ def _along_axis(per_class, ndim, axis):
     return per_class.reshape([-1 if d == axis else 1 for d in range(ndim)])
 
 
-def _maybe_nonzero(option):
-    """False only for an option known to be 0 (a traced option under jit is assumed nonzero)."""
-    return not (_checks.is_concrete(option) and option == 0)
-
-
-def _check_class_indices(fn, labels, num_classes, ignore_index, valid):
-    in_range = (labels >= 0) & (labels < num_classes)
-    ok = in_range | ~valid
-    allowed = f"[0, {num_classes})" + (
-        f" or ignore_index={ignore_index}" if ignore_index is not None else "")
-    _checks.value_check(
-        fn, ok, f"class index {{}} in `labels` is out of range; expected {allowed}.",
-        _checks.first_violation(labels, ok))
-
-
 def _index_loss(fn, log_probs, labels, *, axis, weight, ignore_index, where, reduction):
     """Weighted NLL of class indices (torch's exact weighting): -w[y]·logp[y] per position;
     ignored positions give 0; 'mean' divides by Σ w[y] over the positions that count."""
-    num_classes = log_probs.shape[axis]
-    valid = jnp.ones(labels.shape, bool)
-    if ignore_index is not None:
-        valid = labels != ignore_index
-    if where is not None:
-        valid = valid & where  # masked positions may hold anything (e.g. padding)
-    _check_class_indices(fn, labels, num_classes, ignore_index, valid)
-    safe_labels = jnp.where(valid, labels, 0)
-    # Out-of-range labels under jit gather nan ("fill"), so a bad label cannot give a plausible loss.
-    picked = jnp.take_along_axis(
-        log_probs, jnp.expand_dims(safe_labels, axis), axis, mode="fill", fill_value=jnp.nan
-    ).squeeze(axis)
-    if weight is None:
-        label_weight = jnp.ones((), log_probs.dtype)
-    else:
-        label_weight = weight.at[safe_labels].get(mode="fill", fill_value=jnp.nan)
-    loss = -label_weight * picked
-    normalizer = jnp.broadcast_to(label_weight, loss.shape)
-    return reduce_loss(loss, reduction, where=valid, normalizer=normalizer)
+    indices = class_indices(
+        fn, labels, log_probs.shape[axis], ignore_index=ignore_index, where=where
+    )
+    label_weight = indices.label_weights(weight, log_probs.dtype)
+    picked = jnp.take_along_axis(log_probs, jnp.expand_dims(indices.safe, axis), axis)
+    loss = -label_weight * picked.squeeze(axis)
+    return reduce_loss(loss, reduction, where=indices.valid, normalizer=label_weight)
 
 
-def _fast_index_cross_entropy(fn, logits, labels, *, axis, weight, ignore_index, label_smoothing,
-                              where, reduction, compute):
+def _fast_index_cross_entropy(
+    fn, logits, labels, *, axis, weight, ignore_index, label_smoothing, where, reduction, compute
+):
     """Cross-entropy of class indices through the custom-VJP row kernel (_softmax_ce): the
     same weighting and normalisation as _index_loss, without materialising log-probabilities."""
     num_classes = logits.shape[axis]
-    valid = jnp.ones(labels.shape, bool)
-    if ignore_index is not None:
-        valid = labels != ignore_index
-    if where is not None:
-        valid = valid & where  # masked positions may hold anything (e.g. padding)
-    _check_class_indices(fn, labels, num_classes, ignore_index, valid)
-    in_range = (labels >= 0) & (labels < num_classes)
-    safe_labels = jnp.where(valid & in_range, labels, 0).astype(jnp.int32)
-    if weight is None:
-        label_weight = jnp.ones(labels.shape, compute)
-    else:
-        label_weight = weight[safe_labels]
-    # Under jit an out-of-range label cannot raise: its loss is nan, never a plausible number.
-    label_weight = jnp.where(valid & ~in_range, jnp.nan, label_weight)
+    indices = class_indices(fn, labels, num_classes, ignore_index=ignore_index, where=where)
+    label_weight = indices.label_weights(weight, compute)
     rows = jnp.moveaxis(logits, axis, -1).reshape(-1, num_classes)
-    smooth = _maybe_nonzero(label_smoothing)
+    targets = RowTargets(
+        indices.safe.reshape(-1),
+        indices.valid.reshape(-1),
+        label_weight.reshape(-1),
+        weight,
+        jnp.asarray(label_smoothing, compute),
+    )
     loss = softmax_cross_entropy_rows(
-        rows, safe_labels.reshape(-1), valid.reshape(-1), label_weight.reshape(-1), weight,
-        jnp.asarray(label_smoothing, compute), smooth).reshape(labels.shape)
+        rows, targets, smooth=not _checks.known_zero(label_smoothing)
+    ).reshape(labels.shape)
     normalizer = None if weight is None else label_weight
-    return reduce_loss(loss, reduction, where=valid, normalizer=normalizer)
+    return reduce_loss(loss, reduction, where=indices.valid, normalizer=normalizer)
 
 
-def _prepare_class_inputs(fn, scores, scores_name, labels, axis, weight, where, label_smoothing,
-                          allow_probabilities):
+def _prepare_class_inputs(
+    fn, scores, scores_name, labels, axis, weight, where, label_smoothing, allow_probabilities
+):
     scores = _checks.float_array(fn, scores_name, scores)
     if scores.ndim == 0:
         raise ValueError(
-            f"{fn}: `{scores_name}` must have a class axis (at least 1 dimension); got a scalar.")
+            f"{fn}: `{scores_name}` must have a class axis (at least 1 dimension); got a scalar."
+        )
     labels = _checks.as_array(fn, "labels", labels)
     axis = _checks.axis(fn, scores_name, axis, scores.ndim)
     kind = _label_kind(fn, scores, labels, axis, allow_probabilities=allow_probabilities)
     weight = _checks.class_weight(fn, weight, scores.shape[axis])
     _checks.python_number(fn, "label_smoothing", label_smoothing, low=0.0, high=1.0)
-    position_shape = scores.shape[:axis] + scores.shape[axis + 1:]
+    position_shape = scores.shape[:axis] + scores.shape[axis + 1 :]
     where = _checks.where_mask(fn, where, position_shape, "one loss per position")
     return scores, labels, axis, kind, weight, where
 
 
-def cross_entropy(logits, labels, *, axis=-1, weight=None, ignore_index=-100,
-                  label_smoothing=0.0, where=None, reduction="mean"):
-    r"""Cross-entropy between class logits and class indices or class probabilities.
+def cross_entropy(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    axis: int = -1,
+    weight: ArrayLike | None = None,
+    ignore_index: int | None = -100,
+    label_smoothing: float = 0.0,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""Cross-entropy between class logits and class indices or class probabilities, exactly
+    torch's ``cross_entropy``.
 
     With integer ``labels`` (class indices), per position
 
-    .. math:: \ell = -(1-\varepsilon)\,w_y \log p_y - \tfrac{\varepsilon}{C}\sum_c w_c \log p_c,
-       \quad p = \mathrm{softmax}(\text{logits}),
+    $$\ell = -(1-\varepsilon)\,w_y \log p_y - \tfrac{\varepsilon}{C}\sum_c w_c \log p_c,
+    \quad p = \mathrm{softmax}(\text{logits}),$$
 
     positions whose label equals ``ignore_index`` (or where ``where`` is False) give 0, and
-    'mean' divides the sum by :math:`\sum w_y` over the positions that count (nan when none do).
-    With floating ``labels`` of the logits' shape (class probabilities ``q``), per position
-    :math:`\ell = -\sum_c w_c\, q'_c \log p_c` with :math:`q' = (1-\varepsilon)q + \varepsilon/C`,
-    and 'mean' divides by the number of positions. This is exactly torch's ``cross_entropy``.
+    'mean' divides the sum by $\sum w_y$ over the positions that count (nan when none
+    do). With floating ``labels`` of the logits' shape (class probabilities ``q``), per position
+    $\ell = -\sum_c w_c\, q'_c \log p_c$ with $q' = (1-\varepsilon)q +
+    \varepsilon/C$, and 'mean' divides by the number of positions.
 
     Args:
       logits: float array ``(..., C, ...)`` with the classes on ``axis`` (default last);
@@ -180,18 +164,30 @@ def cross_entropy(logits, labels, *, axis=-1, weight=None, ignore_index=-100,
       weight: optional ``(C,)`` class weights.
       ignore_index: label value that is ignored (index labels only); ``None`` ignores nothing.
       label_smoothing: ε in [0, 1].
-      where: optional boolean mask over positions (``logits.shape`` without ``axis``).
-      reduction: 'none' | 'mean' | 'sum'.
+      where: optional boolean mask of positions (``logits.shape`` without ``axis``); masked
+        positions give 0, are not counted by 'mean', and may hold any label.
+      reduction: ``'none'``, ``'mean'`` or ``'sum'``.
 
-    Under ``jit``, an out-of-range class index gives a nan loss (use :func:`jaxloss.checked` to
+    Returns:
+      ``'none'``: one loss per position, ``logits.shape`` without ``axis`` (``()`` for an
+      unbatched ``(C,)`` input); ``'mean'``/``'sum'``: a scalar. In the logits' dtype.
+
+    Under ``jit``, an out-of-range class index gives a nan loss (use `jaxloss.checked` to
     raise instead); with concrete inputs it raises ``ValueError``.
 
     Example:
-      >>> cross_entropy(jnp.array([[2.0, 0.5, -1.0]]), jnp.array([0]), label_smoothing=0.1)
+      >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+      >>> round(float(jaxloss.cross_entropy(logits, jnp.array([0, 2]))), 4)
+      0.6216
+      >>> loss = jaxloss.cross_entropy(logits, jnp.array([0, -100]), label_smoothing=0.1,
+      ...                              weight=jnp.array([1.0, 2.0, 0.5]))
+      >>> round(float(loss), 4)
+      0.3953
     """
     fn = "cross_entropy"
     logits, labels, axis, kind, weight, where = _prepare_class_inputs(
-        fn, logits, "logits", labels, axis, weight, where, label_smoothing, True)
+        fn, logits, "logits", labels, axis, weight, where, label_smoothing, True
+    )
     _checks.reduction(fn, reduction)
     result_dtype, compute = dtypes(logits, labels if kind == "probability" else None)
     weight = upcast(weight, compute)
@@ -199,18 +195,28 @@ def cross_entropy(logits, labels, *, axis=-1, weight=None, ignore_index=-100,
         # 16-bit logits go in as they are: the kernel accumulates in float32 and returns the
         # gradient in their dtype, without a float32 copy of the logits.
         loss = _fast_index_cross_entropy(
-            fn, logits, labels, axis=axis, weight=weight, ignore_index=ignore_index,
-            label_smoothing=label_smoothing, where=where, reduction=reduction, compute=compute)
+            fn,
+            logits,
+            labels,
+            axis=axis,
+            weight=weight,
+            ignore_index=ignore_index,
+            label_smoothing=label_smoothing,
+            where=where,
+            reduction=reduction,
+            compute=compute,
+        )
         return finish(loss, result_dtype)
     log_probs = jax.nn.log_softmax(logits.astype(compute), axis=axis)
     if ignore_index is not None and _checks.is_concrete(ignore_index) and ignore_index >= 0:
         # torch: "ignore_index is not supported for floating point target" (its default -100 is ok).
         raise ValueError(
             f"{fn}: `ignore_index`={ignore_index} cannot be used with class-probability labels; "
-            "mask positions with `where` instead.")
+            "mask positions with `where` instead."
+        )
     num_classes = logits.shape[axis]
     targets = labels.astype(compute)
-    if _maybe_nonzero(label_smoothing):
+    if not _checks.known_zero(label_smoothing):
         targets = targets * (1 - label_smoothing) + label_smoothing / num_classes
     weighted = log_probs * targets
     if weight is not None:
@@ -219,40 +225,92 @@ def cross_entropy(logits, labels, *, axis=-1, weight=None, ignore_index=-100,
     return finish(reduce_loss(loss, reduction, where=where), result_dtype)
 
 
-def nll_loss(log_probs, labels, *, axis=-1, weight=None, ignore_index=-100, where=None,
-             reduction="mean"):
-    r"""Negative log-likelihood of class indices: :math:`\ell = -w_y \cdot \text{log\_probs}_y`.
+def nll_loss(
+    log_probs: ArrayLike,
+    labels: ArrayLike,
+    *,
+    axis: int = -1,
+    weight: ArrayLike | None = None,
+    ignore_index: int | None = -100,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""Negative log-likelihood of class indices, $\ell = -w_y \cdot
+    \text{log\_probs}_y$, as torch's ``nll_loss``.
 
-    ``log_probs`` are log-probabilities with classes on ``axis`` (e.g. from
-    ``jax.nn.log_softmax``); ``labels`` integer indices of ``log_probs.shape`` without ``axis``.
     Positions labelled ``ignore_index`` or masked by ``where`` give 0; 'mean' divides by
-    :math:`\sum w_y` over the positions that count (nan when none do), as torch's ``nll_loss``.
+    $\sum w_y$ over the positions that count (nan when none do).
+
+    Args:
+      log_probs: float log-probabilities with classes on ``axis`` (e.g. from
+        ``jax.nn.log_softmax``; nothing requires them to be normalised).
+      labels: integer indices of ``log_probs.shape`` without ``axis``.
+      axis: the class axis.
+      weight: optional ``(C,)`` class weights.
+      ignore_index: label value that is ignored; ``None`` ignores nothing.
+      where: optional boolean mask of positions (``log_probs.shape`` without ``axis``); masked
+        positions give 0, are not counted by 'mean', and may hold any label.
+      reduction: ``'none'``, ``'mean'`` or ``'sum'``.
+
+    Returns:
+      ``'none'``: ``log_probs.shape`` without ``axis``; ``'mean'``/``'sum'``: a scalar.
 
     Example:
-      >>> nll_loss(jax.nn.log_softmax(jnp.array([[2.0, 0.5, -1.0]])), jnp.array([0]))
+      >>> log_probs = jax.nn.log_softmax(jnp.array([[2.0, 0.5, -1.0]]))
+      >>> round(float(jaxloss.nll_loss(log_probs, jnp.array([0]))), 4)
+      0.2413
     """
     fn = "nll_loss"
     log_probs, labels, axis, _, weight, where = _prepare_class_inputs(
-        fn, log_probs, "log_probs", labels, axis, weight, where, 0.0, False)
+        fn, log_probs, "log_probs", labels, axis, weight, where, 0.0, False
+    )
     _checks.reduction(fn, reduction)
     result_dtype, compute = dtypes(log_probs)
-    loss = _index_loss(fn, log_probs.astype(compute), labels, axis=axis,
-                       weight=upcast(weight, compute), ignore_index=ignore_index,
-                       where=where, reduction=reduction)
+    loss = _index_loss(
+        fn,
+        log_probs.astype(compute),
+        labels,
+        axis=axis,
+        weight=upcast(weight, compute),
+        ignore_index=ignore_index,
+        where=where,
+        reduction=reduction,
+    )
     return finish(loss, result_dtype)
 
 
-def kl_div(log_predictions, targets, *, log_target=False, where=None, reduction="mean"):
-    r"""Pointwise Kullback-Leibler divergence, as torch's ``kl_div``.
+def kl_div(
+    log_predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    log_target: bool = False,
+    where: ArrayLike | None = None,
+    reduction: Literal["none", "mean", "sum", "batchmean"] = "mean",
+) -> jax.Array:
+    r"""Pointwise Kullback-Leibler divergence, as torch's ``kl_div``:
+    $\ell = t\,(\log t - x)$ (``xlogy``, so t = 0 gives 0), or with ``log_target=True``
+    $\ell = e^{t}(t - x)$, where x are log-predictions.
 
-    :math:`\ell = t\,(\log t - x)` (``xlogy`` so that t = 0 gives 0), or with
-    ``log_target=True`` :math:`\ell = e^{t}(t - x)`, where x are log-predictions.
     'mean' averages over every element (torch's default, which is *not* the KL divergence);
     'batchmean' divides the sum by the size of the first axis, which is the true KL for
     distributions along the remaining axes.
 
+    Args:
+      log_predictions: float log-probabilities x.
+      targets: probabilities t (or log-probabilities with ``log_target``), broadcastable with
+        ``log_predictions``.
+      log_target: whether ``targets`` are log-probabilities (-inf is a valid one).
+      where: optional boolean mask over the broadcast loss.
+      reduction: ``'none'``, ``'mean'``, ``'sum'`` or ``'batchmean'``.
+
+    Returns:
+      ``'none'``: the broadcast shape; otherwise a scalar.
+
     Example:
-      >>> kl_div(jnp.log(jnp.array([[0.5, 0.5]])), jnp.array([[0.9, 0.1]]), reduction="batchmean")
+      >>> loss = jaxloss.kl_div(jnp.log(jnp.array([[0.5, 0.5]])), jnp.array([[0.9, 0.1]]),
+      ...                       reduction="batchmean")
+      >>> round(float(loss), 4)
+      0.3681
     """
     fn = "kl_div"
     x = _checks.float_array(fn, "log_predictions", log_predictions)
@@ -297,17 +355,34 @@ def _bce_bwd(residuals, g):
 _bce_terms.defvjp(_bce_fwd, _bce_bwd)
 
 
-def binary_cross_entropy(probs, labels, *, weight=None, where=None, reduction="mean"):
-    r"""Binary cross-entropy on probabilities, as torch's ``binary_cross_entropy``.
+def binary_cross_entropy(
+    probs: ArrayLike,
+    labels: ArrayLike,
+    *,
+    weight: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""Binary cross-entropy on probabilities, as torch's ``binary_cross_entropy``:
+    $\ell = -w\,[y \log p + (1-y)\log(1-p)]$, each log clamped at -100 (torch's rule,
+    so p = 0 or 1 gives a finite loss), with torch's gradient
+    $(p-y)/\max(p(1-p), 10^{-12})$. Prefer `binary_cross_entropy_with_logits`,
+    which is stable without clamping.
 
-    :math:`\ell = -w\,[y \log p + (1-y)\log(1-p)]` with each log clamped at -100 (torch's rule,
-    so p = 0 or 1 gives a finite loss) and torch's gradient
-    :math:`(p-y)/\max(p(1-p), 10^{-12})`. ``labels`` must have the shape of ``probs``;
-    ``weight`` broadcasts to it. 'mean' divides by the number of elements. Prefer
-    :func:`binary_cross_entropy_with_logits`, which is stable without clamping.
+    Args:
+      probs: float probabilities in [0, 1] (outside raises when concrete).
+      labels: float targets in [0, 1] of ``probs``' shape.
+      weight: optional weights broadcastable to ``probs``.
+      where: optional boolean mask of ``probs``' shape.
+      reduction: ``'none'``, ``'mean'`` or ``'sum'`` ('mean' divides by the element count).
+
+    Returns:
+      ``'none'``: ``probs.shape``; ``'mean'``/``'sum'``: a scalar.
 
     Example:
-      >>> binary_cross_entropy(jnp.array([0.9, 0.2]), jnp.array([1.0, 0.0]))
+      >>> round(float(jaxloss.binary_cross_entropy(jnp.array([0.9, 0.2]),
+      ...                                          jnp.array([1.0, 0.0]))), 4)
+      0.1643
     """
     fn = "binary_cross_entropy"
     p = _checks.float_array(fn, "probs", probs)
@@ -319,11 +394,19 @@ def binary_cross_entropy(probs, labels, *, weight=None, where=None, reduction="m
         _checks.broadcasts_to(fn, "weight", weight, p.shape, "`probs`")
     where = _checks.where_mask(fn, where, p.shape)
     p_ok = (p >= 0) & (p <= 1)
-    _checks.value_check(fn, p_ok, "every element of `probs` must be in [0, 1]; found {}.",
-                        _checks.first_violation(p, p_ok))
+    _checks.value_check(
+        fn,
+        p_ok,
+        "every element of `probs` must be in [0, 1]; found {}.",
+        _checks.first_violation(p, p_ok),
+    )
     y_ok = (y >= 0) & (y <= 1)
-    _checks.value_check(fn, y_ok, "every element of `labels` must be in [0, 1]; found {}.",
-                        _checks.first_violation(y, y_ok))
+    _checks.value_check(
+        fn,
+        y_ok,
+        "every element of `labels` must be in [0, 1]; found {}.",
+        _checks.first_violation(y, y_ok),
+    )
     result_dtype, compute = dtypes(p, y)
     loss = _bce_terms(p.astype(compute), y.astype(compute))
     if weight is not None:
@@ -331,16 +414,35 @@ def binary_cross_entropy(probs, labels, *, weight=None, where=None, reduction="m
     return finish(reduce_loss(loss, reduction, where=where), result_dtype)
 
 
-def binary_cross_entropy_with_logits(logits, labels, *, weight=None, pos_weight=None, where=None,
-                                     reduction="mean"):
-    r"""Binary cross-entropy on logits, as torch's ``binary_cross_entropy_with_logits``.
+def binary_cross_entropy_with_logits(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    weight: ArrayLike | None = None,
+    pos_weight: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""Binary cross-entropy on logits, as torch's ``binary_cross_entropy_with_logits``:
+    $\ell = w\,[(1-y)\,x - (1 + (\text{pos\_weight}-1)\,y)\log\sigma(x)]$, computed
+    with ``log_sigmoid`` so logits of any magnitude are exact.
 
-    :math:`\ell = w\,[(1-y)\,x - (1 + (\text{pos\_weight}-1)\,y)\log\sigma(x)]`, computed with
-    ``log_sigmoid`` so logits of any magnitude are exact. ``labels`` must have the logits' shape;
-    ``weight`` and ``pos_weight`` (e.g. one per class, shape ``(C,)``) broadcast to it.
+    Args:
+      logits: float logits x.
+      labels: float targets y in [0, 1] of the logits' shape.
+      weight: optional weights broadcastable to ``logits``.
+      pos_weight: optional weight of the positive term, broadcastable to ``logits`` (e.g.
+        one per class, ``(C,)``).
+      where: optional boolean mask of the logits' shape.
+      reduction: ``'none'``, ``'mean'`` or ``'sum'``.
+
+    Returns:
+      ``'none'``: ``logits.shape``; ``'mean'``/``'sum'``: a scalar.
 
     Example:
-      >>> binary_cross_entropy_with_logits(jnp.array([3.0, -1.0]), jnp.array([1.0, 0.0]))
+      >>> round(float(jaxloss.binary_cross_entropy_with_logits(jnp.array([3.0, -1.0]),
+      ...                                                      jnp.array([1.0, 0.0]))), 4)
+      0.1809
     """
     fn = "binary_cross_entropy_with_logits"
     x = _checks.float_array(fn, "logits", logits)
@@ -349,26 +451,46 @@ def binary_cross_entropy_with_logits(logits, labels, *, weight=None, pos_weight=
     _checks.reduction(fn, reduction)
     for name, extra in (("weight", weight), ("pos_weight", pos_weight)):
         if extra is not None:
-            _checks.broadcasts_to(fn, name, _checks.float_array(fn, name, extra), x.shape,
-                                  "`logits`")
+            _checks.broadcasts_to(
+                fn, name, _checks.float_array(fn, name, extra), x.shape, "`logits`"
+            )
     where = _checks.where_mask(fn, where, x.shape)
     result_dtype, compute = dtypes(x, y)
     x, y = x.astype(compute), y.astype(compute)
-    log_weight = 1.0 if pos_weight is None else (upcast(jnp.asarray(pos_weight), compute) - 1) * y + 1
+    log_weight = (
+        1.0 if pos_weight is None else (jnp.asarray(pos_weight).astype(compute) - 1) * y + 1
+    )
     loss = (1 - y) * x - log_weight * jax.nn.log_sigmoid(x)
     if weight is not None:
-        loss = loss * upcast(jnp.asarray(weight), compute)
+        loss = loss * jnp.asarray(weight).astype(compute)
     return finish(reduce_loss(loss, reduction, where=where), result_dtype)
 
 
-def soft_margin_loss(scores, labels, *, where=None, reduction="mean"):
-    r"""Two-class logistic loss :math:`\ell = \log(1 + e^{-y x})` for labels y in {-1, 1}.
+def soft_margin_loss(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""Two-class logistic loss $\ell = \log(1 + e^{-y x})$ for labels y in {-1, 1}, as
+    torch's ``soft_margin_loss``.
 
     Computed as ``softplus(-y·x)``, which stays finite where torch's ``log1p(exp(-y·x))``
-    overflows (|x| > 88 in float32). ``labels`` broadcast against ``scores``.
+    overflows (|x| > 88 in float32).
+
+    Args:
+      scores: float scores x.
+      labels: ±1 labels, broadcastable with ``scores``.
+      where: optional boolean mask over the broadcast loss.
+      reduction: ``'none'``, ``'mean'`` or ``'sum'``.
+
+    Returns:
+      ``'none'``: the broadcast shape; ``'mean'``/``'sum'``: a scalar.
 
     Example:
-      >>> soft_margin_loss(jnp.array([2.0, -1.0]), jnp.array([1.0, -1.0]))
+      >>> round(float(jaxloss.soft_margin_loss(jnp.array([2.0, -1.0]), jnp.array([1.0, -1.0]))), 4)
+      0.2201
     """
     fn = "soft_margin_loss"
     x = _checks.float_array(fn, "scores", scores)
@@ -381,17 +503,34 @@ def soft_margin_loss(scores, labels, *, where=None, reduction="mean"):
     return finish(reduce_loss(loss, reduction, where=where), result_dtype)
 
 
-def multilabel_soft_margin_loss(scores, labels, *, axis=-1, weight=None, where=None,
-                                reduction="mean"):
-    r"""Multi-label one-versus-all logistic loss, averaged over classes.
+def multilabel_soft_margin_loss(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    *,
+    axis: int = -1,
+    weight: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""Multi-label one-versus-all logistic loss averaged over classes, as torch's
+    ``multilabel_soft_margin_loss``: per sample
+    $\ell = -\frac1C\sum_c w_c\,[y_c\log\sigma(x_c) + (1-y_c)\log\sigma(-x_c)]$.
 
-    Per sample :math:`\ell = -\frac1C\sum_c w_c\,[y_c\log\sigma(x_c) + (1-y_c)\log\sigma(-x_c)]`
-    with the classes on ``axis`` (torch uses the last axis too). ``labels`` (0/1 or soft) broadcast
-    to ``scores``; ``weight`` broadcasts to ``scores`` (typically ``(C,)``). ``where`` masks
-    samples (``scores.shape`` without ``axis``).
+    Args:
+      scores: float scores with the classes on ``axis`` (torch uses the last axis too).
+      labels: 0/1 (or soft) targets broadcastable to ``scores``.
+      axis: the class axis.
+      weight: optional weights broadcastable to ``scores`` (typically ``(C,)``).
+      where: optional boolean mask of samples (``scores.shape`` without ``axis``).
+      reduction: ``'none'``, ``'mean'`` or ``'sum'``.
+
+    Returns:
+      ``'none'``: one loss per sample, ``scores.shape`` without ``axis``; otherwise a scalar.
 
     Example:
-      >>> multilabel_soft_margin_loss(jnp.array([[2.0, -1.0, 0.5]]), jnp.array([[1, 0, 1]]))
+      >>> round(float(jaxloss.multilabel_soft_margin_loss(jnp.array([[2.0, -1.0, 0.5]]),
+      ...                                                 jnp.array([[1, 0, 1]]))), 4)
+      0.3048
     """
     fn = "multilabel_soft_margin_loss"
     x = _checks.float_array(fn, "scores", scores)
@@ -404,8 +543,9 @@ def multilabel_soft_margin_loss(scores, labels, *, axis=-1, weight=None, where=N
         weight = _checks.float_array(fn, "weight", weight)
         _checks.broadcasts_to(fn, "weight", weight, x.shape, "`scores`")
     _checks.reduction(fn, reduction)
-    where = _checks.where_mask(fn, where, x.shape[:axis] + x.shape[axis + 1:],
-                               "one loss per sample")
+    where = _checks.where_mask(
+        fn, where, x.shape[:axis] + x.shape[axis + 1 :], "one loss per sample"
+    )
     result_dtype, compute = dtypes(x, y)
     x, y = x.astype(compute), y.astype(compute)
     loss = -(y * jax.nn.log_sigmoid(x) + (1 - y) * jax.nn.log_sigmoid(-x))
@@ -415,40 +555,65 @@ def multilabel_soft_margin_loss(scores, labels, *, axis=-1, weight=None, where=N
     return finish(reduce_loss(loss, reduction, where=where), result_dtype)
 
 
-def multi_margin_loss(scores, labels, *, axis=-1, p=1, margin=1.0, weight=None, where=None,
-                      reduction="mean"):
-    r"""Multi-class hinge loss, as torch's ``multi_margin_loss``.
+def multi_margin_loss(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    *,
+    axis: int = -1,
+    p: int = 1,
+    margin: float = 1.0,
+    weight: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""Multi-class hinge loss, as torch's ``multi_margin_loss``: per sample with label y,
+    $\ell = \frac1C\sum_{i\ne y} w_y\,\max(0,\ \text{margin} - x_y + x_i)^p$.
 
-    Per sample with label y: :math:`\ell = \frac1C\sum_{i\ne y} w_y\,\max(0,\ \text{margin}
-    - x_y + x_i)^p`, p in {1, 2}. ``labels`` are integer indices of ``scores.shape`` without
-    ``axis``; 'mean' is the plain mean over samples (weights do not divide).
+    A *mean* over the classes: optax's ``multiclass_hinge_loss`` is a different loss (a max
+    over the classes).
+
+    Args:
+      scores: float scores with the classes on ``axis``.
+      labels: integer indices of ``scores.shape`` without ``axis``.
+      axis: the class axis.
+      p: 1 or 2.
+      margin: the required gap between the label's score and the others.
+      weight: optional ``(C,)`` class weights (w_y scales the sample; 'mean' does not divide by
+        them).
+      where: optional boolean mask of positions (``scores.shape`` without ``axis``); masked
+        positions give 0, are not counted by 'mean', and may hold any label.
+      reduction: ``'none'``, ``'mean'`` or ``'sum'``.
+
+    Returns:
+      ``'none'``: one loss per sample; ``'mean'``/``'sum'``: a scalar.
 
     Example:
-      >>> multi_margin_loss(jnp.array([[0.1, 0.2, 0.4, 0.8]]), jnp.array([3]))
+      >>> round(float(jaxloss.multi_margin_loss(jnp.array([[0.1, 0.2, 0.4, 0.8]]),
+      ...                                       jnp.array([3]))), 4)
+      0.325
     """
     fn = "multi_margin_loss"
+    _checks.multi_margin_options(fn, p, weight)
     x, labels, axis, _, weight, where = _prepare_class_inputs(
-        fn, scores, "scores", labels, axis, weight, where, 0.0, False)
-    if p not in (1, 2) or isinstance(p, bool):
-        raise ValueError(f"{fn}: `p` must be 1 or 2; got {p!r}.")
+        fn, scores, "scores", labels, axis, weight, where, 0.0, False
+    )
     _checks.python_number(fn, "margin", margin)
     _checks.reduction(fn, reduction)
     num_classes = x.shape[axis]
-    counted = jnp.ones(labels.shape, bool) if where is None else where
-    _check_class_indices(fn, labels, num_classes, None, counted)
+    indices = class_indices(fn, labels, num_classes, where=where)
     result_dtype, compute = dtypes(x)
     x = x.astype(compute)
-    expanded = jnp.expand_dims(labels, axis)
-    target_score = jnp.take_along_axis(x, expanded, axis, mode="fill", fill_value=jnp.nan)
-    # torch's kernel counts a term only when z > 0: zero gradient at the kink.
+    expanded = jnp.expand_dims(indices.safe, axis)
+    target_score = jnp.take_along_axis(x, expanded, axis)
+    # torch's kernel counts a term only when z > 0: zero gradient at the kink (and NaN scores
+    # count for nothing, as there).
     hinge = strict_hinge(margin - target_score + x)
     if p == 2:
         hinge = hinge * hinge
     class_ids = _along_axis(jnp.arange(num_classes), x.ndim, axis)
     hinge = jnp.where(class_ids == expanded, jnp.zeros((), compute), hinge)
-    loss = jnp.sum(hinge, axis=axis) / num_classes
-    if weight is not None:
-        loss = loss * weight.astype(compute).at[labels].get(mode="fill", fill_value=jnp.nan)
+    # w[y] (1 unweighted) is nan for an out-of-range label under jit.
+    loss = jnp.sum(hinge, axis=axis) / num_classes * indices.label_weights(weight, compute)
     return finish(reduce_loss(loss, reduction, where=where), result_dtype)
 
 
@@ -463,46 +628,77 @@ def _multilabel_margin_row(x, y):
     listed = jnp.cumprod(y != -1).astype(bool)  # targets before the first -1
     safe_y = jnp.where(listed, y, 0)
     is_target = jnp.zeros(num_classes, bool).at[safe_y].max(listed)
-    # Targets sort below every threshold, so only non-targets are ever counted.
-    ascending = jnp.sort(jnp.where(is_target, -jnp.inf, x))
+    # Targets sort below every threshold, so only non-targets are ever counted; a NaN score
+    # makes its terms NaN, which torch's kernel (testing z > 0) counts as 0, so does this.
+    ascending = jnp.sort(jnp.where(is_target | jnp.isnan(x), -jnp.inf, x))
     descending = ascending[::-1]
     top_sums = jnp.cumsum(jnp.where(jnp.isfinite(descending), descending, 0.0))
     target_scores = jnp.take_along_axis(x, safe_y, 0, mode="fill", fill_value=jnp.nan)
     above = num_classes - jnp.searchsorted(ascending, target_scores - 1, side="right")
     top_sum = jnp.where(above > 0, top_sums[jnp.maximum(above - 1, 0)], 0.0)
     per_target = above * (1 - target_scores) + top_sum
-    return jnp.sum(jnp.where(listed, per_target, 0.0)) / num_classes
+    counted = listed & ~jnp.isnan(target_scores)
+    return jnp.sum(jnp.where(counted, per_target, 0.0)) / num_classes
 
 
-def multilabel_margin_loss(scores, labels, *, axis=-1, where=None, reduction="mean"):
-    r"""Multi-label hinge loss, as torch's ``multilabel_margin_loss``.
+# Jitted so that eager calls compile the per-row sort and search once per shape (an eager
+# vmap re-traces them on every call).
+_multilabel_margin_rows = jax.jit(jax.vmap(_multilabel_margin_row))
 
-    ``labels`` has the shape of ``scores``: per sample, the target classes come first and the
-    list ends at the first -1 (the rest is ignored). With T the target set,
-    :math:`\ell = \frac1C\sum_{j\in T}\sum_{i\notin T}\max(0,\ 1 - (x_j - x_i))`,
-    computed per sample in O(C log C) time and O(C) memory (sort, binary search, prefix sums).
+
+def multilabel_margin_loss(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    *,
+    axis: int = -1,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""Multi-label hinge loss, as torch's ``multilabel_margin_loss``: with T the target set of
+    a sample, $\ell = \frac1C\sum_{j\in T}\sum_{i\notin T}\max(0,\ 1 - (x_j -
+    x_i))$, computed in O(C log C) time and O(C) memory per sample (sort, binary search,
+    prefix sums) instead of all C² pairs.
+
+    Args:
+      scores: float scores with the classes on ``axis``.
+      labels: integers of ``scores``' shape: per sample, the target classes first, the list
+        ending at the first -1 (the rest is ignored).
+      axis: the class axis.
+      where: optional boolean mask of samples (``scores.shape`` without ``axis``).
+      reduction: ``'none'``, ``'mean'`` or ``'sum'``.
+
+    Returns:
+      ``'none'``: one loss per sample; ``'mean'``/``'sum'``: a scalar.
 
     Example:
-      >>> multilabel_margin_loss(jnp.array([[0.1, 0.2, 0.4, 0.8]]), jnp.array([[3, 0, -1, 1]]))
+      >>> round(float(jaxloss.multilabel_margin_loss(jnp.array([[0.1, 0.2, 0.4, 0.8]]),
+      ...                                            jnp.array([[3, 0, -1, 1]]))), 4)
+      0.85
     """
     fn = "multilabel_margin_loss"
     x = _checks.float_array(fn, "scores", scores)
     if x.ndim == 0:
         raise ValueError(f"{fn}: `scores` must have a class axis; got a scalar.")
     y = _checks.int_array(fn, "labels", labels)
-    _checks.shapes_equal(fn, "scores", x, "labels", y,
-                         " (Each row lists target classes and ends with -1.)")
+    _checks.shapes_equal(
+        fn, "scores", x, "labels", y, " (Each row lists target classes and ends with -1.)"
+    )
     axis = _checks.axis(fn, "scores", axis, x.ndim)
     _checks.reduction(fn, reduction)
-    where = _checks.where_mask(fn, where, x.shape[:axis] + x.shape[axis + 1:],
-                               "one loss per sample")
+    where = _checks.where_mask(
+        fn, where, x.shape[:axis] + x.shape[axis + 1 :], "one loss per sample"
+    )
     num_classes = x.shape[axis]
     ok = (y >= -1) & (y < num_classes)
-    _checks.value_check(fn, ok, f"label {{}} is out of range; expected [-1, {num_classes}).",
-                        _checks.first_violation(y, ok))
+    _checks.value_check(
+        fn,
+        ok,
+        f"label {{}} is out of range; expected [-1, {num_classes}).",
+        _checks.first_violation(y, ok),
+    )
     result_dtype, compute = dtypes(x)
     x = jnp.moveaxis(x.astype(compute), axis, -1)
     y = jnp.moveaxis(y, axis, -1)
     rows_x, rows_y = x.reshape(-1, num_classes), y.reshape(-1, num_classes)
-    loss = jax.vmap(_multilabel_margin_row)(rows_x, rows_y).reshape(x.shape[:-1])
+    loss = _multilabel_margin_rows(rows_x, rows_y).reshape(x.shape[:-1])
     return finish(reduce_loss(loss, reduction, where=where), result_dtype)

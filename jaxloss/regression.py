@@ -10,10 +10,11 @@ import math
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from . import _checks
 from ._precision import dtypes
-from ._reduction import finish, reduce_loss
+from ._reduction import Reduction, finish, reduce_loss
 
 
 def _pointwise_inputs(fn, predictions, targets, weight, where, reduction):
@@ -28,7 +29,8 @@ def _pointwise_inputs(fn, predictions, targets, weight, where, reduction):
             # torch: "Weights and input must have the same size."
             raise ValueError(
                 f"{fn}: `weight` must have the shape of `predictions` {list(x.shape)}; "
-                f"got {list(weight.shape)}.")
+                f"got {list(weight.shape)}."
+            )
     where = _checks.where_mask(fn, where, shape)
     result_dtype, compute = dtypes(x, t)
     x = jnp.broadcast_to(x.astype(compute), shape)
@@ -44,51 +46,115 @@ def _weighted_sum_over_weights(loss, weight, where, reduction):
     return reduce_loss(loss * weight, reduction, where=where, normalizer=weight)
 
 
-def l1_loss(predictions, targets, *, weight=None, where=None, reduction="mean"):
-    r"""Mean absolute error :math:`\ell = w\,|x - t|`.
+def l1_loss(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    weight: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""Mean absolute error $\ell = w\,|x - t|$, as torch's ``l1_loss``.
 
-    With ``weight`` (the shape of ``predictions``) 'mean' is :math:`\sum w|x-t| / \sum w`,
-    as torch's ``l1_loss(weight=...)``.
+    Args:
+      predictions: float array.
+      targets: array broadcastable with ``predictions``; integer targets are accepted, as in
+        torch, and a shape that differs from ``predictions`` warns, as torch does.
+      weight: optional per-element weights of ``predictions``' shape; 'mean' is then
+        $\sum w|x-t| / \sum w$, as torch's ``l1_loss(weight=...)``.
+      where: optional boolean mask over the broadcast loss; masked elements count for nothing.
+      reduction: ``'none'``, ``'mean'`` or ``'sum'``.
+
+    Returns:
+      ``'none'``: the elementwise loss in the broadcast shape of ``predictions`` and
+      ``targets`` (0 where ``where`` is False); ``'mean'`` and ``'sum'``: a scalar. In the
+      inputs' dtype (16-bit inputs are computed in float32).
 
     Example:
-      >>> l1_loss(jnp.array([1.0, 2.0]), jnp.array([1.5, 2.0]))
+      >>> float(jaxloss.l1_loss(jnp.array([1.0, 2.0]), jnp.array([1.5, 2.0])))
+      0.25
     """
     x, t, weight, where, result_dtype = _pointwise_inputs(
-        "l1_loss", predictions, targets, weight, where, reduction)
+        "l1_loss", predictions, targets, weight, where, reduction
+    )
     loss = _weighted_sum_over_weights(jnp.abs(x - t), weight, where, reduction)
     return finish(loss, result_dtype)
 
 
-def mse_loss(predictions, targets, *, weight=None, where=None, reduction="mean"):
-    r"""Mean squared error :math:`\ell = w\,(x - t)^2`.
+def mse_loss(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    weight: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""Mean squared error $\ell = w\,(x - t)^2$, as torch's ``mse_loss``.
 
-    With ``weight`` (the shape of ``predictions``) 'mean' is :math:`\sum w(x-t)^2 / \sum w`,
-    as torch's ``mse_loss(weight=...)``.
+    Args:
+      predictions: float array.
+      targets: array broadcastable with ``predictions``; integer targets are accepted, as in
+        torch, and a shape that differs from ``predictions`` warns, as torch does.
+      weight: optional per-element weights of ``predictions``' shape; 'mean' is then
+        $\sum w(x-t)^2 / \sum w$, as torch's ``mse_loss(weight=...)``.
+      where: optional boolean mask over the broadcast loss; masked elements count for nothing.
+      reduction: ``'none'``, ``'mean'`` or ``'sum'``.
+
+    Returns:
+      ``'none'``: the elementwise loss in the broadcast shape of ``predictions`` and
+      ``targets`` (0 where ``where`` is False); ``'mean'`` and ``'sum'``: a scalar. In the
+      inputs' dtype (16-bit inputs are computed in float32).
 
     Example:
-      >>> mse_loss(jnp.array([1.0, 2.0]), jnp.array([1.5, 2.0]))
+      >>> float(jaxloss.mse_loss(jnp.array([1.0, 2.0]), jnp.array([1.5, 2.0])))
+      0.125
     """
     x, t, weight, where, result_dtype = _pointwise_inputs(
-        "mse_loss", predictions, targets, weight, where, reduction)
+        "mse_loss", predictions, targets, weight, where, reduction
+    )
     diff = x - t
     loss = _weighted_sum_over_weights(diff * diff, weight, where, reduction)
     return finish(loss, result_dtype)
 
 
-def huber_loss(predictions, targets, *, delta=1.0, weight=None, where=None, reduction="mean"):
-    r"""Huber loss: :math:`\tfrac12 d^2` where :math:`|d| < \delta`, else
-    :math:`\delta(|d| - \tfrac12\delta)`, with :math:`d = x - t` and δ > 0.
+def huber_loss(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    delta: float = 1.0,
+    weight: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""Huber loss, as torch's ``huber_loss``: with $d = x - t$,
+    $\ell = \tfrac12 d^2$ where $|d| < \delta$, else
+    $\delta(|d| - \tfrac12\delta)$.
 
-    With ``weight`` (the shape of ``predictions``) the loss is :math:`w\,\ell` and 'mean'
-    divides by the number of elements (not by the weights), as torch's ``huber_loss``.
+    Args:
+      predictions: float array.
+      targets: array broadcastable with ``predictions``; integer targets are accepted, as in
+        torch, and a shape that differs from ``predictions`` warns, as torch does.
+      delta: δ > 0, where the loss turns from quadratic to linear.
+      weight: optional per-element weights of ``predictions``' shape; the loss is
+        $w\,\ell$ and 'mean' divides by the number of elements (not by the weights),
+        as torch's ``huber_loss``.
+      where: optional boolean mask over the broadcast loss; masked elements count for nothing.
+      reduction: ``'none'``, ``'mean'`` or ``'sum'``.
+
+    Returns:
+      ``'none'``: the elementwise loss in the broadcast shape of ``predictions`` and
+      ``targets`` (0 where ``where`` is False); ``'mean'`` and ``'sum'``: a scalar. In the
+      inputs' dtype (16-bit inputs are computed in float32).
 
     Example:
-      >>> huber_loss(jnp.array([0.0, 3.0]), jnp.array([0.5, 0.0]), delta=1.0)
+      >>> float(jaxloss.huber_loss(jnp.array([0.0, 3.0]), jnp.array([0.5, 0.0]), delta=1.0))
+      1.3125
     """
     fn = "huber_loss"
     _checks.python_number(fn, "delta", delta, low=0.0, low_inclusive=False)
     x, t, weight, where, result_dtype = _pointwise_inputs(
-        fn, predictions, targets, weight, where, reduction)
+        fn, predictions, targets, weight, where, reduction
+    )
     d = x - t
     abs_d = jnp.abs(d)
     loss = jnp.where(abs_d < delta, 0.5 * d * d, delta * (abs_d - 0.5 * delta))
@@ -97,17 +163,40 @@ def huber_loss(predictions, targets, *, delta=1.0, weight=None, where=None, redu
     return finish(reduce_loss(loss, reduction, where=where), result_dtype)
 
 
-def smooth_l1_loss(predictions, targets, *, beta=1.0, where=None, reduction="mean"):
-    r"""Smooth L1: :math:`\tfrac12 d^2/\beta` where :math:`|d| < \beta`, else
-    :math:`|d| - \tfrac12\beta`; β = 0 is exactly L1. β >= 0.
+def smooth_l1_loss(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    beta: float = 1.0,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""Smooth L1, as torch's ``smooth_l1_loss``: with $d = x - t$,
+    $\ell = \tfrac12 d^2/\beta$ where $|d| < \beta$, else
+    $|d| - \tfrac12\beta$; β = 0 is exactly L1.
+
+    Args:
+      predictions: float array.
+      targets: array broadcastable with ``predictions``; integer targets are accepted, as in
+        torch, and a shape that differs from ``predictions`` warns, as torch does.
+      beta: β >= 0, where the loss turns from quadratic to linear.
+      where: optional boolean mask over the broadcast loss; masked elements count for nothing.
+      reduction: ``'none'``, ``'mean'`` or ``'sum'``.
+
+    Returns:
+      ``'none'``: the elementwise loss in the broadcast shape of ``predictions`` and
+      ``targets`` (0 where ``where`` is False); ``'mean'`` and ``'sum'``: a scalar. In the
+      inputs' dtype (16-bit inputs are computed in float32).
 
     Example:
-      >>> smooth_l1_loss(jnp.array([0.0, 3.0]), jnp.array([0.5, 0.0]), beta=1.0)
+      >>> float(jaxloss.smooth_l1_loss(jnp.array([0.0, 3.0]), jnp.array([0.5, 0.0])))
+      1.3125
     """
     fn = "smooth_l1_loss"
     _checks.python_number(fn, "beta", beta, low=0.0)
     x, t, _, where, result_dtype = _pointwise_inputs(
-        fn, predictions, targets, None, where, reduction)
+        fn, predictions, targets, None, where, reduction
+    )
     d = x - t
     abs_d = jnp.abs(d)
     if isinstance(beta, (int, float)) and beta == 0:
@@ -119,21 +208,45 @@ def smooth_l1_loss(predictions, targets, *, beta=1.0, where=None, reduction="mea
     return finish(reduce_loss(loss, reduction, where=where), result_dtype)
 
 
-def poisson_nll_loss(predictions, targets, *, log_input=True, full=False, eps=1e-8, where=None,
-                     reduction="mean"):
+def poisson_nll_loss(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    log_input: bool = True,
+    full: bool = False,
+    eps: float = 1e-8,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
     r"""Poisson negative log-likelihood, as torch's ``poisson_nll_loss``.
 
-    With ``log_input=True`` the predictions are log-rates: :math:`\ell = e^x - t\,x`;
-    otherwise rates: :math:`\ell = x - t\log(x + \varepsilon)`. ``full=True`` adds the
-    Stirling approximation :math:`t\log t - t + \tfrac12\log(2\pi t)` where t > 1.
+    With ``log_input=True`` the predictions are log-rates: $\ell = e^x - t\,x$;
+    otherwise rates: $\ell = x - t\log(x + \varepsilon)$. ``full=True`` adds the
+    Stirling approximation $t\log t - t + \tfrac12\log(2\pi t)$ where t > 1.
+
+    Args:
+      predictions: float log-rates (``log_input=True``) or rates.
+      targets: counts, broadcastable with ``predictions`` (integers are accepted).
+      log_input: whether ``predictions`` are log-rates.
+      full: add the Stirling term.
+      eps: ε added to rates before the log (``log_input=False``).
+      where: optional boolean mask over the broadcast loss; masked elements count for nothing.
+      reduction: ``'none'``, ``'mean'`` or ``'sum'``.
+
+    Returns:
+      ``'none'``: the elementwise loss in the broadcast shape of ``predictions`` and
+      ``targets`` (0 where ``where`` is False); ``'mean'`` and ``'sum'``: a scalar. In the
+      inputs' dtype (16-bit inputs are computed in float32).
 
     Example:
-      >>> poisson_nll_loss(jnp.array([0.0, 1.0]), jnp.array([1.0, 3.0]))
+      >>> round(float(jaxloss.poisson_nll_loss(jnp.array([0.0, 1.0]), jnp.array([1.0, 3.0]))), 4)
+      0.3591
     """
     fn = "poisson_nll_loss"
     _checks.python_number(fn, "eps", eps)
     x, t, _, where, result_dtype = _pointwise_inputs(
-        fn, predictions, targets, None, where, reduction)
+        fn, predictions, targets, None, where, reduction
+    )
     if log_input:
         loss = jnp.exp(x) - t * x
     else:
@@ -154,26 +267,51 @@ def _gaussian_variance_shape(fn, var, input_shape):
         return var
     if var_shape == tuple(input_shape[:-1]):
         return var[..., None]
-    if len(var_shape) == len(input_shape) and sum(
-            v for i, v in zip(input_shape, var_shape) if i != v) == 1:
+    if (
+        len(var_shape) == len(input_shape)
+        and sum(v for i, v in zip(input_shape, var_shape) if i != v) == 1
+    ):
         return var
     raise ValueError(
         f"{fn}: `var` must have the shape of `predictions` {list(input_shape)}, that shape "
-        f"without its last axis, or that shape with one axis of size 1; got {list(var_shape)}.")
+        f"without its last axis, or that shape with one axis of size 1; got {list(var_shape)}."
+    )
 
 
-def gaussian_nll_loss(predictions, targets, var, *, full=False, eps=1e-6, where=None,
-                      reduction="mean"):
-    r"""Gaussian negative log-likelihood, as torch's ``gaussian_nll_loss``.
+def gaussian_nll_loss(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    var: ArrayLike | float,
+    *,
+    full: bool = False,
+    eps: float = 1e-6,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""Gaussian negative log-likelihood, as torch's ``gaussian_nll_loss``:
+    $\ell = \tfrac12(\log v + (x - t)^2 / v)$ (+ $\tfrac12\log 2\pi$ with
+    ``full``), where v is ``var`` clamped below at ``eps``; as in torch the clamp passes the
+    gradient straight through to ``var``.
 
-    :math:`\ell = \tfrac12(\log v + (x - t)^2 / v)` (+ :math:`\tfrac12\log 2\pi` with
-    ``full``), where v is ``var`` clamped below at ``eps`` for stability; as in torch the clamp
-    passes the gradient straight through to ``var``. ``var`` is a float or an array of the
-    predictions' shape, that shape without the last axis, or with one axis of size 1.
-    Negative variances raise (when concrete).
+    Args:
+      predictions: float means.
+      targets: array broadcastable with ``predictions``.
+      var: variances: a float, or an array of ``predictions``' shape, that shape without its
+        last axis, or with one axis of size 1. Negative variances raise (when concrete).
+      full: add the constant $\tfrac12\log 2\pi$.
+      eps: the clamp of the variance.
+      where: optional boolean mask over the broadcast loss; masked elements count for nothing.
+      reduction: ``'none'``, ``'mean'`` or ``'sum'``.
+
+    Returns:
+      ``'none'``: the elementwise loss in the broadcast shape of ``predictions`` and
+      ``targets`` (0 where ``where`` is False); ``'mean'`` and ``'sum'``: a scalar. In the
+      inputs' dtype (16-bit inputs are computed in float32).
 
     Example:
-      >>> gaussian_nll_loss(jnp.array([0.0, 1.0]), jnp.array([0.5, 1.0]), 0.5)
+      >>> round(float(jaxloss.gaussian_nll_loss(jnp.array([0.0, 1.0]), jnp.array([0.5, 1.0]),
+      ...                                       0.5)), 4)
+      -0.2216
     """
     fn = "gaussian_nll_loss"
     _checks.python_number(fn, "eps", eps)
@@ -185,8 +323,9 @@ def gaussian_nll_loss(predictions, targets, var, *, full=False, eps=1e-6, where=
     else:
         v = _checks.float_array(fn, "var", var)
         v = _gaussian_variance_shape(fn, v, x.shape)
-        _checks.value_check(fn, v >= 0, "`var` must be non-negative; found {}.",
-                            _checks.first_violation(v, v >= 0))
+        _checks.value_check(
+            fn, v >= 0, "`var` must be non-negative; found {}.", _checks.first_violation(v, v >= 0)
+        )
     x, t, _, where, result_dtype = _pointwise_inputs(fn, x, targets, None, where, reduction)
     result_dtype, compute = dtypes(jnp.zeros((), result_dtype), v)
     x, t, v = x.astype(compute), t.astype(compute), v.astype(compute)

@@ -12,15 +12,17 @@ afterwards. Memory for the backward pass is O(B·T·S).
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.typing import ArrayLike
 
 from . import _checks
 from ._precision import dtypes
-from ._reduction import finish, reduce_loss
+from ._reduction import Reduction, finish, reduce_loss
 
 _SCAN_UNROLL = 1  # unrolling measured slower on XLA:CPU (it defeats fusion in the loop body)
 
@@ -64,7 +66,7 @@ def _emissions(log_probs, labels, input_lengths, blank):
     # Gathering in the batch-major layout, then transposing the result, measured 3x faster
     # than gathering from a transposed copy of the log-probs.
     lp_label = jnp.swapaxes(jnp.take_along_axis(log_probs, labels[:, None, :], axis=2), 0, 1)
-    lp_blank = jnp.swapaxes(log_probs[:, :, blank:blank + 1], 0, 1)
+    lp_blank = jnp.swapaxes(log_probs[:, :, blank : blank + 1], 0, 1)
     past_end = (jnp.arange(log_probs.shape[1])[:, None] >= input_lengths[None, :])[:, :, None]
     zero = jnp.zeros((), log_probs.dtype)
     lp_blank = jnp.where(past_end, zero, jnp.maximum(lp_blank, _LOG_ZERO))
@@ -72,7 +74,7 @@ def _emissions(log_probs, labels, input_lengths, blank):
     return lp_blank, lp_label
 
 
-def _recursions(lp_blank, lp_label, labels, label_lengths, *, with_beta):
+def _recursions(lp_blank, lp_label, labels, label_lengths, *, with_beta) -> Any:
     """Runs alpha (and beta) in one scan over time.
 
     Returns time-major stacks ``(alpha_blank (T,B,S+1), alpha_label (T,B,S))`` and, with
@@ -87,23 +89,27 @@ def _recursions(lp_blank, lp_label, labels, label_lengths, *, with_beta):
     # A label may also be entered from the label before it, unless the two are equal
     # (then a blank must separate them).
     can_skip = jnp.concatenate(
-        [jnp.zeros((batch, min(width, 1)), bool), labels[:, 1:] != labels[:, :-1]], axis=1)
+        [jnp.zeros((batch, min(width, 1)), bool), labels[:, 1:] != labels[:, :-1]], axis=1
+    )
     skip_mask = jnp.where(can_skip, zero, log_zero)  # (B, S): 0 where allowed
-    skip_next = _shift_left(skip_mask, _LOG_ZERO)     # skip_mask[j+1] at j
+    skip_next = _shift_left(skip_mask, _LOG_ZERO)  # skip_mask[j+1] at j
     no_label = jnp.full((batch, 1), _LOG_ZERO, dtype)
 
     def alpha_step(alpha, emit_blank, emit_label):
         a_blank, a_label = alpha
         new_blank = _lse2(a_blank, jnp.concatenate([no_label, a_label], axis=1)) + emit_blank
-        new_label = _lse3(a_label, a_blank[:, :-1],
-                          _shift_right(a_label, _LOG_ZERO) + skip_mask) + emit_label
+        new_label = (
+            _lse3(a_label, a_blank[:, :-1], _shift_right(a_label, _LOG_ZERO) + skip_mask)
+            + emit_label
+        )
         return new_blank, new_label
 
     def beta_step(beta, emit_blank, emit_label):
         b_blank, b_label = beta
         new_blank = _lse2(b_blank, jnp.concatenate([b_label, no_label], axis=1)) + emit_blank
-        new_label = _lse3(b_label, b_blank[:, 1:],
-                          _shift_left(b_label, _LOG_ZERO) + skip_next) + emit_label
+        new_label = (
+            _lse3(b_label, b_blank[:, 1:], _shift_left(b_label, _LOG_ZERO) + skip_next) + emit_label
+        )
         return new_blank, new_label
 
     # Virtual states one step outside the sequence: stepping alpha from "before t=0" gives
@@ -111,8 +117,10 @@ def _recursions(lp_blank, lp_label, labels, label_lengths, *, with_beta):
     # (last blank and last label only).
     blank_positions = jnp.arange(width + 1)[None, :]
     no_labels = jnp.full((batch, width), _LOG_ZERO, dtype)
-    alpha_start = (jnp.where(blank_positions == 0, zero, jnp.broadcast_to(log_zero, (batch, 1))),
-                   no_labels)
+    alpha_start = (
+        jnp.where(blank_positions == 0, zero, jnp.broadcast_to(log_zero, (batch, 1))),
+        no_labels,
+    )
     beta_end = (jnp.where(blank_positions == label_lengths[:, None], zero, log_zero), no_labels)
 
     def body(carry, step_inputs):
@@ -122,8 +130,11 @@ def _recursions(lp_blank, lp_label, labels, label_lengths, *, with_beta):
         if not with_beta:
             return (alpha, beta), alpha
         t_back = num_steps - 1 - t
-        beta = beta_step(beta, lax.dynamic_index_in_dim(lp_blank, t_back, keepdims=False),
-                         lax.dynamic_index_in_dim(lp_label, t_back, keepdims=False))
+        beta = beta_step(
+            beta,
+            lax.dynamic_index_in_dim(lp_blank, t_back, keepdims=False),
+            lax.dynamic_index_in_dim(lp_label, t_back, keepdims=False),
+        )
         return (alpha, beta), alpha + beta
 
     step_inputs = (jnp.arange(num_steps), lp_blank, lp_label)
@@ -149,16 +160,18 @@ def _nll_from_alpha(alpha_blank, alpha_label, input_lengths, label_lengths):
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
-def _ctc_nll(inputs, labels, input_lengths, label_lengths, blank, zero_infinity, from_logits):
+def _ctc_nll_with_vjp(
+    inputs, labels, input_lengths, label_lengths, blank, zero_infinity, from_logits
+):
     log_probs = jax.nn.log_softmax(inputs, axis=-1) if from_logits else inputs
     lp_blank, lp_label = _emissions(log_probs, labels, input_lengths, blank)
-    alpha_blank, alpha_label = _recursions(lp_blank, lp_label, labels, label_lengths,
-                                           with_beta=False)
+    alpha_blank, alpha_label = _recursions(
+        lp_blank, lp_label, labels, label_lengths, with_beta=False
+    )
     return _nll_from_alpha(alpha_blank, alpha_label, input_lengths, label_lengths)
 
 
-def _ctc_nll_fwd(inputs, labels, input_lengths, label_lengths, blank, zero_infinity,
-                 from_logits):
+def _ctc_nll_fwd(inputs, labels, input_lengths, label_lengths, blank, zero_infinity, from_logits):
     log_probs = jax.nn.log_softmax(inputs, axis=-1) if from_logits else inputs
     lp_blank, lp_label = _emissions(log_probs, labels, input_lengths, blank)
     stacks = _recursions(lp_blank, lp_label, labels, label_lengths, with_beta=True)
@@ -176,13 +189,14 @@ def _ctc_nll_bwd(blank, zero_infinity, from_logits, residuals, nll_cotangent):
     `from_logits` it is therefore returned directly, saving that pass.
     An impossible alignment (nll = inf) gets nan, as in torch, or 0 with `zero_infinity`.
     """
-    log_probs, labels, input_lengths, label_lengths, lp_blank, lp_label, stacks, nll = residuals
+    log_probs, labels, input_lengths, _, lp_blank, lp_label, stacks, nll = residuals
     alpha_blank, alpha_label, beta_blank_reversed, beta_label_reversed = stacks
-    batch, num_steps, num_classes = log_probs.shape
+    _, num_steps, num_classes = log_probs.shape
     impossible = jnp.isposinf(nll)
     shift = jnp.where(impossible, jnp.zeros((), nll.dtype), nll)[None, :, None]
     occupancy_blank = jnp.sum(
-        jnp.exp(alpha_blank + beta_blank_reversed[::-1] - lp_blank + shift), axis=2)  # (T, B)
+        jnp.exp(alpha_blank + beta_blank_reversed[::-1] - lp_blank + shift), axis=2
+    )  # (T, B)
     # Positions past a row's label length have beta = "log 0", hence zero occupancy.
     occupancy_label = jnp.exp(alpha_label + beta_label_reversed[::-1] - lp_label + shift)
 
@@ -193,21 +207,45 @@ def _ctc_nll_bwd(blank, zero_infinity, from_logits, residuals, nll_cotangent):
         return per_class.at[:, blank].add(blank_occupancy)
 
     occupancy = jax.vmap(per_sequence, in_axes=(1, 0, 1))(
-        occupancy_label, labels, occupancy_blank)  # (B, T, K)
+        occupancy_label, labels, occupancy_blank
+    )  # (B, T, K)
     grad = (jnp.exp(log_probs) - occupancy) * nll_cotangent[:, None, None]
     inside = jnp.arange(num_steps)[None, :] < input_lengths[:, None]  # (B, T)
     if zero_infinity:
         grad = jnp.where(impossible[:, None, None], jnp.zeros((), grad.dtype), grad)
     else:
         grad = jnp.where(impossible[:, None, None], jnp.full((), jnp.nan, grad.dtype), grad)
+    # A NaN loss (a NaN log-prob on a path) makes its whole sequence's gradient NaN, as in
+    # torch, also for the classes the labels never use.
+    grad = jnp.where(jnp.isnan(nll)[:, None, None], jnp.full((), jnp.nan, grad.dtype), grad)
     grad = jnp.where(inside[:, :, None], grad, jnp.zeros((), grad.dtype))
     return grad, None, None, None
 
 
-_ctc_nll.defvjp(_ctc_nll_fwd, _ctc_nll_bwd)
-# Jitted so that eager calls compile the scans once per shape (not on every call); inside a
-# user's jit it simply inlines.
-_ctc_nll = jax.jit(_ctc_nll, static_argnums=(4, 5, 6))
+_ctc_nll_with_vjp.defvjp(_ctc_nll_fwd, _ctc_nll_bwd)
+
+
+@functools.partial(jax.jit, static_argnames=("blank", "zero_infinity", "from_logits"))
+def _ctc_nll(
+    inputs,
+    labels,
+    input_lengths,
+    label_lengths,
+    *,
+    blank: int,
+    zero_infinity: bool,
+    from_logits: bool,
+) -> jax.Array:
+    """-log p(labels | inputs) per sequence (B,), with the one-scan alpha+beta gradient.
+
+    Jitted so that eager calls compile the scans once per shape (not on every call); inside a
+    user's jit it simply inlines.
+    """
+    return jnp.asarray(
+        _ctc_nll_with_vjp(
+            inputs, labels, input_lengths, label_lengths, blank, zero_infinity, from_logits
+        )
+    )
 
 
 def _lengths(fn, name, lengths, paddings, padding_name, batch, full):
@@ -217,31 +255,50 @@ def _lengths(fn, name, lengths, paddings, padding_name, batch, full):
     if paddings is not None:
         pad = _checks.as_array(fn, padding_name, paddings)
         if pad.shape != (batch, full):
-            raise ValueError(f"{fn}: `{padding_name}` must have shape [{batch}, {full}]; got "
-                             f"{list(pad.shape)}.")
+            raise ValueError(
+                f"{fn}: `{padding_name}` must have shape [{batch}, {full}]; got {list(pad.shape)}."
+            )
         pad = pad.astype(bool) if pad.dtype != bool else pad
         _checks.value_check(
-            fn, jnp.all(pad[:, 1:] >= pad[:, :-1]),
-            f"`{padding_name}` must mark trailing padding (0...0 then 1...1) in every row.")
+            fn,
+            jnp.all(pad[:, 1:] >= pad[:, :-1]),
+            f"`{padding_name}` must mark trailing padding (0...0 then 1...1) in every row.",
+        )
         return (full - jnp.sum(pad, axis=1)).astype(jnp.int32)
     if lengths is None:
         return jnp.full((batch,), full, jnp.int32)
     lengths = _checks.int_array(fn, name, lengths)
     if lengths.shape != (batch,):
-        raise ValueError(f"{fn}: `{name}` must hold one length per sequence, shape [{batch}]; "
-                         f"got {list(lengths.shape)}.")
-    _checks.value_check(fn, (lengths >= 0) & (lengths <= full),
-                        f"every entry of `{name}` must be in [0, {full}]; found {{}}.",
-                        _checks.first_violation(lengths, (lengths >= 0) & (lengths <= full)))
+        raise ValueError(
+            f"{fn}: `{name}` must hold one length per sequence, shape [{batch}]; "
+            f"got {list(lengths.shape)}."
+        )
+    _checks.value_check(
+        fn,
+        (lengths >= 0) & (lengths <= full),
+        f"every entry of `{name}` must be in [0, {full}]; found {{}}.",
+        _checks.first_violation(lengths, (lengths >= 0) & (lengths <= full)),
+    )
     return lengths.astype(jnp.int32)
 
 
-def ctc_loss(logits, labels, *, input_lengths=None, label_lengths=None, logit_paddings=None,
-             label_paddings=None, blank=0, from_logits=True, zero_infinity=False, where=None,
-             reduction="mean"):
-    r"""Connectionist Temporal Classification loss, :math:`-\log p(\text{labels}\mid x)`.
+def ctc_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    input_lengths: ArrayLike | None = None,
+    label_lengths: ArrayLike | None = None,
+    logit_paddings: ArrayLike | None = None,
+    label_paddings: ArrayLike | None = None,
+    blank: int = 0,
+    from_logits: bool = True,
+    zero_infinity: bool = False,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""Connectionist Temporal Classification loss, $-\log p(\text{labels}\mid x)$.
 
-    :math:`p` sums, over every alignment of the T frames to the labels (labels in order, each
+    $p$ sums, over every alignment of the T frames to the labels (labels in order, each
     repeated, blanks anywhere, a blank required between two equal labels), the product of
     the per-frame probabilities. Computed in log space; exact to torch's ``ctc_loss``.
 
@@ -252,66 +309,105 @@ def ctc_loss(logits, labels, *, input_lengths=None, label_lengths=None, logit_pa
         they came from a log-softmax).
       labels: ``(B, S)`` integer labels padded to a common S (``(S,)`` unbatched); must not
         contain ``blank``.
-      input_lengths / logit_paddings: valid frames per sequence, as lengths ``(B,)`` or as
-        trailing paddings ``(B, T)`` (1 = padding, optax's convention). Default: all T.
-      label_lengths / label_paddings: the same for the labels. Default: all S.
+      input_lengths: valid frames per sequence ``(B,)``. Default: all T.
+      label_lengths: valid labels per sequence ``(B,)``. Default: all S.
+      logit_paddings: instead of ``input_lengths``, trailing paddings ``(B, T)`` (1 =
+        padding, optax's convention).
+      label_paddings: instead of ``label_lengths``, trailing paddings ``(B, S)``.
       blank: the blank class, in ``[0, K)``.
+      from_logits: apply a log-softmax over K first (otherwise ``logits`` are taken as
+        log-probabilities).
       zero_infinity: give impossible alignments (a loss of inf, e.g. labels needing more
         frames than there are) a loss of 0 and a zero gradient, as torch does.
       where: ``(B,)`` mask of sequences to count.
-      reduction: ``'none'`` gives ``(B,)``; ``'sum'``; ``'mean'`` divides each loss by its
-        label length (clamped at 1) and averages over the batch, as torch does.
+      reduction: ``'none'``, ``'sum'``, or ``'mean'``, which divides each loss by its label
+        length (clamped at 1) and averages over the batch, as torch does.
+
+    Returns:
+      ``'none'``: one loss per sequence ``(B,)`` (``()`` unbatched; inf for an impossible
+      alignment unless ``zero_infinity``); ``'mean'``/``'sum'``: a scalar.
 
     Example:
       >>> logits = jax.random.normal(jax.random.key(0), (2, 50, 20))
       >>> labels = jnp.array([[1, 2, 2, 3], [4, 5, 0, 0]])
-      >>> ctc_loss(logits, labels, label_lengths=jnp.array([4, 2]))
+      >>> loss = jaxloss.ctc_loss(logits, labels, label_lengths=jnp.array([4, 2]))
+      >>> loss.shape, bool(loss > 0)
+      ((), True)
     """
     fn = "ctc_loss"
     x = _checks.float_array(fn, "logits", logits)
     y = _checks.int_array(fn, "labels", labels)
     _checks.reduction(fn, reduction)
     if x.ndim not in (2, 3):
-        raise ValueError(f"{fn}: `logits` must be (B, T, K) or unbatched (T, K); got shape "
-                         f"{list(x.shape)}.")
+        raise ValueError(
+            f"{fn}: `logits` must be (B, T, K) or unbatched (T, K); got shape {list(x.shape)}."
+        )
     unbatched = x.ndim == 2
     if unbatched:
         if y.ndim != 1:
-            raise ValueError(f"{fn}: with unbatched (T, K) `logits`, `labels` must be (S,); got "
-                             f"shape {list(y.shape)}.")
+            raise ValueError(
+                f"{fn}: with unbatched (T, K) `logits`, `labels` must be (S,); got "
+                f"shape {list(y.shape)}."
+            )
         x, y = x[None], y[None]
-        input_lengths = None if input_lengths is None else jnp.reshape(
-            _checks.int_array(fn, "input_lengths", input_lengths), (1,))
-        label_lengths = None if label_lengths is None else jnp.reshape(
-            _checks.int_array(fn, "label_lengths", label_lengths), (1,))
+        input_lengths = (
+            None
+            if input_lengths is None
+            else jnp.reshape(_checks.int_array(fn, "input_lengths", input_lengths), (1,))
+        )
+        label_lengths = (
+            None
+            if label_lengths is None
+            else jnp.reshape(_checks.int_array(fn, "label_lengths", label_lengths), (1,))
+        )
         logit_paddings, label_paddings = (
             None if p is None else jnp.reshape(jnp.asarray(p), (1, -1))
-            for p in (logit_paddings, label_paddings))
+            for p in (logit_paddings, label_paddings)
+        )
     batch, num_steps, num_classes = x.shape
     if y.ndim != 2 or y.shape[0] != batch:
-        raise ValueError(f"{fn}: `labels` must be (B, S) = [{batch}, S] padded labels; got "
-                         f"shape {list(y.shape)}.")
-    if not isinstance(blank, (int, np.integer)) or isinstance(blank, bool) or not (
-            0 <= blank < num_classes):
-        raise ValueError(f"{fn}: `blank` must be a class index in [0, {num_classes}); got "
-                         f"{blank!r}.")
+        raise ValueError(
+            f"{fn}: `labels` must be (B, S) = [{batch}, S] padded labels; got "
+            f"shape {list(y.shape)}."
+        )
+    if (
+        not isinstance(blank, (int, np.integer))
+        or isinstance(blank, bool)
+        or not (0 <= blank < num_classes)
+    ):
+        raise ValueError(
+            f"{fn}: `blank` must be a class index in [0, {num_classes}); got {blank!r}."
+        )
     width = y.shape[1]
-    in_len = _lengths(fn, "input_lengths", input_lengths, logit_paddings, "logit_paddings",
-                      batch, num_steps)
-    lab_len = _lengths(fn, "label_lengths", label_lengths, label_paddings, "label_paddings",
-                       batch, width)
+    in_len = _lengths(
+        fn, "input_lengths", input_lengths, logit_paddings, "logit_paddings", batch, num_steps
+    )
+    lab_len = _lengths(
+        fn, "label_lengths", label_lengths, label_paddings, "label_paddings", batch, width
+    )
     used = jnp.arange(width)[None, :] < lab_len[:, None]
     valid = ~used | ((y >= 0) & (y < num_classes) & (y != blank))
     _checks.value_check(
-        fn, valid, f"every label in `labels` must be a class in [0, {num_classes}) other than "
-        f"the blank ({blank}); found {{}}.", _checks.first_violation(y, valid))
+        fn,
+        valid,
+        f"every label in `labels` must be a class in [0, {num_classes}) other than "
+        f"the blank ({blank}); found {{}}.",
+        _checks.first_violation(y, valid),
+    )
     where = None if where is None else _checks.where_mask(fn, where, (batch,), "sequences")
 
     result_dtype, compute = dtypes(x)
     x = x.astype(compute)
     safe_labels = jnp.where(used & valid, y, 0)
-    nll = _ctc_nll(x, safe_labels.astype(jnp.int32), in_len, lab_len, blank,
-                   bool(zero_infinity), bool(from_logits))
+    nll = _ctc_nll(
+        x,
+        safe_labels.astype(jnp.int32),
+        in_len,
+        lab_len,
+        blank=blank,
+        zero_infinity=bool(zero_infinity),
+        from_logits=bool(from_logits),
+    )
     # Under jit an invalid label cannot raise: its sequence's loss is nan, never a number.
     nll = jnp.where(jnp.all(valid, axis=1), nll, jnp.nan)
     if zero_infinity:

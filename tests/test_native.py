@@ -13,14 +13,18 @@ import jaxloss
 from jaxloss.compat import functional as F
 from jaxloss.compat import nn
 
+# float64 comparisons: 64-bit JAX arrays, scoped to each test.
+pytestmark = pytest.mark.usefixtures("x64")
+
 rng = np.random.default_rng(3)
 
 
 def test_class_axis_last_matches_torch_axis_one():
-    logits = rng.standard_normal((3, 5, 4))       # torch layout (N, C, d)
+    logits = rng.standard_normal((3, 5, 4))  # torch layout (N, C, d)
     labels = rng.integers(0, 5, (3, 4))
-    torch_value = torch.nn.functional.cross_entropy(torch.from_numpy(logits),
-                                                    torch.from_numpy(labels))
+    torch_value = torch.nn.functional.cross_entropy(
+        torch.from_numpy(logits), torch.from_numpy(labels)
+    )
     native_last = jaxloss.cross_entropy(np.moveaxis(logits, 1, -1), labels)
     native_axis = jaxloss.cross_entropy(logits, labels, axis=1)
     np.testing.assert_allclose(native_last, torch_value.numpy(), rtol=1e-12)
@@ -33,21 +37,28 @@ def test_where_equals_dropping_the_masked_positions():
     keep = np.array([True, False, True, True, False, True])
     weight = np.linspace(0.5, 2.0, 4)
     for reduction in ("mean", "sum"):
-        masked = jaxloss.cross_entropy(logits, labels, weight=weight, where=keep,
-                                       label_smoothing=0.1, reduction=reduction)
-        dropped = jaxloss.cross_entropy(logits[keep], labels[keep], weight=weight,
-                                        label_smoothing=0.1, reduction=reduction)
+        masked = jaxloss.cross_entropy(
+            logits, labels, weight=weight, where=keep, label_smoothing=0.1, reduction=reduction
+        )
+        dropped = jaxloss.cross_entropy(
+            logits[keep], labels[keep], weight=weight, label_smoothing=0.1, reduction=reduction
+        )
         np.testing.assert_allclose(masked, dropped, rtol=1e-12)
     none = jaxloss.cross_entropy(logits, labels, where=keep, reduction="none")
     assert np.all(np.asarray(none)[~keep] == 0)
 
 
-@pytest.mark.parametrize("fn,args", [
-    (jaxloss.mse_loss, (rng.standard_normal((4, 3)), rng.standard_normal((4, 3)))),
-    (jaxloss.binary_cross_entropy_with_logits,
-     (rng.standard_normal((4, 3)), rng.uniform(size=(4, 3)))),
-    (jaxloss.kl_div, (np.log(rng.uniform(0.1, 1, (4, 3))), rng.uniform(size=(4, 3)))),
-])
+@pytest.mark.parametrize(
+    "fn,args",
+    [
+        (jaxloss.mse_loss, (rng.standard_normal((4, 3)), rng.standard_normal((4, 3)))),
+        (
+            jaxloss.binary_cross_entropy_with_logits,
+            (rng.standard_normal((4, 3)), rng.uniform(size=(4, 3))),
+        ),
+        (jaxloss.kl_div, (np.log(rng.uniform(0.1, 1, (4, 3))), rng.uniform(size=(4, 3)))),
+    ],
+)
 def test_where_mean_counts_only_unmasked_elements(fn, args):
     keep = rng.uniform(size=(4, 3)) < 0.6
     masked = fn(*args, where=keep)
@@ -74,8 +85,9 @@ def test_out_of_range_label_under_jit_gives_nan_not_a_plausible_number():
 def test_checked_mode_raises_under_jit():
     logits = jnp.asarray(rng.standard_normal((2, 3)))
     loss = jaxloss.checked(lambda x, y: jaxloss.cross_entropy(x, y))
-    np.testing.assert_allclose(loss(logits, jnp.array([0, 2])),
-                               jaxloss.cross_entropy(logits, jnp.array([0, 2])))
+    np.testing.assert_allclose(
+        loss(logits, jnp.array([0, 2])), jaxloss.cross_entropy(logits, jnp.array([0, 2]))
+    )
     with pytest.raises(ValueError, match="class index 9"):
         loss(logits, jnp.array([0, 9]))
     probs = jaxloss.checked(lambda p, y: jaxloss.binary_cross_entropy(p, y))
@@ -84,19 +96,32 @@ def test_checked_mode_raises_under_jit():
 
 
 def test_options_are_hashable_for_jit_partial():
-    loss = jax.jit(functools.partial(jaxloss.cross_entropy, reduction="sum",
-                                     label_smoothing=0.1, ignore_index=0))
+    loss = jax.jit(
+        functools.partial(
+            jaxloss.cross_entropy, reduction="sum", label_smoothing=0.1, ignore_index=0
+        )
+    )
     logits = rng.standard_normal((4, 3))
     labels = np.array([0, 1, 2, 1])
     np.testing.assert_allclose(
         loss(logits, labels),
         F.cross_entropy(logits, labels, reduction="sum", label_smoothing=0.1, ignore_index=0),
-        rtol=1e-12)
+        rtol=1e-12,
+    )
 
 
-@pytest.mark.parametrize("size_average,reduce,expected", [
-    (None, None, "mean"), (True, None, "mean"), (False, None, "sum"), (None, False, "none"),
-    (False, False, "none"), (True, True, "mean"), (False, True, "sum")])
+@pytest.mark.parametrize(
+    "size_average,reduce,expected",
+    [
+        (None, None, "mean"),
+        (True, None, "mean"),
+        (False, None, "sum"),
+        (None, False, "none"),
+        (False, False, "none"),
+        (True, True, "mean"),
+        (False, True, "sum"),
+    ],
+)
 def test_legacy_reduction_rules(size_average, reduce, expected):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -113,7 +138,8 @@ def _module_pairs():
     w = rng.uniform(0.5, 2.0, 5)
     mlm = np.array([[1, 3, -1, 0, 0], [0, -1, 2, 2, 2], [4, 3, 2, 1, 0], [-1, 0, 0, 0, 0]])
     return [
-        ("L1Loss", {}, (x, p)), ("MSELoss", {"reduction": "sum"}, (x, p)),
+        ("L1Loss", {}, (x, p)),
+        ("MSELoss", {"reduction": "sum"}, (x, p)),
         ("CrossEntropyLoss", {"weight": w, "label_smoothing": 0.2, "ignore_index": 1}, (x, idx)),
         ("NLLLoss", {"weight": w}, (x, idx)),
         ("PoissonNLLLoss", {"log_input": False, "full": True}, (p, np.round(p * 4))),
@@ -124,7 +150,8 @@ def _module_pairs():
         ("MarginRankingLoss", {"margin": 0.3}, (x[:, 0], x[:, 1], s)),
         ("HingeEmbeddingLoss", {"margin": 0.5}, (x, np.sign(x))),
         ("MultiLabelMarginLoss", {}, (x, mlm)),
-        ("HuberLoss", {"delta": 0.4}, (x, p)), ("SmoothL1Loss", {"beta": 0.3}, (x, p)),
+        ("HuberLoss", {"delta": 0.4}, (x, p)),
+        ("SmoothL1Loss", {"beta": 0.3}, (x, p)),
         ("SoftMarginLoss", {}, (x, np.sign(x))),
         ("MultiLabelSoftMarginLoss", {"weight": w}, (x, np.round(p))),
         ("CosineEmbeddingLoss", {"margin": 0.2}, (x, p, s)),
@@ -134,7 +161,9 @@ def _module_pairs():
     ]
 
 
-@pytest.mark.parametrize("name,options,inputs", _module_pairs(), ids=[m[0] for m in _module_pairs()])
+@pytest.mark.parametrize(
+    "name,options,inputs", _module_pairs(), ids=[m[0] for m in _module_pairs()]
+)
 def test_modules_match_torch_modules(name, options, inputs):
     to_t = lambda v: torch.from_numpy(np.asarray(v)) if isinstance(v, np.ndarray) else v
     theirs = getattr(torch.nn, name)(**{k: to_t(v) for k, v in options.items()})
@@ -149,8 +178,9 @@ def test_modules_match_torch_modules(name, options, inputs):
 def test_module_inside_jit():
     loss = nn.CrossEntropyLoss(weight=np.linspace(1, 2, 3), label_smoothing=0.1)
     logits, labels = rng.standard_normal((4, 3)), np.array([0, 1, 2, 0])
-    np.testing.assert_allclose(jax.jit(lambda a, b: loss(a, b))(logits, labels),
-                               loss(logits, labels), rtol=1e-12)
+    np.testing.assert_allclose(
+        jax.jit(lambda a, b: loss(a, b))(logits, labels), loss(logits, labels), rtol=1e-12
+    )
 
 
 def test_numeric_options_may_be_traced():
@@ -158,13 +188,19 @@ def test_numeric_options_may_be_traced():
     logits, labels = rng.standard_normal((4, 3)), np.array([0, 1, 2, 0])
     np.testing.assert_allclose(
         jax.jit(F.cross_entropy)(logits, labels, label_smoothing=0.2, ignore_index=1),
-        F.cross_entropy(logits, labels, label_smoothing=0.2, ignore_index=1), rtol=1e-12)
+        F.cross_entropy(logits, labels, label_smoothing=0.2, ignore_index=1),
+        rtol=1e-12,
+    )
     x, y = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
     for fn, option in ((F.huber_loss, "delta"), (F.smooth_l1_loss, "beta")):
-        np.testing.assert_allclose(jax.jit(fn)(x, y, **{option: 0.5}),
-                                   fn(x, y, **{option: 0.5}), rtol=1e-12)
-    np.testing.assert_allclose(jax.jit(F.triplet_margin_loss)(x, y, x[::-1], margin=0.5),
-                               F.triplet_margin_loss(x, y, x[::-1], margin=0.5), rtol=1e-12)
+        np.testing.assert_allclose(
+            jax.jit(fn)(x, y, **{option: 0.5}), fn(x, y, **{option: 0.5}), rtol=1e-12
+        )
+    np.testing.assert_allclose(
+        jax.jit(F.triplet_margin_loss)(x, y, x[::-1], margin=0.5),
+        F.triplet_margin_loss(x, y, x[::-1], margin=0.5),
+        rtol=1e-12,
+    )
 
 
 def test_quickstart_example_runs_and_styles_agree():
@@ -192,16 +228,27 @@ def test_where_masked_positions_may_hold_any_label(fn):
 def test_cosine_similarity_matches_torch(dim):
     x1, x2 = rng.standard_normal((4, 5)), rng.standard_normal((1, 5))
     x1[0] = 1e-10  # below eps: torch clamps each norm separately
-    expected = torch.nn.functional.cosine_similarity(torch.from_numpy(x1), torch.from_numpy(x2),
-                                                     dim=dim)
-    np.testing.assert_allclose(F.cosine_similarity(x1, x2, dim=dim), expected.numpy(),
-                               rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(nn.CosineSimilarity(dim=dim)(x1, x2), expected.numpy(),
-                               rtol=1e-12, atol=1e-15)
+    expected = torch.nn.functional.cosine_similarity(
+        torch.from_numpy(x1), torch.from_numpy(x2), dim=dim
+    )
+    np.testing.assert_allclose(
+        F.cosine_similarity(x1, x2, dim=dim), expected.numpy(), rtol=1e-12, atol=1e-15
+    )
+    np.testing.assert_allclose(
+        nn.CosineSimilarity(dim=dim)(x1, x2), expected.numpy(), rtol=1e-12, atol=1e-15
+    )
 
 
-def test_cosine_similarity_rejects_scalars_and_bad_axis():
-    with pytest.raises(ValueError, match="vector axis"):
-        F.cosine_similarity(np.float64(1.0), np.float64(2.0), dim=0)
+@pytest.mark.parametrize("x1,x2,dim", [(2.0, -3.0, 0), (0.5, 4.0, -1), (0.0, 1.0, 0)])
+def test_cosine_similarity_of_scalars_is_torchs(x1, x2, dim):
+    """torch reads two scalars as one-element vectors: the product of their signs (0 at 0)."""
+    expected = torch.nn.functional.cosine_similarity(torch.tensor(x1), torch.tensor(x2), dim=dim)
+    ours = F.cosine_similarity(np.float64(x1), np.float64(x2), dim=dim)
+    assert ours.shape == () and float(ours) == float(expected)
+
+
+def test_cosine_similarity_rejects_a_bad_axis():
+    with pytest.raises(ValueError, match="axis"):
+        F.cosine_similarity(np.float64(1.0), np.float64(2.0), dim=1)  # torch: out of range
     with pytest.raises(ValueError, match="axis"):
         F.cosine_similarity(np.ones((2, 3)), np.ones((2, 3)), dim=2)

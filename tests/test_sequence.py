@@ -13,6 +13,9 @@ import torch
 import jaxloss
 from jaxloss.compat import functional as F
 
+# float64 comparisons: 64-bit JAX arrays, scoped to each test.
+pytestmark = pytest.mark.usefixtures("x64")
+
 rng = np.random.default_rng(0)
 B, T, K, S = 4, 15, 6, 5
 LOGITS = rng.standard_normal((B, T, K)) * 2
@@ -29,8 +32,12 @@ def _paddings(lengths, width):
 def _torch_losses(logits, labels, input_lengths, label_lengths, **options):
     x = torch.tensor(logits, requires_grad=True)
     loss = torch.nn.functional.ctc_loss(
-        x.log_softmax(-1).transpose(0, 1), torch.tensor(labels), torch.tensor(input_lengths),
-        torch.tensor(label_lengths), **options)
+        x.log_softmax(-1).transpose(0, 1),
+        torch.tensor(labels),
+        torch.tensor(input_lengths),
+        torch.tensor(label_lengths),
+        **options,
+    )
     loss.sum().backward()
     return loss.detach().numpy(), x.grad.numpy()
 
@@ -39,30 +46,45 @@ def test_matches_optax_values_and_gradients():
     """optax.ctc_loss takes logits and paddings and returns per-sequence losses."""
     logit_pad = _paddings(INPUT_LENGTHS, T)
     label_pad = _paddings(LABEL_LENGTHS, S)
-    ours = jax.value_and_grad(lambda x: jnp.sum(jaxloss.ctc_loss(
-        x, LABELS, logit_paddings=logit_pad, label_paddings=label_pad, reduction="none")))
-    theirs = jax.value_and_grad(lambda x: jnp.sum(optax.losses.ctc_loss(
-        x, logit_pad, LABELS, label_pad)))
+    ours = jax.value_and_grad(
+        lambda x: jnp.sum(
+            jaxloss.ctc_loss(
+                x, LABELS, logit_paddings=logit_pad, label_paddings=label_pad, reduction="none"
+            )
+        )
+    )
+    theirs = jax.value_and_grad(
+        lambda x: jnp.sum(optax.losses.ctc_loss(x, logit_pad, LABELS, label_pad))
+    )
     (v1, g1), (v2, g2) = ours(LOGITS), theirs(LOGITS)
     np.testing.assert_allclose(v1, v2, rtol=1e-9)
     np.testing.assert_allclose(g1, g2, atol=1e-9)
 
 
 def test_lengths_and_paddings_are_the_same_thing():
-    by_lengths = jaxloss.ctc_loss(LOGITS, LABELS, input_lengths=INPUT_LENGTHS,
-                                  label_lengths=LABEL_LENGTHS, reduction="none")
-    by_paddings = jaxloss.ctc_loss(LOGITS, LABELS, logit_paddings=_paddings(INPUT_LENGTHS, T) > 0,
-                                   label_paddings=_paddings(LABEL_LENGTHS, S),
-                                   reduction="none")
+    by_lengths = jaxloss.ctc_loss(
+        LOGITS, LABELS, input_lengths=INPUT_LENGTHS, label_lengths=LABEL_LENGTHS, reduction="none"
+    )
+    by_paddings = jaxloss.ctc_loss(
+        LOGITS,
+        LABELS,
+        logit_paddings=_paddings(INPUT_LENGTHS, T) > 0,
+        label_paddings=_paddings(LABEL_LENGTHS, S),
+        reduction="none",
+    )
     np.testing.assert_array_equal(by_lengths, by_paddings)
 
 
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
 def test_native_matches_torch_on_logits(reduction):
-    values, grads = _torch_losses(LOGITS, LABELS, INPUT_LENGTHS, LABEL_LENGTHS,
-                                  reduction=reduction)
-    fn = functools.partial(jaxloss.ctc_loss, labels=LABELS, input_lengths=INPUT_LENGTHS,
-                           label_lengths=LABEL_LENGTHS, reduction=reduction)
+    values, grads = _torch_losses(LOGITS, LABELS, INPUT_LENGTHS, LABEL_LENGTHS, reduction=reduction)
+    fn = functools.partial(
+        jaxloss.ctc_loss,
+        labels=LABELS,
+        input_lengths=INPUT_LENGTHS,
+        label_lengths=LABEL_LENGTHS,
+        reduction=reduction,
+    )
     np.testing.assert_allclose(fn(LOGITS), values, rtol=1e-12)
     np.testing.assert_allclose(jax.grad(lambda x: jnp.sum(fn(x)))(LOGITS), grads, atol=1e-12)
 
@@ -76,12 +98,17 @@ def test_from_logits_false_takes_log_probs_as_they_are():
 
 def test_zero_infinity_zeroes_impossible_rows_and_their_gradient():
     input_lengths = np.array([15, 4, 9, 15])  # row 1 needs at least 3 frames; make it 4 labels
-    label_lengths = np.array([5, 5, 0, 4])    # row 1: 5 labels with a repeat in 4 frames
+    label_lengths = np.array([5, 5, 0, 4])  # row 1: 5 labels with a repeat in 4 frames
     labels = LABELS.copy()
     labels[1] = [1, 1, 2, 3, 4]
-    fn = lambda x, zi: jaxloss.ctc_loss(x, labels, input_lengths=input_lengths,  # noqa: E731
-                                        label_lengths=label_lengths, zero_infinity=zi,
-                                        reduction="none")
+    fn = lambda x, zi: jaxloss.ctc_loss(
+        x,
+        labels,
+        input_lengths=input_lengths,
+        label_lengths=label_lengths,
+        zero_infinity=zi,
+        reduction="none",
+    )
     assert np.isinf(fn(LOGITS, False)[1]) and fn(LOGITS, True)[1] == 0
     grad_inf = jax.grad(lambda x: jnp.sum(fn(x, False)))(LOGITS)
     grad_zero = jax.grad(lambda x: jnp.sum(fn(x, True)))(LOGITS)
@@ -92,20 +119,28 @@ def test_zero_infinity_zeroes_impossible_rows_and_their_gradient():
 
 def test_where_drops_sequences_from_the_mean():
     where = np.array([True, False, True, True])
-    masked = jaxloss.ctc_loss(LOGITS, LABELS, input_lengths=INPUT_LENGTHS,
-                              label_lengths=LABEL_LENGTHS, where=where)
-    kept = jaxloss.ctc_loss(LOGITS[where], LABELS[where], input_lengths=INPUT_LENGTHS[where],
-                            label_lengths=LABEL_LENGTHS[where])
+    masked = jaxloss.ctc_loss(
+        LOGITS, LABELS, input_lengths=INPUT_LENGTHS, label_lengths=LABEL_LENGTHS, where=where
+    )
+    kept = jaxloss.ctc_loss(
+        LOGITS[where],
+        LABELS[where],
+        input_lengths=INPUT_LENGTHS[where],
+        label_lengths=LABEL_LENGTHS[where],
+    )
     np.testing.assert_allclose(masked, kept, rtol=1e-12)
 
 
 def test_traced_lengths_under_jit_and_invalid_label_gives_nan():
-    fn = jax.jit(lambda x, y, il, ll: jaxloss.ctc_loss(x, y, input_lengths=il, label_lengths=ll,
-                                                       reduction="none"))
-    eager = jaxloss.ctc_loss(LOGITS, LABELS, input_lengths=INPUT_LENGTHS,
-                             label_lengths=LABEL_LENGTHS, reduction="none")
-    np.testing.assert_allclose(fn(LOGITS, LABELS, INPUT_LENGTHS, LABEL_LENGTHS), eager,
-                               rtol=1e-12)
+    fn = jax.jit(
+        lambda x, y, il, ll: jaxloss.ctc_loss(
+            x, y, input_lengths=il, label_lengths=ll, reduction="none"
+        )
+    )
+    eager = jaxloss.ctc_loss(
+        LOGITS, LABELS, input_lengths=INPUT_LENGTHS, label_lengths=LABEL_LENGTHS, reduction="none"
+    )
+    np.testing.assert_allclose(fn(LOGITS, LABELS, INPUT_LENGTHS, LABEL_LENGTHS), eager, rtol=1e-12)
     bad = LABELS.copy()
     bad[2, 0] = 0  # the blank, but past row 2's length (0): ignored
     bad[3, 1] = 0  # the blank inside row 3's labels
@@ -113,7 +148,8 @@ def test_traced_lengths_under_jit_and_invalid_label_gives_nan():
     assert np.isnan(out[3]) and np.all(np.isfinite(out[:3]))
     with pytest.raises(ValueError, match="blank"):
         jaxloss.checked(lambda x, y: jaxloss.ctc_loss(x, y, label_lengths=LABEL_LENGTHS))(
-            LOGITS, bad)
+            LOGITS, bad
+        )
 
 
 def test_concatenated_targets_with_traced_lengths_under_jit():
@@ -121,8 +157,7 @@ def test_concatenated_targets_with_traced_lengths_under_jit():
     log_probs = np.swapaxes(np.asarray(jax.nn.log_softmax(LOGITS)), 0, 1)
     jitted = jax.jit(lambda lp, il, tl: F.ctc_loss(lp, concatenated, il, tl, reduction="none"))
     padded = F.ctc_loss(log_probs, LABELS, INPUT_LENGTHS, LABEL_LENGTHS, reduction="none")
-    np.testing.assert_allclose(jitted(log_probs, INPUT_LENGTHS, LABEL_LENGTHS), padded,
-                               rtol=1e-12)
+    np.testing.assert_allclose(jitted(log_probs, INPUT_LENGTHS, LABEL_LENGTHS), padded, rtol=1e-12)
 
 
 def test_long_sequence_matches_torch_in_float64():  # T=1000, S=150
@@ -131,27 +166,48 @@ def test_long_sequence_matches_torch_in_float64():  # T=1000, S=150
     labels = rng.integers(1, 20, (2, width))
     lengths, label_lengths = np.array([steps, 850]), np.array([width, 120])
     values, grads = _torch_losses(logits, labels, lengths, label_lengths, reduction="sum")
-    value, grad = jax.value_and_grad(lambda x: jaxloss.ctc_loss(
-        x, labels, input_lengths=lengths, label_lengths=label_lengths, reduction="sum"))(logits)
+    value, grad = jax.value_and_grad(
+        lambda x: jaxloss.ctc_loss(
+            x, labels, input_lengths=lengths, label_lengths=label_lengths, reduction="sum"
+        )
+    )(logits)
     np.testing.assert_allclose(value, values, rtol=1e-10)
     np.testing.assert_allclose(grad, grads, atol=1e-9)
 
 
-@pytest.mark.parametrize("call, words", [
-    (lambda: jaxloss.ctc_loss(LOGITS[0, 0], LABELS), ["logits", "(B, T, K)"]),
-    (lambda: jaxloss.ctc_loss(LOGITS, LABELS[0]), ["labels", "(B, S)"]),
-    (lambda: jaxloss.ctc_loss(LOGITS, LABELS.astype(float)), ["labels", "integer"]),
-    (lambda: jaxloss.ctc_loss(LOGITS, LABELS, blank=K), ["blank", str(K)]),
-    (lambda: jaxloss.ctc_loss(LOGITS, LABELS, input_lengths=INPUT_LENGTHS,
-                              logit_paddings=_paddings(INPUT_LENGTHS, T)), ["not both"]),
-    (lambda: jaxloss.ctc_loss(LOGITS, LABELS, logit_paddings=1 - _paddings(INPUT_LENGTHS, T)),
-     ["logit_paddings", "trailing"]),
-    (lambda: jaxloss.ctc_loss(LOGITS, LABELS, label_paddings=np.zeros((B, S + 1))),
-     ["label_paddings", f"[{B}, {S}]"]),
-    (lambda: jaxloss.ctc_loss(LOGITS, LABELS, label_lengths=np.array([1, 2])),
-     ["label_lengths", f"[{B}]"]),
-    (lambda: jaxloss.ctc_loss(LOGITS, LABELS, where=np.ones(3, bool)), ["where"]),
-])
+@pytest.mark.parametrize(
+    "call, words",
+    [
+        (lambda: jaxloss.ctc_loss(LOGITS[0, 0], LABELS), ["logits", "(B, T, K)"]),
+        (lambda: jaxloss.ctc_loss(LOGITS, LABELS[0]), ["labels", "(B, S)"]),
+        (lambda: jaxloss.ctc_loss(LOGITS, LABELS.astype(float)), ["labels", "integer"]),
+        (lambda: jaxloss.ctc_loss(LOGITS, LABELS, blank=K), ["blank", str(K)]),
+        (
+            lambda: jaxloss.ctc_loss(
+                LOGITS,
+                LABELS,
+                input_lengths=INPUT_LENGTHS,
+                logit_paddings=_paddings(INPUT_LENGTHS, T),
+            ),
+            ["not both"],
+        ),
+        (
+            lambda: jaxloss.ctc_loss(
+                LOGITS, LABELS, logit_paddings=1 - _paddings(INPUT_LENGTHS, T)
+            ),
+            ["logit_paddings", "trailing"],
+        ),
+        (
+            lambda: jaxloss.ctc_loss(LOGITS, LABELS, label_paddings=np.zeros((B, S + 1))),
+            ["label_paddings", f"[{B}, {S}]"],
+        ),
+        (
+            lambda: jaxloss.ctc_loss(LOGITS, LABELS, label_lengths=np.array([1, 2])),
+            ["label_lengths", f"[{B}]"],
+        ),
+        (lambda: jaxloss.ctc_loss(LOGITS, LABELS, where=np.ones(3, bool)), ["where"]),
+    ],
+)
 def test_native_errors_name_the_argument(call, words):
     with pytest.raises((ValueError, TypeError)) as info:
         call()
