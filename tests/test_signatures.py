@@ -42,11 +42,16 @@ def test_pairwise_distance_signature_matches_torch_docstring():
     # torch's pairwise_distance is a builtin without an inspectable signature; its docstring
     # reads "pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False) -> Tensor".
     assert "pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False)" in (
-        torch.nn.functional.pairwise_distance.__doc__)
+        torch.nn.functional.pairwise_distance.__doc__
+    )
     ours = inspect.signature(functional.pairwise_distance)
     assert [(p.name, p.default) for p in ours.parameters.values()] == [
-        ("x1", inspect.Parameter.empty), ("x2", inspect.Parameter.empty), ("p", 2.0),
-        ("eps", 1e-6), ("keepdim", False)]
+        ("x1", inspect.Parameter.empty),
+        ("x2", inspect.Parameter.empty),
+        ("p", 2.0),
+        ("eps", 1e-6),
+        ("keepdim", False),
+    ]
 
 
 @pytest.mark.parametrize("name", ["PairwiseDistance", "CosineSimilarity"])
