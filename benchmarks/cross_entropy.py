@@ -65,7 +65,7 @@ def _timed(fn, repeats):
 def _xla_temp_bytes(jitted, *args):
     try:
         return int(jitted.lower(*args).compile().memory_analysis().temp_size_in_bytes)
-    except Exception:  # noqa: BLE001 - memory analysis is optional per backend
+    except Exception:
         return None
 
 
@@ -91,19 +91,27 @@ def _ce_contenders(n, c, dtype):
     # constants would let XLA fold them into the program).
     losses = {
         "jaxloss": (lambda x, y, w: jaxloss.cross_entropy(x, y), y),
-        "jaxloss+options": (lambda x, y, w: jaxloss.cross_entropy(
-            x, y, weight=w, label_smoothing=0.1), y_ignored),
-        "optax": (lambda x, y, w: optax.losses.softmax_cross_entropy_with_integer_labels(
-            x, y).mean(), y),
-        "naive": (lambda x, y, w: -jnp.mean(jnp.sum(jax.nn.log_softmax(x)
-                                                    * jax.nn.one_hot(y, c), -1)), y),
+        "jaxloss+options": (
+            lambda x, y, w: jaxloss.cross_entropy(x, y, weight=w, label_smoothing=0.1),
+            y_ignored,
+        ),
+        "optax": (
+            lambda x, y, w: optax.losses.softmax_cross_entropy_with_integer_labels(x, y).mean(),
+            y,
+        ),
+        "naive": (
+            lambda x, y, w: -jnp.mean(jnp.sum(jax.nn.log_softmax(x) * jax.nn.one_hot(y, c), -1)),
+            y,
+        ),
     }
     steps, temps = {}, {}
     for name, (loss, labels) in losses.items():
-        step = jax.jit(jax.value_and_grad(
-            lambda x, y, w, loss=loss: loss(x, y, w).astype(jnp.float32)))
-        steps[name] = (lambda step=step, labels=labels: jax.block_until_ready(
-            step(x, labels, weight)))
+        step = jax.jit(
+            jax.value_and_grad(lambda x, y, w, loss=loss: loss(x, y, w).astype(jnp.float32))
+        )
+        steps[name] = lambda step=step, labels=labels: jax.block_until_ready(
+            step(x, labels, weight)
+        )
         temps[name] = _xla_temp_bytes(step, x, labels, weight)
     torch_dtype = torch.bfloat16 if dtype == jnp.bfloat16 else torch.float32
     xt = torch.tensor(np.asarray(x, np.float32)).to(torch_dtype)
@@ -129,13 +137,20 @@ def bench_cross_entropy(shapes, dtypes, repeats, copy_gbps):
             bound = 2 * itemsize * n * c
             medians = {name: _timed(step, repeats)[0] for name, step in steps.items()}
             for name, step in steps.items():
-                rows.append(dict(
-                    section="cross_entropy", shape=[n, c], dtype=jnp.dtype(dtype).name,
-                    contender=name, median_ms=medians[name],
-                    ratio_to_jaxloss=medians[name] / medians["jaxloss"],
-                    effective_gbps=bound / (medians[name] * 1e-3) / 1e9,
-                    fraction_of_copy=bound / (medians[name] * 1e-3) / 1e9 / copy_gbps,
-                    xla_temp_bytes=temps[name], peak_rss_growth_bytes=_peak_rss_growth(step)))
+                rows.append(
+                    dict(
+                        section="cross_entropy",
+                        shape=[n, c],
+                        dtype=jnp.dtype(dtype).name,
+                        contender=name,
+                        median_ms=medians[name],
+                        ratio_to_jaxloss=medians[name] / medians["jaxloss"],
+                        effective_gbps=bound / (medians[name] * 1e-3) / 1e9,
+                        fraction_of_copy=bound / (medians[name] * 1e-3) / 1e9 / copy_gbps,
+                        xla_temp_bytes=temps[name],
+                        peak_rss_growth_bytes=_peak_rss_growth(step),
+                    )
+                )
     return rows
 
 
@@ -162,9 +177,12 @@ def _fused_contenders(n, d, v, dtype):
         pass
     steps, temps = {}, {}
     for name, loss in losses.items():
-        step = jax.jit(jax.value_and_grad(lambda x, w, loss=loss: loss(x, w).astype(jnp.float32),
-                                          argnums=(0, 1)))
-        steps[name] = (lambda step=step: jax.block_until_ready(step(x, w)))
+        step = jax.jit(
+            jax.value_and_grad(
+                lambda x, w, loss=loss: loss(x, w).astype(jnp.float32), argnums=(0, 1)
+            )
+        )
+        steps[name] = lambda step=step: jax.block_until_ready(step(x, w))
         temps[name] = _xla_temp_bytes(step, x, w)
     torch_dtype = torch.bfloat16 if dtype == jnp.bfloat16 else torch.float32
     xt = torch.tensor(np.asarray(x, np.float32)).to(torch_dtype)
@@ -190,9 +208,17 @@ def bench_fused(shape, dtypes, repeats):
         for name, step in steps.items():
             rss = _peak_rss_growth(step)  # also the warm-up run
             best[name] = _timed(step, repeats)[1]
-            rows.append(dict(section="linear_cross_entropy", shape=list(shape),
-                             dtype=jnp.dtype(dtype).name, contender=name, best_ms=best[name],
-                             xla_temp_bytes=temps[name], peak_rss_growth_bytes=rss))
+            rows.append(
+                dict(
+                    section="linear_cross_entropy",
+                    shape=list(shape),
+                    dtype=jnp.dtype(dtype).name,
+                    contender=name,
+                    best_ms=best[name],
+                    xla_temp_bytes=temps[name],
+                    peak_rss_growth_bytes=rss,
+                )
+            )
         for row in rows:
             if row["dtype"] == jnp.dtype(dtype).name:
                 row["ratio_to_jaxloss"] = row["best_ms"] / best["jaxloss"]
@@ -206,19 +232,27 @@ def _mib(value):
 
 def _print(ce_rows, fused_rows, copy_gbps):
     print(f"memory copy (reused buffer, read+write): {copy_gbps:.1f} GB/s")
-    print(f"\ncross-entropy fwd+bwd ({'N, C':>13}) {'dtype':>9} {'contender':>16} {'median ms':>10} "
-          f"{'/jaxloss':>8} {'GB/s':>6} {'of copy':>7} {'XLA MiB':>8} {'RSS MiB':>8}")
+    print(
+        f"\ncross-entropy fwd+bwd ({'N, C':>13}) {'dtype':>9} {'contender':>16} {'median ms':>10} "
+        f"{'/jaxloss':>8} {'GB/s':>6} {'of copy':>7} {'XLA MiB':>8} {'RSS MiB':>8}"
+    )
     for r in ce_rows:
-        print(f"{'':22}{str(tuple(r['shape'])):>14} {r['dtype']:>9} {r['contender']:>16} "
-              f"{r['median_ms']:10.1f} {r['ratio_to_jaxloss']:8.2f} {r['effective_gbps']:6.1f} "
-              f"{r['fraction_of_copy']:7.2f} {_mib(r['xla_temp_bytes']):>8} "
-              f"{_mib(r['peak_rss_growth_bytes']):>8}")
-    print(f"\nfused linear CE fwd+bwd ({'N, D, V':>17}) {'dtype':>9} {'contender':>16} "
-          f"{'best ms':>10} {'/jaxloss':>8} {'/naive':>7} {'XLA MiB':>8} {'RSS MiB':>8}")
+        print(
+            f"{'':22}{tuple(r['shape'])!s:>14} {r['dtype']:>9} {r['contender']:>16} "
+            f"{r['median_ms']:10.1f} {r['ratio_to_jaxloss']:8.2f} {r['effective_gbps']:6.1f} "
+            f"{r['fraction_of_copy']:7.2f} {_mib(r['xla_temp_bytes']):>8} "
+            f"{_mib(r['peak_rss_growth_bytes']):>8}"
+        )
+    print(
+        f"\nfused linear CE fwd+bwd ({'N, D, V':>17}) {'dtype':>9} {'contender':>16} "
+        f"{'best ms':>10} {'/jaxloss':>8} {'/naive':>7} {'XLA MiB':>8} {'RSS MiB':>8}"
+    )
     for r in fused_rows:
-        print(f"{'':24}{str(tuple(r['shape'])):>18} {r['dtype']:>9} {r['contender']:>16} "
-              f"{r['best_ms']:10.1f} {r['ratio_to_jaxloss']:8.2f} {r['ratio_to_naive']:7.2f} "
-              f"{_mib(r['xla_temp_bytes']):>8} {_mib(r['peak_rss_growth_bytes']):>8}")
+        print(
+            f"{'':24}{tuple(r['shape'])!s:>18} {r['dtype']:>9} {r['contender']:>16} "
+            f"{r['best_ms']:10.1f} {r['ratio_to_jaxloss']:8.2f} {r['ratio_to_naive']:7.2f} "
+            f"{_mib(r['xla_temp_bytes']):>8} {_mib(r['peak_rss_growth_bytes']):>8}"
+        )
 
 
 def _chart(ce_rows, fused_rows, path):
@@ -232,11 +266,23 @@ def _chart(ce_rows, fused_rows, path):
     fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5))
     width = 0.8 / len(contenders)
     for k, name in enumerate(contenders):
-        values = [next((r["ratio_to_jaxloss"] for r in ce_rows if (tuple(r["shape"]), r["dtype"])
-                        == g and r["contender"] == name), np.nan) for g in groups]
+        values = [
+            next(
+                (
+                    r["ratio_to_jaxloss"]
+                    for r in ce_rows
+                    if (tuple(r["shape"]), r["dtype"]) == g and r["contender"] == name
+                ),
+                np.nan,
+            )
+            for g in groups
+        ]
         left.bar(np.arange(len(groups)) + k * width, values, width, label=name)
-    left.set_xticks(np.arange(len(groups)) + 0.4 - width / 2,
-                    [f"{g[0][0]}x{g[0][1]}\n{g[1]}" for g in groups], fontsize=8)
+    left.set_xticks(
+        np.arange(len(groups)) + 0.4 - width / 2,
+        [f"{g[0][0]}x{g[0][1]}\n{g[1]}" for g in groups],
+        fontsize=8,
+    )
     left.axhline(1.0, color="k", lw=0.5)
     left.set(title="cross-entropy fwd+bwd: time / jaxloss", ylabel="ratio")
     left.legend(fontsize=8)
@@ -244,8 +290,17 @@ def _chart(ce_rows, fused_rows, path):
     fused_names = sorted({r["contender"] for r in fused_rows})
     width = 0.8 / max(len(fused_names), 1)
     for k, name in enumerate(fused_names):
-        values = [next((r["best_ms"] / 1e3 for r in fused_rows if r["dtype"] == g
-                        and r["contender"] == name), np.nan) for g in fused_groups]
+        values = [
+            next(
+                (
+                    r["best_ms"] / 1e3
+                    for r in fused_rows
+                    if r["dtype"] == g and r["contender"] == name
+                ),
+                np.nan,
+            )
+            for g in fused_groups
+        ]
         right.bar(np.arange(len(fused_groups)) + k * width, values, width, label=name)
     right.set_xticks(np.arange(len(fused_groups)) + 0.4 - width / 2, fused_groups)
     shape = fused_rows[0]["shape"] if fused_rows else ""
@@ -257,8 +312,9 @@ def _chart(ce_rows, fused_rows, path):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="tiny shapes, 2 repeats")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--fused-repeats", type=int, default=2)
@@ -271,16 +327,27 @@ def main(argv=None) -> int:
         repeats, fused_repeats = args.repeats, args.fused_repeats
     dtypes = [jnp.float32, jnp.bfloat16]
     copy_gbps = _copy_gbps(min(2**29, 8 * max(n * c for n, c in ce_shapes)), repeats)
-    print(f"jax {jax.__version__}; float32 and bfloat16; {repeats} repeats (CE), "
-          f"{fused_repeats} (fused)", flush=True)
+    print(
+        f"jax {jax.__version__}; float32 and bfloat16; {repeats} repeats (CE), "
+        f"{fused_repeats} (fused)",
+        flush=True,
+    )
     ce_rows = bench_cross_entropy(ce_shapes, dtypes, repeats, copy_gbps)
     fused_rows = bench_fused(fused_shape, dtypes, fused_repeats)
     _print(ce_rows, fused_rows, copy_gbps)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "cross_entropy.json").write_text(json.dumps(
-        dict(jax=jax.__version__, copy_gbps=copy_gbps, cross_entropy=ce_rows,
-             linear_cross_entropy=fused_rows), indent=1))
+    (out / "cross_entropy.json").write_text(
+        json.dumps(
+            dict(
+                jax=jax.__version__,
+                copy_gbps=copy_gbps,
+                cross_entropy=ce_rows,
+                linear_cross_entropy=fused_rows,
+            ),
+            indent=1,
+        )
+    )
     _chart(ce_rows, fused_rows, out / "cross_entropy.png")
     print(f"\nwrote {out / 'cross_entropy.json'} and {out / 'cross_entropy.png'}")
     return 0

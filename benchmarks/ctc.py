@@ -42,21 +42,26 @@ def _contenders(logits, labels, input_lengths, label_lengths):
     logit_pad = (jnp.arange(steps)[None, :] >= il[:, None]).astype(jnp.float32)
     label_pad = (jnp.arange(width)[None, :] >= ll[:, None]).astype(jnp.float32)
 
-    ours = jax.jit(jax.value_and_grad(lambda x: jaxloss.ctc_loss(
-        x, y, input_lengths=il, label_lengths=ll, reduction="sum")))
-    theirs = jax.jit(jax.value_and_grad(lambda x: jnp.sum(optax.losses.ctc_loss(
-        x, logit_pad, y, label_pad))))
+    ours = jax.jit(
+        jax.value_and_grad(
+            lambda x: jaxloss.ctc_loss(x, y, input_lengths=il, label_lengths=ll, reduction="sum")
+        )
+    )
+    theirs = jax.jit(
+        jax.value_and_grad(lambda x: jnp.sum(optax.losses.ctc_loss(x, logit_pad, y, label_pad)))
+    )
 
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     x_t = torch.from_numpy(np.ascontiguousarray(logits.transpose(1, 0, 2)))
     y_t = torch.from_numpy(labels.astype(np.int64))
-    il_t, ll_t = torch.from_numpy(input_lengths.astype(np.int64)), torch.from_numpy(
-        label_lengths.astype(np.int64))
+    il_t, ll_t = (
+        torch.from_numpy(input_lengths.astype(np.int64)),
+        torch.from_numpy(label_lengths.astype(np.int64)),
+    )
 
     def torch_step():
         leaf = x_t.detach().requires_grad_(True)
-        loss = torch.nn.functional.ctc_loss(leaf.log_softmax(2), y_t, il_t, ll_t,
-                                            reduction="sum")
+        loss = torch.nn.functional.ctc_loss(leaf.log_softmax(2), y_t, il_t, ll_t, reduction="sum")
         loss.backward()
         return loss.item(), leaf.grad
 
@@ -86,25 +91,33 @@ def _agreement(steps):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="tiny shapes, 2 repeats")
     parser.add_argument("--repeats", type=int, default=21)
     args = parser.parse_args(argv)
     shapes, repeats = (QUICK_SHAPES, 2) if args.quick else (SHAPES, args.repeats)
     rng = np.random.default_rng(0)
-    print(f"CTC forward+backward w.r.t. logits, float32, median of {repeats} interleaved rounds "
-          f"(ms); jax {jax.__version__}")
-    print(f"{'B, T, C, S':<22}{'jaxloss':>10}{'optax':>10}{'torch':>10}"
-          f"{'ours/optax':>12}{'ours/torch':>12}   loss: jaxloss / optax / torch")
+    print(
+        f"CTC forward+backward w.r.t. logits, float32, median of {repeats} interleaved rounds "
+        f"(ms); jax {jax.__version__}"
+    )
+    print(
+        f"{'B, T, C, S':<22}{'jaxloss':>10}{'optax':>10}{'torch':>10}"
+        f"{'ours/optax':>12}{'ours/torch':>12}   loss: jaxloss / optax / torch"
+    )
     for shape in shapes:
         steps = _contenders(*_problem(rng, *shape))
         medians = _interleaved_medians(steps, repeats)
         values = _agreement(steps)
-        print(f"{str(shape):<22}{medians['jaxloss']:10.2f}{medians['optax']:10.2f}"
-              f"{medians['torch']:10.2f}{medians['jaxloss'] / medians['optax']:12.2f}"
-              f"{medians['jaxloss'] / medians['torch']:12.2f}   "
-              + " / ".join(f"{v:.6g}" for v in values), flush=True)
+        print(
+            f"{shape!s:<22}{medians['jaxloss']:10.2f}{medians['optax']:10.2f}"
+            f"{medians['torch']:10.2f}{medians['jaxloss'] / medians['optax']:12.2f}"
+            f"{medians['jaxloss'] / medians['torch']:12.2f}   "
+            + " / ".join(f"{v:.6g}" for v in values),
+            flush=True,
+        )
     print("ratio = jaxloss / other; < 1 means jaxloss is faster.")
     return 0
 

@@ -22,14 +22,13 @@ from flax import nnx
 
 import jaxloss
 
-
 # ----------------------------------------------------------------------------- models
+
 
 class MLP(nnx.Module):
     """Linear(10 -> 20) -> ReLU -> Linear(20 -> 5)."""
 
-    def __init__(self, *, rngs: nnx.Rngs, features: int = 10, hidden: int = 20,
-                 classes: int = 5):
+    def __init__(self, *, rngs: nnx.Rngs, features: int = 10, hidden: int = 20, classes: int = 5):
         self.fc1 = nnx.Linear(features, hidden, rngs=rngs)
         self.fc2 = nnx.Linear(hidden, classes, rngs=rngs)
 
@@ -88,20 +87,24 @@ def load_torch_state(model: nnx.Module, state_dict) -> None:
         layer_name, kind = key.rsplit(".", 1)
         layer = getattr(model, layer_name)
         # A copy: jnp.asarray may alias host memory, and torch's optimizer updates in place.
-        array = np.array(value.detach().cpu().numpy() if hasattr(value, "detach") else value,
-                         copy=True)
+        array = np.array(
+            value.detach().cpu().numpy() if hasattr(value, "detach") else value, copy=True
+        )
         if kind == "weight":
             array = array.transpose(2, 3, 1, 0) if array.ndim == 4 else array.T
             target = layer.kernel
         else:
             target = layer.bias
         if tuple(target[...].shape) != array.shape:
-            raise ValueError(f"{key}: torch shape {array.shape} (converted) does not fit the "
-                             f"Flax parameter of shape {tuple(target[...].shape)}.")
+            raise ValueError(
+                f"{key}: torch shape {array.shape} (converted) does not fit the "
+                f"Flax parameter of shape {tuple(target[...].shape)}."
+            )
         target[...] = jnp.array(np.ascontiguousarray(array), target[...].dtype, copy=True)
 
 
 # ----------------------------------------------------------------------------- data
+
 
 class DataError(ValueError):
     """A data directory or file that is missing or not in the expected format."""
@@ -123,16 +126,20 @@ def digits(size: int, channels: int, *, seed: int = 0, test_fraction: float = 0.
     return (images[train], labels[train]), (images[test], labels[test])
 
 
-_IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+_IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 
 
 def _find(directory: Path, name: str) -> Path:
     for candidate in (directory / name, directory / (name + ".gz")):
         if candidate.is_file():
             return candidate
-    raise DataError(f"{directory}: missing {name} (or {name}.gz), one of the standard MNIST "
-                    f"IDX files: {', '.join(n for pair in _IDX_FILES.values() for n in pair)}.")
+    raise DataError(
+        f"{directory}: missing {name} (or {name}.gz), one of the standard MNIST "
+        f"IDX files: {', '.join(n for pair in _IDX_FILES.values() for n in pair)}."
+    )
 
 
 def read_idx(path: Path, expected_dims: int) -> np.ndarray:
@@ -145,17 +152,21 @@ def read_idx(path: Path, expected_dims: int) -> np.ndarray:
     except OSError as err:
         raise DataError(f"{path}: cannot read it ({err}).") from None
     if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08 or raw[3] != expected_dims:
-        raise DataError(f"{path}: not an IDX file of unsigned bytes with {expected_dims} "
-                        f"dimension(s): expected magic 00 00 08 {expected_dims:02x}, got "
-                        f"{raw[:4].hex(' ') or 'an empty file'}.")
+        raise DataError(
+            f"{path}: not an IDX file of unsigned bytes with {expected_dims} "
+            f"dimension(s): expected magic 00 00 08 {expected_dims:02x}, got "
+            f"{raw[:4].hex(' ') or 'an empty file'}."
+        )
     header = 4 + 4 * expected_dims
     if len(raw) < header:
         raise DataError(f"{path}: truncated IDX header.")
     shape = struct.unpack(f">{expected_dims}I", raw[4:header])
     size = int(np.prod(shape))
     if len(raw) - header != size:
-        raise DataError(f"{path}: IDX header says {shape} = {size} bytes of data, the file has "
-                        f"{len(raw) - header}.")
+        raise DataError(
+            f"{path}: IDX header says {shape} = {size} bytes of data, the file has "
+            f"{len(raw) - header}."
+        )
     return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
 
 
@@ -164,15 +175,17 @@ def mnist(data_dir) -> tuple:
     images (N, 28, 28, 1) in [0, 1]."""
     directory = Path(data_dir)
     if not directory.is_dir():
-        raise DataError(f"--data-dir {directory}: no such directory (expected the four MNIST "
-                        "IDX files in it).")
+        raise DataError(
+            f"--data-dir {directory}: no such directory (expected the four MNIST IDX files in it)."
+        )
     out = []
     for split in ("train", "test"):
         image_file, label_file = (_find(directory, name) for name in _IDX_FILES[split])
         images, labels = read_idx(image_file, 3), read_idx(label_file, 1)
         if len(images) != len(labels):
-            raise DataError(f"{image_file} holds {len(images)} images but {label_file} "
-                            f"{len(labels)} labels.")
+            raise DataError(
+                f"{image_file} holds {len(images)} images but {label_file} {len(labels)} labels."
+            )
         if images.shape[1:] != (28, 28):
             raise DataError(f"{image_file}: expected 28x28 images, got {images.shape[1:]}.")
         out.append(((images / 255.0).astype(np.float32)[..., None], labels.astype(np.int32)))
@@ -184,18 +197,23 @@ def _cifar_batch(path: Path):
         with open(path, "rb") as f:
             batch = pickle.load(f, encoding="bytes")
     except FileNotFoundError:
-        raise DataError(f"missing {path}: the CIFAR-10 python version has data_batch_1..5 and "
-                        "test_batch.") from None
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means "not a batch"
+        raise DataError(
+            f"missing {path}: the CIFAR-10 python version has data_batch_1..5 and test_batch."
+        ) from None
+    except Exception as err:
         raise DataError(f"{path}: not a CIFAR-10 python pickle batch ({err}).") from None
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
-        raise DataError(f"{path}: expected a dict with b'data' and b'labels'; got "
-                        f"{sorted(batch) if isinstance(batch, dict) else type(batch).__name__}.")
+        raise DataError(
+            f"{path}: expected a dict with b'data' and b'labels'; got "
+            f"{sorted(batch) if isinstance(batch, dict) else type(batch).__name__}."
+        )
     data = np.asarray(batch[b"data"], np.uint8)
     labels = np.asarray(batch[b"labels"], np.int32)
     if data.ndim != 2 or data.shape[1] != 3072 or len(data) != len(labels):
-        raise DataError(f"{path}: expected data (N, 3072) and N labels; got data "
-                        f"{data.shape} and {len(labels)} labels.")
+        raise DataError(
+            f"{path}: expected data (N, 3072) and N labels; got data "
+            f"{data.shape} and {len(labels)} labels."
+        )
     # Rows are 1024 red, 1024 green, 1024 blue values of a 32x32 image (CHW).
     images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return (images / 255.0).astype(np.float32), labels
@@ -206,28 +224,37 @@ def cifar10(data_dir) -> tuple:
     cifar-10-batches-py folder): ((train x, y), (test x, y)), images (N, 32, 32, 3) in [0, 1]."""
     directory = Path(data_dir)
     if not directory.is_dir():
-        raise DataError(f"--data-dir {directory}: no such directory (expected the CIFAR-10 "
-                        "python batches in it).")
+        raise DataError(
+            f"--data-dir {directory}: no such directory (expected the CIFAR-10 "
+            "python batches in it)."
+        )
     if (directory / "cifar-10-batches-py").is_dir():
         directory = directory / "cifar-10-batches-py"
     train = [_cifar_batch(directory / f"data_batch_{i}") for i in range(1, 6)]
     test = _cifar_batch(directory / "test_batch")
-    return ((np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])),
-            test)
+    return ((np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])), test)
 
 
 # ----------------------------------------------------------------------------- training
 
+
 def parser(description: str, *, epochs: int, batch_size: int, lr: float) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--epochs", type=int, default=epochs)
-    p.add_argument("--steps", type=int, default=None,
-                   help="stop after this many optimizer steps (overrides --epochs)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="stop after this many optimizer steps (overrides --epochs)",
+    )
     p.add_argument("--batch-size", type=int, default=batch_size)
     p.add_argument("--lr", type=float, default=lr)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-dir", default=None,
-                   help="directory of the real data set; default: the embedded digits")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="directory of the real data set; default: the embedded digits",
+    )
     p.add_argument("--out", default="runs", help="where the loss/accuracy plot goes")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -235,8 +262,9 @@ def parser(description: str, *, epochs: int, batch_size: int, lr: float) -> argp
 
 def sgd(lr: float, *, momentum: float = 0.0, weight_decay: float = 0.0):
     """torch.optim.SGD: weight decay added to the gradient before momentum, as torch does."""
-    return optax.chain(optax.add_decayed_weights(weight_decay),
-                       optax.sgd(lr, momentum=momentum or None))
+    return optax.chain(
+        optax.add_decayed_weights(weight_decay), optax.sgd(lr, momentum=momentum or None)
+    )
 
 
 def make_train_step(loss_fn):
@@ -260,8 +288,10 @@ def _predict(model, images):
 
 
 def accuracy(model, images, labels, batch_size: int = 1000) -> float:
-    hits = sum(int(jnp.sum(_predict(model, images[i:i + batch_size]) == labels[i:i + batch_size]))
-               for i in range(0, len(images), batch_size))
+    hits = sum(
+        int(jnp.sum(_predict(model, images[i : i + batch_size]) == labels[i : i + batch_size]))
+        for i in range(0, len(images), batch_size)
+    )
     return hits / max(len(images), 1)
 
 
@@ -284,7 +314,7 @@ def train(model, optimizer, loss_fn, train_data, test_data, args, *, name: str) 
         for b in range(steps_per_epoch):
             if step == total:
                 break
-            idx = order[b * args.batch_size:(b + 1) * args.batch_size]
+            idx = order[b * args.batch_size : (b + 1) * args.batch_size]
             loss = float(step_fn(model, optimizer, images[idx], labels[idx]))
             running = loss if running is None else 0.9 * running + 0.1 * loss
             history["step"].append(step)
@@ -294,8 +324,10 @@ def train(model, optimizer, loss_fn, train_data, test_data, args, *, name: str) 
             bar.set_postfix(loss=f"{running:.4f}")
         history["epoch_step"].append(step)
         history["test_accuracy"].append(accuracy(model, *test_data))
-        bar.write(f"epoch {len(history['epoch_step'])}: loss {running:.4f}, "
-                  f"test accuracy {100 * history['test_accuracy'][-1]:.1f}%")
+        bar.write(
+            f"epoch {len(history['epoch_step'])}: loss {running:.4f}, "
+            f"test accuracy {100 * history['test_accuracy'][-1]:.1f}%"
+        )
     bar.close()
     history["seconds"] = time.perf_counter() - start
     print(f"test accuracy: {100 * history['test_accuracy'][-1]:.1f}%")
@@ -326,4 +358,3 @@ def plot(history: dict, out: Path, name: str) -> Path:
 def cross_entropy(weight=None):
     """The examples' criterion: jaxloss's cross-entropy (torch's CrossEntropyLoss)."""
     return lambda logits, labels: jaxloss.cross_entropy(logits, labels, weight=weight)
-

@@ -16,11 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from flax import nnx  # noqa: E402
-
-from common import MLP, cross_entropy, parser, sgd, train  # noqa: E402
+import jax.numpy as jnp
+import numpy as np
+from common import MLP, cross_entropy, parser, sgd, train
+from flax import nnx
 
 
 def random_data(seed: int, n: int = 1000, features: int = 10, classes: int = 5):
@@ -46,8 +45,10 @@ def main(argv=None) -> dict:
         sys.exit("error: mlp.py trains on random data; it takes no --data-dir")
     train_data, test_data = random_data(args.seed)
     weight = class_weights(train_data[1])
-    print(f"data: random (seed {args.seed}): {len(train_data[0])} train, {len(test_data[0])} "
-          f"held-out; class weights {np.round(np.asarray(weight), 2).tolist()}")
+    print(
+        f"data: random (seed {args.seed}): {len(train_data[0])} train, {len(test_data[0])} "
+        f"held-out; class weights {np.round(np.asarray(weight), 2).tolist()}"
+    )
     model = MLP(rngs=nnx.Rngs(args.seed))
     optimizer = nnx.Optimizer(model, sgd(args.lr, weight_decay=0.001), wrt=nnx.Param)
     return train(model, optimizer, cross_entropy(weight), train_data, test_data, args, name="mlp")

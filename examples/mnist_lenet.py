@@ -14,21 +14,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from flax import nnx  # noqa: E402
-
-from common import DataError, LeNet5, cross_entropy, digits, mnist, parser, sgd, train  # noqa: E402
+from common import DataError, LeNet5, cross_entropy, digits, mnist, parser, sgd, train
+from flax import nnx
 
 
 def main(argv=None) -> dict:
     args = parser(__doc__.splitlines()[0], epochs=20, batch_size=32, lr=0.01).parse_args(argv)
     if args.data_dir:
         train_data, test_data = mnist(args.data_dir)
-        print(f"data: MNIST from {args.data_dir} ({len(train_data[0])} train, "
-              f"{len(test_data[0])} test images)")
+        print(
+            f"data: MNIST from {args.data_dir} ({len(train_data[0])} train, "
+            f"{len(test_data[0])} test images)"
+        )
     else:
         train_data, test_data = digits(28, 1, seed=args.seed)
-        print(f"data: embedded scikit-learn 8x8 digits resized to 28x28 ({len(train_data[0])} "
-              f"train, {len(test_data[0])} held-out images; not MNIST - pass --data-dir for it)")
+        print(
+            f"data: embedded scikit-learn 8x8 digits resized to 28x28 ({len(train_data[0])} "
+            f"train, {len(test_data[0])} held-out images; not MNIST - pass --data-dir for it)"
+        )
     model = LeNet5(rngs=nnx.Rngs(args.seed))
     optimizer = nnx.Optimizer(model, sgd(args.lr, momentum=0.9), wrt=nnx.Param)
     return train(model, optimizer, cross_entropy(), train_data, test_data, args, name="lenet5")

@@ -19,14 +19,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from flax import nnx  # noqa: E402
-from torch import nn  # noqa: E402
-
-from common import (  # noqa: E402
-    MLP, Cifar10CNN, LeNet5, cross_entropy, digits, load_torch_state, make_train_step, sgd)
-from mlp import class_weights, random_data  # noqa: E402
+import numpy as np
+import torch
+from common import (
+    MLP,
+    Cifar10CNN,
+    LeNet5,
+    cross_entropy,
+    digits,
+    load_torch_state,
+    make_train_step,
+    sgd,
+)
+from flax import nnx
+from mlp import class_weights, random_data
+from torch import nn
 
 
 class _Named(nn.Module):
@@ -45,19 +52,40 @@ class _Named(nn.Module):
 
 def torch_lenet():
     pool = nn.functional.max_pool2d
-    return _Named(conv1=nn.Conv2d(1, 6, 5), conv2=nn.Conv2d(6, 16, 5), fc1=nn.Linear(256, 120),
-                  fc2=nn.Linear(120, 84), fc3=nn.Linear(84, 10),
-                  forward=lambda m, x: m.fc3(torch.relu(m.fc2(torch.relu(m.fc1(torch.flatten(
-                      pool(torch.relu(m.conv2(pool(torch.relu(m.conv1(x)), 2))), 2), 1)))))))
+    return _Named(
+        conv1=nn.Conv2d(1, 6, 5),
+        conv2=nn.Conv2d(6, 16, 5),
+        fc1=nn.Linear(256, 120),
+        fc2=nn.Linear(120, 84),
+        fc3=nn.Linear(84, 10),
+        forward=lambda m, x: m.fc3(
+            torch.relu(
+                m.fc2(
+                    torch.relu(
+                        m.fc1(
+                            torch.flatten(
+                                pool(torch.relu(m.conv2(pool(torch.relu(m.conv1(x)), 2))), 2), 1
+                            )
+                        )
+                    )
+                )
+            )
+        ),
+    )
 
 
 def torch_cifar_cnn():
     pool = nn.functional.max_pool2d
-    return _Named(conv1=nn.Conv2d(3, 32, 5, padding=2), conv2=nn.Conv2d(32, 32, 5, padding=2),
-                  conv3=nn.Conv2d(32, 64, 5, padding=2), fc1=nn.Linear(1024, 64),
-                  fc2=nn.Linear(64, 10),
-                  forward=lambda m, x: m.fc2(m.fc1(torch.flatten(pool(m.conv3(pool(m.conv2(
-                      pool(m.conv1(x), 2)), 2)), 2), 1))))
+    return _Named(
+        conv1=nn.Conv2d(3, 32, 5, padding=2),
+        conv2=nn.Conv2d(32, 32, 5, padding=2),
+        conv3=nn.Conv2d(32, 64, 5, padding=2),
+        fc1=nn.Linear(1024, 64),
+        fc2=nn.Linear(64, 10),
+        forward=lambda m, x: m.fc2(
+            m.fc1(torch.flatten(pool(m.conv3(pool(m.conv2(pool(m.conv1(x), 2)), 2)), 2), 1))
+        ),
+    )
 
 
 def _setups(seed: int):
@@ -68,19 +96,42 @@ def _setups(seed: int):
     (d28, y28), _ = digits(28, 1, seed=seed)
     (d32, y32), _ = digits(32, 3, seed=seed)
     return [
-        ("MLP", torch_mlp_model(), MLP, (mlp_x, mlp_y),
-         lambda p: torch.optim.SGD(p, lr=0.01, weight_decay=0.001), sgd(0.01, weight_decay=0.001),
-         weight),
-        ("LeNet-5", torch_lenet(), LeNet5, (d28, y28),
-         lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9), sgd(0.01, momentum=0.9), None),
-        ("CIFAR-10 CNN", torch_cifar_cnn(), Cifar10CNN, (d32, y32),
-         lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9), sgd(0.01, momentum=0.9), None),
+        (
+            "MLP",
+            torch_mlp_model(),
+            MLP,
+            (mlp_x, mlp_y),
+            lambda p: torch.optim.SGD(p, lr=0.01, weight_decay=0.001),
+            sgd(0.01, weight_decay=0.001),
+            weight,
+        ),
+        (
+            "LeNet-5",
+            torch_lenet(),
+            LeNet5,
+            (d28, y28),
+            lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9),
+            sgd(0.01, momentum=0.9),
+            None,
+        ),
+        (
+            "CIFAR-10 CNN",
+            torch_cifar_cnn(),
+            Cifar10CNN,
+            (d32, y32),
+            lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9),
+            sgd(0.01, momentum=0.9),
+            None,
+        ),
     ]
 
 
 def torch_mlp_model():
-    return _Named(fc1=nn.Linear(10, 20), fc2=nn.Linear(20, 5),
-                  forward=lambda m, x: m.fc2(torch.relu(m.fc1(x))))
+    return _Named(
+        fc1=nn.Linear(10, 20),
+        fc2=nn.Linear(20, 5),
+        forward=lambda m, x: m.fc2(torch.relu(m.fc1(x))),
+    )
 
 
 def run(steps: int = 8, batch_size: int = 16, seed: int = 0):
@@ -92,13 +143,12 @@ def run(steps: int = 8, batch_size: int = 16, seed: int = 0):
         load_torch_state(flax_model, torch_model.state_dict())
         optimizer = nnx.Optimizer(flax_model, optax_tx, wrt=nnx.Param)
         step_fn = make_train_step(cross_entropy(None if weight is None else weight))
-        criterion = nn.CrossEntropyLoss(
-            weight=None if weight is None else torch.tensor(weight))
+        criterion = nn.CrossEntropyLoss(weight=None if weight is None else torch.tensor(weight))
         opt = torch_opt(torch_model.parameters())
         order = np.random.default_rng(seed).permutation(len(x))
         torch_losses, jax_losses = [], []
         for step in range(steps):
-            idx = order[step * batch_size:(step + 1) * batch_size]
+            idx = order[step * batch_size : (step + 1) * batch_size]
             xb, yb = x[idx], y[idx]
             # torch is NCHW; the Flax models are NHWC.
             xt = torch.from_numpy(xb.transpose(0, 3, 1, 2).copy() if xb.ndim == 4 else xb)
@@ -129,8 +179,10 @@ def main(argv=None) -> int:
         worst = float(gaps.max())
         ok = worst <= args.rtol
         failed |= not ok
-        print(f"{name}: worst relative gap {worst:.2e} over {len(gaps)} steps "
-              f"({'ok' if ok else 'FAIL'}, rtol {args.rtol:g})")
+        print(
+            f"{name}: worst relative gap {worst:.2e} over {len(gaps)} steps "
+            f"({'ok' if ok else 'FAIL'}, rtol {args.rtol:g})"
+        )
     return 1 if failed else 0
 
 

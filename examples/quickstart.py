@@ -1,6 +1,6 @@
 """The README's quick example, runnable: native and compat styles give torch's numbers.
 
-    python examples/quickstart.py
+python examples/quickstart.py
 """
 
 import jax
@@ -19,8 +19,9 @@ def main():
     # Native: class axis last, keyword-only options, jit/grad/vmap as usual.
     native = jaxloss.cross_entropy(logits, labels, weight=class_weight, label_smoothing=0.1)
     grads = jax.grad(jaxloss.cross_entropy)(logits, labels, weight=class_weight)
-    masked = jaxloss.cross_entropy(logits, jnp.array([0, 1, 2]),
-                                   where=jnp.array([True, False, True]))
+    masked = jaxloss.cross_entropy(
+        logits, jnp.array([0, 1, 2]), where=jnp.array([True, False, True])
+    )
 
     # Compat: torch's signatures and class axis 1.
     criterion = nn.CrossEntropyLoss(weight=class_weight, label_smoothing=0.1)

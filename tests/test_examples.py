@@ -34,8 +34,10 @@ def _write_idx(path: Path, array: np.ndarray, compress: bool):
 def _fake_mnist(directory: Path, compress: bool, n_train=40, n_test=20):
     rng = np.random.default_rng(0)
     arrays = {}
-    for split, n, (image_name, label_name) in (("train", n_train, common._IDX_FILES["train"]),
-                                                ("test", n_test, common._IDX_FILES["test"])):
+    for split, n, (image_name, label_name) in (
+        ("train", n_train, common._IDX_FILES["train"]),
+        ("test", n_test, common._IDX_FILES["test"]),
+    ):
         images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
         labels = rng.integers(0, 10, n, dtype=np.uint8)
         _write_idx(directory / image_name, images, compress)
@@ -59,7 +61,7 @@ def _fake_cifar(directory: Path, n=12):
 @pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
 def test_mnist_loader_reads_idx_files(tmp_path, compress):
     arrays = _fake_mnist(tmp_path, compress)
-    (x_train, y_train), (x_test, y_test) = common.mnist(tmp_path)
+    (x_train, _), (x_test, y_test) = common.mnist(tmp_path)
     assert x_train.shape == (40, 28, 28, 1) and x_test.shape == (20, 28, 28, 1)
     np.testing.assert_allclose(x_train[..., 0] * 255, arrays["train"][0], atol=1e-4)
     np.testing.assert_array_equal(y_test, arrays["test"][1])
@@ -83,13 +85,13 @@ def test_mnist_loader_errors_name_the_file_and_the_format(tmp_path):
         common.mnist(tmp_path)
     _fake_mnist(tmp_path, compress=False, n_train=40)
     _write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(39), compress=False)
-    with pytest.raises(common.DataError, match="40 images but .* 39 labels"):
+    with pytest.raises(common.DataError, match=r"40 images but .* 39 labels"):
         common.mnist(tmp_path)
 
 
 def test_cifar_loader_reads_pickle_batches_in_chw_order(tmp_path):
     written = _fake_cifar(tmp_path)
-    (x_train, y_train), (x_test, y_test) = common.cifar10(tmp_path)
+    (x_train, _), (x_test, y_test) = common.cifar10(tmp_path)
     assert x_train.shape == (60, 32, 32, 3) and x_test.shape == (12, 32, 32, 3)
     data, labels = written["test_batch"]
     # Pixel (row 3, col 5) of image 0: red at 3*32+5, green 1024 later, blue 2048 later.
@@ -100,7 +102,7 @@ def test_cifar_loader_reads_pickle_batches_in_chw_order(tmp_path):
 def test_cifar_loader_errors(tmp_path):
     _fake_cifar(tmp_path)
     (tmp_path / "data_batch_3").unlink()
-    with pytest.raises(common.DataError, match="missing .*data_batch_3"):
+    with pytest.raises(common.DataError, match=r"missing .*data_batch_3"):
         common.cifar10(tmp_path)
     _fake_cifar(tmp_path)
     (tmp_path / "test_batch").write_bytes(b"not a pickle")
@@ -112,12 +114,19 @@ def test_cifar_loader_errors(tmp_path):
         common.cifar10(tmp_path)
 
 
-@pytest.mark.parametrize("module, extra", [
-    (mlp, []), (mnist_lenet, []), (cifar10_cnn, []),
-], ids=["mlp", "lenet", "cifar_cnn"])
+@pytest.mark.parametrize(
+    "module, extra",
+    [
+        (mlp, []),
+        (mnist_lenet, []),
+        (cifar10_cnn, []),
+    ],
+    ids=["mlp", "lenet", "cifar_cnn"],
+)
 def test_each_example_trains_a_few_steps_and_saves_a_plot(module, extra, tmp_path, capsys):
-    history = module.main(["--steps", "3", "--batch-size", "8", "--out", str(tmp_path),
-                           "--no-progress", *extra])
+    history = module.main(
+        ["--steps", "3", "--batch-size", "8", "--out", str(tmp_path), "--no-progress", *extra]
+    )
     assert len(history["loss"]) == 3 and np.all(np.isfinite(history["loss"]))
     assert Path(history["plot"]).is_file()
     assert "test accuracy: " in capsys.readouterr().out
@@ -125,17 +134,28 @@ def test_each_example_trains_a_few_steps_and_saves_a_plot(module, extra, tmp_pat
 
 def test_examples_read_real_data_directories(tmp_path):
     _fake_mnist(tmp_path, compress=True)
-    history = mnist_lenet.main(["--steps", "2", "--data-dir", str(tmp_path), "--out",
-                                str(tmp_path), "--no-progress"])
+    history = mnist_lenet.main(
+        ["--steps", "2", "--data-dir", str(tmp_path), "--out", str(tmp_path), "--no-progress"]
+    )
     assert len(history["loss"]) == 2
     cifar_dir = tmp_path / "cifar" / "cifar-10-batches-py"
     cifar_dir.mkdir(parents=True)
     _fake_cifar(cifar_dir)
-    history = cifar10_cnn.main(["--steps", "2", "--data-dir", str(tmp_path / "cifar"), "--out",
-                                str(tmp_path), "--no-progress"])
+    history = cifar10_cnn.main(
+        [
+            "--steps",
+            "2",
+            "--data-dir",
+            str(tmp_path / "cifar"),
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+        ]
+    )
     assert len(history["loss"]) == 2
 
 
+@pytest.mark.slow
 def test_lenet_reaches_95_percent_on_the_embedded_digits(tmp_path):
     """The README's main command, as it runs there (seeded)."""
     history = mnist_lenet.main(["--seed", "0", "--out", str(tmp_path), "--no-progress"])
@@ -156,5 +176,5 @@ def test_load_torch_state_rejects_a_mismatched_layer():
     from flax import nnx
 
     model = common.MLP(rngs=nnx.Rngs(0))
-    with pytest.raises(ValueError, match="fc1.weight"):
+    with pytest.raises(ValueError, match=r"fc1\.weight"):
         common.load_torch_state(model, {"fc1.weight": torch.zeros(7, 10)})
