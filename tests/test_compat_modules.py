@@ -91,11 +91,20 @@ def _module_cases(criterion, count):
     return drawn[:: max(1, len(drawn) // count)][:count]
 
 
-PORT_CASES = [case for criterion in MODULE_NAMES for case in _module_cases(criterion, 2)]
+def pytest_generate_tests(metafunc):
+    """One case per criterion by default (the parity suite covers the options), more with
+    --full."""
+    count = 3 if metafunc.config.getoption("--full") else 1
+    if "port_case" in metafunc.fixturenames:
+        drawn = [c for criterion in MODULE_NAMES for c in _module_cases(criterion, count)]
+        metafunc.parametrize("port_case", drawn, ids=[c.id for c in drawn])
+    if "nan_case" in metafunc.fixturenames:
+        drawn = list(_nan_cases(count))
+        metafunc.parametrize("nan_case", drawn, ids=[c.id for c in drawn])
 
 
-@pytest.mark.parametrize("case", PORT_CASES, ids=[c.id for c in PORT_CASES])
-def test_from_torch_ports_every_module_and_check_port_agrees(case):
+def test_from_torch_ports_every_module_and_check_port_agrees(port_case):
+    case = port_case
     torch_options, overrides = {}, {}
     for key, value in case.kwargs.items():
         if key == "distance_function" and value is not None:
@@ -198,9 +207,9 @@ def test_k_dimensional_fused_loss_refuses_an_unbatched_input():
         )
 
 
-def _nan_cases():
+def _nan_cases(count):
     for criterion in MODULE_NAMES:
-        for case in _module_cases(criterion, 2):
+        for case in _module_cases(criterion, count):
             first = next(
                 i
                 for i, a in enumerate(case.args)
@@ -219,16 +228,13 @@ def _nan_cases():
             )
 
 
-NAN_CASES = list(_nan_cases())
-
-
-@pytest.mark.parametrize("case", NAN_CASES, ids=[c.id for c in NAN_CASES])
-def test_nan_propagates_wherever_torch_propagates_it(case):
+def test_nan_propagates_wherever_torch_propagates_it(nan_case):
     """A NaN input gives a NaN loss wherever torch's is NaN (where both are finite they
     agree), and a NaN gradient wherever torch's is: a loss that hides a NaN hides a diverging
     run. torch's margin kernels count a NaN term as 0, and so does jaxloss. (Where torch raises
     on the NaN, e.g. BCE's probabilities outside [0, 1], jaxloss raises too; CTC may give NaN
     where torch steps around a NaN in an unreachable state.)"""
+    case = nan_case
     try:
         torch_value, torch_grads, cotangent = run_torch(case)
     except RuntimeError as torch_error:
