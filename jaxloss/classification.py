@@ -13,6 +13,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.custom_derivatives import SymbolicZero
 from jax.typing import ArrayLike
 
 from . import _checks
@@ -92,7 +93,7 @@ def _index_loss(fn, log_probs, labels, *, axis, weight, ignore_index, where, red
 def _fast_index_cross_entropy(
     fn, logits, labels, *, axis, weight, ignore_index, label_smoothing, where, reduction, compute
 ):
-    """Cross-entropy of class indices through the custom-VJP row kernel (_softmax_ce): the
+    """Cross-entropy of class indices through the custom-JVP row kernel (_softmax_ce): the
     same weighting and normalisation as _index_loss, without materialising log-probabilities."""
     num_classes = logits.shape[axis]
     indices = class_indices(fn, labels, num_classes, ignore_index=ignore_index, where=where)
@@ -328,7 +329,7 @@ def kl_div(
     return finish(reduce_loss(loss, reduction, where=where, batch_size=batch), result_dtype)
 
 
-@jax.custom_vjp
+@jax.custom_jvp
 def _bce_terms(probs, labels):
     # torch clamps each log at -100 so that probabilities of exactly 0 or 1 give finite losses.
     log_p = jnp.maximum(jnp.log(probs), -100.0)
@@ -340,19 +341,23 @@ def _bce_terms(probs, labels):
 _BCE_GRAD_EPSILON = float(np.float32(1e-12))
 
 
-def _bce_fwd(probs, labels):
-    return _bce_terms(probs, labels), (probs, labels)
+def _bce_jvp(primals, tangents):
+    """torch's derivative, (p - y) / max(p(1-p), 1e-12), not that of the clamped logs; as a
+    JVP, so forward mode and second derivatives work too (reverse mode transposes it). The
+    label term (infinite at p = 0 or 1) is formed only when the labels have a tangent."""
+    probs, labels = primals
+    t_probs, t_labels = tangents
+    loss = _bce_terms(probs, labels)
+    tangent = jnp.zeros_like(loss)
+    if not isinstance(t_probs, SymbolicZero):
+        d_probs = (probs - labels) / jnp.maximum((1 - probs) * probs, _BCE_GRAD_EPSILON)
+        tangent = tangent + d_probs * t_probs
+    if not isinstance(t_labels, SymbolicZero):
+        tangent = tangent + (jnp.log1p(-probs) - jnp.log(probs)) * t_labels
+    return loss, tangent
 
 
-def _bce_bwd(residuals, g):
-    probs, labels = residuals
-    # torch's backward: (p - y) / max(p(1-p), 1e-12), not the derivative of the clamped logs.
-    d_probs = g * (probs - labels) / jnp.maximum((1 - probs) * probs, _BCE_GRAD_EPSILON)
-    d_labels = g * (jnp.log1p(-probs) - jnp.log(probs))
-    return d_probs, d_labels
-
-
-_bce_terms.defvjp(_bce_fwd, _bce_bwd)
+_bce_terms.defjvp(_bce_jvp, symbolic_zeros=True)
 
 
 def binary_cross_entropy(

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.custom_derivatives import SymbolicZero
 from jax.typing import ArrayLike
 
 from . import _checks
@@ -55,7 +56,6 @@ class FusedSettings:
     softcap: float | None  # Gemma 2's c (None: off)
     chunk_size: int  # rows per chunk; N is padded to a multiple of it
     summed: bool  # the loss is Σ rows ('mean'/'sum'), not per row ('none')
-    grad_dtypes: tuple  # the dtypes of x, w and bias, which their gradients take
 
 
 def _chunk_forward(x, w, b, targets: RowTargets, settings: FusedSettings):
@@ -66,12 +66,18 @@ def _chunk_forward(x, w, b, targets: RowTargets, settings: FusedSettings):
     return z, loss, stats.lse
 
 
-def _chunk_grad(z, x, w, targets: RowTargets, settings: FusedSettings, lse, cotangent):
-    """(dx, dW, db) of Σ_i g_i·loss_i over one chunk."""
+def _chunk_logit_grad(z, targets: RowTargets, settings: FusedSettings, lse, cotangent):
+    """d(Σ_i g_i·loss_i)/dz for one chunk, w.r.t. the logits before the soft-cap."""
     extra = 2 * settings.z_loss * lse if settings.z_loss else None
     dz = logit_grad(z, targets, lse, cotangent, smooth=settings.smooth, extra_prob_scale=extra)
     if settings.softcap is not None:
         dz = dz * (1 - jnp.square(z / settings.softcap))
+    return dz
+
+
+def _chunk_grad(z, x, w, targets: RowTargets, settings: FusedSettings, lse, cotangent):
+    """(dx, dW, db) of Σ_i g_i·loss_i over one chunk."""
+    dz = _chunk_logit_grad(z, targets, settings, lse, cotangent)
     dz_in = dz.astype(x.dtype)  # bf16 matmuls take bf16 operands, accumulate in f32
     dx = _matmul(dz_in, w, ((1,), (0,)))  # (c, D)
     dw = _matmul(dz_in, x, ((0,), (0,)))  # (V, D)
@@ -83,92 +89,124 @@ def _chunks(array, chunk_size):
 
 
 class ChunkPass(NamedTuple):
-    """What one walk over the chunks returns; a field is None when the walk did not form it."""
+    """What one walk over the chunks returns (dx, dw, db only with a cotangent)."""
 
-    losses: Any  # (N,) per-row losses (not with a given `lse`)
-    lse: Any  # (N / chunk, chunk) logsumexps (not with a given `lse`)
-    dx: Any  # (N, D), with a cotangent
-    dw: Any  # (V, D), with a cotangent
-    db: Any  # (V,), with a cotangent
+    losses: Any  # (N,) per-row losses
+    lse: Any  # (N / chunk, chunk) logsumexps
+    dx: Any  # (N, D)
+    dw: Any  # (V, D)
+    db: Any  # (V,)
 
 
 def _walk_chunks(
-    x, w, b, targets: RowTargets, settings: FusedSettings, *, cotangent=None, lse=None
+    x, w, b, targets: RowTargets, settings: FusedSettings, *, cotangent=None
 ) -> ChunkPass:
-    """One scan over the row chunks: the one loop every pass of the fused loss runs.
+    """One scan over the row chunks: the forward pass of every call of the fused loss.
 
     Without `cotangent`: per-row losses and logsumexps. With a per-row `cotangent`: also
     dx (N, D) and the accumulated dW, db of Σ g·loss; each chunk's logits are formed once and
-    used for both. Given the forward's `lse`, the losses are not recomputed (backward of
-    'none').
+    used for both.
     """
     size = settings.chunk_size
     compute = jnp.promote_types(x.dtype, jnp.float32)
     per_row = [_chunks(a, size) for a in (x, targets.labels, targets.valid, targets.label_weight)]
     if cotangent is not None:
         per_row.append(_chunks(cotangent, size))
-    if lse is not None:
-        per_row.append(lse)  # already chunked: (N / chunk, chunk)
 
     def body(carry, chunk):
         xc, yc, vc, lwc, *rest = chunk
         chunk_targets = RowTargets(yc, vc, lwc, targets.class_weight, targets.smoothing)
-        if lse is None:
-            z, loss, lse_c = _chunk_forward(xc, w, b, chunk_targets, settings)
-            outputs = (loss, lse_c)
-        else:
-            z, lse_c, outputs = _chunk_logits(xc, w, b, settings.softcap), rest[-1], ()
+        z, loss, lse_c = _chunk_forward(xc, w, b, chunk_targets, settings)
         if cotangent is None:
-            return carry, outputs
+            return carry, (loss, lse_c)
         dx, dw, db = _chunk_grad(z, xc, w, chunk_targets, settings, lse_c, rest[0])
-        return (carry[0] + dw, carry[1] + db), outputs + (dx,)
+        return (carry[0] + dw, carry[1] + db), (loss, lse_c, dx)
 
     grads = cotangent is not None
     zeros = (jnp.zeros(w.shape, compute), jnp.zeros((w.shape[0],), compute)) if grads else None
     totals, outputs = lax.scan(body, zeros, tuple(per_row))
-    losses, lse_out = (outputs[0].reshape(-1), outputs[1]) if lse is None else (None, None)
+    outputs = tuple(outputs)  # (losses, lse[, dx])
     dx = outputs[-1].reshape(x.shape) if grads else None
     dw, db = (totals[0], totals[1]) if totals is not None else (None, None)
-    return ChunkPass(losses, lse_out, dx, dw, db)
+    return ChunkPass(outputs[0].reshape(-1), outputs[1], dx, dw, db)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
-def _fused_with_vjp(x, w, b, targets: RowTargets, settings: FusedSettings):
+def _is_zero(tangent) -> bool:
+    return tangent is None or isinstance(tangent, SymbolicZero)
+
+
+def _row_tangents(x, w, b, targets: RowTargets, settings: FusedSettings, lse, t_x, t_w, t_b):
+    """Per-row tangents (N,) of the 'none' loss: Σ_c dloss_i/dz_ic · ż_ic with
+    ż = ẋ Wᵀ + x Ẇᵀ + ḃ, chunk by chunk. The scan body is checkpointed, so reverse mode (which
+    transposes it) recomputes each chunk's logits instead of saving an (N, V) array, and forms
+    dx, dW, db with the same three matmuls per chunk a hand-written backward would."""
+    size = settings.chunk_size
+    compute = jnp.promote_types(x.dtype, jnp.float32)
+    per_row = [_chunks(a, size) for a in (x, targets.labels, targets.valid, targets.label_weight)]
+    per_row += [
+        lse,
+        jnp.zeros((x.shape[0] // size, size, 0), x.dtype) if _is_zero(t_x) else _chunks(t_x, size),
+    ]
+
+    @jax.checkpoint
+    def body(_, chunk):
+        xc, yc, vc, lwc, lse_c, t_xc = chunk
+        chunk_targets = RowTargets(yc, vc, lwc, targets.class_weight, targets.smoothing)
+        z = _chunk_logits(xc, w, b, settings.softcap)
+        dz = _chunk_logit_grad(z, chunk_targets, settings, lse_c, jnp.ones_like(lse_c))
+        z_dot = jnp.zeros(dz.shape, compute)
+        if not _is_zero(t_x):
+            z_dot = z_dot + _matmul(t_xc, w, ((1,), (1,)))
+        if not _is_zero(t_w):
+            z_dot = z_dot + _matmul(xc, t_w, ((1,), (1,)))
+        if b is not None and not _is_zero(t_b):
+            z_dot = z_dot + t_b.astype(compute)
+        return None, jnp.sum(dz * z_dot, axis=-1)
+
+    _, tangents = lax.scan(body, None, tuple(per_row))
+    return tangents.reshape(-1)
+
+
+def _inner(a, t):
+    """Σ a·t in the precision of `a` (float32 or wider)."""
+    return jnp.sum(a * t.astype(a.dtype))
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
+def _fused_with_derivatives(x, w, b, targets: RowTargets, settings: FusedSettings):
     losses = _walk_chunks(x, w, b, targets, settings).losses
     return jnp.sum(losses) if settings.summed else losses
 
 
-def _fused_fwd(x, w, b, targets, settings):
+def _fused_jvp(settings, primals, tangents):
+    """Forward mode for the fused loss; reverse mode transposes it.
+
+    Summed ('mean'/'sum'): the gradients of the sum for a unit cotangent are formed in the
+    forward pass (three matmuls per chunk) and the tangent is their inner product with the
+    inputs' tangents, so reverse mode only scales them, as before. Per row ('none'): the
+    chunked tangent of `_row_tangents`.
+    """
+    x, w, b, targets = primals
+    t_x, t_w, t_b = tangents[:3]
     if not settings.summed:
-        losses, lse, _, _, _ = _walk_chunks(x, w, b, targets, settings)
-        return losses, (x, w, b, targets, lse)
-    # Summed: the cotangent is one scalar, so form the gradients for a unit cotangent now
-    # (three matmuls per chunk) and let the backward pass only scale them.
+        walked = _walk_chunks(x, w, b, targets, settings)
+        if _is_zero(t_x) and _is_zero(t_w) and (b is None or _is_zero(t_b)):
+            return walked.losses, jnp.zeros_like(walked.losses)
+        return walked.losses, _row_tangents(x, w, b, targets, settings, walked.lse, t_x, t_w, t_b)
     unit = jnp.ones(targets.labels.shape, jnp.promote_types(x.dtype, jnp.float32))
-    losses, _, dx, dw, db = _walk_chunks(x, w, b, targets, settings, cotangent=unit)
-    # Kept in float32; the backward casts the scaled gradients to the inputs' dtypes.
-    return jnp.sum(losses), (dx, dw, None if b is None else db)
+    walked = _walk_chunks(x, w, b, targets, settings, cotangent=unit)
+    total = jnp.sum(walked.losses)
+    tangent = jnp.zeros_like(total)
+    if not _is_zero(t_x):
+        tangent = tangent + _inner(walked.dx, t_x)
+    if not _is_zero(t_w):
+        tangent = tangent + _inner(walked.dw, t_w)
+    if b is not None and not _is_zero(t_b):
+        tangent = tangent + _inner(walked.db, t_b)
+    return total, tangent
 
 
-def _fused_bwd(settings, residuals, cotangent):
-    x_dtype, w_dtype, b_dtype = settings.grad_dtypes
-    if settings.summed:
-        dx, dw, db = residuals
-        dx, dw = cotangent * dx, cotangent * dw
-        db = None if db is None else cotangent * db
-    else:
-        x, w, b, targets, lse = residuals
-        walked = _walk_chunks(x, w, b, targets, settings, cotangent=cotangent, lse=lse)
-        dx, dw, db = walked.dx, walked.dw, walked.db
-    return (
-        dx.astype(x_dtype),
-        dw.astype(w_dtype),
-        None if db is None or b_dtype is None else db.astype(b_dtype),
-        None,
-    )
-
-
-_fused_with_vjp.defvjp(_fused_fwd, _fused_bwd)
+_fused_with_derivatives.defjvp(_fused_jvp, symbolic_zeros=True)
 
 
 @functools.partial(jax.jit, static_argnames=("settings",))
@@ -177,7 +215,7 @@ def _fused_rows(x, w, b, targets: RowTargets, *, settings: FusedSettings):
 
     Jitted so that eager calls compile once per shape; inside a user's jit it simply inlines.
     """
-    return _fused_with_vjp(x, w, b, targets, settings)
+    return _fused_with_derivatives(x, w, b, targets, settings)
 
 
 def linear_cross_entropy(
@@ -287,7 +325,6 @@ def linear_cross_entropy(
         softcap=None if softcap is None else float(softcap),
         chunk_size=chunk,
         summed=reduction != "none",
-        grad_dtypes=(x.dtype, w.dtype, None if bias is None else bias.dtype),
     )
     targets = RowTargets(
         pad_rows(indices.safe.reshape(-1), 0),

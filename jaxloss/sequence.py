@@ -3,10 +3,11 @@
 The forward (alpha) and backward (beta) recursions run in log space over the label sequence
 extended with blanks. Blank states (even positions of the extended sequence) and label states
 (odd positions) are kept as separate arrays, so a step is a few elementwise log-sum-exps with no
-gathers. A ``jax.custom_vjp`` computes alpha and beta together in *one* ``lax.scan`` over time
+gathers. A ``jax.custom_jvp`` computes alpha and beta together in *one* ``lax.scan`` over time
 (alpha walks t = 0..T-1 while beta walks T-1..0), which halves the serial length of
 forward+backward compared with autodiff through the alpha scan, and forms the gradient in bulk
-afterwards. Memory for the backward pass is O(B·T·S).
+afterwards; its tangent is that gradient's inner product with the inputs' tangent, so forward
+and reverse mode both work. A plain (undifferentiated) call runs alpha only.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.custom_derivatives import SymbolicZero
 from jax.typing import ArrayLike
 
 from . import _checks
@@ -159,8 +161,8 @@ def _nll_from_alpha(alpha_blank, alpha_label, input_lengths, label_lengths):
     return jnp.where(log_p < _IMPOSSIBLE, jnp.inf, -log_p)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
-def _ctc_nll_with_vjp(
+@functools.partial(jax.custom_jvp, nondiff_argnums=(4, 5, 6))
+def _ctc_nll_with_derivatives(
     inputs, labels, input_lengths, label_lengths, blank, zero_infinity, from_logits
 ):
     log_probs = jax.nn.log_softmax(inputs, axis=-1) if from_logits else inputs
@@ -179,7 +181,7 @@ def _ctc_nll_fwd(inputs, labels, input_lengths, label_lengths, blank, zero_infin
     return nll, (log_probs, labels, input_lengths, label_lengths, lp_blank, lp_label, stacks, nll)
 
 
-def _ctc_nll_bwd(blank, zero_infinity, from_logits, residuals, nll_cotangent):
+def _ctc_grad(blank, zero_infinity, from_logits, residuals, nll_cotangent):
     """torch's gradient: exp(lp) - posterior occupancy of each class, for t < L; 0 beyond.
 
     The occupancy of extended position s at time t is alpha·beta/y·(1/p); summed over the
@@ -218,11 +220,26 @@ def _ctc_nll_bwd(blank, zero_infinity, from_logits, residuals, nll_cotangent):
     # A NaN loss (a NaN log-prob on a path) makes its whole sequence's gradient NaN, as in
     # torch, also for the classes the labels never use.
     grad = jnp.where(jnp.isnan(nll)[:, None, None], jnp.full((), jnp.nan, grad.dtype), grad)
-    grad = jnp.where(inside[:, :, None], grad, jnp.zeros((), grad.dtype))
-    return grad, None, None, None
+    return jnp.where(inside[:, :, None], grad, jnp.zeros((), grad.dtype))
 
 
-_ctc_nll_with_vjp.defvjp(_ctc_nll_fwd, _ctc_nll_bwd)
+def _ctc_nll_jvp(blank, zero_infinity, from_logits, primals, tangents):
+    """The gradient of each sequence's loss is formed in the forward pass (alpha and beta in
+    one scan, then the bulk occupancy); the tangent is its inner product with the inputs'
+    tangent, which reverse mode transposes into a scaling by the cotangent. So forward mode,
+    jacobians and hessians work, and reverse mode does what a hand-written backward would."""
+    inputs, labels, input_lengths, label_lengths = primals
+    nll, residuals = _ctc_nll_fwd(
+        inputs, labels, input_lengths, label_lengths, blank, zero_infinity, from_logits
+    )
+    grad = _ctc_grad(blank, zero_infinity, from_logits, residuals, jnp.ones_like(nll))
+    t_inputs = tangents[0]
+    if isinstance(t_inputs, SymbolicZero):
+        return nll, jnp.zeros_like(nll)
+    return nll, jnp.sum(grad * t_inputs.astype(grad.dtype), axis=(1, 2))
+
+
+_ctc_nll_with_derivatives.defjvp(_ctc_nll_jvp, symbolic_zeros=True)
 
 
 @functools.partial(jax.jit, static_argnames=("blank", "zero_infinity", "from_logits"))
@@ -242,7 +259,7 @@ def _ctc_nll(
     user's jit it simply inlines.
     """
     return jnp.asarray(
-        _ctc_nll_with_vjp(
+        _ctc_nll_with_derivatives(
             inputs, labels, input_lengths, label_lengths, blank, zero_infinity, from_logits
         )
     )

@@ -3,6 +3,8 @@
 import runpy
 from pathlib import Path
 
+import pytest
+
 from jaxloss.parity.cases import CRITERIA
 
 
@@ -23,6 +25,7 @@ def test_ctc_benchmark_quick_mode_prints_all_three_contenders(capsys):
         assert word in printed
 
 
+@pytest.mark.slow  # ~9 s of compiles; the other two benchmarks' quick modes run by default
 def test_cross_entropy_benchmark_quick_mode_writes_json_and_png(tmp_path, capsys):
     import json
 

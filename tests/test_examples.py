@@ -118,8 +118,10 @@ def test_cifar_loader_errors(tmp_path):
     "module, extra",
     [
         (mlp, []),
-        (mnist_lenet, []),
-        (cifar10_cnn, []),
+        # LeNet and the CIFAR CNN also train step by step against torch in the default tier
+        # (test_training_matches_torch_step_by_step_for_all_three_models).
+        pytest.param(mnist_lenet, [], marks=pytest.mark.slow),
+        pytest.param(cifar10_cnn, [], marks=pytest.mark.slow),
     ],
     ids=["mlp", "lenet", "cifar_cnn"],
 )

@@ -1,0 +1,209 @@
+"""Every native criterion under every JAX transformation, one test per (function,
+transformation), each in float64 and float32: forward mode agrees with reverse mode
+(jvp's tangent = <grad, t>, jacfwd = grad, linearize = jvp), hessian = jacrev(jacrev), jit and
+checkify equal the plain call, nested vmap equals a loop. The compat layer, which maps
+arguments onto these, is checked in forward mode against its own gradients too."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxloss
+from jaxloss.parity.cases import CRITERIA, cases
+from jaxloss.parity.compare import jaxloss_function
+
+
+def _native_calls():
+    """(name, per-sample loss of its first input, inputs): small, so hessians stay cheap."""
+    n, c, d = 3, 4, 3
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(n, c))
+    labels = np.array([0, 3, 1])
+    probs = 1 / (1 + np.exp(-logits))
+    x, y, z = (rng.normal(size=(n, d)) for _ in range(3))
+    signs = np.array([1.0, -1.0, 1.0])
+    w = np.linspace(0.5, 2.0, c)
+    hidden, head = rng.normal(size=(n, d)), rng.normal(size=(5, d))
+    tails = [(rng.normal(size=(2, d)), rng.normal(size=(3, 2)))]
+    p = functools.partial
+    return [
+        (
+            "cross_entropy",
+            p(jaxloss.cross_entropy, weight=w, label_smoothing=0.2),
+            (logits, labels),
+        ),
+        (
+            "cross_entropy_probs",
+            jaxloss.cross_entropy,
+            (logits, probs / probs.sum(-1, keepdims=True)),
+        ),
+        ("nll_loss", p(jaxloss.nll_loss, weight=w), (logits - 2.0, labels)),
+        ("kl_div", p(jaxloss.kl_div, reduction="batchmean"), (np.log(probs), probs / 2)),
+        ("binary_cross_entropy", jaxloss.binary_cross_entropy, (probs, np.round(probs))),
+        (
+            "binary_cross_entropy_with_logits",
+            p(jaxloss.binary_cross_entropy_with_logits, pos_weight=w),
+            (logits, np.round(probs)),
+        ),
+        ("soft_margin_loss", jaxloss.soft_margin_loss, (logits[:, 0], signs)),
+        (
+            "multilabel_soft_margin_loss",
+            jaxloss.multilabel_soft_margin_loss,
+            (logits, np.round(probs)),
+        ),
+        ("multi_margin_loss", p(jaxloss.multi_margin_loss, p=2), (logits, labels)),
+        (
+            "multilabel_margin_loss",
+            jaxloss.multilabel_margin_loss,
+            (logits, np.array([[0, 2, -1, 1], [3, -1, 0, 0], [1, 0, 2, -1]])),
+        ),
+        ("l1_loss", jaxloss.l1_loss, (x, y)),
+        ("mse_loss", jaxloss.mse_loss, (x, y)),
+        ("huber_loss", p(jaxloss.huber_loss, delta=0.5), (x, y)),
+        ("smooth_l1_loss", p(jaxloss.smooth_l1_loss, beta=0.5), (x, y)),
+        ("poisson_nll_loss", p(jaxloss.poisson_nll_loss, full=True), (x, np.abs(np.round(y * 3)))),
+        ("gaussian_nll_loss", jaxloss.gaussian_nll_loss, (x, y, np.exp(z))),
+        ("margin_ranking_loss", jaxloss.margin_ranking_loss, (x[:, 0], y[:, 0], signs)),
+        ("hinge_embedding_loss", jaxloss.hinge_embedding_loss, (np.abs(x[:, 0]), signs)),
+        ("cosine_embedding_loss", jaxloss.cosine_embedding_loss, (x, y, signs)),
+        ("triplet_margin_loss", p(jaxloss.triplet_margin_loss, swap=True), (x, y, z)),
+        ("triplet_margin_with_distance_loss", jaxloss.triplet_margin_with_distance_loss, (x, y, z)),
+        ("pairwise_distance", jaxloss.pairwise_distance, (x, y)),
+        ("cosine_similarity", jaxloss.cosine_similarity, (x, y)),
+        ("ctc_loss", jaxloss.ctc_loss, (rng.normal(size=(2, 6, c)), np.array([[1, 2], [3, 3]]))),
+        (
+            "linear_cross_entropy",
+            p(jaxloss.linear_cross_entropy, chunk_size=2),
+            (hidden, head, np.array([0, 4, 2])),
+        ),
+        (
+            "linear_cross_entropy_none",
+            p(jaxloss.linear_cross_entropy, chunk_size=2, reduction="none", softcap=5.0),
+            (hidden, head, np.array([0, 4, 2])),
+        ),
+        (
+            "adaptive_softmax_loss",
+            lambda h, y: jaxloss.adaptive_softmax_loss(h, y, head[:3], tails, cutoffs=[2]),
+            (hidden, np.array([0, 4, 2])),
+        ),
+        (
+            "adaptive_log_softmax",
+            lambda h: jaxloss.adaptive_log_softmax(h, head[:3], tails, cutoffs=[2]),
+            (hidden,),
+        ),
+    ]
+
+
+CALLS = {name: (fn, inputs) for name, fn, inputs in _native_calls()}
+TRANSFORMATIONS = [
+    "jit",
+    "grad",
+    "value_and_grad",
+    "vmap_nested",
+    "jvp",
+    "jacfwd",
+    "jacrev",
+    "hessian",
+    "linearize",
+    "checkify",
+]
+
+
+def _prepared(name, dtype):
+    fn, inputs = CALLS[name]
+    arrays = [
+        jnp.asarray(a, dtype) if np.asarray(a).dtype.kind == "f" else jnp.asarray(a) for a in inputs
+    ]
+
+    def scalar(first):
+        return jnp.sum(fn(first, *arrays[1:]))
+
+    return fn, arrays, scalar
+
+
+def _check(name, transformation, dtype, rtol):
+    fn, arrays, f = _prepared(name, dtype)
+    x = arrays[0]
+    t = jnp.asarray(np.random.default_rng(1).normal(size=x.shape), dtype)
+    close = functools.partial(np.testing.assert_allclose, rtol=rtol, atol=rtol)
+    if transformation == "jit":
+        close(jax.jit(f)(x), f(x))
+    elif transformation == "grad":
+        assert np.all(np.isfinite(jax.grad(f)(x)))
+    elif transformation == "value_and_grad":
+        value, grad = jax.value_and_grad(f)(x)
+        close(value, f(x))
+        close(grad, jax.grad(f)(x))
+    elif transformation == "vmap_nested":
+        stacked = [jnp.stack([jnp.stack([a, a]), jnp.stack([a, a])]) for a in arrays]
+        batched = jax.vmap(jax.vmap(fn))(*stacked)
+        close(batched, jnp.broadcast_to(fn(*arrays), batched.shape))
+    elif transformation == "jvp":
+        close(jax.jvp(f, (x,), (t,))[1], jnp.vdot(jax.grad(f)(x), t))
+    elif transformation == "jacfwd":
+        close(jax.jacfwd(f)(x), jax.grad(f)(x))
+    elif transformation == "jacrev":
+        out = fn(*arrays)
+        jac = jax.jacrev(lambda a: fn(a, *arrays[1:]))(x)
+        assert jac.shape == out.shape + x.shape
+        close(jnp.tensordot(jnp.ones(out.shape, dtype), jac, axes=out.ndim), jax.grad(f)(x))
+    elif transformation == "hessian":
+        close(jax.hessian(f)(x), jax.jacrev(jax.jacrev(f))(x))
+    elif transformation == "linearize":
+        value, linear = jax.linearize(f, x)
+        close(value, f(x))
+        close(linear(t), jax.jvp(f, (x,), (t,))[1])
+    elif transformation == "checkify":
+        close(jaxloss.checked(f)(x), f(x))
+
+
+# Each cell compiles several programs (the matrix takes ~3 minutes on 2 cores), so the default
+# tier runs forward mode of the kernels with custom derivatives, where it broke first; --full
+# runs every cell.
+DEFAULT_TIER = {
+    ("cross_entropy", "jvp"),
+    ("binary_cross_entropy", "jvp"),
+    ("linear_cross_entropy", "jvp"),
+    ("linear_cross_entropy_none", "jvp"),
+    ("ctc_loss", "jvp"),
+}
+
+
+@pytest.mark.parametrize(
+    "name,transformation",
+    [
+        (n, t) if (n, t) in DEFAULT_TIER else pytest.param(n, t, marks=pytest.mark.slow)
+        for n in CALLS
+        for t in TRANSFORMATIONS
+    ],
+)
+def test_native_function_under_transformation(name, transformation):
+    with jax.enable_x64(True):
+        _check(name, transformation, jnp.float64, 1e-9)
+    _check(name, transformation, jnp.float32, 2e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("criterion", CRITERIA)
+def test_compat_function_forward_mode_matches_reverse_mode(criterion):
+    """The compat layer (torch's signatures) in forward mode, on a parity case, in float64."""
+    with jax.enable_x64(True):
+        case = cases(criterion, seed=2, dtypes=("float64",), regimes=("normal",))[0]
+        call, primals = jaxloss_function(case)
+
+        def f(first):
+            return jnp.sum(call(first, *primals[1:]))
+
+        t = jnp.asarray(np.random.default_rng(3).normal(size=primals[0].shape))
+        np.testing.assert_allclose(
+            jax.jvp(f, (primals[0],), (t,))[1],
+            jnp.vdot(jax.grad(f)(primals[0]), t),
+            rtol=1e-9,
+            atol=1e-12,
+        )
+        np.testing.assert_allclose(
+            jax.jacfwd(f)(primals[0]), jax.grad(f)(primals[0]), rtol=1e-9, atol=1e-12
+        )
