@@ -199,7 +199,7 @@ def smooth_l1_loss(
     )
     d = x - t
     abs_d = jnp.abs(d)
-    if isinstance(beta, (int, float)) and beta == 0:
+    if _checks.known_zero(beta):
         loss = abs_d
     else:
         # The untaken branch divides by beta, so guard it for a traced beta of 0.

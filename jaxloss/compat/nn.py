@@ -20,6 +20,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from .. import _checks, adaptive
+from .._reduction import reduce_loss
 from . import functional as F
 
 __all__ = [
@@ -867,7 +868,8 @@ class AdaptiveLogSoftmaxWithLoss(_Module):
         """(output, loss): each row's log-probability of its target, and the mean of
         -output."""
         nll = adaptive.adaptive_softmax_loss(input_, target_, reduction="none", **self._weights())
-        return _ASMoutput(-nll, jnp.mean(nll))
+        # torch's loss is the plain mean of -output: the shared reduction, not new math.
+        return _ASMoutput(-nll, reduce_loss(nll, "mean"))
 
     def log_prob(self, input):
         return adaptive.adaptive_log_softmax(input, **self._weights())

@@ -130,7 +130,7 @@ def run_jax(case: Case, cotangent):
     return np.asarray(out), [np.asarray(g) for g in grads]
 
 
-def _errors(expected, actual, rtol, atol):
+def array_errors(expected, actual, rtol, atol):
     """(scale-aware error, fraction of the tolerance used, all close); nan/inf as values."""
     expected = np.asarray(expected, np.float64)
     actual = np.asarray(actual, np.float64)
@@ -161,7 +161,7 @@ def compare(case: Case) -> Outcome:
     tol["atol"] *= max([1.0] + magnitudes) * case.atol_scale
     t_value, t_grads, cotangent = run_torch(case)
     j_value, j_grads = run_jax(case, cotangent)
-    value_error, used, ok = _errors(t_value, j_value, **tol)
+    value_error, used, ok = array_errors(t_value, j_value, **tol)
     detail = []
     if not ok:
         detail.append(f"value torch={t_value!r} jaxloss={j_value!r}")
@@ -170,7 +170,7 @@ def compare(case: Case) -> Outcome:
         detail.append(f"dtype torch={t_value.dtype} jaxloss={j_value.dtype}")
     grad_error = 0.0
     for argnum, tg, jg in zip(case.grad_argnums, t_grads, j_grads):
-        error, grad_used, grad_ok = _errors(tg, jg, **tol)
+        error, grad_used, grad_ok = array_errors(tg, jg, **tol)
         grad_error, used, ok = max(grad_error, error), max(used, grad_used), ok and grad_ok
         if not grad_ok:
             detail.append(f"grad[{argnum}] torch={tg!r} jaxloss={jg!r}")

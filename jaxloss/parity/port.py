@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .compare import TOLERANCES, array_errors
+
 
 @dataclasses.dataclass
 class PortCheck:
@@ -51,20 +53,6 @@ class PortCheck:
             f"  {name:<16} {summary(t):>28} {summary(j):>28} {e:9.1e}" for name, t, j, e in rows
         ]
         return "\n".join(lines)
-
-
-def _scaled_error(expected: np.ndarray, actual: np.ndarray, rtol: float, atol: float):
-    expected, actual = np.asarray(expected, np.float64), np.asarray(actual, np.float64)
-    if expected.shape != actual.shape:
-        return np.inf, False
-    special = ~np.isfinite(expected) | ~np.isfinite(actual)
-    same = (np.isnan(expected) & np.isnan(actual)) | (expected == actual)
-    if np.any(special & ~same):
-        return np.inf, False
-    diff = np.where(special, 0.0, np.abs(expected - actual))
-    magnitude = np.where(special, 0.0, np.abs(expected))
-    close = bool(np.all(diff <= atol + rtol * magnitude))
-    return float(diff.max(initial=0.0)) / max(float(magnitude.max(initial=0.0)), 1e-300), close
 
 
 def check_port(
@@ -113,8 +101,9 @@ def check_port(
     arrays = [a if isinstance(a, (int, float, tuple)) else np.asarray(a) for a in inputs]
     float_dtypes = [a.dtype for a in arrays if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
     double = any(d == np.float64 for d in float_dtypes)
-    rtol = (1e-9 if double else 2e-5) if rtol is None else rtol
-    atol = (1e-12 if double else 2e-6) if atol is None else atol
+    tolerance = TOLERANCES[np.dtype(np.float64 if double else np.float32)]
+    rtol = tolerance["rtol"] if rtol is None else rtol
+    atol = tolerance["atol"] if atol is None else atol
     with jax.enable_x64(double):
         tensors: list[Any] = [
             torch.from_numpy(a.copy()) if isinstance(a, np.ndarray) else a for a in arrays
@@ -152,10 +141,10 @@ def check_port(
         jax_out, vjp = jax.vjp(call, *[fixed[i] for i in grad_argnums])
         jax_grads = [np.asarray(g) for g in vjp(jnp.asarray(cotangent, jax_out.dtype))]
         jax_value = np.asarray(jax_out)
-    value_error, ok = _scaled_error(torch_value, jax_value, rtol, atol)
+    value_error, _, ok = array_errors(torch_value, jax_value, rtol, atol)
     grad_errors = []
     for t, j in zip(torch_grads, jax_grads):
-        error, close = _scaled_error(t, j, rtol, atol)
+        error, _, close = array_errors(t, j, rtol, atol)
         grad_errors.append(error)
         ok = ok and close
     return PortCheck(
