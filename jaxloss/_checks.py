@@ -182,20 +182,65 @@ def broadcasts_to(fn: str, name: str, x, shape: Sequence[int], what: str) -> Non
 
 
 @overload
-def where_mask(fn: str, where: None, shape: Sequence[int], what: str = ...) -> None: ...
-@overload
-def where_mask(fn: str, where: ArrayLike, shape: Sequence[int], what: str = ...) -> jax.Array: ...
 def where_mask(
-    fn: str, where: ArrayLike | None, shape: Sequence[int], what: str = "the unreduced loss"
+    fn: str, where: None, shape: Sequence[int], what: str = ..., *, name: str = ...
+) -> None: ...
+@overload
+def where_mask(
+    fn: str, where: ArrayLike, shape: Sequence[int], what: str = ..., *, name: str = ...
+) -> jax.Array: ...
+def where_mask(
+    fn: str,
+    where: ArrayLike | None,
+    shape: Sequence[int],
+    what: str = "the unreduced loss",
+    *,
+    name: str = "where",
 ) -> jax.Array | None:
-    """Validates a boolean `where` mask that broadcasts to the per-element loss shape."""
+    """Validates a boolean mask (`where`, or the argument `name`) that broadcasts to the
+    per-element loss shape."""
     if where is None:
         return None
-    mask = as_array(fn, "where", where)
+    mask = as_array(fn, name, where)
     if mask.dtype != jnp.bool_:
-        raise TypeError(f"{fn}: `where` must be a boolean mask; got {describe(mask)}.")
-    broadcasts_to(fn, "where", mask, shape, what)
+        raise TypeError(f"{fn}: `{name}` must be a boolean mask; got {describe(mask)}.")
+    broadcasts_to(fn, name, mask, shape, what)
     return jnp.broadcast_to(mask, tuple(shape))
+
+
+@overload
+def class_mask(fn: str, mask: None, shape: Sequence[int], axis: int) -> None: ...
+@overload
+def class_mask(fn: str, mask: ArrayLike, shape: Sequence[int], axis: int) -> jax.Array: ...
+def class_mask(
+    fn: str, mask: ArrayLike | None, shape: Sequence[int], axis: int
+) -> jax.Array | None:
+    """Validates a boolean `class_mask` for scores of `shape` with classes on `axis`.
+
+    Accepts ``(C,)`` (the same classes for every position) or any shape that broadcasts to
+    the scores'. Returns ``(C,)`` when the mask is the same for every position (also for a
+    broadcast ``(1, C)``), else the mask broadcast to the scores' shape.
+    """
+    if mask is None:
+        return None
+    m = as_array(fn, "class_mask", mask)
+    if m.dtype != jnp.bool_:
+        raise TypeError(
+            f"{fn}: `class_mask` must be a boolean mask (True = the class takes part); got "
+            f"{describe(m)}."
+        )
+    num_classes = shape[axis]
+    if m.ndim == 1 and m.shape[0] == num_classes:
+        return m
+    broadcasts_to(
+        fn, "class_mask", m, shape, f"the scores (or [{num_classes}], one mask for every row)"
+    )
+    lead = len(shape) - m.ndim
+    if all(size == 1 for d, size in enumerate(m.shape) if d + lead != axis) and (
+        axis >= lead and m.shape[axis - lead] == num_classes
+    ):
+        return m.reshape(num_classes)
+    return jnp.broadcast_to(m, tuple(shape))
 
 
 def class_weight(fn: str, weight: Any, num_classes: int):

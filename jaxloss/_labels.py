@@ -25,7 +25,7 @@ class ClassIndices:
 
     safe: jax.Array  # int32; the label where it counts and is in range, else 0
     valid: jax.Array  # bool; the position counts (not ignore_index, not masked out)
-    out_of_range: jax.Array  # bool; the position counts but its label is outside [0, C)
+    out_of_range: jax.Array  # bool; counts, but its label is outside [0, C) or an excluded class
 
     def label_weights(self, class_weight: jax.Array | None, dtype: Any) -> jax.Array:
         """w[y] per position (1 without class weights), nan where a counted label is out of
@@ -44,8 +44,15 @@ def class_indices(
     *,
     ignore_index: Any = None,
     where: ArrayLike | None = None,
+    class_mask: jax.Array | None = None,
+    class_axis: int = -1,
 ) -> ClassIndices:
-    """Validates integer class `labels` against `num_classes` and prepares them."""
+    """Validates integer class `labels` against `num_classes` and prepares them.
+
+    `class_mask` (from `_checks.class_mask`: ``(C,)``, or the scores' shape with classes on
+    `class_axis`) marks the classes that take part; a counted label on an excluded class is
+    as wrong as one out of range.
+    """
     valid = jnp.ones(labels.shape, bool) if ignore_index is None else labels != ignore_index
     if where is not None:
         valid = valid & jnp.asarray(where, bool)
@@ -61,4 +68,20 @@ def class_indices(
         _checks.first_violation(labels, ok),
     )
     safe = jnp.where(valid & in_range, labels, 0).astype(jnp.int32)
+    if class_mask is not None:
+        if class_mask.ndim == 1:
+            included = class_mask[safe]
+        else:
+            index = jnp.expand_dims(safe, class_axis)
+            included = jnp.take_along_axis(class_mask, index, class_axis).squeeze(class_axis)
+        allowed_here = included | ~(valid & in_range)
+        _checks.value_check(
+            fn,
+            allowed_here,
+            "class index {} in `labels` points at a class that `class_mask` excludes; a "
+            "label must be one of the classes its row's softmax includes.",
+            _checks.first_violation(labels, allowed_here),
+        )
+        ok = ok & allowed_here
+        safe = jnp.where(allowed_here, safe, 0)
     return ClassIndices(safe, valid, ~ok)

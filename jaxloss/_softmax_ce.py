@@ -13,6 +13,12 @@ row max and for Σ exp (plus Σ w_c x_c when smoothing), keeps only the per-row 
 backward writes the gradient in one elementwise pass (the [c = y] term is an iota compare fused
 into it). No (N, C) array besides the gradient exists. 16-bit logits are read as they are and
 accumulated in float32; the gradient comes back in their dtype.
+
+With a class mask m (classes left out of the softmax), every sum over c runs over the included
+classes only: lse is the logsumexp of the included logits, C becomes K_i = Σ_c m_c and W becomes
+W_i = Σ_c m_c w_c, so smoothing spreads ε over the included classes. The loss then equals the
+unmasked loss on the included classes alone (a padded vocabulary costs nothing), and excluded
+classes get an exact zero gradient whatever their logits hold (nan and inf included).
 """
 
 from __future__ import annotations
@@ -63,16 +69,28 @@ def _logsumexp_rows_small_or_large(xc):
     return _logsumexp_rows(xc)
 
 
-def _row_stats(x, smoothing_weights):
-    """Per-row logsumexp (float32 or wider) and, when smoothing, Σ_c w_c x_c."""
+def _excluding(xc, class_mask, fill):
+    """The logits with excluded classes replaced by `fill` (-inf leaves them out of a
+    logsumexp, 0 out of a sum); unchanged without a mask."""
+    if class_mask is None:
+        return xc
+    return jnp.where(class_mask, xc, jnp.asarray(fill, xc.dtype))
+
+
+def _row_stats(x, smoothing_weights, class_mask):
+    """Per-row logsumexp (float32 or wider) over the included classes and, when smoothing,
+    Σ_c m_c w_c x_c."""
     compute = jnp.promote_types(x.dtype, jnp.float32)
     xc = x.astype(compute)
-    lse = _logsumexp_rows_small_or_large(xc) if xc.shape[0] else jnp.zeros((0,), compute)
+    included = _excluding(xc, class_mask, -jnp.inf)
+    lse = _logsumexp_rows_small_or_large(included) if xc.shape[0] else jnp.zeros((0,), compute)
     smooth_dot = None
-    if smoothing_weights == "uniform":
-        smooth_dot = jnp.sum(xc, axis=-1)
-    elif smoothing_weights is not None:
-        smooth_dot = xc @ smoothing_weights.astype(compute)
+    if smoothing_weights is not None:
+        summed = _excluding(xc, class_mask, 0)
+        if smoothing_weights == "uniform":
+            smooth_dot = jnp.sum(summed, axis=-1)
+        else:
+            smooth_dot = summed @ smoothing_weights.astype(compute)
     return lse, smooth_dot
 
 
@@ -84,6 +102,7 @@ class RowTargets(NamedTuple):
     label_weight: (N,) w_y (1 without class weights; nan marks an out-of-range label).
     class_weight: (C,) class weights, or None.
     smoothing: ε, a scalar array (may be traced).
+    class_mask: bool (C,) (every row) or (N, C), the classes in the softmax; None: all.
     """
 
     labels: jax.Array
@@ -91,6 +110,7 @@ class RowTargets(NamedTuple):
     label_weight: jax.Array
     class_weight: jax.Array | None
     smoothing: jax.Array
+    class_mask: jax.Array | None = None
 
 
 class RowStats(NamedTuple):
@@ -101,12 +121,28 @@ class RowStats(NamedTuple):
     smooth_term: jax.Array | None
 
 
-def _total_weight(class_weight, num_classes, dtype):
-    return (
-        jnp.asarray(num_classes, dtype)
-        if class_weight is None
-        else jnp.sum(class_weight.astype(dtype))
+def _per_class(targets: RowTargets, num_classes, dtype):
+    """m_c·w_c: the class weights (1 without), 0 on excluded classes; (C,) or (N, C)."""
+    weights = (
+        jnp.ones((num_classes,), dtype)
+        if targets.class_weight is None
+        else targets.class_weight.astype(dtype)
     )
+    return _excluding(weights, targets.class_mask, 0)
+
+
+def _class_count(targets: RowTargets, num_classes, dtype):
+    """K: the number of classes in each row's softmax (a scalar or (N,))."""
+    if targets.class_mask is None:
+        return jnp.asarray(num_classes, dtype)
+    return jnp.sum(targets.class_mask, axis=-1).astype(dtype)
+
+
+def _total_weight(targets: RowTargets, num_classes, dtype):
+    """W = Σ_c m_c w_c (a scalar or (N,))."""
+    if targets.class_mask is None and targets.class_weight is None:
+        return jnp.asarray(num_classes, dtype)
+    return jnp.sum(_per_class(targets, num_classes, dtype), axis=-1)
 
 
 def forward_rows(logits, targets: RowTargets, *, smooth: bool):
@@ -116,7 +152,7 @@ def forward_rows(logits, targets: RowTargets, *, smooth: bool):
     weights_spec = None
     if smooth:
         weights_spec = "uniform" if targets.class_weight is None else targets.class_weight
-    lse, smooth_dot = _row_stats(logits, weights_spec)
+    lse, smooth_dot = _row_stats(logits, weights_spec, targets.class_mask)
     compute = lse.dtype
     picked = jnp.take_along_axis(logits, targets.labels[:, None], axis=-1)[:, 0].astype(compute)
     nll = lse - picked
@@ -125,8 +161,8 @@ def forward_rows(logits, targets: RowTargets, *, smooth: bool):
     if smooth_dot is not None:  # smoothing on
         eps = targets.smoothing.astype(compute)
         smooth_term = (
-            _total_weight(targets.class_weight, num_classes, compute) * lse - smooth_dot
-        ) / num_classes
+            _total_weight(targets, num_classes, compute) * lse - smooth_dot
+        ) / _class_count(targets, num_classes, compute)
         loss = (1 - eps) * loss + eps * smooth_term
     # Rows that do not count give exactly 0, whatever their logits hold.
     loss = jnp.where(targets.valid, loss, jnp.zeros((), compute))
@@ -145,24 +181,22 @@ def logit_grad(logits, targets: RowTargets, lse, cotangent, *, smooth: bool, ext
     if smooth:
         eps = targets.smoothing.astype(compute)
         hit = g * (1 - eps) * w_y  # coefficient of [c = y]
-        spread = g * eps / num_classes  # coefficient of w_c
-        scale = hit + spread * _total_weight(targets.class_weight, num_classes, compute)
+        spread = g * eps / _class_count(targets, num_classes, compute)  # coefficient of w_c
+        scale = hit + spread * _total_weight(targets, num_classes, compute)
     else:
         hit = scale = g * w_y
     if extra_prob_scale is not None:
         scale = scale + g * extra_prob_scale
-    probs = jnp.exp(logits.astype(compute) - lse[:, None])
+    included = _excluding(logits.astype(compute), targets.class_mask, -jnp.inf)
+    probs = jnp.exp(included - lse[:, None])
     labels = targets.labels
     is_label = lax.broadcasted_iota(labels.dtype, logits.shape, 1) == labels[:, None]
     grad = scale[:, None] * probs - jnp.where(is_label, hit[:, None], jnp.zeros((), compute))
     if smooth:
-        per_class = (
-            jnp.ones((num_classes,), compute)
-            if targets.class_weight is None
-            else targets.class_weight.astype(compute)
-        )
-        grad = grad - spread[:, None] * per_class[None, :]
-    return grad
+        per_class = jnp.broadcast_to(_per_class(targets, num_classes, compute), logits.shape)
+        grad = grad - spread[:, None] * per_class
+    # Exact zeros on excluded classes, also in rows whose lse is nan (every class excluded).
+    return _excluding(grad, targets.class_mask, 0)
 
 
 def _is_zero(tangent) -> bool:
@@ -184,26 +218,28 @@ def _weight_tangent(
     its transpose gives their exact cotangents (XLA drops what is unused)."""
     compute = stats.lse.dtype
     num_classes = logits.shape[-1]
-    valid = targets.valid.astype(compute)
     out = jnp.zeros(stats.lse.shape, compute)
     eps = targets.smoothing.astype(compute)
     if not _is_zero(t_targets.label_weight):
-        hit = valid * stats.nll * ((1 - eps) if smooth else 1)
+        hit = stats.nll * ((1 - eps) if smooth else 1)
         out = out + hit * t_targets.label_weight.astype(compute)
-    if not smooth:
-        return out  # ε known to be 0: class weights enter only through label_weight
-    if not _is_zero(t_targets.smoothing):
+    if smooth and not _is_zero(t_targets.smoothing):
         smooth_term = stats.smooth_term
         assert smooth_term is not None, "smoothing on: forward_rows kept its term"
         term = smooth_term - targets.label_weight.astype(compute) * stats.nll
-        out = out + valid * term * t_targets.smoothing.astype(compute)
+        out = out + term * t_targets.smoothing.astype(compute)
     t_class = t_targets.class_weight
-    if targets.class_weight is not None and t_class is not None and not _is_zero(t_class):
-        # d/dw_c of (ε/C)(W·lse_i - Σ_c w_c x_ic) = (ε/C)(lse_i - x_ic).
-        t_w = t_class.astype(compute)
-        spread = valid * eps / num_classes
-        out = out + spread * (stats.lse * jnp.sum(t_w) - logits.astype(compute) @ t_w)
-    return out
+    # Without smoothing (ε known to be 0) class weights enter only through label_weight.
+    if smooth and targets.class_weight is not None and not _is_zero(t_class):
+        assert t_class is not None
+        # d/dw_c of (ε/K)(W·lse_i - Σ_c m_c w_c x_ic) = (ε/K)·m_c·(lse_i - x_ic).
+        t_w = _excluding(t_class.astype(compute), targets.class_mask, 0)
+        spread = eps / _class_count(targets, num_classes, compute)
+        x_included = _excluding(logits.astype(compute), targets.class_mask, 0)
+        dot = jnp.sum(x_included * t_w, axis=-1) if t_w.ndim == 2 else x_included @ t_w
+        out = out + spread * (stats.lse * jnp.sum(t_w, axis=-1) - dot)
+    # Rows that do not count contribute exactly 0 (their lse may be nan: all excluded).
+    return jnp.where(targets.valid, out, jnp.zeros((), compute))
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))

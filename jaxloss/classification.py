@@ -78,11 +78,17 @@ def _along_axis(per_class, ndim, axis):
     return per_class.reshape([-1 if d == axis else 1 for d in range(ndim)])
 
 
-def _index_loss(fn, log_probs, labels, *, axis, weight, ignore_index, where, reduction):
+def _index_loss(fn, log_probs, labels, *, axis, weight, ignore_index, where, class_mask, reduction):
     """Weighted NLL of class indices (torch's exact weighting): -w[y]·logp[y] per position;
     ignored positions give 0; 'mean' divides by Σ w[y] over the positions that count."""
     indices = class_indices(
-        fn, labels, log_probs.shape[axis], ignore_index=ignore_index, where=where
+        fn,
+        labels,
+        log_probs.shape[axis],
+        ignore_index=ignore_index,
+        where=where,
+        class_mask=class_mask,
+        class_axis=axis,
     )
     label_weight = indices.label_weights(weight, log_probs.dtype)
     picked = jnp.take_along_axis(log_probs, jnp.expand_dims(indices.safe, axis), axis)
@@ -90,22 +96,49 @@ def _index_loss(fn, log_probs, labels, *, axis, weight, ignore_index, where, red
     return reduce_loss(loss, reduction, where=indices.valid, normalizer=label_weight)
 
 
+def _as_rows(array, axis, num_classes):
+    """(..., C, ...) with classes on `axis` -> (N, C)."""
+    return jnp.moveaxis(array, axis, -1).reshape(-1, num_classes)
+
+
 def _fast_index_cross_entropy(
-    fn, logits, labels, *, axis, weight, ignore_index, label_smoothing, where, reduction, compute
+    fn,
+    logits,
+    labels,
+    *,
+    axis,
+    weight,
+    ignore_index,
+    label_smoothing,
+    where,
+    class_mask,
+    reduction,
+    compute,
 ):
     """Cross-entropy of class indices through the custom-JVP row kernel (_softmax_ce): the
     same weighting and normalisation as _index_loss, without materialising log-probabilities."""
     num_classes = logits.shape[axis]
-    indices = class_indices(fn, labels, num_classes, ignore_index=ignore_index, where=where)
+    indices = class_indices(
+        fn,
+        labels,
+        num_classes,
+        ignore_index=ignore_index,
+        where=where,
+        class_mask=class_mask,
+        class_axis=axis,
+    )
     label_weight = indices.label_weights(weight, compute)
-    rows = jnp.moveaxis(logits, axis, -1).reshape(-1, num_classes)
+    if class_mask is not None and class_mask.ndim > 1:
+        class_mask = _as_rows(class_mask, axis, num_classes)
     targets = RowTargets(
         indices.safe.reshape(-1),
         indices.valid.reshape(-1),
         label_weight.reshape(-1),
         weight,
         jnp.asarray(label_smoothing, compute),
+        class_mask,
     )
+    rows = _as_rows(logits, axis, num_classes)
     loss = softmax_cross_entropy_rows(
         rows, targets, smooth=not _checks.known_zero(label_smoothing)
     ).reshape(labels.shape)
@@ -114,7 +147,16 @@ def _fast_index_cross_entropy(
 
 
 def _prepare_class_inputs(
-    fn, scores, scores_name, labels, axis, weight, where, label_smoothing, allow_probabilities
+    fn,
+    scores,
+    scores_name,
+    labels,
+    axis,
+    weight,
+    where,
+    class_mask,
+    label_smoothing,
+    allow_probabilities,
 ):
     scores = _checks.float_array(fn, scores_name, scores)
     if scores.ndim == 0:
@@ -128,7 +170,8 @@ def _prepare_class_inputs(
     _checks.python_number(fn, "label_smoothing", label_smoothing, low=0.0, high=1.0)
     position_shape = scores.shape[:axis] + scores.shape[axis + 1 :]
     where = _checks.where_mask(fn, where, position_shape, "one loss per position")
-    return scores, labels, axis, kind, weight, where
+    class_mask = _checks.class_mask(fn, class_mask, scores.shape, axis)
+    return scores, labels, axis, kind, weight, where, class_mask
 
 
 def cross_entropy(
@@ -139,11 +182,12 @@ def cross_entropy(
     weight: ArrayLike | None = None,
     ignore_index: int | None = -100,
     label_smoothing: float = 0.0,
+    class_mask: ArrayLike | None = None,
     where: ArrayLike | None = None,
     reduction: Reduction = "mean",
 ) -> jax.Array:
     r"""Cross-entropy between class logits and class indices or class probabilities, exactly
-    torch's ``cross_entropy``.
+    torch's ``cross_entropy``; optionally over a subset of the classes (``class_mask``).
 
     With integer ``labels`` (class indices), per position
 
@@ -165,6 +209,14 @@ def cross_entropy(
       weight: optional ``(C,)`` class weights.
       ignore_index: label value that is ignored (index labels only); ``None`` ignores nothing.
       label_smoothing: ε in [0, 1].
+      class_mask: optional boolean mask of the *classes* that take part, ``(C,)`` for every
+        position or broadcastable to ``logits``' shape for a mask per position (a vocabulary
+        padded to a multiple of 128, an RL policy's invalid actions). Excluded classes are
+        left out of the softmax: the loss is exactly the loss over the included classes alone
+        (smoothing spreads ε over the included classes, and $\sum w_c$ runs over them),
+        and excluded classes get a zero gradient whatever their logits hold. A counted label
+        (or class probability > 0) on an excluded class is an error, like an out-of-range
+        label. Not to be confused with ``where``, which masks positions.
       where: optional boolean mask of positions (``logits.shape`` without ``axis``); masked
         positions give 0, are not counted by 'mean', and may hold any label.
       reduction: ``'none'``, ``'mean'`` or ``'sum'``.
@@ -173,8 +225,9 @@ def cross_entropy(
       ``'none'``: one loss per position, ``logits.shape`` without ``axis`` (``()`` for an
       unbatched ``(C,)`` input); ``'mean'``/``'sum'``: a scalar. In the logits' dtype.
 
-    Under ``jit``, an out-of-range class index gives a nan loss (use `jaxloss.checked` to
-    raise instead); with concrete inputs it raises ``ValueError``.
+    Under ``jit``, an out-of-range class index (or a label on an excluded class) gives a nan
+    loss (use `jaxloss.checked` to raise instead); with concrete inputs it raises
+    ``ValueError``.
 
     Example:
       >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
@@ -184,10 +237,18 @@ def cross_entropy(
       ...                              weight=jnp.array([1.0, 2.0, 0.5]))
       >>> round(float(loss), 4)
       0.3953
+
+      A vocabulary padded from 3 to 4 classes gives the unpadded loss:
+
+      >>> padded = jnp.pad(logits, ((0, 0), (0, 1)), constant_values=7.0)
+      >>> loss = jaxloss.cross_entropy(padded, jnp.array([0, 2]),
+      ...                              class_mask=jnp.arange(4) < 3)
+      >>> round(float(loss), 4)
+      0.6216
     """
     fn = "cross_entropy"
-    logits, labels, axis, kind, weight, where = _prepare_class_inputs(
-        fn, logits, "logits", labels, axis, weight, where, label_smoothing, True
+    logits, labels, axis, kind, weight, where, class_mask = _prepare_class_inputs(
+        fn, logits, "logits", labels, axis, weight, where, class_mask, label_smoothing, True
     )
     _checks.reduction(fn, reduction)
     result_dtype, compute = dtypes(logits, labels if kind == "probability" else None)
@@ -204,26 +265,66 @@ def cross_entropy(
             ignore_index=ignore_index,
             label_smoothing=label_smoothing,
             where=where,
+            class_mask=class_mask,
             reduction=reduction,
             compute=compute,
         )
         return finish(loss, result_dtype)
-    log_probs = jax.nn.log_softmax(logits.astype(compute), axis=axis)
     if ignore_index is not None and _checks.is_concrete(ignore_index) and ignore_index >= 0:
         # torch: "ignore_index is not supported for floating point target" (its default -100 is ok).
         raise ValueError(
             f"{fn}: `ignore_index`={ignore_index} cannot be used with class-probability labels; "
             "mask positions with `where` instead."
         )
+    loss = _probability_cross_entropy(
+        fn,
+        logits.astype(compute),
+        labels.astype(compute),
+        axis=axis,
+        weight=weight,
+        label_smoothing=label_smoothing,
+        where=where,
+        class_mask=class_mask,
+    )
+    return finish(reduce_loss(loss, reduction, where=where), result_dtype)
+
+
+def _probability_cross_entropy(
+    fn, logits, targets, *, axis, weight, label_smoothing, where, class_mask
+):
+    """Unreduced -Σ_c w_c q'_c log p_c over the included classes, q' the smoothed targets."""
+    if class_mask is None:
+        return _probability_terms(logits, targets, axis, weight, label_smoothing, None)
+    mask = _along_axis(class_mask, logits.ndim, axis) if class_mask.ndim == 1 else class_mask
+    logits = jnp.where(mask, logits, -jnp.inf)
+    # Probability mass on an excluded class is a label on it: an error, or nan under jit.
+    fine = (targets == 0) | mask
+    if where is not None:
+        fine = fine | ~jnp.expand_dims(where, axis)
+    _checks.value_check(
+        fn,
+        fine,
+        "class-probability `labels` put mass {} on a class that `class_mask` excludes; "
+        "the targets must be 0 there.",
+        _checks.first_violation(targets, fine),
+    )
+    loss = _probability_terms(logits, targets, axis, weight, label_smoothing, mask)
+    return jnp.where(jnp.all(fine, axis=axis), loss, jnp.asarray(jnp.nan, loss.dtype))
+
+
+def _probability_terms(logits, targets, axis, weight, label_smoothing, mask):
+    """-Σ_c m_c w_c q'_c log p_c: the smoothed targets q' spread ε over the included classes."""
     num_classes = logits.shape[axis]
-    targets = labels.astype(compute)
+    log_probs = jax.nn.log_softmax(logits, axis=axis)
     if not _checks.known_zero(label_smoothing):
-        targets = targets * (1 - label_smoothing) + label_smoothing / num_classes
+        included = num_classes if mask is None else jnp.sum(mask, axis=axis, keepdims=True)
+        targets = targets * (1 - label_smoothing) + label_smoothing / included
     weighted = log_probs * targets
     if weight is not None:
         weighted = weighted * _along_axis(weight, logits.ndim, axis)
-    loss = -jnp.sum(weighted, axis=axis)
-    return finish(reduce_loss(loss, reduction, where=where), result_dtype)
+    if mask is None:
+        return -jnp.sum(weighted, axis=axis)
+    return -jnp.sum(jnp.where(mask, weighted, jnp.zeros((), weighted.dtype)), axis=axis)
 
 
 def nll_loss(
@@ -233,6 +334,7 @@ def nll_loss(
     axis: int = -1,
     weight: ArrayLike | None = None,
     ignore_index: int | None = -100,
+    class_mask: ArrayLike | None = None,
     where: ArrayLike | None = None,
     reduction: Reduction = "mean",
 ) -> jax.Array:
@@ -249,6 +351,11 @@ def nll_loss(
       axis: the class axis.
       weight: optional ``(C,)`` class weights.
       ignore_index: label value that is ignored; ``None`` ignores nothing.
+      class_mask: optional boolean mask of the classes that exist, ``(C,)`` or broadcastable
+        to ``log_probs``' shape (as in `cross_entropy`). The loss reads only the label's
+        entry, so this only checks the labels: a counted label on an excluded class is an
+        error (nan under ``jit``). Normalise the log-probabilities over the included classes
+        yourself, or use `cross_entropy` with the same mask, which does.
       where: optional boolean mask of positions (``log_probs.shape`` without ``axis``); masked
         positions give 0, are not counted by 'mean', and may hold any label.
       reduction: ``'none'``, ``'mean'`` or ``'sum'``.
@@ -262,8 +369,8 @@ def nll_loss(
       0.2413
     """
     fn = "nll_loss"
-    log_probs, labels, axis, _, weight, where = _prepare_class_inputs(
-        fn, log_probs, "log_probs", labels, axis, weight, where, 0.0, False
+    log_probs, labels, axis, _, weight, where, class_mask = _prepare_class_inputs(
+        fn, log_probs, "log_probs", labels, axis, weight, where, class_mask, 0.0, False
     )
     _checks.reduction(fn, reduction)
     result_dtype, compute = dtypes(log_probs)
@@ -275,6 +382,7 @@ def nll_loss(
         weight=upcast(weight, compute),
         ignore_index=ignore_index,
         where=where,
+        class_mask=class_mask,
         reduction=reduction,
     )
     return finish(loss, result_dtype)
@@ -285,6 +393,7 @@ def kl_div(
     targets: ArrayLike,
     *,
     log_target: bool = False,
+    class_mask: ArrayLike | None = None,
     where: ArrayLike | None = None,
     reduction: Literal["none", "mean", "sum", "batchmean"] = "mean",
 ) -> jax.Array:
@@ -301,6 +410,12 @@ def kl_div(
       targets: probabilities t (or log-probabilities with ``log_target``), broadcastable with
         ``log_predictions``.
       log_target: whether ``targets`` are log-probabilities (-inf is a valid one).
+      class_mask: optional boolean mask of the classes that exist, broadcastable to the
+        loss (``(C,)`` masks the last axis of every row). Excluded elements give 0, get a zero
+        gradient whatever ``log_predictions`` hold there, and are not counted by 'mean'
+        ('batchmean' still divides by the batch); a target with mass there (t > 0, or a
+        log-target above -inf) is an error, nan under ``jit``. Otherwise it acts like
+        ``where``, which masks elements without that check.
       where: optional boolean mask over the broadcast loss.
       reduction: ``'none'``, ``'mean'``, ``'sum'`` or ``'batchmean'``.
 
@@ -319,12 +434,30 @@ def kl_div(
     shape = _checks.broadcast_shape(fn, ("log_predictions", "targets"), (x, t))
     _checks.reduction(fn, reduction, ("none", "mean", "sum", "batchmean"))
     where = _checks.where_mask(fn, where, shape)
+    if class_mask is not None:
+        class_mask = _checks.where_mask(fn, class_mask, shape, "the loss", name="class_mask")
     result_dtype, compute = dtypes(x, t)
     x, t = x.astype(compute), t.astype(compute)
     if log_target:
         loss = jnp.exp(t) * (t - x)
     else:
         loss = jax.scipy.special.xlogy(t, t) - t * x
+    if class_mask is not None:
+        t_full = jnp.broadcast_to(t, shape)
+        fine = class_mask | (jnp.isneginf(t_full) if log_target else t_full == 0)
+        if where is not None:
+            fine = fine | ~where
+        _checks.value_check(
+            fn,
+            fine,
+            "`targets` put mass {} on an element that `class_mask` excludes; the targets must "
+            + ("be -inf (log-targets) there." if log_target else "be 0 there."),
+            _checks.first_violation(t_full, fine),
+        )
+        # A bad target's element stays counted (as nan), so that the reduction is nan too.
+        loss = jnp.where(fine, loss, jnp.asarray(jnp.nan, compute))
+        counted = class_mask | ~fine
+        where = counted if where is None else where & counted
     batch = x.shape[0] if x.ndim else None
     return finish(reduce_loss(loss, reduction, where=where, batch_size=batch), result_dtype)
 
@@ -599,8 +732,8 @@ def multi_margin_loss(
     """
     fn = "multi_margin_loss"
     _checks.multi_margin_options(fn, p, weight)
-    x, labels, axis, _, weight, where = _prepare_class_inputs(
-        fn, scores, "scores", labels, axis, weight, where, 0.0, False
+    x, labels, axis, _, weight, where, _ = _prepare_class_inputs(
+        fn, scores, "scores", labels, axis, weight, where, None, 0.0, False
     )
     _checks.python_number(fn, "margin", margin)
     _checks.reduction(fn, reduction)

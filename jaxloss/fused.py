@@ -115,7 +115,7 @@ def _walk_chunks(
 
     def body(carry, chunk):
         xc, yc, vc, lwc, *rest = chunk
-        chunk_targets = RowTargets(yc, vc, lwc, targets.class_weight, targets.smoothing)
+        chunk_targets = targets._replace(labels=yc, valid=vc, label_weight=lwc)
         z, loss, lse_c = _chunk_forward(xc, w, b, chunk_targets, settings)
         if cotangent is None:
             return carry, (loss, lse_c)
@@ -151,7 +151,7 @@ def _row_tangents(x, w, b, targets: RowTargets, settings: FusedSettings, lse, t_
     @jax.checkpoint
     def body(_, chunk):
         xc, yc, vc, lwc, lse_c, t_xc = chunk
-        chunk_targets = RowTargets(yc, vc, lwc, targets.class_weight, targets.smoothing)
+        chunk_targets = targets._replace(labels=yc, valid=vc, label_weight=lwc)
         z = _chunk_logits(xc, w, b, settings.softcap)
         dz = _chunk_logit_grad(z, chunk_targets, settings, lse_c, jnp.ones_like(lse_c))
         z_dot = jnp.zeros(dz.shape, compute)
@@ -218,6 +218,32 @@ def _fused_rows(x, w, b, targets: RowTargets, *, settings: FusedSettings):
     return _fused_with_derivatives(x, w, b, targets, settings)
 
 
+def _vocabulary_mask(fn, class_mask, valid_vocab_size, num_classes):
+    """The (V,) mask of `class_mask` or `valid_vocab_size` (None when neither is given)."""
+    if valid_vocab_size is not None:
+        if class_mask is not None:
+            raise ValueError(f"{fn}: give `class_mask` or `valid_vocab_size`, not both.")
+        if (
+            not isinstance(valid_vocab_size, int)
+            or isinstance(valid_vocab_size, bool)
+            or not 1 <= valid_vocab_size <= num_classes
+        ):
+            raise ValueError(
+                f"{fn}: `valid_vocab_size` must be an int in [1, {num_classes}] (V = "
+                f"w.shape[0]); got {valid_vocab_size!r}."
+            )
+        return jnp.arange(num_classes) < valid_vocab_size
+    if class_mask is None:
+        return None
+    mask = _checks.as_array(fn, "class_mask", class_mask)
+    if mask.dtype != jnp.bool_ or mask.shape != (num_classes,):
+        raise ValueError(
+            f"{fn}: `class_mask` must be a boolean vocabulary mask of shape [{num_classes}] "
+            f"(one mask for every token); got {_checks.describe(mask)}."
+        )
+    return mask
+
+
 def linear_cross_entropy(
     x: ArrayLike,
     w: ArrayLike,
@@ -229,6 +255,8 @@ def linear_cross_entropy(
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
     softcap: float | None = None,
+    class_mask: ArrayLike | None = None,
+    valid_vocab_size: int | None = None,
     where: ArrayLike | None = None,
     reduction: Reduction = "mean",
     chunk_size: int = DEFAULT_CHUNK_SIZE,
@@ -252,6 +280,13 @@ def linear_cross_entropy(
       label_smoothing: ε in [0, 1].
       z_loss: λ >= 0 of PaLM's z-loss.
       softcap: c > 0 of Gemma 2's logit soft-capping, or None.
+      class_mask: optional boolean ``(V,)`` mask of the vocabulary entries that take part
+        (as `cross_entropy`'s ``class_mask``, one mask for every token): the loss is exactly
+        the loss over the included entries alone, and excluded rows of ``w`` get zero
+        gradient. A counted label on an excluded entry is an error (nan under ``jit``).
+      valid_vocab_size: optional int K: only the first K vocabulary entries take part, the
+        usual case of a head padded to a multiple of 128 (the same as ``class_mask =
+        arange(V) < K``; give one or the other).
       where: optional boolean mask of ``x.shape[:-1]``.
       reduction: ``'none'``, ``'mean'`` or ``'sum'``.
       chunk_size: rows per chunk (a Python int >= 1).
@@ -304,9 +339,12 @@ def linear_cross_entropy(
     if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
         raise ValueError(f"{fn}: `chunk_size` must be a positive int; got {chunk_size!r}.")
     where = _checks.where_mask(fn, where, labels.shape, "one loss per token")
+    class_mask = _vocabulary_mask(fn, class_mask, valid_vocab_size, num_classes)
     result_dtype, compute = dtypes(x, w)
 
-    indices = class_indices(fn, labels, num_classes, ignore_index=ignore_index, where=where)
+    indices = class_indices(
+        fn, labels, num_classes, ignore_index=ignore_index, where=where, class_mask=class_mask
+    )
     # Class weights and ε are constants of this loss: gradients flow to x, w and bias only.
     class_weight = None if weight is None else lax.stop_gradient(weight.astype(compute))
     label_weight = indices.label_weights(class_weight, compute)
@@ -332,6 +370,7 @@ def linear_cross_entropy(
         pad_rows(label_weight.reshape(-1), 0),
         class_weight,
         lax.stop_gradient(jnp.asarray(label_smoothing, compute)),
+        class_mask,
     )
     out = _fused_rows(pad_rows(rows, 0), w, bias, targets, settings=settings)
     if reduction == "none":

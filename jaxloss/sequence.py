@@ -8,6 +8,12 @@ gathers. A ``jax.custom_jvp`` computes alpha and beta together in *one* ``lax.sc
 forward+backward compared with autodiff through the alpha scan, and forms the gradient in bulk
 afterwards; its tangent is that gradient's inner product with the inputs' tangent, so forward
 and reverse mode both work. A plain (undifferentiated) call runs alpha only.
+
+float32 accuracy: both recursions are shifted by an integer every step (`_rescaled`), so the
+stored log-states stay O(1), and each frame's occupancies are normalised to sum to 1, which
+cancels the rounding alpha and beta accumulate over time. Against a float64 reference this
+brought the float32 gradient's error from 4.7e-6 to 1.7e-7 (relative, in norm) at about 8%
+more time; optax's (autodiff through its alpha scan) is 9.6e-8 on the same inputs.
 """
 
 from __future__ import annotations
@@ -76,13 +82,31 @@ def _emissions(log_probs, labels, input_lengths, blank):
     return lp_blank, lp_label
 
 
+def _rescaled(states, offset):
+    """Shifts log-states by the integer k = floor(max blank state), so that they stay O(1),
+    and adds k to the running integer `offset` (B,). The stored states then keep float32's
+    relative precision instead of ulp(|log alpha|) (about 4e-6 at |log alpha| = 50), and the
+    offsets, being integers, add up exactly. The blanks' max alone sets k (one reduction per
+    step in the serial loop): label states are normally within a few units of their blanks,
+    and where they are not, only precision is lost, never correctness. Rows with no
+    reachable blank state keep k = 0."""
+    blank, label = states
+    top = jnp.max(blank, axis=1)
+    k = jnp.where(top > _IMPOSSIBLE, jnp.floor(top), jnp.zeros((), top.dtype))
+    return (blank - k[:, None], label - k[:, None]), offset + k.astype(jnp.int32)
+
+
 def _recursions(lp_blank, lp_label, labels, label_lengths, *, with_beta) -> Any:
     """Runs alpha (and beta) in one scan over time.
 
-    Returns time-major stacks ``(alpha_blank (T,B,S+1), alpha_label (T,B,S))`` and, with
-    `with_beta`, ``(beta_blank, beta_label)`` in *reversed* time (index i holds t = T-1-i; the
-    consumer reverses them inside its own fusion instead of copying). Every entry includes the
-    emission at its t. Blank state j is extended position 2j, label state j is position 2j+1.
+    Returns time-major stacks ``(alpha_blank (T,B,S+1), alpha_label (T,B,S), alpha_offset
+    (T,B))`` and, with `with_beta`, ``(beta_blank, beta_label, beta_offset)`` in *reversed*
+    time (index i holds t = T-1-i; the consumer reverses them inside its own fusion instead of
+    copying). log alpha_t = alpha_blank/label[t] + alpha_offset[t] (an int32) + the emission
+    at t, which the alpha stacks leave out (the occupancy alpha·beta/emission then needs no
+    subtraction of a large log-probability); log beta_t = beta_blank/label[t] +
+    beta_offset[t], emission included (see `_rescaled`). Blank state j is extended position
+    2j, label state j is position 2j+1.
     """
     num_steps, batch, width = lp_label.shape
     dtype = lp_label.dtype
@@ -97,13 +121,10 @@ def _recursions(lp_blank, lp_label, labels, label_lengths, *, with_beta) -> Any:
     skip_next = _shift_left(skip_mask, _LOG_ZERO)  # skip_mask[j+1] at j
     no_label = jnp.full((batch, 1), _LOG_ZERO, dtype)
 
-    def alpha_step(alpha, emit_blank, emit_label):
+    def alpha_step_before_emission(alpha):
         a_blank, a_label = alpha
-        new_blank = _lse2(a_blank, jnp.concatenate([no_label, a_label], axis=1)) + emit_blank
-        new_label = (
-            _lse3(a_label, a_blank[:, :-1], _shift_right(a_label, _LOG_ZERO) + skip_mask)
-            + emit_label
-        )
+        new_blank = _lse2(a_blank, jnp.concatenate([no_label, a_label], axis=1))
+        new_label = _lse3(a_label, a_blank[:, :-1], _shift_right(a_label, _LOG_ZERO) + skip_mask)
         return new_blank, new_label
 
     def beta_step(beta, emit_blank, emit_label):
@@ -126,39 +147,50 @@ def _recursions(lp_blank, lp_label, labels, label_lengths, *, with_beta) -> Any:
     beta_end = (jnp.where(blank_positions == label_lengths[:, None], zero, log_zero), no_labels)
 
     def body(carry, step_inputs):
-        alpha, beta = carry
+        alpha, alpha_offset, beta, beta_offset = carry
         t, emit_blank, emit_label = step_inputs
-        alpha = alpha_step(alpha, emit_blank, emit_label)
+        before, alpha_offset = _rescaled(alpha_step_before_emission(alpha), alpha_offset)
+        alpha = (before[0] + emit_blank, before[1] + emit_label)
         if not with_beta:
-            return (alpha, beta), alpha
+            return (alpha, alpha_offset, beta, beta_offset), (*before, alpha_offset)
         t_back = num_steps - 1 - t
         beta = beta_step(
             beta,
             lax.dynamic_index_in_dim(lp_blank, t_back, keepdims=False),
             lax.dynamic_index_in_dim(lp_label, t_back, keepdims=False),
         )
-        return (alpha, beta), alpha + beta
+        beta, beta_offset = _rescaled(beta, beta_offset)
+        carry = (alpha, alpha_offset, beta, beta_offset)
+        return carry, (*before, alpha_offset, *beta, beta_offset)
 
+    no_offset = jnp.zeros((batch,), jnp.int32)
+    start = (alpha_start, no_offset, beta_end, no_offset)
     step_inputs = (jnp.arange(num_steps), lp_blank, lp_label)
-    _, stacks = lax.scan(body, (alpha_start, beta_end), step_inputs, unroll=_SCAN_UNROLL)
+    _, stacks = lax.scan(body, start, step_inputs, unroll=_SCAN_UNROLL)
     return stacks
 
 
-def _nll_from_alpha(alpha_blank, alpha_label, input_lengths, label_lengths):
-    """-log p(labels | inputs): alpha at t = L-1 in the last blank or the last label."""
+def _nll_from_alpha(
+    alpha_blank, alpha_label, alpha_offset, lp_blank, lp_label, input_lengths, label_lengths
+):
+    """-log p(labels | inputs) per sequence (inf when no alignment exists): alpha at t = L-1
+    in the last blank or the last label, with its emission and offset added back."""
     batch = alpha_blank.shape[1]
     rows = jnp.arange(batch)
     t_last = jnp.maximum(input_lengths - 1, 0)
-    end_blank = alpha_blank[t_last, rows, label_lengths]
+    end_blank = alpha_blank[t_last, rows, label_lengths] + lp_blank[t_last, rows, 0]
     if alpha_label.shape[2]:
-        end_label = alpha_label[t_last, rows, jnp.maximum(label_lengths - 1, 0)]
+        last = jnp.maximum(label_lengths - 1, 0)
+        end_label = alpha_label[t_last, rows, last] + lp_label[t_last, rows, last]
         end_label = jnp.where(label_lengths > 0, end_label, _LOG_ZERO)
     else:
         end_label = jnp.full_like(end_blank, _LOG_ZERO)
     log_p = _lse2(end_blank, end_label)
     # No frames at all: the empty labelling has probability 1, any other 0.
-    log_p = jnp.where(input_lengths == 0, jnp.where(label_lengths == 0, 0.0, _LOG_ZERO), log_p)
-    return jnp.where(log_p < _IMPOSSIBLE, jnp.inf, -log_p)
+    no_frames = input_lengths == 0
+    log_p = jnp.where(no_frames, jnp.where(label_lengths == 0, 0.0, _LOG_ZERO), log_p)
+    offset = jnp.where(no_frames, 0, alpha_offset[t_last, rows]).astype(log_p.dtype)
+    return jnp.where(log_p < _IMPOSSIBLE, jnp.inf, -(log_p + offset))
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(4, 5, 6))
@@ -167,17 +199,22 @@ def _ctc_nll_with_derivatives(
 ):
     log_probs = jax.nn.log_softmax(inputs, axis=-1) if from_logits else inputs
     lp_blank, lp_label = _emissions(log_probs, labels, input_lengths, blank)
-    alpha_blank, alpha_label = _recursions(
+    alpha_blank, alpha_label, alpha_offset = _recursions(
         lp_blank, lp_label, labels, label_lengths, with_beta=False
     )
-    return _nll_from_alpha(alpha_blank, alpha_label, input_lengths, label_lengths)
+    return _nll_from_alpha(
+        alpha_blank, alpha_label, alpha_offset, lp_blank, lp_label, input_lengths, label_lengths
+    )
 
 
 def _ctc_nll_fwd(inputs, labels, input_lengths, label_lengths, blank, zero_infinity, from_logits):
     log_probs = jax.nn.log_softmax(inputs, axis=-1) if from_logits else inputs
     lp_blank, lp_label = _emissions(log_probs, labels, input_lengths, blank)
     stacks = _recursions(lp_blank, lp_label, labels, label_lengths, with_beta=True)
-    nll = _nll_from_alpha(stacks[0], stacks[1], input_lengths, label_lengths)
+    alpha_blank, alpha_label, alpha_offset = stacks[:3]
+    nll = _nll_from_alpha(
+        alpha_blank, alpha_label, alpha_offset, lp_blank, lp_label, input_lengths, label_lengths
+    )
     return nll, (log_probs, labels, input_lengths, label_lengths, lp_blank, lp_label, stacks, nll)
 
 
@@ -191,16 +228,26 @@ def _ctc_grad(blank, zero_infinity, from_logits, residuals, nll_cotangent):
     `from_logits` it is therefore returned directly, saving that pass.
     An impossible alignment (nll = inf) gets nan, as in torch, or 0 with `zero_infinity`.
     """
-    log_probs, labels, input_lengths, _, lp_blank, lp_label, stacks, nll = residuals
-    alpha_blank, alpha_label, beta_blank_reversed, beta_label_reversed = stacks
+    log_probs, labels, input_lengths, _, _, _, stacks, nll = residuals
+    alpha_blank, alpha_label, _, beta_blank_rev, beta_label_rev, _ = stacks
     _, num_steps, num_classes = log_probs.shape
     impossible = jnp.isposinf(nll)
-    shift = jnp.where(impossible, jnp.zeros((), nll.dtype), nll)[None, :, None]
-    occupancy_blank = jnp.sum(
-        jnp.exp(alpha_blank + beta_blank_reversed[::-1] - lp_blank + shift), axis=2
-    )  # (T, B)
+    # Occupancy of each state: alpha·beta/emission, normalised over the states of its frame
+    # (they sum to 1 at every t < L). Normalising per frame, not by the final p, cancels the
+    # rounding that alpha and beta accumulate over time (common to a frame's states) and the
+    # offsets of `_rescaled` alike, so only O(1) float32 numbers are ever added.
+    z_blank = alpha_blank + beta_blank_rev[::-1]  # (T, B, S+1); alpha without its emission
+    z_label = alpha_label + beta_label_rev[::-1]  # (T, B, S)
+    top = jnp.max(z_blank, axis=2, keepdims=True)
+    if z_label.shape[2]:
+        top = jnp.maximum(top, jnp.max(z_label, axis=2, keepdims=True))
+    frame_total = jnp.sum(jnp.exp(z_blank - top), axis=2, keepdims=True) + jnp.sum(
+        jnp.exp(z_label - top), axis=2, keepdims=True
+    )
+    log_norm = top + jnp.log(frame_total)
+    occupancy_blank = jnp.sum(jnp.exp(z_blank - log_norm), axis=2)  # (T, B)
     # Positions past a row's label length have beta = "log 0", hence zero occupancy.
-    occupancy_label = jnp.exp(alpha_label + beta_label_reversed[::-1] - lp_label + shift)
+    occupancy_label = jnp.exp(z_label - log_norm)
 
     def per_sequence(occupancy, sequence_labels, blank_occupancy):
         # Scatter-add onto the classes: measured faster than a one-hot matmul.

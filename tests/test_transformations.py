@@ -28,6 +28,7 @@ def _native_calls():
     w = np.linspace(0.5, 2.0, c)
     hidden, head = rng.normal(size=(n, d)), rng.normal(size=(5, d))
     tails = [(rng.normal(size=(2, d)), rng.normal(size=(3, 2)))]
+    row_mask = np.array([[1, 0, 1, 1], [0, 1, 1, 1], [1, 1, 0, 0]], bool)  # keeps each label
     p = functools.partial
     return [
         (
@@ -40,7 +41,17 @@ def _native_calls():
             jaxloss.cross_entropy,
             (logits, probs / probs.sum(-1, keepdims=True)),
         ),
+        (
+            "cross_entropy_class_mask",
+            p(jaxloss.cross_entropy, weight=w, label_smoothing=0.2, class_mask=row_mask),
+            (logits, labels),
+        ),
         ("nll_loss", p(jaxloss.nll_loss, weight=w), (logits - 2.0, labels)),
+        (
+            "kl_div_class_mask",
+            p(jaxloss.kl_div, reduction="mean", class_mask=row_mask),
+            (np.log(probs), probs * row_mask),
+        ),
         ("kl_div", p(jaxloss.kl_div, reduction="batchmean"), (np.log(probs), probs / 2)),
         ("binary_cross_entropy", jaxloss.binary_cross_entropy, (probs, np.round(probs))),
         (
@@ -78,6 +89,11 @@ def _native_calls():
             "linear_cross_entropy",
             p(jaxloss.linear_cross_entropy, chunk_size=2),
             (hidden, head, np.array([0, 4, 2])),
+        ),
+        (
+            "linear_cross_entropy_vocab",
+            p(jaxloss.linear_cross_entropy, chunk_size=2, valid_vocab_size=4, label_smoothing=0.1),
+            (hidden, head, np.array([0, 3, 2])),
         ),
         (
             "linear_cross_entropy_none",
@@ -165,6 +181,7 @@ def _check(name, transformation, dtype, rtol):
 # runs every cell.
 DEFAULT_TIER = {
     ("cross_entropy", "jvp"),
+    ("cross_entropy_class_mask", "jvp"),
     ("binary_cross_entropy", "jvp"),
     ("linear_cross_entropy", "jvp"),
     ("linear_cross_entropy_none", "jvp"),
