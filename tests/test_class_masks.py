@@ -50,8 +50,11 @@ def dtype(request, x64):
     return request.param
 
 
-@pytest.mark.parametrize("smoothing", [0.0, 0.3])
-@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize(
+    "weighted,smoothing",
+    [(False, 0.0), (True, 0.3)]
+    + [pytest.param(*combo, marks=pytest.mark.slow) for combo in [(True, 0.0), (False, 0.3)]],
+)
 def test_padded_vocabulary_equals_unpadded(dtype, smoothing, weighted):
     logits = jnp.asarray(LOGITS, dtype)
     weight = jnp.asarray(WEIGHT, dtype) if weighted else None

@@ -213,3 +213,36 @@ def test_native_errors_name_the_argument(call, words):
         call()
     for word in words:
         assert word in str(info.value), f"{word!r} missing from: {info.value}"
+
+
+def test_float32_gradient_accuracy_against_float64(x64):
+    """The float32 gradient's error against a float64 reference, next to optax's on the same
+    inputs. The integer-rescaled recursions and per-frame normalised occupancies brought ours
+    from 4.7e-6 (35x optax's) to 1.7e-7; optax's autodiff through its alpha scan is still
+    about 1.8x closer (9.6e-8). The bound below guards what was reached."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(4, 30, 6)) * 2
+    labels = rng.integers(1, 6, size=(4, 8))
+    label_lengths, input_lengths = np.array([8, 5, 3, 6]), np.array([30, 25, 20, 28])
+    logit_pad = _paddings(input_lengths, 30)
+    label_pad = _paddings(label_lengths, 8)
+
+    def ours(x):
+        loss = jaxloss.ctc_loss(
+            x, labels, input_lengths=input_lengths, label_lengths=label_lengths, reduction="none"
+        )
+        return jnp.sum(loss)
+
+    def theirs(x):
+        return jnp.sum(optax.losses.ctc_loss(x, logit_pad.astype(x.dtype), labels, label_pad))
+
+    reference = np.asarray(jax.grad(ours)(jnp.asarray(logits)))
+    np.testing.assert_allclose(jax.grad(theirs)(jnp.asarray(logits)), reference, atol=1e-12)
+
+    def error(f):
+        grad = np.asarray(jax.grad(f)(jnp.asarray(logits, jnp.float32)), np.float64)
+        return np.linalg.norm(grad - reference) / np.linalg.norm(reference)
+
+    ours_error, optax_error = error(ours), error(theirs)
+    assert ours_error < 3e-7, (ours_error, optax_error)
+    assert ours_error < 2.5 * optax_error, (ours_error, optax_error)
