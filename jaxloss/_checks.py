@@ -264,19 +264,33 @@ def value_check(fn: str, ok, message: str, *format_args) -> None:
     `message` may hold ``{}`` placeholders filled from `format_args` (arrays).
     """
     known = concrete_value(ok)
-    values = [concrete_value(a) for a in format_args]
-    if known is not None and not any(v is None for v in values):
+    if known is not None:
         if not bool(np.all(known)):
-            shown = [np.asarray(v).tolist() for v in values]
+            values = [concrete_value(_forced(a)) for a in format_args]
+            shown = ["?" if v is None else np.asarray(v).tolist() for v in values]
             raise ValueError(f"{fn}: " + message.format(*shown))
     elif _checking_enabled():
-        checkify.check(jnp.all(ok), f"{fn}: " + message, *format_args)
+        checkify.check(jnp.all(ok), f"{fn}: " + message, *[_forced(a) for a in format_args])
+
+
+def _forced(arg):
+    """A format argument's value: `first_violation` passes a thunk, so that nothing is traced
+    for the message unless a check can fail (under jit with sharded inputs, even an unused
+    gather would need a sharding rule)."""
+    return arg() if callable(arg) else arg
 
 
 def first_violation(values, ok):
-    """The first element of `values` where `ok` is false (or the first element if none)."""
-    flat_ok = jnp.ravel(ok)
-    return jnp.ravel(values)[jnp.argmin(flat_ok)] if flat_ok.size else jnp.zeros((), values.dtype)
+    """A thunk for the first element of `values` where `ok` is false (the first element if
+    none), evaluated by `value_check` only when it reports a failure."""
+
+    def first():
+        flat_ok = jnp.ravel(ok)
+        if not flat_ok.size:
+            return jnp.zeros((), values.dtype)
+        return jnp.ravel(values)[jnp.argmin(flat_ok)]
+
+    return first
 
 
 def known_zero(option: Any) -> bool:

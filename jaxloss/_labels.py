@@ -14,9 +14,56 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax import lax
+from jax.sharding import AxisType
 from jax.typing import ArrayLike
 
 from . import _checks
+
+
+def _explicitly_sharded(x: jax.Array, axis: int) -> bool:
+    """Whether `axis` of `x` is split over an Explicit mesh axis (known from its type)."""
+    sharding = getattr(jax.typeof(x), "sharding", None)
+    spec, mesh = getattr(sharding, "spec", None), getattr(sharding, "mesh", None)
+    if spec is None or mesh is None or axis >= len(spec) or spec[axis] is None:
+        return False
+    names = spec[axis] if isinstance(spec[axis], tuple) else (spec[axis],)
+    types = dict(zip(mesh.axis_names, mesh.axis_types))
+    return any(types.get(name) == AxisType.Explicit for name in names)
+
+
+def pick_along_axis(values: jax.Array, index: jax.Array, axis: int) -> jax.Array:
+    """values[..., index, ...] along `axis` (index has values' shape without `axis`).
+
+    A gather, except where `axis` is sharded over an Explicit mesh axis: there a gather has no
+    sharding rule (and would need the whole axis on every device), so it is a masked
+    compare-and-sum, which each shard computes locally and one O(N) sum combines.
+    """
+    axis = axis % values.ndim
+    expanded = jnp.expand_dims(index, axis)
+    if not _explicitly_sharded(values, axis):
+        return jnp.take_along_axis(values, expanded, axis).squeeze(axis)
+    hit = lax.broadcasted_iota(index.dtype, values.shape, axis) == expanded
+    return jnp.sum(jnp.where(hit, values, jnp.zeros((), values.dtype)), axis=axis)
+
+
+def _has_explicit_axes(x: jax.Array) -> bool:
+    return any(_explicitly_sharded(x, axis) for axis in range(x.ndim))
+
+
+def lookup(table: jax.Array, index: jax.Array) -> jax.Array:
+    """table[index] for a per-class table (C,) and class indices of any shape.
+
+    Indices sharded over an Explicit mesh give the result their sharding (a gather has no
+    rule to infer it). A class-sharded table is looked up by compare-and-sum instead, so that
+    it is never gathered whole.
+    """
+    if _explicitly_sharded(table, 0):
+        wide = jnp.broadcast_to(table, index.shape + table.shape)
+        return pick_along_axis(wide, index, -1)
+    if _has_explicit_axes(index):
+        return table.at[index].get(out_sharding=jax.typeof(index).sharding)
+    return table[index]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +80,7 @@ class ClassIndices:
         if class_weight is None:
             weights = jnp.ones(self.safe.shape, dtype)
         else:
-            weights = class_weight.astype(dtype)[self.safe]
+            weights = lookup(class_weight.astype(dtype), self.safe)
         return jnp.where(self.out_of_range, jnp.asarray(jnp.nan, dtype), weights)
 
 
@@ -70,10 +117,9 @@ def class_indices(
     safe = jnp.where(valid & in_range, labels, 0).astype(jnp.int32)
     if class_mask is not None:
         if class_mask.ndim == 1:
-            included = class_mask[safe]
+            included = lookup(class_mask, safe)
         else:
-            index = jnp.expand_dims(safe, class_axis)
-            included = jnp.take_along_axis(class_mask, index, class_axis).squeeze(class_axis)
+            included = pick_along_axis(class_mask, safe, class_axis)
         allowed_here = included | ~(valid & in_range)
         _checks.value_check(
             fn,

@@ -31,6 +31,8 @@ import jax.numpy as jnp
 from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
+from ._labels import pick_along_axis
+
 
 def _shifted_logsumexp(xc):
     row_max = jnp.max(xc, axis=-1)
@@ -154,7 +156,7 @@ def forward_rows(logits, targets: RowTargets, *, smooth: bool):
         weights_spec = "uniform" if targets.class_weight is None else targets.class_weight
     lse, smooth_dot = _row_stats(logits, weights_spec, targets.class_mask)
     compute = lse.dtype
-    picked = jnp.take_along_axis(logits, targets.labels[:, None], axis=-1)[:, 0].astype(compute)
+    picked = pick_along_axis(logits, targets.labels, -1).astype(compute)
     nll = lse - picked
     loss = targets.label_weight.astype(compute) * nll
     smooth_term = None

@@ -17,7 +17,7 @@ from jax.custom_derivatives import SymbolicZero
 from jax.typing import ArrayLike
 
 from . import _checks
-from ._labels import class_indices
+from ._labels import class_indices, pick_along_axis
 from ._ops import strict_hinge
 from ._precision import dtypes, upcast
 from ._reduction import Reduction, finish, reduce_loss
@@ -91,8 +91,8 @@ def _index_loss(fn, log_probs, labels, *, axis, weight, ignore_index, where, cla
         class_axis=axis,
     )
     label_weight = indices.label_weights(weight, log_probs.dtype)
-    picked = jnp.take_along_axis(log_probs, jnp.expand_dims(indices.safe, axis), axis)
-    loss = -label_weight * picked.squeeze(axis)
+    picked = pick_along_axis(log_probs, indices.safe, axis)
+    loss = -label_weight * picked
     return reduce_loss(loss, reduction, where=indices.valid, normalizer=label_weight)
 
 
@@ -742,7 +742,7 @@ def multi_margin_loss(
     result_dtype, compute = dtypes(x)
     x = x.astype(compute)
     expanded = jnp.expand_dims(indices.safe, axis)
-    target_score = jnp.take_along_axis(x, expanded, axis)
+    target_score = jnp.expand_dims(pick_along_axis(x, indices.safe, axis), axis)
     # torch's kernel counts a term only when z > 0: zero gradient at the kink (and NaN scores
     # count for nothing, as there).
     hinge = strict_hinge(margin - target_score + x)

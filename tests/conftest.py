@@ -14,6 +14,10 @@ import jax
 import pytest
 import torch
 
+# Eight CPU devices for the sharded tests (tests/test_sharded.py): set before any test starts
+# jax's backends. Single-device tests place their arrays on the first device, as before.
+jax.config.update("jax_num_cpu_devices", 8)
+
 # torch's eager kernels run several times faster on one thread than on two on these 2-core
 # machines, and the suite runs in two worker processes (pytest-xdist) side by side.
 torch.set_num_threads(1)
