@@ -233,15 +233,8 @@ def _vocabulary_mask(fn, class_mask, valid_vocab_size, num_classes):
                 f"w.shape[0]); got {valid_vocab_size!r}."
             )
         return jnp.arange(num_classes) < valid_vocab_size
-    if class_mask is None:
-        return None
-    mask = _checks.as_array(fn, "class_mask", class_mask)
-    if mask.dtype != jnp.bool_ or mask.shape != (num_classes,):
-        raise ValueError(
-            f"{fn}: `class_mask` must be a boolean vocabulary mask of shape [{num_classes}] "
-            f"(one mask for every token); got {_checks.describe(mask)}."
-        )
-    return mask
+    # One mask for every token: the shared check, with the vocabulary as the scores' shape.
+    return _checks.class_mask(fn, class_mask, (num_classes,), 0)
 
 
 def linear_cross_entropy(
