@@ -109,7 +109,7 @@ def test_fused_padded_vocabulary_equals_unpadded(dtype, reduction):
         assert np.all(np.asarray(grads[1][K:]) == 0) and np.all(np.asarray(grads[2][K:]) == 0)
 
 
-@pytest.mark.parametrize("mask_kind", ["shared", "per_row"])
+@pytest.mark.parametrize("mask_kind", ["shared", pytest.param("per_row", marks=pytest.mark.slow)])
 def test_matches_optax_where(dtype, mask_kind):
     """optax's `where` on softmax_cross_entropy(_with_integer_labels) masks classes."""
     logits = jnp.asarray(LOGITS, dtype)
