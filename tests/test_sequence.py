@@ -215,33 +215,65 @@ def test_native_errors_name_the_argument(call, words):
         assert word in str(info.value), f"{word!r} missing from: {info.value}"
 
 
-def test_float32_gradient_accuracy_against_float64(x64):
-    """The float32 gradient's error against a float64 reference, next to optax's on the same
-    inputs. The integer-rescaled recursions and per-frame normalised occupancies brought ours
-    from 4.7e-6 (35x optax's) to 1.7e-7; optax's autodiff through its alpha scan is still
-    about 1.8x closer (9.6e-8). The bound below guards what was reached."""
-    rng = np.random.default_rng(0)
-    logits = rng.normal(size=(4, 30, 6)) * 2
-    labels = rng.integers(1, 6, size=(4, 8))
-    label_lengths, input_lengths = np.array([8, 5, 3, 6]), np.array([30, 25, 20, 28])
-    logit_pad = _paddings(input_lengths, 30)
-    label_pad = _paddings(label_lengths, 8)
+# (batch, frames, classes, label width, logit scale) -> the bound on the median, over six
+# draws, of our error divided by optax's. On these draws the medians are 0.93 (short), 0.94
+# (peaked), 1.03 (long), 0.76 (wide) and 1.27 (long_flat); single draws scatter from 0.4 to
+# 1.7. Before the (whole, fraction) log-values, medians over eight draws were 2.1, 5.5, 6.9,
+# 5.0 and 11.4.
+_ACCURACY_CASES = {
+    "short": ((4, 30, 6, 8, 2.0), 1.2),
+    "peaked": ((4, 60, 6, 10, 5.0), 1.2),
+    "long": ((4, 100, 6, 20, 3.0), 1.2),
+    "wide": ((4, 100, 40, 20, 2.0), 1.2),
+    # Many comparable alignments: here even exact arithmetic on float32 states gives 1.1x
+    # optax's error (the states' own rounding, once a step, which autodiff's backward does
+    # not inherit). Stated in the README.
+    "long_flat": ((4, 200, 6, 40, 1.0), 1.5),
+}
 
-    def ours(x):
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        c if c in ("short", "long_flat") else pytest.param(c, marks=pytest.mark.slow)
+        for c in _ACCURACY_CASES
+    ],
+)
+def test_float32_gradient_accuracy_against_float64(x64, case):
+    """The float32 gradient's error against a float64 reference, next to optax's (autodiff
+    through its log-space alpha scan) on the same inputs, and no draw worse than 2x."""
+    (batch, frames, classes, width, scale), bound = _ACCURACY_CASES[case]
+
+    def ours(x, labels, input_lengths, label_lengths):
         loss = jaxloss.ctc_loss(
             x, labels, input_lengths=input_lengths, label_lengths=label_lengths, reduction="none"
         )
         return jnp.sum(loss)
 
-    def theirs(x):
-        return jnp.sum(optax.losses.ctc_loss(x, logit_pad.astype(x.dtype), labels, label_pad))
+    def theirs(x, labels, input_lengths, label_lengths):
+        logit_pad = jnp.arange(frames)[None, :] >= input_lengths[:, None]
+        label_pad = jnp.arange(width)[None, :] >= label_lengths[:, None]
+        return jnp.sum(
+            optax.losses.ctc_loss(x, logit_pad.astype(x.dtype), labels, label_pad.astype(x.dtype))
+        )
 
-    reference = np.asarray(jax.grad(ours)(jnp.asarray(logits)))  # = optax's in float64
+    # Compiled once per case, run on every draw.
+    grad_ours, grad_theirs = jax.jit(jax.grad(ours)), jax.jit(jax.grad(theirs))
+    ratios = []
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        logits = rng.normal(size=(batch, frames, classes)) * scale
+        lengths_and_labels = (
+            rng.integers(1, classes, size=(batch, width)),
+            rng.integers(max(2 * width, frames // 2), frames + 1, size=batch),
+            rng.integers(1, width + 1, size=batch),
+        )
+        reference = np.asarray(grad_ours(jnp.asarray(logits), *lengths_and_labels))
 
-    def error(f):
-        grad = np.asarray(jax.grad(f)(jnp.asarray(logits, jnp.float32)), np.float64)
-        return np.linalg.norm(grad - reference) / np.linalg.norm(reference)
+        def error(grad, logits=logits, reference=reference, rest=lengths_and_labels):
+            difference = np.asarray(grad(jnp.asarray(logits, jnp.float32), *rest), np.float64)
+            difference -= reference
+            return np.linalg.norm(difference) / np.linalg.norm(reference)
 
-    ours_error, optax_error = error(ours), error(theirs)
-    assert ours_error < 3e-7, (ours_error, optax_error)
-    assert ours_error < 2.5 * optax_error, (ours_error, optax_error)
+        ratios.append(error(grad_ours) / error(grad_theirs))
+    assert np.median(ratios) <= bound and max(ratios) <= 2.0, ratios
