@@ -1,9 +1,11 @@
 """jaxloss: every PyTorch loss criterion as a pure, jit/vmap/grad-compatible JAX function.
 
 Native functions live here, grouped by family (classification, regression, embedding); torch's
-exact signatures live in `jaxloss.compat` (``functional`` and ``nn``).
+exact signatures live in `jaxloss.compat` (``functional`` and ``nn``); vocab-parallel losses for
+``shard_map`` code live in `jaxloss.parallel`.
 """
 
+from . import parallel
 from ._checked import checked
 from .adaptive import adaptive_log_softmax, adaptive_softmax_loss
 from .classification import (
@@ -62,6 +64,7 @@ __all__ = [
     "multilabel_soft_margin_loss",
     "nll_loss",
     "pairwise_distance",
+    "parallel",
     "poisson_nll_loss",
     "smooth_l1_loss",
     "soft_margin_loss",

@@ -15,21 +15,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from jax import lax
-from jax.sharding import AxisType
 from jax.typing import ArrayLike
 
 from . import _checks
-
-
-def _explicitly_sharded(x: jax.Array, axis: int) -> bool:
-    """Whether `axis` of `x` is split over an Explicit mesh axis (known from its type)."""
-    sharding = getattr(jax.typeof(x), "sharding", None)
-    spec, mesh = getattr(sharding, "spec", None), getattr(sharding, "mesh", None)
-    if spec is None or mesh is None or axis >= len(spec) or spec[axis] is None:
-        return False
-    names = spec[axis] if isinstance(spec[axis], tuple) else (spec[axis],)
-    types = dict(zip(mesh.axis_names, mesh.axis_types))
-    return any(types.get(name) == AxisType.Explicit for name in names)
+from ._sharding import explicitly_sharded, has_explicit_axes
 
 
 def pick_along_axis(values: jax.Array, index: jax.Array, axis: int) -> jax.Array:
@@ -41,14 +30,10 @@ def pick_along_axis(values: jax.Array, index: jax.Array, axis: int) -> jax.Array
     """
     axis = axis % values.ndim
     expanded = jnp.expand_dims(index, axis)
-    if not _explicitly_sharded(values, axis):
+    if not explicitly_sharded(values, axis):
         return jnp.take_along_axis(values, expanded, axis).squeeze(axis)
     hit = lax.broadcasted_iota(index.dtype, values.shape, axis) == expanded
     return jnp.sum(jnp.where(hit, values, jnp.zeros((), values.dtype)), axis=axis)
-
-
-def _has_explicit_axes(x: jax.Array) -> bool:
-    return any(_explicitly_sharded(x, axis) for axis in range(x.ndim))
 
 
 def lookup(table: jax.Array, index: jax.Array) -> jax.Array:
@@ -58,10 +43,10 @@ def lookup(table: jax.Array, index: jax.Array) -> jax.Array:
     rule to infer it). A class-sharded table is looked up by compare-and-sum instead, so that
     it is never gathered whole.
     """
-    if _explicitly_sharded(table, 0):
+    if explicitly_sharded(table, 0):
         wide = jnp.broadcast_to(table, index.shape + table.shape)
         return pick_along_axis(wide, index, -1)
-    if _has_explicit_axes(index):
+    if has_explicit_axes(index):
         return table.at[index].get(out_sharding=jax.typeof(index).sharding)
     return table[index]
 

@@ -23,6 +23,7 @@ classes get an exact zero gradient whatever their logits hold (nan and inf inclu
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import NamedTuple
 
@@ -71,6 +72,25 @@ def _logsumexp_rows_small_or_large(xc):
     return _logsumexp_rows(xc)
 
 
+@dataclasses.dataclass(frozen=True)
+class ClassAxis:
+    """The class axis split over mesh axis `name` (inside ``shard_map``), in equal contiguous
+    blocks: the device at index i of `name` holds classes [i·c, (i+1)·c) of `size`, where c
+    is its local width. Static (it keys the compiled kernel)."""
+
+    name: str | tuple[str, ...]
+    size: int  # the global number of classes
+
+    def offset(self, local_width: int) -> jax.Array:
+        return lax.axis_index(self.name) * local_width
+
+    def sum(self, x):
+        return lax.psum(x, self.name)
+
+    def max(self, x):
+        return lax.pmax(x, self.name)
+
+
 def _excluding(xc, class_mask, fill):
     """The logits with excluded classes replaced by `fill` (-inf leaves them out of a
     logsumexp, 0 out of a sum); unchanged without a mask."""
@@ -116,11 +136,15 @@ class RowTargets(NamedTuple):
 
 
 class RowStats(NamedTuple):
-    """What the forward pass keeps per row: logsumexp, -log p_y and the smoothing term."""
+    """What the forward pass keeps per row: logsumexp, -log p_y and, when smoothing, its term
+    and the K and W it used (global ones on a split class axis, so that the backward pass
+    needs no collective)."""
 
     lse: jax.Array
     nll: jax.Array
     smooth_term: jax.Array | None
+    class_count: jax.Array | None = None
+    total_weight: jax.Array | None = None
 
 
 def _per_class(targets: RowTargets, num_classes, dtype):
@@ -147,44 +171,109 @@ def _total_weight(targets: RowTargets, num_classes, dtype):
     return jnp.sum(_per_class(targets, num_classes, dtype), axis=-1)
 
 
-def forward_rows(logits, targets: RowTargets, *, smooth: bool):
+def _sharded_row_stats(logits, targets: RowTargets, weights_spec, classes: ClassAxis):
+    """`_row_stats`, the label's logit, K and W of local (N, C/k) logits on a split class
+    axis: one pmax (the row max) and one psum of the stacked per-row sums (Σ exp, the label's
+    logit, Σ w·x when smoothing; K and W when a mask or weights make them vary) cross devices,
+    O(N) each."""
+    compute = jnp.promote_types(logits.dtype, jnp.float32)
+    xc = logits.astype(compute)
+    local_width = logits.shape[-1]
+    included = _excluding(xc, targets.class_mask, -jnp.inf)
+    row_max = classes.max(jnp.max(included, axis=-1))
+    shift = jnp.where(jnp.isneginf(row_max), jnp.zeros((), compute), row_max)
+    parts = [jnp.sum(jnp.exp(included - shift[:, None]), axis=-1)]
+    local_label = targets.labels - classes.offset(local_width)
+    here = (local_label >= 0) & (local_label < local_width)
+    picked = pick_along_axis(xc, jnp.where(here, local_label, 0), -1)
+    parts.append(jnp.where(here, picked, jnp.zeros((), compute)))
+    # K and W: V itself without a mask or weights; else local sums (scalars with a (C,) mask,
+    # per row with an (N, C) one), reduced in the same psum as the per-row sums.
+    count = total = None
+    local_sums = {}
+    if weights_spec is not None:
+        summed = _excluding(xc, targets.class_mask, 0)
+        uniform = isinstance(weights_spec, str)
+        parts.append(jnp.sum(summed, axis=-1) if uniform else summed @ weights_spec.astype(compute))
+        count = total = jnp.asarray(classes.size, compute)
+        if targets.class_mask is not None:
+            local_sums["count"] = _class_count(targets, local_width, compute)
+        if targets.class_mask is not None or targets.class_weight is not None:
+            local_sums["total"] = _total_weight(targets, local_width, compute)
+    sums, global_sums = classes.sum((jnp.stack(parts, axis=-1), local_sums))
+    count, total = global_sums.get("count", count), global_sums.get("total", total)
+    lse = jnp.where(jnp.isneginf(row_max), jnp.nan, shift + jnp.log(sums[:, 0]))
+    smooth_dot = None if weights_spec is None else sums[:, 2]
+    return lse, sums[:, 1], smooth_dot, count, total
+
+
+def forward_rows(logits, targets: RowTargets, *, smooth: bool, classes: ClassAxis | None = None):
     """Unreduced loss (N,) of logits (N, C) and its RowStats. `smooth` is static: False when
-    ε is known to be 0 (the smoothing terms are then not computed at all)."""
-    num_classes = logits.shape[-1]
+    ε is known to be 0 (the smoothing terms are then not computed at all). With `classes`,
+    the logits are one device's block of a class axis split over a mesh axis (see
+    `ClassAxis`); every statistic, and so the loss, is the global one."""
     weights_spec = None
     if smooth:
         weights_spec = "uniform" if targets.class_weight is None else targets.class_weight
-    lse, smooth_dot = _row_stats(logits, weights_spec, targets.class_mask)
-    compute = lse.dtype
-    picked = pick_along_axis(logits, targets.labels, -1).astype(compute)
+    if classes is None:
+        num_classes = logits.shape[-1]
+        lse, smooth_dot = _row_stats(logits, weights_spec, targets.class_mask)
+        compute = lse.dtype
+        picked = pick_along_axis(logits, targets.labels, -1).astype(compute)
+        count = total = None
+        if smooth_dot is not None:
+            count = _class_count(targets, num_classes, compute)
+            total = _total_weight(targets, num_classes, compute)
+    else:
+        lse, picked, smooth_dot, count, total = _sharded_row_stats(
+            logits, targets, weights_spec, classes
+        )
+        compute = lse.dtype
     nll = lse - picked
     loss = targets.label_weight.astype(compute) * nll
     smooth_term = None
     if smooth_dot is not None:  # smoothing on
+        assert count is not None and total is not None
         eps = targets.smoothing.astype(compute)
-        smooth_term = (
-            _total_weight(targets, num_classes, compute) * lse - smooth_dot
-        ) / _class_count(targets, num_classes, compute)
+        smooth_term = (total * lse - smooth_dot) / count
         loss = (1 - eps) * loss + eps * smooth_term
     # Rows that do not count give exactly 0, whatever their logits hold.
     loss = jnp.where(targets.valid, loss, jnp.zeros((), compute))
-    return loss, RowStats(lse, nll, smooth_term)
+    return loss, RowStats(lse, nll, smooth_term, count, total)
 
 
-def logit_grad(logits, targets: RowTargets, lse, cotangent, *, smooth: bool, extra_prob_scale=None):
+def logit_grad(
+    logits,
+    targets: RowTargets,
+    lse,
+    cotangent,
+    *,
+    smooth: bool,
+    extra_prob_scale=None,
+    classes: ClassAxis | None = None,
+    class_count=None,
+    total_weight=None,
+):
     """d(Σ_i g_i·loss_i)/d logits, in float32 (or wider): one elementwise pass.
 
     `extra_prob_scale` (N,) adds a multiple of p_c per row (the fused loss's z-loss term).
+    With `classes` the logits are a local block (see `ClassAxis`) and, when smoothing, the
+    global `class_count` and `total_weight` of the forward pass (RowStats) must be given: no
+    collective is needed here.
     """
     compute = lse.dtype
     num_classes = logits.shape[-1]
     w_y = targets.label_weight.astype(compute)
     g = jnp.where(targets.valid, cotangent.astype(compute), jnp.zeros((), compute))
     if smooth:
+        if class_count is None or total_weight is None:
+            assert classes is None, "a split class axis needs the forward pass's K and W"
+            class_count = _class_count(targets, num_classes, compute)
+            total_weight = _total_weight(targets, num_classes, compute)
         eps = targets.smoothing.astype(compute)
         hit = g * (1 - eps) * w_y  # coefficient of [c = y]
-        spread = g * eps / _class_count(targets, num_classes, compute)  # coefficient of w_c
-        scale = hit + spread * _total_weight(targets, num_classes, compute)
+        spread = g * eps / class_count  # coefficient of w_c
+        scale = hit + spread * total_weight
     else:
         hit = scale = g * w_y
     if extra_prob_scale is not None:
@@ -192,6 +281,8 @@ def logit_grad(logits, targets: RowTargets, lse, cotangent, *, smooth: bool, ext
     included = _excluding(logits.astype(compute), targets.class_mask, -jnp.inf)
     probs = jnp.exp(included - lse[:, None])
     labels = targets.labels
+    if classes is not None:
+        labels = labels - classes.offset(num_classes)
     is_label = lax.broadcasted_iota(labels.dtype, logits.shape, 1) == labels[:, None]
     grad = scale[:, None] * probs - jnp.where(is_label, hit[:, None], jnp.zeros((), compute))
     if smooth:
@@ -205,21 +296,73 @@ def _is_zero(tangent) -> bool:
     return tangent is None or isinstance(tangent, SymbolicZero)
 
 
-def _logit_tangent(logits, targets: RowTargets, lse, t_logits, smooth: bool):
+@dataclasses.dataclass(frozen=True)
+class Head:
+    """Static options of the rows kernel beyond the targets: smoothing on (False when ε is
+    known to be 0), PaLM's z-loss λ·lse² (0: off), Gemma 2's soft-cap c·tanh(z/c) of the
+    logits (None: off), and a class axis split over a mesh axis (None: whole)."""
+
+    smooth: bool
+    z_loss: float = 0.0
+    softcap: float | None = None
+    classes: ClassAxis | None = None
+
+
+def capped(logits, head: Head):
+    """The logits the softmax sees: soft-capped when `head.softcap` is set."""
+    if head.softcap is None:
+        return logits
+    return head.softcap * jnp.tanh(logits / head.softcap)
+
+
+def head_forward(z, targets: RowTargets, head: Head):
+    """Row losses (N,) of capped logits `z` and their RowStats, z-loss included."""
+    loss, stats = forward_rows(z, targets, smooth=head.smooth, classes=head.classes)
+    if head.z_loss:
+        z_term = head.z_loss * stats.lse * stats.lse
+        loss = loss + jnp.where(targets.valid, z_term, jnp.zeros((), loss.dtype))
+    return loss, stats
+
+
+def head_logit_grad(z, targets: RowTargets, lse, cotangent, head: Head, counts=(None, None)):
+    """d(Σ_i g_i·loss_i)/d logits before the soft-cap, from the capped logits `z`; `counts`
+    are the forward pass's (K, W) (needed when smoothing over a split class axis)."""
+    extra = 2 * head.z_loss * lse if head.z_loss else None
+    dz = logit_grad(
+        z,
+        targets,
+        lse,
+        cotangent,
+        smooth=head.smooth,
+        extra_prob_scale=extra,
+        classes=head.classes,
+        class_count=counts[0],
+        total_weight=counts[1],
+    )
+    if head.softcap is not None:
+        dz = dz * (1 - jnp.square(z / head.softcap))
+    return dz
+
+
+def _logit_tangent(logits, targets: RowTargets, stats: RowStats, t_logits, head: Head):
     """Σ_c (dloss_i/dx_ic)·t_ic: linear in t_logits. Checkpointed by the caller, so reverse
     mode (which transposes it) recomputes dloss/dx from the logits and the logsumexp in one
     elementwise pass, as a hand-written backward would, instead of saving an (N, C) array."""
-    grad = logit_grad(logits, targets, lse, jnp.ones_like(lse), smooth=smooth)
-    return jnp.sum(grad * t_logits.astype(grad.dtype), axis=-1)
+    counts = (stats.class_count, stats.total_weight)
+    ones = jnp.ones_like(stats.lse)
+    grad = head_logit_grad(capped(logits, head), targets, stats.lse, ones, head, counts)
+    tangent = jnp.sum(grad * t_logits.astype(grad.dtype), axis=-1)
+    # Over a split class axis the sum runs over every block; reverse mode transposes this
+    # psum into nothing (each block's cotangent is local).
+    return tangent if head.classes is None else head.classes.sum(tangent)
 
 
-def _weight_tangent(
-    logits, targets: RowTargets, stats: RowStats, t_targets: RowTargets, smooth: bool
-):
+def _weight_tangent(z, targets: RowTargets, stats: RowStats, t_targets: RowTargets, head: Head):
     """The loss's tangent from label_weight, class_weight and ε (linear in their tangents);
-    its transpose gives their exact cotangents (XLA drops what is unused)."""
+    its transpose gives their exact cotangents (XLA drops what is unused). `z`: the capped
+    logits."""
+    smooth = head.smooth
     compute = stats.lse.dtype
-    num_classes = logits.shape[-1]
     out = jnp.zeros(stats.lse.shape, compute)
     eps = targets.smoothing.astype(compute)
     if not _is_zero(t_targets.label_weight):
@@ -233,46 +376,48 @@ def _weight_tangent(
     t_class = t_targets.class_weight
     # Without smoothing (ε known to be 0) class weights enter only through label_weight.
     if smooth and targets.class_weight is not None and not _is_zero(t_class):
-        assert t_class is not None
+        assert t_class is not None and stats.class_count is not None
         # d/dw_c of (ε/K)(W·lse_i - Σ_c m_c w_c x_ic) = (ε/K)·m_c·(lse_i - x_ic).
         t_w = _excluding(t_class.astype(compute), targets.class_mask, 0)
-        spread = eps / _class_count(targets, num_classes, compute)
-        x_included = _excluding(logits.astype(compute), targets.class_mask, 0)
+        x_included = _excluding(z.astype(compute), targets.class_mask, 0)
         dot = jnp.sum(x_included * t_w, axis=-1) if t_w.ndim == 2 else x_included @ t_w
-        out = out + spread * (stats.lse * jnp.sum(t_w, axis=-1) - dot)
+        t_total = jnp.sum(t_w, axis=-1)
+        if head.classes is not None:  # sums over a split class axis
+            dot, t_total = head.classes.sum(dot), head.classes.sum(t_total)
+        out = out + eps / stats.class_count * (stats.lse * t_total - dot)
     # Rows that do not count contribute exactly 0 (their lse may be nan: all excluded).
     return jnp.where(targets.valid, out, jnp.zeros((), compute))
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
-def _rows_with_derivatives(logits, targets: RowTargets, smooth: bool):
-    return forward_rows(logits, targets, smooth=smooth)[0]
+def _rows_with_derivatives(logits, targets: RowTargets, head: Head):
+    return head_forward(capped(logits, head), targets, head)[0]
 
 
-def _rows_jvp(smooth, primals, tangents):
+def _rows_jvp(head, primals, tangents):
     """Forward mode for every transformation (jvp, jacfwd, hessian, linearize); reverse mode
     transposes this tangent into the closed-form backward (same XLA program, same speed)."""
     logits, targets = primals
     t_logits, t_targets = tangents
-    loss, stats = forward_rows(logits, targets, smooth=smooth)
+    z = capped(logits, head)
+    loss, stats = head_forward(z, targets, head)
     tangent = jnp.zeros_like(loss)
     if not _is_zero(t_logits):
         tangent = tangent + jax.checkpoint(_logit_tangent, static_argnums=(4,))(
-            logits, targets, stats.lse, t_logits, smooth
+            logits, targets, stats, t_logits, head
         )
-    return loss, tangent + _weight_tangent(logits, targets, stats, t_targets, smooth)
+    return loss, tangent + _weight_tangent(z, targets, stats, t_targets, head)
 
 
 _rows_with_derivatives.defjvp(_rows_jvp, symbolic_zeros=True)
 
 
-@functools.partial(jax.jit, static_argnames=("smooth",))
-def softmax_cross_entropy_rows(
-    logits: jax.Array, targets: RowTargets, *, smooth: bool
-) -> jax.Array:
+@functools.partial(jax.jit, static_argnames=("head",))
+def softmax_cross_entropy_rows(logits: jax.Array, targets: RowTargets, *, head: Head) -> jax.Array:
     """Unreduced loss (N,) of logits (N, C) against `targets`, with the closed-form gradient.
 
     Jitted so that eager (un-jitted) calls compile once per shape instead of being re-traced
-    and dispatched op by op on every call; inside a user's jit it simply inlines.
+    and dispatched op by op on every call; inside a user's jit (or shard_map) it simply
+    inlines.
     """
-    return _rows_with_derivatives(logits, targets, smooth)
+    return _rows_with_derivatives(logits, targets, head)

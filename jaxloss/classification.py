@@ -21,7 +21,7 @@ from ._labels import class_indices, pick_along_axis
 from ._ops import strict_hinge
 from ._precision import dtypes, upcast
 from ._reduction import Reduction, finish, reduce_loss
-from ._softmax_ce import RowTargets, softmax_cross_entropy_rows
+from ._softmax_ce import Head, RowTargets, softmax_cross_entropy_rows
 
 _ARGMAX_HINT = (
     " It looks like `logits` holds one value per sample (an already argmax'ed prediction or a "
@@ -139,9 +139,8 @@ def _fast_index_cross_entropy(
         class_mask,
     )
     rows = _as_rows(logits, axis, num_classes)
-    loss = softmax_cross_entropy_rows(
-        rows, targets, smooth=not _checks.known_zero(label_smoothing)
-    ).reshape(labels.shape)
+    head = Head(smooth=not _checks.known_zero(label_smoothing))
+    loss = softmax_cross_entropy_rows(rows, targets, head=head).reshape(labels.shape)
     normalizer = None if weight is None else label_weight
     return reduce_loss(loss, reduction, where=indices.valid, normalizer=normalizer)
 

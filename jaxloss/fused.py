@@ -27,7 +27,7 @@ from . import _checks
 from ._labels import class_indices
 from ._precision import dtypes
 from ._reduction import Reduction, finish, mean_denominator
-from ._softmax_ce import RowTargets, forward_rows, logit_grad
+from ._softmax_ce import Head, RowTargets, capped, head_forward, head_logit_grad
 
 DEFAULT_CHUNK_SIZE = 512  # (512, 32768) f32 logits = 64 MiB; measured as fast as 1024
 
@@ -38,46 +38,32 @@ def _matmul(a, b, contract):
     return lax.dot_general(a, b, (contract, ((), ())), preferred_element_type=out)
 
 
-def _chunk_logits(x, w, b, softcap):
-    z = _matmul(x, w, ((1,), (1,)))  # (c, V) = x @ w.T
+def _chunk_logits(x, w, b, head: Head):
+    """The capped logits of one chunk, (c, V) = cap(x @ w.T + b)."""
+    z = _matmul(x, w, ((1,), (1,)))
     if b is not None:
         z = z + b.astype(z.dtype)
-    if softcap is not None:
-        z = softcap * jnp.tanh(z / softcap)
-    return z
+    return capped(z, head)
 
 
 @dataclasses.dataclass(frozen=True)
 class FusedSettings:
     """Static configuration of one fused call (hashable: it keys the compiled kernel)."""
 
-    smooth: bool  # False when ε is known to be 0 (no smoothing terms at all)
-    z_loss: float  # PaLM's λ (0: off)
-    softcap: float | None  # Gemma 2's c (None: off)
+    head: Head  # smoothing on, z-loss, soft-cap (the rows kernel's options)
     chunk_size: int  # rows per chunk; N is padded to a multiple of it
     summed: bool  # the loss is Σ rows ('mean'/'sum'), not per row ('none')
 
 
 def _chunk_forward(x, w, b, targets: RowTargets, settings: FusedSettings):
-    z = _chunk_logits(x, w, b, settings.softcap)
-    loss, stats = forward_rows(z, targets, smooth=settings.smooth)
-    if settings.z_loss:
-        loss = loss + jnp.where(targets.valid, settings.z_loss * stats.lse * stats.lse, 0.0)
+    z = _chunk_logits(x, w, b, settings.head)
+    loss, stats = head_forward(z, targets, settings.head)
     return z, loss, stats.lse
-
-
-def _chunk_logit_grad(z, targets: RowTargets, settings: FusedSettings, lse, cotangent):
-    """d(Σ_i g_i·loss_i)/dz for one chunk, w.r.t. the logits before the soft-cap."""
-    extra = 2 * settings.z_loss * lse if settings.z_loss else None
-    dz = logit_grad(z, targets, lse, cotangent, smooth=settings.smooth, extra_prob_scale=extra)
-    if settings.softcap is not None:
-        dz = dz * (1 - jnp.square(z / settings.softcap))
-    return dz
 
 
 def _chunk_grad(z, x, w, targets: RowTargets, settings: FusedSettings, lse, cotangent):
     """(dx, dW, db) of Σ_i g_i·loss_i over one chunk."""
-    dz = _chunk_logit_grad(z, targets, settings, lse, cotangent)
+    dz = head_logit_grad(z, targets, lse, cotangent, settings.head)
     dz_in = dz.astype(x.dtype)  # bf16 matmuls take bf16 operands, accumulate in f32
     dx = _matmul(dz_in, w, ((1,), (0,)))  # (c, D)
     dw = _matmul(dz_in, x, ((0,), (0,)))  # (V, D)
@@ -152,8 +138,8 @@ def _row_tangents(x, w, b, targets: RowTargets, settings: FusedSettings, lse, t_
     def body(_, chunk):
         xc, yc, vc, lwc, lse_c, t_xc = chunk
         chunk_targets = targets._replace(labels=yc, valid=vc, label_weight=lwc)
-        z = _chunk_logits(xc, w, b, settings.softcap)
-        dz = _chunk_logit_grad(z, chunk_targets, settings, lse_c, jnp.ones_like(lse_c))
+        z = _chunk_logits(xc, w, b, settings.head)
+        dz = head_logit_grad(z, chunk_targets, lse_c, jnp.ones_like(lse_c), settings.head)
         z_dot = jnp.zeros(dz.shape, compute)
         if not _is_zero(t_x):
             z_dot = z_dot + _matmul(t_xc, w, ((1,), (1,)))
@@ -351,9 +337,11 @@ def linear_cross_entropy(
         return jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1), constant_values=value) if pad else a
 
     settings = FusedSettings(
-        smooth=not _checks.known_zero(label_smoothing),
-        z_loss=float(z_loss),
-        softcap=None if softcap is None else float(softcap),
+        head=Head(
+            smooth=not _checks.known_zero(label_smoothing),
+            z_loss=float(z_loss),
+            softcap=None if softcap is None else float(softcap),
+        ),
         chunk_size=chunk,
         summed=reduction != "none",
     )

@@ -28,7 +28,8 @@ from jax import lax
 from jax.custom_derivatives import SymbolicZero
 from jax.typing import ArrayLike
 
-from . import _checks
+from . import _checks, _sharding
+from ._labels import pick_along_axis
 from ._precision import dtypes
 from ._reduction import Reduction, finish, reduce_loss
 
@@ -79,13 +80,13 @@ def _plus(a, b):
 
 def _shift_right(x, fill):
     """x[..., j-1] at position j (fill at j = 0)."""
-    pad = jnp.full(x.shape[:-1] + (1,), fill, x.dtype)
+    pad = jnp.full_like(x[..., :1], fill)  # *_like: keeps x's sharding (Explicit meshes)
     return jnp.concatenate([pad, x[..., :-1]], axis=-1)
 
 
 def _shift_left(x, fill):
     """x[..., j+1] at position j (fill at the last position)."""
-    pad = jnp.full(x.shape[:-1] + (1,), fill, x.dtype)
+    pad = jnp.full_like(x[..., :1], fill)
     return jnp.concatenate([x[..., 1:], pad], axis=-1)
 
 
@@ -135,28 +136,36 @@ def _at(pair, index):
     return pair[0][index], pair[1][index]
 
 
-def _recursions(lp_blank, lp_label, labels, label_lengths, *, with_beta) -> Any:
+def _recursions(
+    lp_blank, lp_label, labels, input_lengths, label_lengths, *, with_beta
+) -> tuple[Any, Any]:
     """Runs alpha (and beta) in one scan over time, on (whole, fraction) log-values.
 
-    Returns time-major stacks ``alpha = (blank, label)``, each a (whole, fraction) pair of
-    (T, B, S+1) and (T, B, S) arrays, and, with `with_beta`, ``beta`` alike in *reversed*
-    time (index i holds t = T-1-i; the consumer reverses it inside its own fusion instead of
-    copying). The alpha stacks hold the states *before* frame t's emission (the occupancy
-    alpha·beta/emission then needs no subtraction of a log-probability); beta's include it.
+    Returns alpha at each row's last frame t = L-1, emission included, as ``(blank, label)``
+    pairs of (B, S+1) and (B, S) arrays (kept in the carry as the scan passes that frame, so
+    nothing is gathered from a stack), and, with `with_beta`, the time-major stacks ``(alpha,
+    beta)``: alpha's (T, B, ...) holding the states *before* frame t's emission (the occupancy
+    alpha·beta/emission then needs no subtraction of a log-probability), beta's including it
+    and in *reversed* time (index i holds t = T-1-i; the consumer reverses them inside its own
+    fusion instead of copying).
     Blank state j is extended position 2j, label state j is position 2j+1.
     """
-    num_steps, batch, width = lp_label[0].shape
+    num_steps, _, width = lp_label[0].shape
     dtype = lp_label[0].dtype
     zero = jnp.zeros((), dtype)
     log_zero = jnp.full((), _LOG_ZERO, dtype)
     # A label may also be entered from the label before it, unless the two are equal
     # (then a blank must separate them).
+    # Constants shaped like the batch are made *_like a batch array, so that they carry its
+    # sharding (Explicit meshes reject mixing a replicated constant with a sharded array).
     can_skip = jnp.concatenate(
-        [jnp.zeros((batch, min(width, 1)), bool), labels[:, 1:] != labels[:, :-1]], axis=1
+        [jnp.zeros_like(labels[:, : min(width, 1)], bool), labels[:, 1:] != labels[:, :-1]],
+        axis=1,
     )
     skip_mask = jnp.where(can_skip, zero, log_zero)  # (B, S): 0 where allowed
     skip_next = _shift_left(skip_mask, _LOG_ZERO)  # skip_mask[j+1] at j
-    no_state = (jnp.full((batch, 1), _LOG_ZERO, dtype), jnp.zeros((batch, 1), dtype))
+    first_blank = lp_blank[0][0]  # (B, 1)
+    no_state = (jnp.full_like(first_blank, _LOG_ZERO), jnp.zeros_like(first_blank))
 
     def joined(a, b):
         return jnp.concatenate([a[0], b[0]], axis=1), jnp.concatenate([a[1], b[1]], axis=1)
@@ -179,46 +188,45 @@ def _recursions(lp_blank, lp_label, labels, label_lengths, *, with_beta) -> Any:
     # alpha_0 (blank 0 and label 0 only); stepping beta from "after t=L-1" gives beta_{L-1}
     # (last blank and last label only).
     blank_positions = jnp.arange(width + 1)[None, :]
-    no_blanks = jnp.zeros((batch, width + 1), dtype)
-    no_labels = (jnp.full((batch, width), _LOG_ZERO, dtype), jnp.zeros((batch, width), dtype))
-    start_blank = jnp.where(blank_positions == 0, zero, jnp.broadcast_to(log_zero, (batch, 1)))
+    first_position = jnp.zeros_like(label_lengths)[:, None]
+    start_blank = jnp.where(blank_positions == first_position, zero, log_zero)
+    no_blanks = jnp.zeros_like(start_blank)
+    no_labels = (jnp.full_like(skip_mask, _LOG_ZERO), jnp.zeros_like(skip_mask))
     alpha_start = ((start_blank, no_blanks), no_labels)
     beta_end = (
         (jnp.where(blank_positions == label_lengths[:, None], zero, log_zero), no_blanks),
         no_labels,
     )
 
+    last_frame = jnp.maximum(input_lengths - 1, 0)[:, None]  # (B, 1)
+
     def body(carry, step_inputs):
-        alpha, beta = carry
+        alpha, beta, end = carry
         t, emit_blank, emit_label = step_inputs
         before = alpha_step_before_emission(alpha)
         alpha = (_plus(before[0], emit_blank), _plus(before[1], emit_label))
+        at_end = t == last_frame
+        end = jax.tree.map(lambda new, old: jnp.where(at_end, new, old), alpha, end)
         if not with_beta:
-            return (alpha, beta), before
+            return (alpha, beta, end), None
         t_back = num_steps - 1 - t
         beta = beta_step(beta, _at(lp_blank, t_back), _at(lp_label, t_back))
-        return (alpha, beta), (before, beta)
+        return (alpha, beta, end), (before, beta)
 
     step_inputs = (jnp.arange(num_steps), lp_blank, lp_label)
-    _, stacks = lax.scan(body, (alpha_start, beta_end), step_inputs, unroll=_SCAN_UNROLL)
-    return stacks
+    start = (alpha_start, beta_end, alpha_start)
+    (_, _, end), stacks = lax.scan(body, start, step_inputs, unroll=_SCAN_UNROLL)
+    return end, stacks
 
 
-def _nll_from_alpha(alpha, lp_blank, lp_label, input_lengths, label_lengths):
-    """-log p(labels | inputs) per sequence (inf when no alignment exists): alpha at t = L-1
-    in the last blank or the last label, with its emission added back."""
-    alpha_blank, alpha_label = alpha
-    batch = alpha_blank[0].shape[1]
-    rows = jnp.arange(batch)
-    t_last = jnp.maximum(input_lengths - 1, 0)
-    end_blank = _plus(
-        _at(alpha_blank, (t_last, rows, label_lengths)), _at(lp_blank, (t_last, rows, 0))
-    )
-    if alpha_label[0].shape[2]:
+def _nll_from_alpha(end, input_lengths, label_lengths):
+    """-log p(labels | inputs) per sequence (inf when no alignment exists), from alpha at
+    each row's last frame: its last blank or its last label."""
+    end_blank_states, end_label_states = end
+    end_blank = tuple(pick_along_axis(part, label_lengths, 1) for part in end_blank_states)
+    if end_label_states[0].shape[1]:
         last = jnp.maximum(label_lengths - 1, 0)
-        whole, fraction = _plus(
-            _at(alpha_label, (t_last, rows, last)), _at(lp_label, (t_last, rows, last))
-        )
+        whole, fraction = (pick_along_axis(part, last, 1) for part in end_label_states)
         end_label = (jnp.where(label_lengths > 0, whole, _LOG_ZERO), fraction)
     else:
         end_label = (jnp.full_like(end_blank[0], _LOG_ZERO), end_blank[1])
@@ -236,15 +244,17 @@ def _ctc_nll_with_derivatives(
 ):
     shift = _log_softmax_shift(inputs) if from_logits else None
     lp_blank, lp_label = _emissions(inputs, shift, labels, input_lengths, blank)
-    alpha = _recursions(lp_blank, lp_label, labels, label_lengths, with_beta=False)
-    return _nll_from_alpha(alpha, lp_blank, lp_label, input_lengths, label_lengths)
+    end, _ = _recursions(lp_blank, lp_label, labels, input_lengths, label_lengths, with_beta=False)
+    return _nll_from_alpha(end, input_lengths, label_lengths)
 
 
 def _ctc_nll_fwd(inputs, labels, input_lengths, label_lengths, blank, zero_infinity, from_logits):
     shift = _log_softmax_shift(inputs) if from_logits else None
     lp_blank, lp_label = _emissions(inputs, shift, labels, input_lengths, blank)
-    alpha, beta = _recursions(lp_blank, lp_label, labels, label_lengths, with_beta=True)
-    nll = _nll_from_alpha(alpha, lp_blank, lp_label, input_lengths, label_lengths)
+    end, (alpha, beta) = _recursions(
+        lp_blank, lp_label, labels, input_lengths, label_lengths, with_beta=True
+    )
+    nll = _nll_from_alpha(end, input_lengths, label_lengths)
     probabilities = jnp.exp(jax.nn.log_softmax(inputs, axis=-1) if from_logits else inputs)
     return nll, (probabilities, labels, input_lengths, alpha, beta, nll)
 
@@ -492,10 +502,11 @@ def ctc_loss(
 
     result_dtype, compute = dtypes(x)
     x = x.astype(compute)
-    safe_labels = jnp.where(used & valid, y, 0)
+    safe_labels = jnp.where(used & valid, y, 0).astype(jnp.int32)
+    safe_labels, in_len, lab_len = _sharding.batch_like(x, safe_labels, in_len, lab_len)
     nll = _ctc_nll(
         x,
-        safe_labels.astype(jnp.int32),
+        safe_labels,
         in_len,
         lab_len,
         blank=blank,

@@ -187,7 +187,6 @@ def _check(name, dtype, mesh_name, axis_type, in_context, shard_classes):
 # batch that Explicit meshes reject; the fused loss scans over row chunks of a batch-sharded
 # x (a reshape that Explicit meshes reject, and that Auto meshes answer by replicating dx).
 _KNOWN_GAPS = {
-    ("ctc_loss", AxisType.Explicit): "issue 9: CTC under Explicit meshes",
     ("linear_cross_entropy", None): "issue 9: the fused loss's sharded layouts",
     ("linear_cross_entropy_none", None): "issue 9: the fused loss's sharded layouts",
 }
