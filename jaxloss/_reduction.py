@@ -13,6 +13,7 @@ from typing import Literal
 
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 # The reductions every criterion takes ('batchmean' only where torch has it: kl_div).
 Reduction = Literal["none", "mean", "sum"]
@@ -50,3 +51,16 @@ def mean_denominator(shape, dtype, *, where=None, normalizer=None):
 def finish(loss, result_dtype):
     """Casts a loss computed in the compute dtype back to the inputs' dtype."""
     return loss.astype(result_dtype)
+
+
+def reduce_summed(total, count, reduction: str, result_dtype, *, batch_axis_name=None):
+    """'sum', 'mean' (total / count) or 'sum_and_count' (the pair) of a loss summed elsewhere
+    with its mean's denominator; with `batch_axis_name` (inside shard_map) both are first
+    summed over the token shards along it, so 'mean' is global, never a mean of means."""
+    if batch_axis_name is not None:
+        total, count = lax.psum((total, count), batch_axis_name)
+    if reduction == "sum":
+        return finish(total, result_dtype)
+    if reduction == "sum_and_count":
+        return finish(total, result_dtype), finish(count, result_dtype)
+    return finish(total / count, result_dtype)

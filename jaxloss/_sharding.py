@@ -8,6 +8,8 @@ and unsharded code see none of this (every helper here is then a no-op).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -52,3 +54,17 @@ def batch_like(reference: jax.Array, *arrays: jax.Array) -> tuple[jax.Array, ...
             array = jax.sharding.reshard(array, NamedSharding(sharding.mesh, target))
         out.append(array)
     return tuple(out)
+
+
+def rowwise(fn: Callable[..., jax.Array], *arrays: jax.Array) -> jax.Array:
+    """fn(*arrays) for a `fn` that treats the rows (leading axis) independently, returning
+    one row of output per row. On an Explicit mesh it runs per device under ``shard_map``,
+    rows split as the first array's and every other axis whole, for kernels (a vmapped sort
+    and binary search) that have no sharding rule of their own. Elsewhere, fn(*arrays)."""
+    sharding = _explicit_mesh(arrays[0])
+    if sharding is None:
+        return fn(*arrays)
+    arrays = batch_like(arrays[0], *arrays)
+    lead = sharding.spec[0] if len(sharding.spec) else None
+    specs = tuple(P(lead, *([None] * (a.ndim - 1))) for a in arrays)
+    return jax.shard_map(fn, mesh=sharding.mesh, in_specs=specs, out_specs=P(lead))(*arrays)

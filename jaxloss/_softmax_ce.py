@@ -324,6 +324,26 @@ def head_forward(z, targets: RowTargets, head: Head):
     return loss, stats
 
 
+def global_counts(targets: RowTargets, local_width: int, head: Head):
+    """(K, W) of a class mask and weights shared by every row, over the whole (possibly
+    split) class axis, for `head_logit_grad`'s `counts`; (None, None) without smoothing.
+    Computed once per call, so a chunked backward needs no collective."""
+    if not head.smooth:
+        return None, None
+    compute = jnp.promote_types(targets.label_weight.dtype, jnp.float32)
+    counts = (
+        _class_count(targets, local_width, compute),
+        _total_weight(targets, local_width, compute),
+    )
+    if head.classes is None:
+        return counts
+    size = jnp.asarray(head.classes.size, compute)
+    count = size if targets.class_mask is None else head.classes.sum(counts[0])
+    if targets.class_mask is None and targets.class_weight is None:
+        return count, size
+    return count, head.classes.sum(counts[1])
+
+
 def head_logit_grad(z, targets: RowTargets, lse, cotangent, head: Head, counts=(None, None)):
     """d(Σ_i g_i·loss_i)/d logits before the soft-cap, from the capped logits `z`; `counts`
     are the forward pass's (K, W) (needed when smoothing over a split class axis)."""

@@ -21,6 +21,7 @@ from ._labels import class_indices, pick_along_axis
 from ._ops import strict_hinge
 from ._precision import dtypes, upcast
 from ._reduction import Reduction, finish, reduce_loss
+from ._sharding import rowwise
 from ._softmax_ce import Head, RowTargets, softmax_cross_entropy_rows
 
 _ARGMAX_HINT = (
@@ -779,7 +780,8 @@ def _multilabel_margin_row(x, y):
 
 
 # Jitted so that eager calls compile the per-row sort and search once per shape (an eager
-# vmap re-traces them on every call).
+# vmap re-traces them on every call). On an Explicit mesh it runs per device (`rowwise`): the
+# vmapped sort and search have no sharding rule of their own.
 _multilabel_margin_rows = jax.jit(jax.vmap(_multilabel_margin_row))
 
 
@@ -837,5 +839,5 @@ def multilabel_margin_loss(
     x = jnp.moveaxis(x.astype(compute), axis, -1)
     y = jnp.moveaxis(y, axis, -1)
     rows_x, rows_y = x.reshape(-1, num_classes), y.reshape(-1, num_classes)
-    loss = _multilabel_margin_rows(rows_x, rows_y).reshape(x.shape[:-1])
+    loss = rowwise(_multilabel_margin_rows, rows_x, rows_y).reshape(x.shape[:-1])
     return finish(reduce_loss(loss, reduction, where=where), result_dtype)

@@ -15,19 +15,31 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jax.custom_derivatives import SymbolicZero
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 
 from . import _checks
 from ._labels import class_indices
 from ._precision import dtypes
-from ._reduction import Reduction, finish, mean_denominator
-from ._softmax_ce import Head, RowTargets, capped, head_forward, head_logit_grad
+from ._reduction import finish, mean_denominator, reduce_summed
+from ._sharding import has_explicit_axes
+from ._softmax_ce import (
+    ClassAxis,
+    Head,
+    RowTargets,
+    capped,
+    global_counts,
+    head_forward,
+    head_logit_grad,
+)
 
 DEFAULT_CHUNK_SIZE = 512  # (512, 32768) f32 logits = 64 MiB; measured as fast as 1024
 
@@ -61,9 +73,9 @@ def _chunk_forward(x, w, b, targets: RowTargets, settings: FusedSettings):
     return z, loss, stats.lse
 
 
-def _chunk_grad(z, x, w, targets: RowTargets, settings: FusedSettings, lse, cotangent):
-    """(dx, dW, db) of Σ_i g_i·loss_i over one chunk."""
-    dz = head_logit_grad(z, targets, lse, cotangent, settings.head)
+def _chunk_grad(z, x, w, targets: RowTargets, settings: FusedSettings, lse, cotangent, counts):
+    """(dx, dW, db) of Σ_i g_i·loss_i over one chunk (dx partial over a split vocabulary)."""
+    dz = head_logit_grad(z, targets, lse, cotangent, settings.head, counts)
     dz_in = dz.astype(x.dtype)  # bf16 matmuls take bf16 operands, accumulate in f32
     dx = _matmul(dz_in, w, ((1,), (0,)))  # (c, D)
     dw = _matmul(dz_in, x, ((0,), (0,)))  # (V, D)
@@ -82,6 +94,19 @@ class ChunkPass(NamedTuple):
     dx: Any  # (N, D)
     dw: Any  # (V, D)
     db: Any  # (V,)
+
+
+def _varying_like(values, inputs):
+    """`values` typed as varying over every manual mesh axis any of `inputs` varies over
+    (inside shard_map, a scan's accumulator must start with the type its sums will have);
+    unchanged elsewhere."""
+    axes = set()
+    for leaf in jax.tree.leaves(inputs):
+        manual = getattr(jax.typeof(leaf), "manual_axis_type", None)
+        axes |= set(getattr(manual, "varying", ()) or ())
+    if not axes:
+        return values
+    return jax.tree.map(lambda v: lax.pcast(v, tuple(sorted(axes)), to="varying"), values)
 
 
 def _walk_chunks(
@@ -105,11 +130,15 @@ def _walk_chunks(
         z, loss, lse_c = _chunk_forward(xc, w, b, chunk_targets, settings)
         if cotangent is None:
             return carry, (loss, lse_c)
-        dx, dw, db = _chunk_grad(z, xc, w, chunk_targets, settings, lse_c, rest[0])
+        dx, dw, db = _chunk_grad(z, xc, w, chunk_targets, settings, lse_c, rest[0], counts)
         return (carry[0] + dw, carry[1] + db), (loss, lse_c, dx)
 
     grads = cotangent is not None
-    zeros = (jnp.zeros(w.shape, compute), jnp.zeros((w.shape[0],), compute)) if grads else None
+    counts = global_counts(targets, w.shape[0], settings.head)
+    zeros = None
+    if grads:
+        zeros = (jnp.zeros(w.shape, compute), jnp.zeros((w.shape[0],), compute))
+        zeros = _varying_like(zeros, (x, w, b, targets, cotangent))
     totals, outputs = lax.scan(body, zeros, tuple(per_row))
     outputs = tuple(outputs)  # (losses, lse[, dx])
     dx = outputs[-1].reshape(x.shape) if grads else None
@@ -128,6 +157,7 @@ def _row_tangents(x, w, b, targets: RowTargets, settings: FusedSettings, lse, t_
     dx, dW, db with the same three matmuls per chunk a hand-written backward would."""
     size = settings.chunk_size
     compute = jnp.promote_types(x.dtype, jnp.float32)
+    counts = global_counts(targets, w.shape[0], settings.head)
     per_row = [_chunks(a, size) for a in (x, targets.labels, targets.valid, targets.label_weight)]
     per_row += [
         lse,
@@ -139,7 +169,8 @@ def _row_tangents(x, w, b, targets: RowTargets, settings: FusedSettings, lse, t_
         xc, yc, vc, lwc, lse_c, t_xc = chunk
         chunk_targets = targets._replace(labels=yc, valid=vc, label_weight=lwc)
         z = _chunk_logits(xc, w, b, settings.head)
-        dz = head_logit_grad(z, chunk_targets, lse_c, jnp.ones_like(lse_c), settings.head)
+        ones = jnp.ones_like(lse_c)
+        dz = head_logit_grad(z, chunk_targets, lse_c, ones, settings.head, counts)
         z_dot = jnp.zeros(dz.shape, compute)
         if not _is_zero(t_x):
             z_dot = z_dot + _matmul(t_xc, w, ((1,), (1,)))
@@ -150,7 +181,10 @@ def _row_tangents(x, w, b, targets: RowTargets, settings: FusedSettings, lse, t_
         return None, jnp.sum(dz * z_dot, axis=-1)
 
     _, tangents = lax.scan(body, None, tuple(per_row))
-    return tangents.reshape(-1)
+    tangents = tangents.reshape(-1)
+    classes = settings.head.classes
+    # Over a split vocabulary each device's sum covers its block (reverse mode: no psum).
+    return tangents if classes is None else classes.sum(tangents)
 
 
 def _inner(a, t):
@@ -189,7 +223,10 @@ def _fused_jvp(settings, primals, tangents):
         tangent = tangent + _inner(walked.dw, t_w)
     if b is not None and not _is_zero(t_b):
         tangent = tangent + _inner(walked.db, t_b)
-    return total, tangent
+    classes = settings.head.classes
+    # Over a split vocabulary dx is partial and dW, db are blocks: the tangent sums every
+    # device's part, a psum that reverse mode transposes into the one psum of dx.
+    return total, tangent if classes is None else classes.sum(tangent)
 
 
 _fused_with_derivatives.defjvp(_fused_jvp, symbolic_zeros=True)
@@ -237,9 +274,9 @@ def linear_cross_entropy(
     class_mask: ArrayLike | None = None,
     valid_vocab_size: int | None = None,
     where: ArrayLike | None = None,
-    reduction: Reduction = "mean",
+    reduction: Literal["none", "mean", "sum", "sum_and_count"] = "mean",
     chunk_size: int = DEFAULT_CHUNK_SIZE,
-) -> jax.Array:
+) -> Any:
     r"""Cross-entropy of a linear head, $\mathrm{CE}(x W^\top + b,\ y)$, without ever
     materialising the (N, V) logits.
 
@@ -267,11 +304,14 @@ def linear_cross_entropy(
         usual case of a head padded to a multiple of 128 (the same as ``class_mask =
         arange(V) < K``; give one or the other).
       where: optional boolean mask of ``x.shape[:-1]``.
-      reduction: ``'none'``, ``'mean'`` or ``'sum'``.
+      reduction: ``'none'``, ``'mean'``, ``'sum'``, or ``'sum_and_count'``: the pair
+        (Σ w·loss, Σ w) whose ratio is ``'mean'``, for accumulating a mean over
+        micro-batches.
       chunk_size: rows per chunk (a Python int >= 1).
 
     Returns:
-      ``'none'``: one loss per token, ``x.shape[:-1]``; ``'mean'``/``'sum'``: a scalar.
+      ``'none'``: one loss per token, ``x.shape[:-1]``; ``'mean'``/``'sum'``: a scalar;
+      ``'sum_and_count'``: two scalars.
 
     bfloat16/float16 inputs run their matmuls in that dtype with float32 accumulation; the
     softmax and the sums are float32; gradients come back in the inputs' dtypes. Gradients flow
@@ -291,7 +331,7 @@ def linear_cross_entropy(
     x = _checks.float_array(fn, "x", x)
     w = _checks.float_array(fn, "w", w)
     labels = _checks.int_array(fn, "labels", labels)
-    _checks.reduction(fn, reduction)
+    _checks.reduction(fn, reduction, ("none", "mean", "sum", "sum_and_count"))
     if x.ndim < 1 or w.ndim != 2 or w.shape[1] != x.shape[-1]:
         raise ValueError(
             f"{fn}: `w` must be (V, D) with D = x.shape[-1] = "
@@ -319,14 +359,157 @@ def linear_cross_entropy(
         raise ValueError(f"{fn}: `chunk_size` must be a positive int; got {chunk_size!r}.")
     where = _checks.where_mask(fn, where, labels.shape, "one loss per token")
     class_mask = _vocabulary_mask(fn, class_mask, valid_vocab_size, num_classes)
-    result_dtype, compute = dtypes(x, w)
-
-    indices = class_indices(
-        fn, labels, num_classes, ignore_index=ignore_index, where=where, class_mask=class_mask
+    options: dict[str, Any] = dict(
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        softcap=softcap,
+        reduction=reduction,
+        chunk_size=chunk_size,
+        fn=fn,
     )
-    # Class weights and ε are constants of this loss: gradients flow to x, w and bias only.
-    class_weight = None if weight is None else lax.stop_gradient(weight.astype(compute))
-    label_weight = indices.label_weights(class_weight, compute)
+    arrays: dict[str, Any] = dict(bias=bias, weight=weight, class_mask=class_mask, where=where)
+    if has_explicit_axes(x) or has_explicit_axes(w):
+        return _on_explicit_mesh(x, w, labels, arrays, options)
+    return _fused_loss(x, w, labels, **arrays, **options)
+
+
+def _on_explicit_mesh(x, w, labels, arrays, options):
+    """The fused loss of arrays sharded on an Explicit mesh, as `shard_map` of the per-device
+    loss, in the layout their shardings describe: tokens split over the axes of x's leading
+    dimensions (dW, db summed over them), the vocabulary over the axes of w's first (tensor
+    parallel: O(chunk) statistics per chunk, one psum of dx), or over token axes (FSDP: w
+    all-gathered inside, dW reduce-scattered by its transpose). A sharded hidden dimension D
+    is gathered first. Per-class arrays follow w's vocabulary split; labels and `where`
+    follow the tokens."""
+    fn = options["fn"]
+    mesh: Any = jax.typeof(x if has_explicit_axes(x) else w).sharding.mesh
+
+    def spec_of(a):
+        spec = tuple(jax.typeof(a).sharding.spec)
+        return spec + (None,) * (a.ndim - len(spec))
+
+    def names(entry):
+        return () if entry is None else entry if isinstance(entry, tuple) else (entry,)
+
+    def resharded(a, spec) -> Any:
+        if a is None or spec_of(a) == tuple(spec):
+            return a
+        return jax.sharding.reshard(a, NamedSharding(mesh, P(*spec)))
+
+    x_spec = spec_of(x)[:-1] + (None,)  # D whole
+    token_axes = tuple(a for entry in x_spec for a in names(entry))
+    vocab_entry = spec_of(w)[0]
+    vocab_axes = names(vocab_entry)
+    gather_axes: tuple = ()
+    if vocab_axes and set(vocab_axes) <= set(token_axes):
+        gather_axes, vocab_axes = vocab_axes, ()  # FSDP: gather w inside
+    elif set(vocab_axes) & set(token_axes):
+        vocab_axes = ()  # a mixed split: replicate w (correct, not fast)
+        vocab_entry = None
+    w_spec = (vocab_entry if (vocab_axes or gather_axes) else None, None)
+    x, w = resharded(x, x_spec), resharded(w, w_spec)
+    token_spec = x_spec[:-1]
+    per_class_spec = (w_spec[0],)
+    labels = resharded(labels, token_spec)
+    inputs = dict(arrays)
+    inputs["where"] = resharded(arrays["where"], token_spec)
+    for name in ("bias", "weight", "class_mask"):
+        inputs[name] = resharded(arrays[name], per_class_spec)
+    specs = {
+        name: (None if a is None else P(*(token_spec if name == "where" else per_class_spec)))
+        for name, a in inputs.items()
+    }
+    present = [name for name in inputs if inputs[name] is not None]
+    num_classes = w.shape[0]
+    sizes: dict[str, int] = dict(mesh.shape)
+    shards = int(np.prod([sizes[a] for a in vocab_axes + gather_axes], dtype=int))
+    if num_classes % shards:
+        raise ValueError(
+            f"{fn}: the vocabulary of `w` ({num_classes}) must split evenly over the "
+            f"{shards} devices of {vocab_axes + gather_axes}; pad w to a multiple and pass "
+            "valid_vocab_size."
+        )
+    reduction = options["reduction"]
+    if reduction == "none":
+        out_specs: Any = P(*token_spec)
+    elif reduction == "sum_and_count":
+        out_specs = (P(), P())
+    else:
+        out_specs = P()
+
+    def local(x, w, labels, *values):
+        given = dict(zip(present, values))
+        full = {name: given.get(name) for name in inputs}
+        if gather_axes:
+            w = lax.all_gather(w, gather_axes, axis=0, tiled=True)
+            for name in ("bias", "weight", "class_mask"):
+                if full[name] is not None:
+                    full[name] = lax.all_gather(full[name], gather_axes, axis=0, tiled=True)
+        classes = ClassAxis(vocab_axes, num_classes) if vocab_axes else None
+        return _fused_loss(
+            x,
+            w,
+            labels,
+            **full,
+            **options,
+            classes=classes,
+            num_classes=num_classes,
+            batch_axis_name=token_axes or None,
+        )
+
+    in_specs = (P(*x_spec), P(*w_spec), P(*token_spec)) + tuple(specs[n] for n in present)
+    return jax.shard_map(local, mesh=mesh, in_specs=in_specs, out_specs=out_specs)(
+        x, w, labels, *(inputs[n] for n in present)
+    )
+
+
+def _fused_loss(
+    x,
+    w,
+    labels,
+    *,
+    bias,
+    weight,
+    ignore_index,
+    label_smoothing,
+    z_loss,
+    softcap,
+    class_mask,
+    where,
+    reduction,
+    chunk_size,
+    fn,
+    classes: ClassAxis | None = None,
+    num_classes: int | None = None,
+    batch_axis_name=None,
+) -> Any:
+    """The fused loss of validated arguments. With `classes`, `w`, `bias`, `weight` and
+    `class_mask` are this device's blocks of a vocabulary split over a mesh axis (inside
+    shard_map; `num_classes` its true size), and with `batch_axis_name` the reductions run
+    over every token shard."""
+    result_dtype, compute = dtypes(x, w)
+    local_width = w.shape[0]
+    if classes is None:
+        indices = class_indices(
+            fn, labels, local_width, ignore_index=ignore_index, where=where, class_mask=class_mask
+        )
+        # Class weights and ε are constants of this loss: gradients flow to x, w and bias.
+        class_weight = None if weight is None else lax.stop_gradient(weight.astype(compute))
+        label_weight = indices.label_weights(class_weight, compute)
+    else:
+        assert num_classes is not None
+        indices = class_indices(fn, labels, num_classes, ignore_index=ignore_index, where=where)
+        if class_mask is not None:  # this block's mask: a label on an excluded class is bad
+            included = block_lookup(indices.safe, class_mask.astype(compute), classes) > 0
+            bad = indices.valid & ~indices.out_of_range & ~included
+            indices = dataclasses.replace(
+                indices,
+                safe=jnp.where(bad, 0, indices.safe),
+                out_of_range=indices.out_of_range | bad,
+            )
+        class_weight = None if weight is None else lax.stop_gradient(weight.astype(compute))
+        label_weight = block_label_weights(indices, class_weight, classes, compute)
 
     rows = x.reshape(-1, x.shape[-1])
     n = rows.shape[0]
@@ -341,6 +524,7 @@ def linear_cross_entropy(
             smooth=not _checks.known_zero(label_smoothing),
             z_loss=float(z_loss),
             softcap=None if softcap is None else float(softcap),
+            classes=classes,
         ),
         chunk_size=chunk,
         summed=reduction != "none",
@@ -357,12 +541,31 @@ def linear_cross_entropy(
     if reduction == "none":
         loss = out[:n].reshape(labels.shape)
         return finish(jnp.where(indices.valid, loss, jnp.zeros((), loss.dtype)), result_dtype)
-    if reduction == "sum":
-        return finish(out, result_dtype)
-    denominator = mean_denominator(
+    total = out
+    count = mean_denominator(
         labels.shape,
         compute,
         where=indices.valid,
         normalizer=None if weight is None else label_weight,
     )
-    return finish(out / denominator, result_dtype)
+    return reduce_summed(total, count, reduction, result_dtype, batch_axis_name=batch_axis_name)
+
+
+def block_lookup(index, block, classes: ClassAxis):
+    """table[index] of global class indices from this device's block of a per-class table:
+    the device holding the class contributes it, one O(N) psum combines them."""
+    width = block.shape[0]
+    local_index = index - classes.offset(width)
+    here = (local_index >= 0) & (local_index < width)
+    picked = block[jnp.where(here, local_index, 0)]
+    return classes.sum(jnp.where(here, picked, jnp.zeros((), block.dtype)))
+
+
+def block_label_weights(indices, class_weight, classes: ClassAxis, dtype):
+    """w[y] of global labels from this device's block of the class weights (1 without), nan
+    where a counted label is out of range (one O(N) psum, only with class weights)."""
+    if class_weight is None:
+        weights = jnp.ones(indices.safe.shape, dtype)
+    else:
+        weights = block_lookup(indices.safe, class_weight.astype(dtype), classes)
+    return jnp.where(indices.out_of_range, jnp.asarray(jnp.nan, dtype), weights)

@@ -31,8 +31,9 @@ from jax.typing import ArrayLike
 from . import _checks
 from ._labels import class_indices
 from ._precision import dtypes
-from ._reduction import finish
+from ._reduction import finish, reduce_summed
 from ._softmax_ce import ClassAxis, Head, RowTargets, softmax_cross_entropy_rows
+from .fused import DEFAULT_CHUNK_SIZE, _fused_loss, block_label_weights
 
 ParallelReduction = Literal["none", "mean", "sum", "sum_and_count"]
 AxisName = str | tuple[str, ...]
@@ -53,6 +54,44 @@ def _axis_size(fn: str, name: str, axis: Any) -> int:
             "jax.shard_map over a mesh with that axis (outside shard_map, give the sharded "
             "array to jaxloss.cross_entropy under jit instead)."
         ) from error
+
+
+def _num_classes(fn, num_classes, local_width, shards, axis_name) -> int:
+    """The true vocabulary size: `num_classes`, or every class of the blocks."""
+    padded = local_width * shards
+    if num_classes is None:
+        return padded
+    if (
+        not isinstance(num_classes, int)
+        or isinstance(num_classes, bool)
+        or not 1 <= num_classes <= padded
+    ):
+        raise ValueError(
+            f"{fn}: `num_classes` must be an int in [1, {padded}] (the {shards} blocks of "
+            f"{local_width} classes along {axis_name!r}); got {num_classes!r}."
+        )
+    return num_classes
+
+
+def _padding_mask(classes: ClassAxis, local_width: int, num_classes: int):
+    """This block's classes below `num_classes` (None when nothing is padding)."""
+    if num_classes == classes.size:
+        return None
+    positions = lax.broadcasted_iota(jnp.int32, (local_width,), 0)
+    return positions + classes.offset(local_width) < num_classes
+
+
+def _block(fn, name, value, width):
+    """A per-class array given as this device's (width,) block."""
+    if value is None:
+        return None
+    value = _checks.float_array(fn, name, value)
+    if value.shape != (width,):
+        raise ValueError(
+            f"{fn}: `{name}` must be this device's block of the per-class values, shape "
+            f"[{width}]; got {list(value.shape)}."
+        )
+    return value
 
 
 def cross_entropy(
@@ -133,25 +172,9 @@ def cross_entropy(
             f"{list(y.shape)}."
         )
     local_width = z.shape[-1]
+    num_classes = _num_classes(fn, num_classes, local_width, shards, axis_name)
     padded = local_width * shards
-    if num_classes is None:
-        num_classes = padded
-    if (
-        not isinstance(num_classes, int)
-        or isinstance(num_classes, bool)
-        or not 1 <= num_classes <= padded
-    ):
-        raise ValueError(
-            f"{fn}: `num_classes` must be an int in [1, {padded}] (the {shards} blocks of "
-            f"{local_width} classes along {axis_name!r}); got {num_classes!r}."
-        )
-    if weight is not None:
-        weight = _checks.float_array(fn, "weight", weight)
-        if weight.shape != (local_width,):
-            raise ValueError(
-                f"{fn}: `weight` must be this device's block of the class weights, shape "
-                f"[{local_width}]; got {list(weight.shape)}."
-            )
+    weight = _block(fn, "weight", weight, local_width)
     _checks.python_number(fn, "label_smoothing", label_smoothing, low=0.0, high=1.0)
     _checks.python_number(fn, "z_loss", z_loss, low=0.0)
     if softcap is not None:
@@ -160,24 +183,11 @@ def cross_entropy(
     result_dtype, compute = dtypes(z)
 
     classes = ClassAxis(axis_name, padded)
-    offset = classes.offset(local_width)
-    class_mask = None
-    if num_classes < padded:  # padding classes leave the softmax
-        class_mask = lax.broadcasted_iota(jnp.int32, (local_width,), 0) + offset < num_classes
+    class_mask = _padding_mask(classes, local_width, num_classes)
     indices = class_indices(fn, y, num_classes, ignore_index=ignore_index, where=where)
     safe = indices.safe.reshape(-1)
-    if weight is None:
-        class_weight = None
-        label_weight = jnp.ones(safe.shape, compute)
-    else:
-        class_weight = lax.stop_gradient(weight.astype(compute))
-        local_label = safe - offset
-        here = (local_label >= 0) & (local_label < local_width)
-        # w[y] from the blocks: the device holding y contributes it, one O(N) psum.
-        picked = class_weight[jnp.where(here, local_label, 0)]
-        label_weight = classes.sum(jnp.where(here, picked, jnp.zeros((), compute)))
-    bad = indices.out_of_range.reshape(-1)
-    label_weight = jnp.where(bad, jnp.asarray(jnp.nan, compute), label_weight)
+    class_weight = None if weight is None else lax.stop_gradient(weight.astype(compute))
+    label_weight = block_label_weights(indices, class_weight, classes, compute).reshape(-1)
     valid = indices.valid.reshape(-1)
     targets = RowTargets(
         safe,
@@ -197,12 +207,128 @@ def cross_entropy(
     loss = softmax_cross_entropy_rows(rows, targets, head=head)
     if reduction == "none":
         return finish(loss.reshape(y.shape), result_dtype)
-    total = jnp.sum(loss)
     count = jnp.sum(jnp.where(valid, label_weight, jnp.zeros((), compute)))
+    return reduce_summed(
+        jnp.sum(loss), count, reduction, result_dtype, batch_axis_name=batch_axis_name
+    )
+
+
+def linear_cross_entropy(
+    x: ArrayLike,
+    w: ArrayLike,
+    labels: ArrayLike,
+    *,
+    axis_name: AxisName | None = None,
+    batch_axis_name: AxisName | None = None,
+    num_classes: int | None = None,
+    bias: ArrayLike | None = None,
+    weight: ArrayLike | None = None,
+    ignore_index: int | None = -100,
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+    where: ArrayLike | None = None,
+    reduction: ParallelReduction = "mean",
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> Any:
+    r"""The fused `jaxloss.linear_cross_entropy` inside ``jax.shard_map``: this device's
+    tokens, and either the whole head or its block of a vocabulary split over ``axis_name``.
+
+    Two layouts, combinable:
+
+    - tokens split over ``batch_axis_name`` (data or FSDP parallelism) with the whole head
+      ``w`` on every device: each device walks its own tokens in chunks; JAX's transpose of
+      the replicated head sums dW (and db) over the token shards, one psum of (V, D).
+    - the head split on the vocabulary over ``axis_name`` (tensor parallelism): ``w`` is
+      this device's ``(V/k, D)`` block (``bias`` and ``weight`` its ``(V/k,)`` blocks); per
+      chunk an online logsumexp is combined across ``axis_name`` with O(chunk) collectives,
+      and dx, partial on each device, is summed by one psum. No device holds more than a
+      (chunk, V/k) block of logits.
+
+    Args:
+      x: this device's ``(..., D)`` hidden states.
+      w: the ``(V, D)`` head, or with ``axis_name`` this device's ``(V/k, D)`` block.
+      labels: integer *global* class indices of ``x.shape[:-1]``.
+      axis_name: the mesh axis (or axes) the vocabulary is split over, or None.
+      batch_axis_name: the mesh axis (or axes) the tokens are split over, or None: the
+        reductions then run over every token shard.
+      num_classes: with ``axis_name``, the true vocabulary size of a padded one (see
+        `jaxloss.parallel.cross_entropy`).
+      bias, weight, ignore_index, label_smoothing, z_loss, softcap, where, chunk_size: as in
+        `jaxloss.linear_cross_entropy` (per-class arrays as blocks with ``axis_name``).
+      reduction: ``'none'``, ``'mean'``, ``'sum'`` or ``'sum_and_count'``.
+
+    Returns:
+      As `jaxloss.parallel.cross_entropy`.
+
+    Example:
+      >>> from jax.sharding import NamedSharding, PartitionSpec as P
+      >>> mesh = jax.make_mesh((1, 1), ("data", "model"))
+      >>> x = jax.random.normal(jax.random.key(0), (8, 4))
+      >>> w = jax.random.normal(jax.random.key(1), (10, 4))
+      >>> labels = jnp.arange(8)
+      >>> shard = lambda a, spec: jax.device_put(a, NamedSharding(mesh, spec))
+      >>> loss = jax.shard_map(
+      ...     lambda x, w, y: jaxloss.parallel.linear_cross_entropy(
+      ...         x, w, y, axis_name="model", batch_axis_name="data"),
+      ...     mesh=mesh, in_specs=(P("data"), P("model"), P("data")), out_specs=P(),
+      ... )(shard(x, P("data")), shard(w, P("model")), shard(labels, P("data")))
+      >>> bool(jnp.allclose(loss, jaxloss.cross_entropy(x @ w.T, labels)))
+      True
+    """
+    fn = "parallel.linear_cross_entropy"
+    x = _checks.float_array(fn, "x", x)
+    w = _checks.float_array(fn, "w", w)
+    y = _checks.int_array(fn, "labels", labels)
+    _checks.reduction(fn, reduction, ("none", "mean", "sum", "sum_and_count"))
     if batch_axis_name is not None:
-        total, count = lax.psum((total, count), batch_axis_name)
-    if reduction == "sum":
-        return finish(total, result_dtype)
-    if reduction == "sum_and_count":
-        return finish(total, result_dtype), finish(count, result_dtype)
-    return finish(total / count, result_dtype)
+        _axis_size(fn, "batch_axis_name", batch_axis_name)
+    if x.ndim < 1 or w.ndim != 2 or w.shape[1] != x.shape[-1]:
+        raise ValueError(
+            f"{fn}: `w` must be (V, D) (or its (V/k, D) block) with D = x.shape[-1]; got x "
+            f"{list(x.shape)} and w {list(w.shape)}."
+        )
+    if y.shape != x.shape[:-1]:
+        raise ValueError(
+            f"{fn}: `labels` must have shape x.shape[:-1] = {list(x.shape[:-1])}; got "
+            f"{list(y.shape)}."
+        )
+    local_width = w.shape[0]
+    bias = _block(fn, "bias", bias, local_width)
+    weight = _block(fn, "weight", weight, local_width)
+    _checks.python_number(fn, "label_smoothing", label_smoothing, low=0.0, high=1.0)
+    _checks.python_number(fn, "z_loss", z_loss, low=0.0)
+    if softcap is not None:
+        _checks.python_number(fn, "softcap", softcap, low=0.0, low_inclusive=False)
+    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
+        raise ValueError(f"{fn}: `chunk_size` must be a positive int; got {chunk_size!r}.")
+    where = _checks.where_mask(fn, where, y.shape, "one loss per token")
+    classes = class_mask = None
+    if axis_name is None:
+        if num_classes is not None:
+            raise ValueError(f"{fn}: `num_classes` is for a split vocabulary (`axis_name`).")
+        num_classes = local_width
+    else:
+        shards = _axis_size(fn, "axis_name", axis_name)
+        num_classes = _num_classes(fn, num_classes, local_width, shards, axis_name)
+        classes = ClassAxis(axis_name, local_width * shards)
+        class_mask = _padding_mask(classes, local_width, num_classes)
+    return _fused_loss(
+        x,
+        w,
+        y,
+        bias=bias,
+        weight=weight,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        softcap=softcap,
+        class_mask=class_mask,
+        where=where,
+        reduction=reduction,
+        chunk_size=chunk_size,
+        fn=fn,
+        classes=classes,
+        num_classes=num_classes,
+        batch_axis_name=batch_axis_name,
+    )

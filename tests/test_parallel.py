@@ -1,7 +1,10 @@
-"""jaxloss.parallel.cross_entropy inside jax.shard_map on 8 CPU devices (tests/conftest.py):
-the vocab-parallel loss equals jaxloss.cross_entropy of the whole logits (values, gradients,
-forward mode), with its global reductions, and moves only O(N) statistics."""
+"""Losses over a split vocabulary or split tokens on 8 CPU devices (tests/conftest.py):
+jaxloss.parallel.cross_entropy inside jax.shard_map equals jaxloss.cross_entropy of the whole
+logits (values, gradients, forward mode), with its global reductions, and moves only O(N)
+statistics; the fused linear_cross_entropy in its data-, tensor- and FSDP-parallel layouts,
+under jit on sharded arrays and inside shard_map, equals the single-device loss."""
 
+import contextlib
 import re
 
 import jax
@@ -300,3 +303,127 @@ def test_errors_inside_shard_map_name_the_argument():
         run(num_classes=15)
     assert np.isnan(float(jax.jit(lambda: run(num_classes=15))()))
     assert np.isfinite(float(jax.jit(lambda: run(num_classes=16))()))
+
+
+# The fused loss: (name, x's spec, w's spec) on the (2, 4) data x model mesh.
+FUSED_LAYOUTS = {
+    "data_parallel": (P("data"), P()),
+    "tensor_parallel": (P(), P("model")),
+    "data_and_tensor": (P("data"), P("model")),
+    "fsdp": (P("data"), P("data")),
+}
+FUSED_OPTIONS = dict(label_smoothing=0.1, z_loss=1e-3, chunk_size=4)
+ND, NV = 4, 16  # hidden size and vocabulary of the fused cases
+
+
+def _fused_problem():
+    rng = np.random.default_rng(2)
+    x = jnp.asarray(rng.normal(size=(N + 4, ND)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(NV, ND)), jnp.float32)
+    bias = jnp.asarray(rng.normal(size=NV), jnp.float32)
+    weight = jnp.asarray(rng.uniform(0.5, 2.0, size=NV), jnp.float32)
+    # 16 tokens: the first data shard has 2 counted, labels on the model blocks' edges.
+    labels = np.array([3, 12, -100, -100, -100, -100, -100, -100, 4, 7, 8, 11, 0, 15, 14, 14])
+    return x, w, bias, weight, jnp.asarray(labels)
+
+
+def _fused_expected(x, w, bias, weight, labels, **options):
+    def loss(x, w, bias):
+        return jaxloss.linear_cross_entropy(
+            x, w, labels, bias=bias, weight=weight, **FUSED_OPTIONS, **options
+        )
+
+    return jax.value_and_grad(loss, argnums=(0, 1, 2))(x, w, bias)
+
+
+def _collective_kinds(hlo):
+    return {kind for kind, _ in _collectives(hlo)}
+
+
+@pytest.mark.parametrize("axis_type", ["Explicit", pytest.param("Auto", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("layout", list(FUSED_LAYOUTS))
+def test_fused_layouts_under_jit_equal_one_device(layout, axis_type):
+    """jaxloss.linear_cross_entropy on sharded arrays: Explicit meshes run it as shard_map in
+    the layout the shardings describe (gradients keep the inputs' shardings, no logits or
+    vocabulary gathered outside FSDP, whose w is gathered and dW reduce-scattered); Auto
+    meshes leave it to XLA's partitioner (values only)."""
+    x, w, bias, weight, labels = _fused_problem()
+    mesh = _mesh((2, 4), AxisType[axis_type])
+    x_spec, w_spec = FUSED_LAYOUTS[layout]
+    put = lambda a, spec: jax.device_put(a, NamedSharding(mesh, spec))
+    vocab_spec = P(*w_spec[:1])
+    args = (put(x, x_spec), put(w, w_spec), put(bias, vocab_spec))
+    weight_s, labels_s = put(weight, vocab_spec), put(labels, P(*x_spec[:1]))
+
+    def loss(x, w, bias):
+        return jaxloss.linear_cross_entropy(
+            x, w, labels_s, bias=bias, weight=weight_s, **FUSED_OPTIONS
+        )
+
+    step = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))
+    with jax.set_mesh(mesh) if layout == "fsdp" else contextlib.nullcontext():
+        value, grads = step(*args)
+        hlo = step.lower(*args).compile().as_text()
+    expected, expected_grads = _fused_expected(x, w, bias, weight, labels)
+    np.testing.assert_allclose(value, expected, rtol=1e-6)
+    for got, want in zip(grads, expected_grads):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    if axis_type == "Explicit":
+        for got, arg in zip(grads, args):
+            assert got.sharding.is_equivalent_to(arg.sharding, got.ndim), (got.sharding, arg)
+        kinds = _collective_kinds(hlo)
+        if layout == "fsdp":
+            assert "reduce-scatter" in kinds and "all-gather" in kinds, kinds
+        else:
+            assert kinds == {"all-reduce"}, kinds
+
+
+def _fused_in_shard_map(mesh, scale=1.0, reduction="mean"):
+    def local(x, w, bias, weight, labels):
+        return jaxloss.parallel.linear_cross_entropy(
+            x,
+            w,
+            labels,
+            bias=bias,
+            weight=weight,
+            axis_name="model",
+            batch_axis_name="data",
+            reduction=reduction,
+            **FUSED_OPTIONS,
+        )
+
+    specs = (P("data"), P("model"), P("model"), P("model"), P("data"))
+
+    def loss(x, w, bias, weight, labels):
+        args = [
+            jax.sharding.reshard(a, NamedSharding(mesh, s))
+            for a, s in zip((x, w, bias, weight, labels), specs)
+        ]
+        out_specs = (P(), P()) if reduction == "sum_and_count" else P()
+        out = jax.shard_map(local, mesh=mesh, in_specs=specs, out_specs=out_specs)(*args)
+        return out if reduction == "sum_and_count" else scale * out
+
+    return loss
+
+
+def test_fused_in_shard_map_and_an_outer_scale_scales_every_gradient():
+    """Vocabulary over 'model', tokens over 'data' with uneven counted tokens per shard;
+    x2 on the loss doubles the gradients of x, w and bias alike."""
+    x, w, bias, weight, labels = _fused_problem()
+    mesh = _mesh((2, 4))
+    expected, expected_grads = _fused_expected(x, w, bias, weight, labels)
+    grads = {}
+    for scale in (1.0, 2.0):
+        loss = _fused_in_shard_map(mesh, scale)
+        value, grads[scale] = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))(
+            x, w, bias, weight, labels
+        )
+        np.testing.assert_allclose(value, scale * expected, rtol=1e-6)
+    for one, two, want in zip(grads[1.0], grads[2.0], expected_grads):
+        np.testing.assert_allclose(one, want, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(two, 2.0 * one, rtol=1e-6)
+    # (Σ w·loss, Σ w) over micro-batches: each half of the tokens, pooled, gives the mean.
+    pair = jax.jit(_fused_in_shard_map(mesh, reduction="sum_and_count"))
+    halves = [pair(x[s], w, bias, weight, labels[s]) for s in (slice(0, 8), slice(8, 16))]
+    pooled = sum(h[0] for h in halves) / sum(h[1] for h in halves)
+    np.testing.assert_allclose(pooled, expected, rtol=1e-6)

@@ -234,10 +234,7 @@ _ACCURACY_CASES = {
 
 @pytest.mark.parametrize(
     "case",
-    [
-        c if c in ("short", "long_flat") else pytest.param(c, marks=pytest.mark.slow)
-        for c in _ACCURACY_CASES
-    ],
+    [c if c == "long_flat" else pytest.param(c, marks=pytest.mark.slow) for c in _ACCURACY_CASES],
 )
 def test_float32_gradient_accuracy_against_float64(x64, case):
     """The float32 gradient's error against a float64 reference, next to optax's (autodiff

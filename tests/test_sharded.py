@@ -133,7 +133,7 @@ def _array(values, name):
 
 def _spec(array, name, mesh_axes, shard_classes):
     """Batch axis on 'data'; with `shard_classes`, the class axis of (N, C) scores on 'model'."""
-    if name == "head":  # the fused head (V, D) is replicated here (its layouts: issue 9 step 2)
+    if name == "head":  # the fused head (V, D) replicated here (its layouts: test_parallel.py)
         return P()
     spec = [None] * np.ndim(array)
     spec[0] = "data"
@@ -183,13 +183,6 @@ def _check(name, dtype, mesh_name, axis_type, in_context, shard_classes):
         assert "all-gather" not in compiled, "the sharded class axis was gathered"
 
 
-# Not sharded yet (issue 9, next step): CTC builds batch-shaped constants and gathers along the
-# batch that Explicit meshes reject; the fused loss scans over row chunks of a batch-sharded
-# x (a reshape that Explicit meshes reject, and that Auto meshes answer by replicating dx).
-_KNOWN_GAPS = {
-    ("linear_cross_entropy", None): "issue 9: the fused loss's sharded layouts",
-    ("linear_cross_entropy_none", None): "issue 9: the fused loss's sharded layouts",
-}
 COMBINATIONS = list(itertools.product(MESHES, (AxisType.Explicit, AxisType.Auto), (True, False)))
 
 
@@ -209,9 +202,6 @@ def _cases():
                     f"{name}-{layout}-{mesh}-{axis_type.name}-{'set_mesh' if ctx else 'no_mesh'}"
                 )
                 marks = [] if default else [pytest.mark.slow]
-                gap = _KNOWN_GAPS.get((name, axis_type)) or _KNOWN_GAPS.get((name, None))
-                if gap:  # known gaps run (and report) in the full tier only
-                    marks = [pytest.mark.slow, pytest.mark.xfail(reason=gap, strict=False)]
                 out.append(pytest.param(*params, id=case_id, marks=marks))
     return out
 
