@@ -313,6 +313,12 @@ def linear_cross_entropy(
       ``'none'``: one loss per token, ``x.shape[:-1]``; ``'mean'``/``'sum'``: a scalar;
       ``'sum_and_count'``: two scalars.
 
+    Sharded inputs: on an Explicit mesh the loss runs per device under ``shard_map`` in the
+    layout the shardings describe (x's leading axes: tokens, data parallel; w's first axis:
+    the vocabulary, tensor parallel, or FSDP when that axis is a token axis), with the
+    values and gradients of the unsharded call and gradients sharded like their inputs; see
+    `jaxloss.parallel.linear_cross_entropy`. On Auto meshes XLA's partitioner decides.
+
     bfloat16/float16 inputs run their matmuls in that dtype with float32 accumulation; the
     softmax and the sums are float32; gradients come back in the inputs' dtypes. Gradients flow
     to ``x``, ``w`` and ``bias``; ``weight`` and ``label_smoothing`` are constants here

@@ -8,6 +8,7 @@ import pytest
 from jaxloss.parity.cases import CRITERIA
 
 
+@pytest.mark.slow  # ~9 s: every criterion compiles; the CTC and sharded quick modes run by default
 def test_criteria_benchmark_quick_mode_prints_every_criterion(capsys):
     module = runpy.run_path(str(Path(__file__).parents[1] / "benchmarks" / "criteria.py"))
     assert module["main"](["--quick"]) == 0
@@ -39,3 +40,12 @@ def test_cross_entropy_benchmark_quick_mode_writes_json_and_png(tmp_path, capsys
     assert {"jaxloss", "jaxloss+options", "optax", "naive", "torch"} <= contenders
     assert {r["dtype"] for r in results["linear_cross_entropy"]} == {"float32", "bfloat16"}
     assert (tmp_path / "cross_entropy.png").stat().st_size > 0
+
+
+def test_sharded_benchmark_quick_mode_prints_every_layout(capsys):
+    module = runpy.run_path(str(Path(__file__).parents[1] / "benchmarks" / "sharded.py"))
+    assert module["main"](["--quick"]) == 0
+    printed = capsys.readouterr().out
+    for word in ("vocab-parallel CE", "data parallel", "tensor parallel", "FSDP", "12·N"):
+        assert word in printed
+    assert "all-reduce" in printed and "reduce-scatter" in printed

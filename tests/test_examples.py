@@ -140,6 +140,10 @@ def test_examples_read_real_data_directories(tmp_path):
         ["--steps", "2", "--data-dir", str(tmp_path), "--out", str(tmp_path), "--no-progress"]
     )
     assert len(history["loss"]) == 2
+
+
+@pytest.mark.slow  # ~9 s of compiles; the CIFAR loader's own checks run by default
+def test_cifar_example_reads_a_real_data_directory(tmp_path):
     cifar_dir = tmp_path / "cifar" / "cifar-10-batches-py"
     cifar_dir.mkdir(parents=True)
     _fake_cifar(cifar_dir)
@@ -180,3 +184,18 @@ def test_load_torch_state_rejects_a_mismatched_layer():
     model = common.MLP(rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match=r"fc1\.weight"):
         common.load_torch_state(model, {"fc1.weight": torch.zeros(7, 10)})
+
+
+def test_sharded_lm_head_example_tracks_the_single_device_loss(capsys):
+    """examples/lm_head_sharded.py on the (2, 4) mesh: every step's sharded loss next to the
+    one-device loss, equal to float32 rounding, and the memory comparison at the end."""
+    import lm_head_sharded
+
+    assert lm_head_sharded.main(["--steps", "3"]) == 0
+    printed = capsys.readouterr().out
+    rows = [line.split() for line in printed.splitlines() if line.strip()[:1].isdigit()]
+    assert len(rows) == 3
+    for _, sharded, single in rows:
+        assert abs(float(sharded) - float(single)) <= 1e-5 * abs(float(single))
+    assert float(rows[-1][1]) < float(rows[0][1])  # it learns
+    assert "temp memory per device" in printed

@@ -1,4 +1,5 @@
-"""Every native criterion on sharded inputs, under jit, on 8 CPU devices (tests/conftest.py).
+"""Every native and compat criterion on sharded inputs, under jit, on 8 CPU devices
+(tests/conftest.py).
 
 Inputs are sharded along the batch axis (all criteria) and, for the classification criteria,
 along the class axis too, over Explicit and Auto meshes (8,), (2, 4) and (4, 2), inside a
@@ -22,6 +23,7 @@ from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import jaxloss
+from jaxloss.compat import functional
 
 pytestmark = pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 (CPU) devices")
 
@@ -121,12 +123,68 @@ CRITERIA = {
 }
 
 
+F = functional
+# The compat layer (torch's signatures) on the same inputs: name -> (loss, inputs, classes?).
+COMPAT_CRITERIA = {
+    "compat.cross_entropy": (
+        p(F.cross_entropy, weight=W, label_smoothing=0.1),
+        ("logits", "labels"),
+        True,
+    ),
+    "compat.nll_loss": (p(F.nll_loss, weight=W), ("logits", "labels"), True),
+    "compat.kl_div": (p(F.kl_div, reduction="batchmean"), ("logits", "targets"), True),
+    "compat.binary_cross_entropy": (F.binary_cross_entropy, ("probs", "binary"), False),
+    "compat.binary_cross_entropy_with_logits": (
+        p(F.binary_cross_entropy_with_logits, pos_weight=W),
+        ("logits", "binary"),
+        True,
+    ),
+    "compat.soft_margin_loss": (F.soft_margin_loss, ("x", "sign_matrix"), False),
+    "compat.multilabel_soft_margin_loss": (
+        F.multilabel_soft_margin_loss,
+        ("logits", "binary"),
+        True,
+    ),
+    "compat.multi_margin_loss": (p(F.multi_margin_loss, p=2, weight=W), ("logits", "labels"), True),
+    "compat.multilabel_margin_loss": (F.multilabel_margin_loss, ("logits", "multilabels"), False),
+    "compat.l1_loss": (F.l1_loss, ("x", "y"), False),
+    "compat.mse_loss": (F.mse_loss, ("x", "y"), False),
+    "compat.huber_loss": (p(F.huber_loss, delta=0.5), ("x", "y"), False),
+    "compat.smooth_l1_loss": (p(F.smooth_l1_loss, beta=0.5), ("x", "y"), False),
+    "compat.poisson_nll_loss": (p(F.poisson_nll_loss, full=True), ("x", "counts"), False),
+    "compat.gaussian_nll_loss": (F.gaussian_nll_loss, ("x", "y", "var"), False),
+    "compat.margin_ranking_loss": (F.margin_ranking_loss, ("x0", "y0", "signs"), False),
+    "compat.hinge_embedding_loss": (F.hinge_embedding_loss, ("x0", "signs"), False),
+    "compat.cosine_embedding_loss": (F.cosine_embedding_loss, ("x", "y", "signs"), False),
+    "compat.triplet_margin_loss": (p(F.triplet_margin_loss, swap=True), ("x", "y", "z"), False),
+    "compat.triplet_margin_with_distance_loss": (
+        F.triplet_margin_with_distance_loss,
+        ("x", "y", "z"),
+        False,
+    ),
+    "compat.ctc_loss": (
+        lambda lp, targets, lengths, target_lengths: F.ctc_loss(
+            lp, targets, lengths, target_lengths, reduction="sum"
+        ),
+        ("time_major_log_probs", "seq_labels", "frame_counts", "label_counts"),
+        False,
+    ),
+}
+CRITERIA.update(COMPAT_CRITERIA)
+COMPAT_DEFAULT = {"compat.cross_entropy", "compat.ctc_loss"}
+
+
 def _array(values, name):
     derived = {
         "sign_matrix": lambda: np.where(values["x"] > 0, 1.0, -1.0),
         "x0": lambda: values["x"][:, 0],
         "y0": lambda: values["y"][:, 0],
         "labels_below_7": lambda: values["labels"] % 7,
+        "time_major_log_probs": lambda: np.swapaxes(
+            values["sequences"] - np.log(np.exp(values["sequences"]).sum(-1, keepdims=True)), 0, 1
+        ),
+        "frame_counts": lambda: np.full(N, 6),
+        "label_counts": lambda: np.full(N, 2),
     }
     return derived[name]() if name in derived else values[name]
 
@@ -136,7 +194,7 @@ def _spec(array, name, mesh_axes, shard_classes):
     if name == "head":  # the fused head (V, D) replicated here (its layouts: test_parallel.py)
         return P()
     spec = [None] * np.ndim(array)
-    spec[0] = "data"
+    spec[1 if name == "time_major_log_probs" else 0] = "data"  # torch's CTC is (T, N, C)
     if shard_classes and "model" in mesh_axes and np.ndim(array) == 2 and array.shape[1] == C:
         spec[1] = "model"
     return P(*spec)
@@ -197,6 +255,8 @@ def _cases():
             combinations = [c for c in COMBINATIONS if layout == "batch" or c[0] != "8"]
             for k, (mesh, axis_type, ctx) in enumerate(combinations):
                 default = k == (i + 3 * j) % len(combinations)
+                # The compat layer only maps arguments: a few of it in the default tier.
+                default = default and (not name.startswith("compat.") or name in COMPAT_DEFAULT)
                 params = (name, layout, mesh, axis_type.name, ctx)
                 case_id = (
                     f"{name}-{layout}-{mesh}-{axis_type.name}-{'set_mesh' if ctx else 'no_mesh'}"
