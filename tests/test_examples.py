@@ -186,6 +186,7 @@ def test_load_torch_state_rejects_a_mismatched_layer():
         common.load_torch_state(model, {"fc1.weight": torch.zeros(7, 10)})
 
 
+@pytest.mark.slow  # ~10 s of compiles on 8 devices; the fused layouts run in test_parallel.py
 def test_sharded_lm_head_example_tracks_the_single_device_loss(capsys):
     """examples/lm_head_sharded.py on the (2, 4) mesh: every step's sharded loss next to the
     one-device loss, equal to float32 rounding, and the memory comparison at the end."""

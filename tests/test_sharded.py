@@ -172,6 +172,7 @@ COMPAT_CRITERIA = {
 }
 CRITERIA.update(COMPAT_CRITERIA)
 COMPAT_DEFAULT = {"compat.cross_entropy", "compat.ctc_loss"}
+CLASS_SHARDED_DEFAULT = {"cross_entropy", "nll_loss", "kl_div", "compat.cross_entropy"}
 
 
 def _array(values, name):
@@ -255,8 +256,10 @@ def _cases():
             combinations = [c for c in COMBINATIONS if layout == "batch" or c[0] != "8"]
             for k, (mesh, axis_type, ctx) in enumerate(combinations):
                 default = k == (i + 3 * j) % len(combinations)
-                # The compat layer only maps arguments: a few of it in the default tier.
+                # The compat layer only maps arguments: a few of it in the default tier; the
+                # class-sharded layout by default for the softmax criteria.
                 default = default and (not name.startswith("compat.") or name in COMPAT_DEFAULT)
+                default = default and (layout == "batch" or name in CLASS_SHARDED_DEFAULT)
                 params = (name, layout, mesh, axis_type.name, ctx)
                 case_id = (
                     f"{name}-{layout}-{mesh}-{axis_type.name}-{'set_mesh' if ctx else 'no_mesh'}"
