@@ -199,6 +199,7 @@ def test_per_token_losses_and_where():
     np.testing.assert_allclose(mean, jaxloss.cross_entropy(logits, labels, where=where), rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_bfloat16_logits_with_float32_statistics():
     logits, labels, _ = _problem(dtype=jnp.bfloat16)
     loss = _parallel(_mesh((2, 4)), label_smoothing=0.1)
