@@ -309,3 +309,22 @@ def multi_margin_options(fn: str, p: Any, weight: Any = None) -> None:
             f"{fn}: `weight` must be one-dimensional (one weight per class); got "
             f"shape {list(np.shape(weight))}."
         )
+
+
+def head_options(fn: str, label_smoothing: Any, z_loss: Any, softcap: Any) -> None:
+    """The softmax head's options: ε in [0, 1], z-loss λ >= 0, soft-cap c > 0 or None."""
+    python_number(fn, "label_smoothing", label_smoothing, low=0.0, high=1.0)
+    python_number(fn, "z_loss", z_loss, low=0.0)
+    if softcap is not None:
+        python_number(fn, "softcap", softcap, low=0.0, low_inclusive=False)
+
+
+def int_in_range(fn: str, name: str, value: Any, low: int, high: int, what: str = "") -> int:
+    """A Python int in [low, high] (bool excluded), else a ValueError naming `name`."""
+    if (
+        not isinstance(value, (int, np.integer))
+        or isinstance(value, bool)
+        or not (low <= value <= high)
+    ):
+        raise ValueError(f"{fn}: `{name}` must be an int in [{low}, {high}]{what}; got {value!r}.")
+    return int(value)

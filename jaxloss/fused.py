@@ -241,20 +241,37 @@ def _fused_rows(x, w, b, targets: RowTargets, *, settings: FusedSettings):
     return _fused_with_derivatives(x, w, b, targets, settings)
 
 
+def head_arguments(fn, x, w, labels, reduction, chunk_size):
+    """x (..., D), w (V, D) (or a vocabulary block of it) and labels x.shape[:-1], checked,
+    with the reduction and the chunk size."""
+    x = _checks.float_array(fn, "x", x)
+    w = _checks.float_array(fn, "w", w)
+    labels = _checks.int_array(fn, "labels", labels)
+    _checks.reduction(fn, reduction, ("none", "mean", "sum", "sum_and_count"))
+    if x.ndim < 1 or w.ndim != 2 or w.shape[1] != x.shape[-1]:
+        raise ValueError(
+            f"{fn}: `w` must be (V, D) with D = x.shape[-1] = "
+            f"{x.shape[-1] if x.ndim else '?'}; got x {list(x.shape)} and w "
+            f"{list(w.shape)}."
+        )
+    if labels.shape != x.shape[:-1]:
+        raise ValueError(
+            f"{fn}: `labels` must have shape x.shape[:-1] = {list(x.shape[:-1])}; "
+            f"got {list(labels.shape)}."
+        )
+    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
+        raise ValueError(f"{fn}: `chunk_size` must be a positive int; got {chunk_size!r}.")
+    return x, w, labels
+
+
 def _vocabulary_mask(fn, class_mask, valid_vocab_size, num_classes):
     """The (V,) mask of `class_mask` or `valid_vocab_size` (None when neither is given)."""
     if valid_vocab_size is not None:
         if class_mask is not None:
             raise ValueError(f"{fn}: give `class_mask` or `valid_vocab_size`, not both.")
-        if (
-            not isinstance(valid_vocab_size, int)
-            or isinstance(valid_vocab_size, bool)
-            or not 1 <= valid_vocab_size <= num_classes
-        ):
-            raise ValueError(
-                f"{fn}: `valid_vocab_size` must be an int in [1, {num_classes}] (V = "
-                f"w.shape[0]); got {valid_vocab_size!r}."
-            )
+        _checks.int_in_range(
+            fn, "valid_vocab_size", valid_vocab_size, 1, num_classes, " (V = w.shape[0])"
+        )
         return jnp.arange(num_classes) < valid_vocab_size
     # One mask for every token: the shared check, with the vocabulary as the scores' shape.
     return _checks.class_mask(fn, class_mask, (num_classes,), 0)
@@ -334,21 +351,7 @@ def linear_cross_entropy(
       True
     """
     fn = "linear_cross_entropy"
-    x = _checks.float_array(fn, "x", x)
-    w = _checks.float_array(fn, "w", w)
-    labels = _checks.int_array(fn, "labels", labels)
-    _checks.reduction(fn, reduction, ("none", "mean", "sum", "sum_and_count"))
-    if x.ndim < 1 or w.ndim != 2 or w.shape[1] != x.shape[-1]:
-        raise ValueError(
-            f"{fn}: `w` must be (V, D) with D = x.shape[-1] = "
-            f"{x.shape[-1] if x.ndim else '?'}; got x {list(x.shape)} and w "
-            f"{list(w.shape)}."
-        )
-    if labels.shape != x.shape[:-1]:
-        raise ValueError(
-            f"{fn}: `labels` must have shape x.shape[:-1] = {list(x.shape[:-1])}; "
-            f"got {list(labels.shape)}."
-        )
+    x, w, labels = head_arguments(fn, x, w, labels, reduction, chunk_size)
     num_classes = w.shape[0]
     if bias is not None:
         bias = _checks.float_array(fn, "bias", bias)
@@ -357,12 +360,7 @@ def linear_cross_entropy(
                 f"{fn}: `bias` must have shape [{num_classes}]; got {list(bias.shape)}."
             )
     weight = _checks.class_weight(fn, weight, num_classes)
-    _checks.python_number(fn, "label_smoothing", label_smoothing, low=0.0, high=1.0)
-    _checks.python_number(fn, "z_loss", z_loss, low=0.0)
-    if softcap is not None:
-        _checks.python_number(fn, "softcap", softcap, low=0.0, low_inclusive=False)
-    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
-        raise ValueError(f"{fn}: `chunk_size` must be a positive int; got {chunk_size!r}.")
+    _checks.head_options(fn, label_smoothing, z_loss, softcap)
     where = _checks.where_mask(fn, where, labels.shape, "one loss per token")
     class_mask = _vocabulary_mask(fn, class_mask, valid_vocab_size, num_classes)
     options: dict[str, Any] = dict(

@@ -33,7 +33,7 @@ from ._labels import class_indices
 from ._precision import dtypes
 from ._reduction import finish, reduce_summed
 from ._softmax_ce import ClassAxis, Head, RowTargets, softmax_cross_entropy_rows
-from .fused import DEFAULT_CHUNK_SIZE, _fused_loss, block_label_weights
+from .fused import DEFAULT_CHUNK_SIZE, _fused_loss, block_label_weights, head_arguments
 
 ParallelReduction = Literal["none", "mean", "sum", "sum_and_count"]
 AxisName = str | tuple[str, ...]
@@ -61,16 +61,8 @@ def _num_classes(fn, num_classes, local_width, shards, axis_name) -> int:
     padded = local_width * shards
     if num_classes is None:
         return padded
-    if (
-        not isinstance(num_classes, int)
-        or isinstance(num_classes, bool)
-        or not 1 <= num_classes <= padded
-    ):
-        raise ValueError(
-            f"{fn}: `num_classes` must be an int in [1, {padded}] (the {shards} blocks of "
-            f"{local_width} classes along {axis_name!r}); got {num_classes!r}."
-        )
-    return num_classes
+    what = f" (the {shards} blocks of {local_width} classes along {axis_name!r})"
+    return _checks.int_in_range(fn, "num_classes", num_classes, 1, padded, what)
 
 
 def _padding_mask(classes: ClassAxis, local_width: int, num_classes: int):
@@ -175,10 +167,7 @@ def cross_entropy(
     num_classes = _num_classes(fn, num_classes, local_width, shards, axis_name)
     padded = local_width * shards
     weight = _block(fn, "weight", weight, local_width)
-    _checks.python_number(fn, "label_smoothing", label_smoothing, low=0.0, high=1.0)
-    _checks.python_number(fn, "z_loss", z_loss, low=0.0)
-    if softcap is not None:
-        _checks.python_number(fn, "softcap", softcap, low=0.0, low_inclusive=False)
+    _checks.head_options(fn, label_smoothing, z_loss, softcap)
     where = _checks.where_mask(fn, where, y.shape, "one loss per token")
     result_dtype, compute = dtypes(z)
 
@@ -277,31 +266,13 @@ def linear_cross_entropy(
       True
     """
     fn = "parallel.linear_cross_entropy"
-    x = _checks.float_array(fn, "x", x)
-    w = _checks.float_array(fn, "w", w)
-    y = _checks.int_array(fn, "labels", labels)
-    _checks.reduction(fn, reduction, ("none", "mean", "sum", "sum_and_count"))
+    x, w, y = head_arguments(fn, x, w, labels, reduction, chunk_size)
     if batch_axis_name is not None:
         _axis_size(fn, "batch_axis_name", batch_axis_name)
-    if x.ndim < 1 or w.ndim != 2 or w.shape[1] != x.shape[-1]:
-        raise ValueError(
-            f"{fn}: `w` must be (V, D) (or its (V/k, D) block) with D = x.shape[-1]; got x "
-            f"{list(x.shape)} and w {list(w.shape)}."
-        )
-    if y.shape != x.shape[:-1]:
-        raise ValueError(
-            f"{fn}: `labels` must have shape x.shape[:-1] = {list(x.shape[:-1])}; got "
-            f"{list(y.shape)}."
-        )
     local_width = w.shape[0]
     bias = _block(fn, "bias", bias, local_width)
     weight = _block(fn, "weight", weight, local_width)
-    _checks.python_number(fn, "label_smoothing", label_smoothing, low=0.0, high=1.0)
-    _checks.python_number(fn, "z_loss", z_loss, low=0.0)
-    if softcap is not None:
-        _checks.python_number(fn, "softcap", softcap, low=0.0, low_inclusive=False)
-    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
-        raise ValueError(f"{fn}: `chunk_size` must be a positive int; got {chunk_size!r}.")
+    _checks.head_options(fn, label_smoothing, z_loss, softcap)
     where = _checks.where_mask(fn, where, y.shape, "one loss per token")
     classes = class_mask = None
     if axis_name is None:
