@@ -4,7 +4,9 @@ ctc_loss, measured side by side in one run, interleaved round by round (medians)
     python benchmarks/ctc.py            # (B=16, T=200, C=32, S=50) and (B=64, T=500, C=100, S=100)
     python benchmarks/ctc.py --quick    # tiny shapes, to check the code runs (CI)
 
-Every contender gets the same float32 logits and the same ragged lengths (inputs 80-100% of T,
+torch runs at its fastest thread count, measured in the same run, in its own block of rounds
+(see jaxloss.parity.timing). Every contender gets the
+same float32 logits and the same ragged lengths (inputs 80-100% of T,
 labels 50-100% of S), computes a log-softmax and the summed CTC loss, and returns the gradient
 w.r.t. the logits; torch gets its own (T, B, C) layout.
 """
@@ -12,13 +14,13 @@ w.r.t. the logits; torch gets its own (T, B, C) layout.
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 import jaxloss
+from jaxloss.parity.timing import fastest_torch_threads, machine, side_by_side
 
 SHAPES = [(16, 200, 32, 50), (64, 500, 100, 100)]
 QUICK_SHAPES = [(2, 12, 5, 4)]
@@ -51,7 +53,6 @@ def _contenders(logits, labels, input_lengths, label_lengths):
         jax.value_and_grad(lambda x: jnp.sum(optax.losses.ctc_loss(x, logit_pad, y, label_pad)))
     )
 
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
     x_t = torch.from_numpy(np.ascontiguousarray(logits.transpose(1, 0, 2)))
     y_t = torch.from_numpy(labels.astype(np.int64))
     il_t, ll_t = (
@@ -72,18 +73,6 @@ def _contenders(logits, labels, input_lengths, label_lengths):
     }
 
 
-def _interleaved_medians(steps, repeats):
-    for step in steps.values():
-        step()  # compile / warm up
-    times = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
-    return {name: 1e3 * float(np.median(t)) for name, t in times.items()}
-
-
 def _agreement(steps):
     """Loss values of the three contenders, to show they compute the same thing."""
     ours, optax_out, (torch_loss, _) = steps["jaxloss"](), steps["optax"](), steps["torch"]()
@@ -101,15 +90,19 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     print(
         f"CTC forward+backward w.r.t. logits, float32, median of {repeats} interleaved rounds "
-        f"(ms); jax {jax.__version__}"
+        f"(ms); jax {jax.__version__}\non {machine()}"
     )
+    threads = {}
     print(
         f"{'B, T, C, S':<22}{'jaxloss':>10}{'optax':>10}{'torch':>10}"
         f"{'ours/optax':>12}{'ours/torch':>12}   loss: jaxloss / optax / torch"
     )
     for shape in shapes:
         steps = _contenders(*_problem(rng, *shape))
-        medians = _interleaved_medians(steps, repeats)
+        threads[shape] = fastest_torch_threads(steps["torch"], repeats=3 if args.quick else 7)
+        medians = side_by_side(
+            {k: steps[k] for k in ("jaxloss", "optax")}, {"torch": steps["torch"]}, repeats
+        )
         values = _agreement(steps)
         print(
             f"{shape!s:<22}{medians['jaxloss']:10.2f}{medians['optax']:10.2f}"
@@ -118,7 +111,10 @@ def main(argv=None) -> int:
             + " / ".join(f"{v:.6g}" for v in values),
             flush=True,
         )
-    print("ratio = jaxloss / other; < 1 means jaxloss is faster.")
+    print(
+        "ratio = jaxloss / other; < 1 means jaxloss is faster. torch threads (its fastest "
+        "count, measured here): " + ", ".join(f"{s}: {n}" for s, n in threads.items())
+    )
     return 0
 
 

@@ -1,19 +1,19 @@
 """Sequence criteria: CTC (Connectionist Temporal Classification).
 
-The forward (alpha) and backward (beta) recursions run in log space over the label sequence
-extended with blanks. Blank states (even positions of the extended sequence) and label states
-(odd positions) are kept as separate arrays, so a step is a few elementwise log-sum-exps with no
-gathers. A ``jax.custom_jvp`` computes alpha and beta together in *one* ``lax.scan`` over time
-(alpha walks t = 0..T-1 while beta walks T-1..0), which halves the serial length of
+The forward (alpha) and backward (beta) recursions run over the label sequence extended with
+blanks. Blank states (even positions of the extended sequence) and label states (odd
+positions) are kept as separate arrays, so a step is a few elementwise sums and products with
+no gathers. A ``jax.custom_jvp`` computes alpha and beta together in *one* ``lax.scan`` over
+time (alpha walks t = 0..T-1 while beta walks T-1..0), which halves the serial length of
 forward+backward compared with autodiff through the alpha scan, and forms the gradient in bulk
 afterwards; its tangent is that gradient's inner product with the inputs' tangent, so forward
 and reverse mode both work. A plain (undifferentiated) call runs alpha only.
 
-float32 accuracy: log-values in the recursions are (whole, fraction) pairs, the whole part
-an integer added exactly (see `_split`), and each frame's occupancies are normalised to sum to
-1, which cancels the rounding common to a frame's states. Against a float64 reference the
-float32 gradient's error is within about 1.3x of optax's (autodiff through its alpha scan),
-from 2x to 11x before, for about a quarter more time (tests/test_sequence.py, the README).
+Precision: the recursions hold probabilities as a float mantissa beside an exact power-of-two
+exponent (see `_scaled_sum`), not as log-probabilities, so no exp or log is in the serial loop
+and a state's rounding does not grow with |log alpha|. Against a float64 reference the float32
+gradient's error is a few roundings (about 1e-7 relative), 20 to 300 times below optax's
+log-space scan in float32 (tests/test_sequence.py, the README).
 """
 
 from __future__ import annotations
@@ -36,19 +36,79 @@ from ._reduction import Reduction, finish, reduce_loss
 _SCAN_UNROLL = 1  # unrolling measured slower on XLA:CPU (it defeats fusion in the loop body)
 
 
-# "log 0" as a large finite number: the log-sum-exps then need no -inf special cases (fewer
-# operations in the serial loop); a log-probability below _IMPOSSIBLE at the end is -inf.
+# "log 0" as a large finite number: no -inf special cases (fewer operations in the serial
+# loop); a log-probability (or power-of-two exponent) below _IMPOSSIBLE is zero probability.
 _LOG_ZERO = -1e30
 _IMPOSSIBLE = -1e29
 
 
-# Log-probabilities in the recursions are pairs (whole, fraction): log x = whole + fraction,
-# `whole` an integer (held in the float dtype, so "log 0" needs no special case) and
-# `fraction` O(1), in [-1/2, 1/2] once normalised. A plain float log-value far from 0 is
-# rounded at ulp(|log x|), a relative error of about 1e-6 in x at |log x| = 30 in float32; in
-# the pair every operation rounds only the O(1) fraction, and the whole parts add and
-# subtract exactly. This is what brings the float32 gradient to about the accuracy of autodiff
-# through a log-space scan while alpha and beta still share one scan.
+# The emissions' log-probabilities are formed as pairs (whole, fraction): log x = whole +
+# fraction, `whole` an integer held in the float dtype and `fraction` in [-1/2, 1/2], so a
+# log-prob of -8 is not rounded at ulp(8) (4.8e-7 in float32) but at the fraction's ulp.
+#
+# The recursions themselves run on probabilities as (mantissa, exponent) pairs, x = m * 2**e:
+# `m` a float of order 1 and `e` an integer held in the float dtype, "log 0" for zero. Scaling
+# by a power of two is exact, so a step rounds only in its two or three products and sums; no
+# exp or log is in the serial loop, and the range is that of `e`, not of the float (a plain
+# float32 probability underflows after a few dozen frames). This puts the float32 gradient at
+# least at the accuracy of autodiff through a log-space scan, at a fraction of its time.
+
+
+def _float_layout(dtype):
+    """(mantissa bits, exponent bias, same-width integer type) of a float dtype."""
+    info = jnp.finfo(dtype)
+    return info.nmant, info.maxexp - 1, jnp.int32 if info.bits == 32 else jnp.int64
+
+
+def _pow2(k):
+    """2**k, exactly, for integer-valued float k (0 below the normal range)."""
+    nmant, bias, int_type = _float_layout(k.dtype)
+    exponent = jnp.clip(k, -bias, bias).astype(int_type)
+    return lax.bitcast_convert_type((exponent + bias) << nmant, k.dtype)
+
+
+def _renormalised(m, e):
+    """(m, e) with m moved into [1, 2) exactly (its own exponent moved into e); m > 0. A NaN
+    stays NaN, and a zero's exponent stays "log 0"."""
+    nmant, bias, int_type = _float_layout(m.dtype)
+    bits = lax.bitcast_convert_type(m, int_type)
+    own_exponent = ((bits >> nmant) - bias).astype(m.dtype)  # m > 0: no sign bit
+    unit = lax.bitcast_convert_type((bits & ((1 << nmant) - 1)) | (bias << nmant), m.dtype)
+    unit = jnp.where(m == m, unit, m)  # NaN: its bits would read as a number
+    return unit, jnp.maximum(e + own_exponent, _LOG_ZERO)
+
+
+def _scaled_sum(*terms):
+    """Σ m·2**e over (m, e) terms, as (m, largest e): relative to the largest exponent every
+    term scales by an exact power of two <= 1."""
+    top = functools.reduce(jnp.maximum, [e for _, e in terms])
+    return sum(m * _pow2(e - top) for m, e in terms), top
+
+
+def _scaled_times(a, b):
+    """The product of two (m, e) values, renormalised."""
+    return _renormalised(a[0] * b[0], a[1] + b[1])
+
+
+def _scaled_from_log(pair):
+    """exp of a (whole, fraction) log-value as (m, e): e the nearest power of two, m =
+    exp(the remainder) in [0.7, 1.42]; the remainder is formed with ln 2 in two parts (the
+    first exact in products with e), so it is accurate to the fraction's precision."""
+    whole, fraction = pair
+    dtype = whole.dtype
+    ln2_high = 0.693359375  # 9 significant bits
+    ln2_low = jnp.asarray(np.log(2.0) - ln2_high, dtype)
+    e = jnp.round((whole + fraction) * jnp.asarray(1 / np.log(2.0), dtype))
+    m = jnp.exp(((whole - e * ln2_high) - e * ln2_low) + fraction)
+    zero = whole < _IMPOSSIBLE
+    return jnp.where(zero, jnp.ones((), dtype), m), jnp.where(zero, _LOG_ZERO, e)
+
+
+def _log_of_scaled(value):
+    """log(m·2**e) as a float: e·ln 2 in two parts, the exact first one added last."""
+    m, e = value
+    ln2_low = jnp.asarray(np.log(2.0) - 0.693359375, m.dtype)
+    return e * 0.693359375 + (e * ln2_low + jnp.log(m))
 
 
 def _split(log_values):
@@ -62,20 +122,6 @@ def _normalised(whole, fraction):
     """Moves the integer part of `fraction` into `whole` (exact), keeping "log 0" bounded."""
     carry = jnp.round(fraction)
     return jnp.maximum(whole + carry, _LOG_ZERO), fraction - carry
-
-
-def _log_sum(*terms):
-    """log Σ exp over (whole, fraction) terms, as (largest whole part, unnormalised fraction).
-    Relative to the largest whole part the top term's exponent is its O(1) fraction and the
-    others' are below it plus 1, so no further max is needed."""
-    top = functools.reduce(jnp.maximum, [whole for whole, _ in terms])
-    total = sum(jnp.exp((whole - top) + fraction) for whole, fraction in terms)
-    return top, jnp.log(total)
-
-
-def _plus(a, b):
-    """The product of two probabilities: log values (whole, fraction) added, normalised."""
-    return _normalised(a[0] + b[0], a[1] + b[1])
 
 
 def _shift_right(x, fill):
@@ -110,12 +156,12 @@ def _log_softmax(scores, shift):
 
 
 def _emissions(inputs, shift, labels, input_lengths, blank):
-    """Time-major emission log-probs as (whole, fraction) pairs: blank (T, B, 1) and each label
+    """Time-major emission probabilities as (m, e) values: blank (T, B, 1) and each label
     position (T, B, S), from the inputs and their `_log_softmax_shift` (or None).
 
-    Frames past a sequence's length emit blank with log-prob 0 and labels never: a beta step
-    from its virtual end state then returns that same state, so beta needs no per-step
-    restart, and alpha, which is not read past L-1, is unaffected where it matters.
+    Frames past a sequence's length emit blank with probability 1 and labels never, so past
+    L-1 only the last blank stays possible and holds p: `_occupancies` then starts every row
+    at frame T-1, and alpha, read at L-1 for the loss, is unaffected.
     """
     # Gathering in the batch-major layout, then transposing the result, measured 3x faster
     # than gathering from a transposed copy.
@@ -127,31 +173,27 @@ def _emissions(inputs, shift, labels, input_lengths, blank):
     lp_blank = (jnp.where(past_end, zero, lp_blank[0]), jnp.where(past_end, zero, lp_blank[1]))
     lp_label = (jnp.where(past_end, _LOG_ZERO, lp_label[0]), lp_label[1])
     return tuple(
-        (jnp.swapaxes(whole, 0, 1), jnp.swapaxes(fraction, 0, 1))
+        _scaled_from_log((jnp.swapaxes(whole, 0, 1), jnp.swapaxes(fraction, 0, 1)))
         for whole, fraction in (lp_blank, lp_label)
     )
 
 
-def _at(pair, index):
-    return pair[0][index], pair[1][index]
-
-
 def _recursions(
-    lp_blank, lp_label, labels, input_lengths, label_lengths, *, with_beta
+    emit_blank, emit_label, labels, input_lengths, label_lengths, *, with_beta
 ) -> tuple[Any, Any]:
-    """Runs alpha (and beta) in one scan over time, on (whole, fraction) log-values.
+    """Runs alpha (and beta) in one scan over time, on (m, e) probabilities.
 
     Returns alpha at each row's last frame t = L-1, emission included, as ``(blank, label)``
-    pairs of (B, S+1) and (B, S) arrays (kept in the carry as the scan passes that frame, so
-    nothing is gathered from a stack), and, with `with_beta`, the time-major stacks ``(alpha,
-    beta)``: alpha's (T, B, ...) holding the states *before* frame t's emission (the occupancy
-    alpha·beta/emission then needs no subtraction of a log-probability), beta's including it
-    and in *reversed* time (index i holds t = T-1-i; the consumer reverses them inside its own
+    values of (B, S+1) and (B, S) (kept in the carry as the scan passes that frame, so
+    nothing is gathered from a stack), and, with `with_beta`, the time-major stacks
+    ``(alpha, beta)``: alpha's (T, B, ...) holding the states *before* frame t's emission
+    (so the occupancy alpha·beta/emission is a product), beta's including it and in
+    *reversed* time (index i holds t = T-1-i; the consumer reverses them inside its own
     fusion instead of copying).
     Blank state j is extended position 2j, label state j is position 2j+1.
     """
-    num_steps, _, width = lp_label[0].shape
-    dtype = lp_label[0].dtype
+    num_steps, _, width = emit_label[0].shape
+    dtype = emit_label[0].dtype
     zero = jnp.zeros((), dtype)
     log_zero = jnp.full((), _LOG_ZERO, dtype)
     # A label may also be entered from the label before it, unless the two are equal
@@ -162,80 +204,108 @@ def _recursions(
         [jnp.zeros_like(labels[:, : min(width, 1)], bool), labels[:, 1:] != labels[:, :-1]],
         axis=1,
     )
-    skip_mask = jnp.where(can_skip, zero, log_zero)  # (B, S): 0 where allowed
-    skip_next = _shift_left(skip_mask, _LOG_ZERO)  # skip_mask[j+1] at j
-    first_blank = lp_blank[0][0]  # (B, 1)
-    no_state = (jnp.full_like(first_blank, _LOG_ZERO), jnp.zeros_like(first_blank))
+    skip = jnp.where(can_skip, zero, log_zero)  # (B, S): an exponent, 0 where allowed
+    skip_next = _shift_left(skip, _LOG_ZERO)  # skip[j+1] at j
+    no_state = (jnp.ones_like(emit_blank[0][0]), jnp.full_like(emit_blank[1][0], _LOG_ZERO))
 
-    def joined(a, b):
-        return jnp.concatenate([a[0], b[0]], axis=1), jnp.concatenate([a[1], b[1]], axis=1)
+    def joined(*parts):
+        return tuple(jnp.concatenate(halves, axis=1) for halves in zip(*parts))
 
     def alpha_step_before_emission(alpha):
         a_blank, a_label = alpha
-        new_blank = _log_sum(a_blank, joined(no_state, a_label))
-        skipped = (_shift_right(a_label[0], _LOG_ZERO) + skip_mask, _shift_right(a_label[1], 0))
-        new_label = _log_sum(a_label, (a_blank[0][:, :-1], a_blank[1][:, :-1]), skipped)
+        new_blank = _scaled_sum(a_blank, joined(no_state, a_label))
+        skipped = (_shift_right(a_label[0], 1), _shift_right(a_label[1], _LOG_ZERO) + skip)
+        new_label = _scaled_sum(a_label, (a_blank[0][:, :-1], a_blank[1][:, :-1]), skipped)
         return new_blank, new_label
 
-    def beta_step(beta, emit_blank, emit_label):
+    def beta_step(beta, blank_t, label_t):
         b_blank, b_label = beta
-        new_blank = _log_sum(b_blank, joined(b_label, no_state))
-        skipped = (_shift_left(b_label[0], _LOG_ZERO) + skip_next, _shift_left(b_label[1], 0))
-        new_label = _log_sum(b_label, (b_blank[0][:, 1:], b_blank[1][:, 1:]), skipped)
-        return _plus(new_blank, emit_blank), _plus(new_label, emit_label)
+        new_blank = _scaled_sum(b_blank, joined(b_label, no_state))
+        skipped = (_shift_left(b_label[0], 1), _shift_left(b_label[1], _LOG_ZERO) + skip_next)
+        new_label = _scaled_sum(b_label, (b_blank[0][:, 1:], b_blank[1][:, 1:]), skipped)
+        return _scaled_times(new_blank, blank_t), _scaled_times(new_label, label_t)
 
     # Virtual states one step outside the sequence: stepping alpha from "before t=0" gives
-    # alpha_0 (blank 0 and label 0 only); stepping beta from "after t=L-1" gives beta_{L-1}
-    # (last blank and last label only).
-    blank_positions = jnp.arange(width + 1)[None, :]
-    first_position = jnp.zeros_like(label_lengths)[:, None]
-    start_blank = jnp.where(blank_positions == first_position, zero, log_zero)
-    no_blanks = jnp.zeros_like(start_blank)
-    no_labels = (jnp.full_like(skip_mask, _LOG_ZERO), jnp.zeros_like(skip_mask))
-    alpha_start = ((start_blank, no_blanks), no_labels)
-    beta_end = (
-        (jnp.where(blank_positions == label_lengths[:, None], zero, log_zero), no_blanks),
-        no_labels,
-    )
+    # alpha_0 (blank 0 and label 0 only); stepping beta from "after t=T-1" gives beta_{T-1}
+    # (last blank and last label only; past a row's L only its last blank is possible, see
+    # `_emissions`, so beta reaches L-1 as if it had started there).
+    positions = jnp.arange(width + 1)[None, :]
 
+    def only_at(position):
+        at = positions == position[:, None]
+        return (jnp.ones_like(at, dtype), jnp.where(at, zero, log_zero))
+
+    no_labels = (jnp.ones_like(skip), jnp.full_like(skip, _LOG_ZERO))
+    alpha_start = (only_at(jnp.zeros_like(label_lengths)), no_labels)
+    beta_end = (only_at(label_lengths), no_labels)
     last_frame = jnp.maximum(input_lengths - 1, 0)[:, None]  # (B, 1)
 
     def body(carry, step_inputs):
         alpha, beta, end = carry
-        t, emit_blank, emit_label = step_inputs
+        t, blank_t, label_t = step_inputs
         before = alpha_step_before_emission(alpha)
-        alpha = (_plus(before[0], emit_blank), _plus(before[1], emit_label))
+        alpha = (_scaled_times(before[0], blank_t), _scaled_times(before[1], label_t))
         at_end = t == last_frame
         end = jax.tree.map(lambda new, old: jnp.where(at_end, new, old), alpha, end)
         if not with_beta:
             return (alpha, beta, end), None
         t_back = num_steps - 1 - t
-        beta = beta_step(beta, _at(lp_blank, t_back), _at(lp_label, t_back))
+        beta = beta_step(
+            beta,
+            tuple(part[t_back] for part in emit_blank),
+            tuple(part[t_back] for part in emit_label),
+        )
         return (alpha, beta, end), (before, beta)
 
-    step_inputs = (jnp.arange(num_steps), lp_blank, lp_label)
+    step_inputs = (jnp.arange(num_steps), emit_blank, emit_label)
     start = (alpha_start, beta_end, alpha_start)
     (_, _, end), stacks = lax.scan(body, start, step_inputs, unroll=_SCAN_UNROLL)
     return end, stacks
 
 
+def _occupancies(alpha, beta_reversed):
+    """Posterior occupancy of every state at every frame, (T, B, S+1) and (T, B, S):
+    alpha·beta/emission, normalised over the states of its frame (they sum to 1 at every
+    t < L) rather than divided by p, which cancels the rounding common to a frame's states.
+    Relative to the frame's largest exponent every state scales by an exact power of two."""
+    (blank_m, blank_e), (label_m, label_e) = (
+        (a[0] * b[0][::-1], a[1] + b[1][::-1]) for a, b in zip(alpha, beta_reversed)
+    )
+    top = jnp.max(blank_e, axis=2, keepdims=True)
+    if label_e.shape[2]:
+        top = jnp.maximum(top, jnp.max(label_e, axis=2, keepdims=True))
+    # Positions past a row's label length have beta = 0, hence zero weight.
+    blank_weight = blank_m * _pow2(blank_e - top)
+    label_weight = label_m * _pow2(label_e - top)
+    frame_total = jnp.sum(blank_weight, axis=2, keepdims=True) + jnp.sum(
+        label_weight, axis=2, keepdims=True
+    )
+    return blank_weight / frame_total, label_weight / frame_total
+
+
+def _end_states(states, label_lengths):
+    """The two states a labelling may end in, last blank and last label, as (B,) (m, e)
+    values (zero for the label of an empty labelling)."""
+    blank_states, label_states = states
+    end_blank = tuple(pick_along_axis(part, label_lengths, 1) for part in blank_states)
+    if label_states[0].shape[1]:
+        last = jnp.maximum(label_lengths - 1, 0)
+        m, e = (pick_along_axis(part, last, 1) for part in label_states)
+        end_label = (m, jnp.where(label_lengths > 0, e, _LOG_ZERO))
+    else:
+        end_label = (jnp.ones_like(end_blank[0]), jnp.full_like(end_blank[1], _LOG_ZERO))
+    return end_blank, end_label
+
+
 def _nll_from_alpha(end, input_lengths, label_lengths):
     """-log p(labels | inputs) per sequence (inf when no alignment exists), from alpha at
     each row's last frame: its last blank or its last label."""
-    end_blank_states, end_label_states = end
-    end_blank = tuple(pick_along_axis(part, label_lengths, 1) for part in end_blank_states)
-    if end_label_states[0].shape[1]:
-        last = jnp.maximum(label_lengths - 1, 0)
-        whole, fraction = (pick_along_axis(part, last, 1) for part in end_label_states)
-        end_label = (jnp.where(label_lengths > 0, whole, _LOG_ZERO), fraction)
-    else:
-        end_label = (jnp.full_like(end_blank[0], _LOG_ZERO), end_blank[1])
-    whole, fraction = _normalised(*_log_sum(end_blank, end_label))
+    p = _scaled_sum(*_end_states(end, label_lengths))
     # No frames at all: the empty labelling has probability 1, any other 0.
     no_frames = input_lengths == 0
-    whole = jnp.where(no_frames, jnp.where(label_lengths == 0, 0.0, _LOG_ZERO), whole)
-    fraction = jnp.where(no_frames, 0.0, fraction)
-    return jnp.where(whole < _IMPOSSIBLE, jnp.inf, 0.0 - (whole + fraction))  # 0, not -0
+    m = jnp.where(no_frames, 1.0, p[0])
+    e = jnp.where(no_frames, jnp.where(label_lengths == 0, 0.0, _LOG_ZERO), p[1])
+    return jnp.where(e < _IMPOSSIBLE, jnp.inf, 0.0 - _log_of_scaled((m, e)))  # 0, not -0
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(4, 5, 6))
@@ -243,51 +313,35 @@ def _ctc_nll_with_derivatives(
     inputs, labels, input_lengths, label_lengths, blank, zero_infinity, from_logits
 ):
     shift = _log_softmax_shift(inputs) if from_logits else None
-    lp_blank, lp_label = _emissions(inputs, shift, labels, input_lengths, blank)
-    end, _ = _recursions(lp_blank, lp_label, labels, input_lengths, label_lengths, with_beta=False)
+    emit_blank, emit_label = _emissions(inputs, shift, labels, input_lengths, blank)
+    end, _ = _recursions(
+        emit_blank, emit_label, labels, input_lengths, label_lengths, with_beta=False
+    )
     return _nll_from_alpha(end, input_lengths, label_lengths)
 
 
-def _ctc_nll_fwd(inputs, labels, input_lengths, label_lengths, blank, zero_infinity, from_logits):
+def _ctc_nll_and_grad(
+    inputs, labels, input_lengths, label_lengths, blank, zero_infinity, from_logits
+):
+    """-log p per sequence (B,) and its gradient w.r.t. `inputs` (B, T, K), torch's:
+    exp(lp) - the posterior occupancy of each class, for t < L; 0 beyond.
+
+    Summed over the states holding class c, the occupancy is the gradient of -log p w.r.t.
+    the pre-softmax activations (the logits). torch returns it as the gradient w.r.t.
+    `log_probs`, which passes unchanged through log_softmax's backward because it sums to
+    zero over the classes; with `from_logits` it is therefore returned directly, saving that
+    pass. An impossible alignment (nll = inf) gets nan, as in torch, or 0 with
+    `zero_infinity`.
+    """
+    _, num_steps, num_classes = inputs.shape
     shift = _log_softmax_shift(inputs) if from_logits else None
-    lp_blank, lp_label = _emissions(inputs, shift, labels, input_lengths, blank)
+    emit_blank, emit_label = _emissions(inputs, shift, labels, input_lengths, blank)
     end, (alpha, beta) = _recursions(
-        lp_blank, lp_label, labels, input_lengths, label_lengths, with_beta=True
+        emit_blank, emit_label, labels, input_lengths, label_lengths, with_beta=True
     )
     nll = _nll_from_alpha(end, input_lengths, label_lengths)
-    probabilities = jnp.exp(jax.nn.log_softmax(inputs, axis=-1) if from_logits else inputs)
-    return nll, (probabilities, labels, input_lengths, alpha, beta, nll)
-
-
-def _ctc_grad(blank, zero_infinity, from_logits, residuals, nll_cotangent):
-    """torch's gradient: exp(lp) - posterior occupancy of each class, for t < L; 0 beyond.
-
-    The occupancy of extended position s at time t is alpha·beta/y·(1/p); summed over the
-    positions holding class c it is the gradient of -log p w.r.t. the pre-softmax activations
-    (the logits). torch returns it as the gradient w.r.t. `log_probs`, which passes unchanged
-    through log_softmax's backward because it sums to zero over the classes; with
-    `from_logits` it is therefore returned directly, saving that pass.
-    An impossible alignment (nll = inf) gets nan, as in torch, or 0 with `zero_infinity`.
-    """
-    probabilities, labels, input_lengths, alpha, beta_reversed, nll = residuals
-    _, num_steps, num_classes = probabilities.shape
-    impossible = jnp.isposinf(nll)
-    # Occupancy of each state: alpha·beta/emission, normalised over the states of its frame
-    # (they sum to 1 at every t < L) rather than divided by the final p, which cancels the
-    # rounding common to a frame's states. The whole parts add exactly; relative to the
-    # frame's largest, every exponent is O(1) for the states that matter.
-    (blank_whole, blank_fraction), (label_whole, label_fraction) = (
-        (a[0] + b[0][::-1], a[1] + b[1][::-1]) for a, b in zip(alpha, beta_reversed)
-    )  # (T, B, S+1) and (T, B, S)
-    top = jnp.max(blank_whole, axis=2, keepdims=True)
-    if label_whole.shape[2]:
-        top = jnp.maximum(top, jnp.max(label_whole, axis=2, keepdims=True))
-    blank_weight = jnp.sum(jnp.exp((blank_whole - top) + blank_fraction), axis=2)  # (T, B)
-    # Positions past a row's label length have beta = "log 0", hence zero weight.
-    label_weight = jnp.exp((label_whole - top) + label_fraction)
-    frame_total = blank_weight + jnp.sum(label_weight, axis=2)
-    occupancy_blank = blank_weight / frame_total
-    occupancy_label = label_weight / frame_total[:, :, None]
+    occupancy_blank, occupancy_label = _occupancies(alpha, beta)  # (T, B, S+1), (T, B, S)
+    occupancy_blank = jnp.sum(occupancy_blank, axis=2)  # all blank states hold one class
 
     def per_sequence(occupancy, sequence_labels, blank_occupancy):
         # Scatter-add onto the classes: measured faster than a one-hot matmul.
@@ -298,16 +352,16 @@ def _ctc_grad(blank, zero_infinity, from_logits, residuals, nll_cotangent):
     occupancy = jax.vmap(per_sequence, in_axes=(1, 0, 1))(
         occupancy_label, labels, occupancy_blank
     )  # (B, T, K)
-    grad = (probabilities - occupancy) * nll_cotangent[:, None, None]
-    inside = jnp.arange(num_steps)[None, :] < input_lengths[:, None]  # (B, T)
-    if zero_infinity:
-        grad = jnp.where(impossible[:, None, None], jnp.zeros((), grad.dtype), grad)
-    else:
-        grad = jnp.where(impossible[:, None, None], jnp.full((), jnp.nan, grad.dtype), grad)
+    probabilities = jnp.exp(jax.nn.log_softmax(inputs, axis=-1) if from_logits else inputs)
+    grad = probabilities - occupancy
+    impossible = jnp.isposinf(nll)
+    fill = jnp.zeros((), grad.dtype) if zero_infinity else jnp.full((), jnp.nan, grad.dtype)
+    grad = jnp.where(impossible[:, None, None], fill, grad)
     # A NaN loss (a NaN log-prob on a path) makes its whole sequence's gradient NaN, as in
     # torch, also for the classes the labels never use.
     grad = jnp.where(jnp.isnan(nll)[:, None, None], jnp.full((), jnp.nan, grad.dtype), grad)
-    return jnp.where(inside[:, :, None], grad, jnp.zeros((), grad.dtype))
+    inside = jnp.arange(num_steps)[None, :] < input_lengths[:, None]  # (B, T)
+    return nll, jnp.where(inside[:, :, None], grad, jnp.zeros((), grad.dtype))
 
 
 def _ctc_nll_jvp(blank, zero_infinity, from_logits, primals, tangents):
@@ -316,10 +370,9 @@ def _ctc_nll_jvp(blank, zero_infinity, from_logits, primals, tangents):
     tangent, which reverse mode transposes into a scaling by the cotangent. So forward mode,
     jacobians and hessians work, and reverse mode does what a hand-written backward would."""
     inputs, labels, input_lengths, label_lengths = primals
-    nll, residuals = _ctc_nll_fwd(
+    nll, grad = _ctc_nll_and_grad(
         inputs, labels, input_lengths, label_lengths, blank, zero_infinity, from_logits
     )
-    grad = _ctc_grad(blank, zero_infinity, from_logits, residuals, jnp.ones_like(nll))
     t_inputs = tangents[0]
     if isinstance(t_inputs, SymbolicZero):
         return nll, jnp.zeros_like(nll)

@@ -1,0 +1,98 @@
+"""Fair side-by-side timing, shared by the benchmarks and the parity report.
+
+Three things make a comparison on a small, noisy VM honest:
+
+- **torch at its fastest thread count.** On 2-vCPU machines torch's eager kernels often run
+  several times faster on one thread than on its default two (its worker threads contend with
+  the main one); `fastest_torch_threads` measures every count and keeps the fastest.
+- **Interleaved rounds in rotating order.** Contenders take turns round by round, and each
+  round starts with the next one, so none always runs right after another (whose dirty
+  caches it would inherit); medians of the rounds are reported.
+- **torch in its own block.** After each multi-threaded torch call its OpenMP workers keep
+  spinning for a while, and a JAX step that follows is slowed by them (here CTC 7.6 -> 12.6
+  ms against 8.8 -> 10.4 ms for optax), so torch's rounds are interleaved among themselves
+  and the JAX contenders' among theirs (`side_by_side`).
+- **The machine beside every figure.** `machine()` names the CPU and its SIMD features (AVX2
+  only, AVX-512, native bf16), since a speed choice must hold on all of them.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+_SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def machine() -> str:
+    """The CPU model, its core count and its SIMD features, e.g. ``"Intel(R) Xeon(R) ... (2
+    cores; avx2, avx512f, avx512_bf16)"``."""
+    model, flags = "", set()
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name") and not model:
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    model = model or platform.processor() or platform.machine() or "unknown CPU"
+    simd = [flag for flag in _SIMD_FLAGS if flag in flags]
+    return f"{model} ({os.cpu_count()} cores; {', '.join(simd) or 'no AVX2'})"
+
+
+def interleaved_medians(steps: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median milliseconds of each step over `repeats` rounds, the steps taking turns in an
+    order that rotates every round. Each step runs once first (compile, warm-up)."""
+    if repeats < 1:
+        raise ValueError(f"interleaved_medians: `repeats` must be >= 1; got {repeats}.")
+    names = list(steps)
+    for name in names:
+        steps[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_index in range(repeats):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            steps[name]()
+            times[name].append(time.perf_counter() - start)
+    return {name: 1e3 * float(np.median(t)) for name, t in times.items()}
+
+
+def side_by_side(
+    jax_steps: dict[str, Callable[[], object]],
+    torch_steps: dict[str, Callable[[], object]],
+    repeats: int,
+) -> dict[str, float]:
+    """Median milliseconds of every step: the JAX steps interleaved with each other, then the
+    torch steps (already at their fastest thread count) with each other."""
+    medians = interleaved_medians(jax_steps, repeats)
+    if torch_steps:
+        medians.update(interleaved_medians(torch_steps, repeats))
+    return medians
+
+
+def fastest_torch_threads(step: Callable[[], object], repeats: int = 5) -> int:
+    """Sets torch to the thread count, from 1 to its default, at which `step` is fastest
+    (median of `repeats`, interleaved), and returns that count."""
+    import torch
+
+    default = torch.get_num_threads()
+    counts = sorted({1, max(default, 1)})
+
+    def at(count):
+        def run():
+            torch.set_num_threads(count)
+            step()
+
+        return run
+
+    medians = interleaved_medians({str(n): at(n) for n in counts}, repeats)
+    best = min(counts, key=lambda n: medians[str(n)])
+    torch.set_num_threads(best)
+    return best
