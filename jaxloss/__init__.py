@@ -1,7 +1,8 @@
 """jaxloss: every PyTorch loss criterion as a pure, jit/vmap/grad-compatible JAX function.
 
-Native functions live here, grouped by family (classification, regression, embedding); torch's
-exact signatures live in `jaxloss.compat` (``functional`` and ``nn``); vocab-parallel losses for
+Native functions live here, grouped by family (classification, regression, embedding,
+sequence, detection, focal); torch's and torchvision's exact signatures live in
+`jaxloss.compat` (``functional``, ``nn`` and ``torchvision``); vocab-parallel losses for
 ``shard_map`` code live in `jaxloss.parallel`.
 """
 
@@ -19,6 +20,23 @@ from .classification import (
     nll_loss,
     soft_margin_loss,
 )
+from .detection import (
+    alpha_iou_loss,
+    box_area,
+    box_convert,
+    box_iou,
+    complete_box_iou,
+    complete_box_iou_loss,
+    distance_box_iou,
+    distance_box_iou_loss,
+    eiou_loss,
+    focal_eiou_loss,
+    generalized_box_iou,
+    generalized_box_iou_loss,
+    iou_loss,
+    siou_loss,
+    wise_iou_loss,
+)
 from .embedding import (
     cosine_embedding_loss,
     cosine_similarity,
@@ -28,6 +46,7 @@ from .embedding import (
     triplet_margin_loss,
     triplet_margin_with_distance_loss,
 )
+from .focal import poly1_cross_entropy, sigmoid_focal_loss, softmax_focal_loss, z_loss
 from .fused import linear_cross_entropy
 from .regression import (
     gaussian_nll_loss,
@@ -44,16 +63,29 @@ __version__ = "0.1.0"
 __all__ = [
     "adaptive_log_softmax",
     "adaptive_softmax_loss",
+    "alpha_iou_loss",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
+    "box_area",
+    "box_convert",
+    "box_iou",
     "checked",
+    "complete_box_iou",
+    "complete_box_iou_loss",
     "cosine_embedding_loss",
     "cosine_similarity",
     "cross_entropy",
     "ctc_loss",
+    "distance_box_iou",
+    "distance_box_iou_loss",
+    "eiou_loss",
+    "focal_eiou_loss",
     "gaussian_nll_loss",
+    "generalized_box_iou",
+    "generalized_box_iou_loss",
     "hinge_embedding_loss",
     "huber_loss",
+    "iou_loss",
     "kl_div",
     "l1_loss",
     "linear_cross_entropy",
@@ -66,8 +98,14 @@ __all__ = [
     "pairwise_distance",
     "parallel",
     "poisson_nll_loss",
+    "poly1_cross_entropy",
+    "sigmoid_focal_loss",
+    "siou_loss",
     "smooth_l1_loss",
     "soft_margin_loss",
+    "softmax_focal_loss",
     "triplet_margin_loss",
     "triplet_margin_with_distance_loss",
+    "wise_iou_loss",
+    "z_loss",
 ]

@@ -14,7 +14,7 @@ import os
 import numpy as np
 import pytest
 
-from jaxloss.parity.cases import CRITERIA, all_cases, cases, edge_cases
+from jaxloss.parity.cases import ALL_CRITERIA, all_cases, cases, edge_cases
 from jaxloss.parity.compare import compare, run_torch
 
 SEED = int(os.environ.get("JAXLOSS_PARITY_SEED", "0"))
@@ -45,7 +45,7 @@ def test_edge_case_matches_torch(parity_case):
     assert outcome.ok, f"{parity_case.describe()}: {outcome.detail}"
 
 
-@pytest.mark.parametrize("criterion", CRITERIA)
+@pytest.mark.parametrize("criterion", ALL_CRITERIA)
 def test_every_option_value_is_drawn(criterion):
     """The pairwise tier tries every value of every option, each dtype and each regime."""
     from jaxloss.parity.cases import SPACES

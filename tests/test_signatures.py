@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from jaxloss.compat import functional, nn
+from jaxloss.compat import torchvision as torchvision_compat
 from jaxloss.parity.cases import MODULE_NAMES
 
 FUNCTIONS = sorted(MODULE_NAMES)
@@ -60,3 +61,13 @@ def test_distance_module_signatures(name):
     ours, theirs = getattr(nn, name), getattr(torch.nn, name)
     assert _shape(inspect.signature(ours.__init__)) == _shape(inspect.signature(theirs.__init__))
     assert _shape(inspect.signature(ours.forward)) == _shape(inspect.signature(theirs.forward))
+
+
+@pytest.mark.parametrize("name", sorted(torchvision_compat.__all__))
+def test_torchvision_signature(name):
+    """jaxloss.compat.torchvision mirrors torchvision 0.28's names, order and defaults."""
+    from jaxloss.parity.references import torchvision_ops
+
+    ours = inspect.signature(getattr(torchvision_compat, name))
+    theirs = inspect.signature(getattr(torchvision_ops(), name))
+    assert _shape(ours) == _shape(theirs)

@@ -29,6 +29,9 @@ def _native_calls():
     hidden, head = rng.normal(size=(n, d)), rng.normal(size=(5, d))
     tails = [(rng.normal(size=(2, d)), rng.normal(size=(3, 2)))]
     row_mask = np.array([[1, 0, 1, 1], [0, 1, 1, 1], [1, 1, 0, 0]], bool)  # keeps each label
+    corners = rng.uniform(0, 5, (n, 2))
+    target_boxes = np.concatenate([corners, corners + rng.uniform(1, 3, (n, 2))], 1)
+    boxes = target_boxes + rng.normal(0, 0.3, (n, 4))
     p = functools.partial
     return [
         (
@@ -105,6 +108,42 @@ def _native_calls():
             lambda h, y: jaxloss.adaptive_softmax_loss(h, y, head[:3], tails, cutoffs=[2]),
             (hidden, np.array([0, 4, 2])),
         ),
+        ("iou_loss", p(jaxloss.iou_loss, mode="log"), (boxes, target_boxes)),
+        ("generalized_box_iou_loss", jaxloss.generalized_box_iou_loss, (boxes, target_boxes)),
+        ("distance_box_iou_loss", jaxloss.distance_box_iou_loss, (boxes, target_boxes)),
+        ("complete_box_iou_loss", jaxloss.complete_box_iou_loss, (boxes, target_boxes)),
+        ("eiou_loss", jaxloss.eiou_loss, (boxes, target_boxes)),
+        ("focal_eiou_loss", jaxloss.focal_eiou_loss, (boxes, target_boxes)),
+        ("alpha_iou_loss", p(jaxloss.alpha_iou_loss, base="ciou"), (boxes, target_boxes)),
+        ("siou_loss", jaxloss.siou_loss, (boxes, target_boxes)),
+        (
+            "wise_iou_loss",
+            lambda b, t: jaxloss.wise_iou_loss(b, t, 0.8, version=3)[0],
+            (boxes, target_boxes),
+        ),
+        ("box_iou", jaxloss.box_iou, (boxes, target_boxes)),
+        ("complete_box_iou", jaxloss.complete_box_iou, (boxes, target_boxes)),
+        (
+            "sigmoid_focal_loss",
+            p(jaxloss.sigmoid_focal_loss, label_smoothing=0.1),
+            (logits, probs),
+        ),
+        (
+            "sigmoid_focal_loss_fractional",
+            p(jaxloss.sigmoid_focal_loss, gamma=0.5),
+            (logits, probs),
+        ),
+        (
+            "softmax_focal_loss",
+            p(jaxloss.softmax_focal_loss, weight=w, label_smoothing=0.2, class_mask=row_mask),
+            (logits, labels),
+        ),
+        (
+            "poly1_cross_entropy",
+            p(jaxloss.poly1_cross_entropy, weight=w, label_smoothing=0.2),
+            (logits, labels),
+        ),
+        ("z_loss", jaxloss.z_loss, (logits,)),
         (
             "adaptive_log_softmax",
             lambda h: jaxloss.adaptive_log_softmax(h, head[:3], tails, cutoffs=[2]),

@@ -69,6 +69,11 @@ class Case:
         """A pytest id: criterion, dtype, regime and options."""
         return f"{self.criterion}-{self.dtype.name}-{self.regime}-{self.label}"
 
+    @property
+    def library(self) -> str:
+        """'torch' or 'torchvision': where the reference function lives."""
+        return SPACES[self.criterion][0].library
+
 
 @dataclasses.dataclass(frozen=True)
 class Call:
@@ -89,16 +94,27 @@ class OptionSpace:
     options: Mapping[str, Sequence[Any]]
     build: Builder
     regimes: tuple[str, ...] = REGIMES
+    # Where the reference lives: "torch" (torch.nn.functional, against jaxloss.compat.functional)
+    # or "torchvision" (torchvision.ops, against jaxloss.compat.torchvision).
+    library: str = "torch"
 
 
 SPACES: dict[str, list[OptionSpace]] = {}
 
 
-def space(criterion: str, *, regimes: tuple[str, ...] = REGIMES, **options: Sequence[Any]):
+def space(
+    criterion: str,
+    *,
+    regimes: tuple[str, ...] = REGIMES,
+    library: str = "torch",
+    **options: Sequence[Any],
+):
     """Registers `build(draw, regime, **combination) -> Call` over the given option values."""
 
     def register(build: Builder) -> Builder:
-        SPACES.setdefault(criterion, []).append(OptionSpace(criterion, options, build, regimes))
+        SPACES.setdefault(criterion, []).append(
+            OptionSpace(criterion, options, build, regimes, library)
+        )
         return build
 
     return register
@@ -817,9 +833,152 @@ def _ctc_loss_long(draw, regime, layout, steps, reduction):
     return _ctc_unbatched(draw, regime, steps, 60, reduction)
 
 
+# ----------------------------------------------------------------------------- detection
+# torchvision.ops' box losses, box IoUs and focal loss (against jaxloss.compat.torchvision).
+
+BOX_LAYOUTS = ("random", "identical", "nested", "touching", "disjoint", "zero-area")
+BOX_SHAPES = ("n", "batched", "single")
+
+
+def _random_boxes(draw, shape, scale):
+    corner = draw.uniform(shape + (2,), 0.0, 10.0) * scale
+    size = draw.uniform(shape + (2,), 0.5, 6.0) * scale
+    return np.concatenate([corner, corner + size], axis=-1)
+
+
+def _box_pair(draw, regime, layout, shape):
+    """Predictions and targets (shape + (4,)) in one of the layouts; the hard regime puts
+    them at coordinates near 1e5 with sizes near 1e3 (large coordinates, float32 rounding)."""
+    scale = 100.0 if regime == "hard" else 1.0
+    target = _random_boxes(draw, shape, scale)
+    prediction = _random_boxes(draw, shape, scale)
+    width, height = target[..., 2] - target[..., 0], target[..., 3] - target[..., 1]
+    if layout == "identical":
+        prediction = target.copy()
+    elif layout == "nested":
+        inset = draw.uniform(shape + (4,), 0.05, 0.4) * np.stack([width, height] * 2, -1)
+        prediction = target + inset * np.array([1, 1, -1, -1])
+    elif layout == "touching":  # sharing an edge (x2 of one = x1 of the other)
+        prediction = target.copy()
+        prediction[..., 0] = target[..., 2]
+        prediction[..., 2] = target[..., 2] + width
+    elif layout == "disjoint":
+        prediction = target + np.stack([width, height] * 2, -1) * 1.5
+    elif layout == "zero-area":  # zero width in one coordinate, zero height in another
+        prediction[..., 2] = prediction[..., 0]
+        if prediction.ndim > 1 and prediction.shape[-2] > 1:
+            prediction[..., 1, 2] = prediction[..., 1, 0] + 1.0
+            prediction[..., 1, 3] = prediction[..., 1, 1]
+    offset = 1e5 if regime == "hard" else 0.0
+    return (np.asarray(prediction + offset, draw.dtype), np.asarray(target + offset, draw.dtype))
+
+
+def _box_shape(draw, shape):
+    n = int(draw.sizes.integers(2, 6))
+    return {"n": (n,), "batched": (2, n), "single": ()}[shape]
+
+
+for _loss in ("generalized_box_iou_loss", "distance_box_iou_loss", "complete_box_iou_loss"):
+
+    @space(
+        _loss,
+        library="torchvision",
+        layout=BOX_LAYOUTS,
+        shape=BOX_SHAPES,
+        eps=(1e-7, 1e-3),
+        reduction=REDUCTIONS,
+    )
+    def _box_loss(draw, regime, layout, shape, eps, reduction):
+        boxes = _box_pair(draw, regime, layout, _box_shape(draw, shape))
+        return Call(boxes, dict(reduction=reduction, eps=eps), (0, 1))
+
+
+def _pairwise_boxes(draw, regime, layout, batched):
+    n, m = int(draw.sizes.integers(1, 5)), int(draw.sizes.integers(2, 5))
+    lead = (2,) if batched else ()
+    first, _ = _box_pair(draw, regime, layout, lead + (n,))
+    second, _ = _box_pair(draw, regime, "random", lead + (m,))
+    second[..., 0, :] = first[..., 0, :]  # one identical pair
+    return first, second
+
+
+@space(
+    "box_iou",
+    library="torchvision",
+    layout=BOX_LAYOUTS,
+    fmt=("xyxy", "xywh", "cxcywh"),
+    batched=BOOLS,
+)
+def _box_iou(draw, regime, layout, fmt, batched):
+    first, second = _pairwise_boxes(draw, regime, layout, batched)
+    if fmt != "xyxy":  # the same boxes written in `fmt`
+
+        def written(b):
+            w, h = b[..., 2] - b[..., 0], b[..., 3] - b[..., 1]
+            if fmt == "xywh":
+                return np.stack([b[..., 0], b[..., 1], w, h], -1)
+            return np.stack([b[..., 0] + w / 2, b[..., 1] + h / 2, w, h], -1)
+
+        first, second = written(first), written(second)
+    return Call((first, second), dict(fmt=fmt), (0, 1))
+
+
+for _pairwise in ("generalized_box_iou", "distance_box_iou", "complete_box_iou"):
+
+    @space(_pairwise, library="torchvision", layout=BOX_LAYOUTS, batched=BOOLS)
+    def _pairwise_iou(draw, regime, layout, batched):
+        return Call(_pairwise_boxes(draw, regime, layout, batched), {}, (0, 1))
+
+
+FOCAL_SHAPES = ("n", "nc", "ncd")
+
+
+def _focal_inputs(draw, regime, shape):
+    n, c = int(draw.sizes.integers(2, 6)), int(draw.sizes.integers(2, 5))
+    dims = {"n": (n,), "nc": (n, c), "ncd": (n, c, 3)}[shape]
+    inputs = draw.normal(dims, 50.0 if regime == "hard" else 2.0)
+    targets = np.round(draw.uniform(dims)) if regime == "hard" else draw.uniform(dims)
+    if regime == "normal":
+        targets.flat[0], targets.flat[-1] = 0.0, 1.0
+    return inputs, np.asarray(targets, draw.dtype)
+
+
+@space(
+    "sigmoid_focal_loss",
+    library="torchvision",
+    shape=FOCAL_SHAPES,
+    alpha=(0.25, -1, 0.0, 1.0),
+    gamma=(0.0, 2.0, 3.0),
+    reduction=REDUCTIONS,
+)
+def _sigmoid_focal(draw, regime, shape, alpha, gamma, reduction):
+    inputs, targets = _focal_inputs(draw, regime, shape)
+    return Call((inputs, targets), dict(alpha=alpha, gamma=gamma, reduction=reduction), (0, 1))
+
+
+# γ < 1 only on unsaturated logits: at a saturated one torch's gradient is nan (0**(γ-1) * 0)
+# and jaxloss's the exact, finite limit (tests/test_focal.py checks that regime).
+@space(
+    "sigmoid_focal_loss",
+    regimes=("normal",),
+    library="torchvision",
+    shape=FOCAL_SHAPES,
+    alpha=(0.25, -1),
+    gamma=(0.5,),
+    reduction=REDUCTIONS,
+)
+def _sigmoid_focal_fractional(draw, regime, shape, alpha, gamma, reduction):
+    return _sigmoid_focal(draw, regime, shape, alpha, gamma, reduction)
+
+
 # ----------------------------------------------------------------------------- registry
 
-CRITERIA: tuple[str, ...] = tuple(SPACES)
+# torch.nn.functional's criteria, torchvision.ops' functions, and both.
+CRITERIA: tuple[str, ...] = tuple(c for c in SPACES if SPACES[c][0].library == "torch")
+TORCHVISION_CRITERIA: tuple[str, ...] = tuple(
+    c for c in SPACES if SPACES[c][0].library == "torchvision"
+)
+ALL_CRITERIA: tuple[str, ...] = CRITERIA + TORCHVISION_CRITERIA
 
 # torch.nn module name for each functional criterion (for the report).
 MODULE_NAMES = {
@@ -847,8 +1006,15 @@ MODULE_NAMES = {
 }
 
 
+def display_name(criterion: str) -> str:
+    """torch.nn's module name of a criterion, or torchvision.ops' function name."""
+    if criterion in MODULE_NAMES:
+        return MODULE_NAMES[criterion]
+    return f"torchvision.ops.{criterion}"
+
+
 def all_cases(
-    *, seed: int, coverage: str = "pairwise", criteria: Sequence[str] = CRITERIA
+    *, seed: int, coverage: str = "pairwise", criteria: Sequence[str] = ALL_CRITERIA
 ) -> Iterator[Case]:
     for criterion in criteria:
         yield from cases(criterion, seed=seed, coverage=coverage)

@@ -15,7 +15,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..compat import functional as jaxloss_functional
+from ..compat import torchvision as jaxloss_torchvision
 from .cases import Case, Distance
+from .references import torchvision_ops
 
 # float64 must agree to rounding; float32 to a few ulps of the accumulated sums. The absolute
 # tolerance scales with the largest input magnitude: a loss such as d(a,p) - d(a,n) of inputs
@@ -32,9 +34,11 @@ class Outcome:
 
     ``*_error`` is scale-aware: the largest absolute difference divided by the largest
     magnitude of torch's array (so a CTC gradient of 1e30 that agrees to 1e-16 relative reads
-    1e-16, not an absolute 1e14). ``tolerance_used`` is the worst ratio of a difference to the
-    tolerance it was allowed (atol + rtol·|torch|); the case passes when it is <= 1 and every
-    nan/inf matches. Either is inf on a nan/inf mismatch.
+    1e-16, not an absolute 1e14), or by atol / rtol where torch's array is smaller than that
+    (a gradient that is zero up to rounding has noise, not a relative error).
+    ``tolerance_used`` is the worst ratio of a difference to the tolerance it was allowed
+    (atol + rtol·|torch|); the case passes when it is <= 1 and every nan/inf matches.
+    Either is inf on a nan/inf mismatch.
     """
 
     case: Case
@@ -91,7 +95,7 @@ def run_torch(case: Case, cotangent_seed: int = 0):
     kwargs = {k: _convert(v, torch.from_numpy, _torch_distance) for k, v in case.kwargs.items()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = getattr(torch.nn.functional, case.criterion)(*args, **kwargs)
+        out = reference_function(case.criterion, case.library)(*args, **kwargs)
     rng = np.random.default_rng(cotangent_seed)
     # Positive weights: each element's gradient is still checked on its own, and random signs
     # cannot cancel large terms (e.g. 1/var^2 near a clamped variance) into float32 noise.
@@ -105,9 +109,25 @@ def run_torch(case: Case, cotangent_seed: int = 0):
     return out.detach().numpy(), grads, cotangent
 
 
+def reference_function(criterion: str, library: str = "torch"):
+    """The reference implementation: torch.nn.functional's, or torchvision.ops' (loaded by
+    `references.torchvision_ops`, since torchvision does not import beside the CPU torch)."""
+    if library == "torchvision":
+        return getattr(torchvision_ops(), criterion)
+    import torch
+
+    return getattr(torch.nn.functional, criterion)
+
+
+def compat_function(criterion: str, library: str = "torch"):
+    """jaxloss's function with the reference's signature."""
+    module = jaxloss_torchvision if library == "torchvision" else jaxloss_functional
+    return getattr(module, criterion)
+
+
 def jaxloss_function(case: Case):
     """The jaxloss.compat call of a case as a function of its differentiable arguments."""
-    fn = getattr(jaxloss_functional, case.criterion)
+    fn = compat_function(case.criterion, case.library)
     kwargs = {k: _convert(v, jnp.asarray, _jax_distance) for k, v in case.kwargs.items()}
     fixed = [jnp.asarray(a) if isinstance(a, np.ndarray) else a for a in case.args]
 
@@ -145,7 +165,9 @@ def array_errors(expected, actual, rtol, atol):
     with np.errstate(invalid="ignore"):  # inf - inf outside `finite` is discarded below
         diff = np.where(finite, np.abs(expected - actual), 0.0)
     magnitude = np.where(finite, np.abs(expected), 0.0)
-    scale = max(float(magnitude.max(initial=0.0)), np.finfo(np.float64).tiny)
+    # Relative to the array's largest magnitude, or to the magnitude below which the absolute
+    # tolerance rules (atol / rtol): an all-but-zero gradient's noise is not a relative error.
+    scale = max(float(magnitude.max(initial=0.0)), atol / rtol, np.finfo(np.float64).tiny)
     used = float(np.max(diff / (atol + rtol * magnitude), initial=0.0))
     return float(diff.max(initial=0.0)) / scale, used, used <= 1.0
 

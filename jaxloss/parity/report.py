@@ -1,4 +1,5 @@
-"""The parity report: every criterion against torch on fresh random inputs.
+"""The parity report: every criterion against torch (and torchvision.ops' box losses, box
+IoUs and focal loss against torchvision) on fresh random inputs.
 
     python -m jaxloss.parity [--seed N] [--criteria cross_entropy,kl_div] [--pairwise]
                              [--no-timing]
@@ -19,9 +20,8 @@ import warnings
 
 import numpy as np
 
-from ..compat import functional as jaxloss_functional
-from .cases import CRITERIA, MODULE_NAMES, Case, cases
-from .compare import compare
+from .cases import ALL_CRITERIA, Case, cases, display_name
+from .compare import compare, compat_function, reference_function
 
 
 def timing_case(criterion: str, rng: np.random.Generator, n: int = 8192, c: int = 128) -> Case:
@@ -43,6 +43,12 @@ def timing_case(criterion: str, rng: np.random.Generator, n: int = 8192, c: int 
     ctc_x = rng.standard_normal((steps, batch, classes))
     ctc_lp = (ctc_x - np.log(np.exp(ctc_x).sum(-1, keepdims=True))).astype(f)
     ctc_targets = rng.integers(1, classes, (batch, steps // 4))
+    # Boxes: n*c/4 matched pairs (as many numbers as the other inputs), and 256 x 256 pairwise.
+    pairs = max(n * c // 4, 1)
+    corner = rng.uniform(0, 100, (pairs, 2)).astype(f)
+    boxes = np.concatenate([corner, corner + rng.uniform(1, 30, (pairs, 2)).astype(f)], 1)
+    shifted = boxes + rng.normal(0, 5, boxes.shape).astype(f)
+    square = min(pairs, 256)
     table = {
         "ctc_loss": ((ctc_lp, ctc_targets, np.full(batch, steps), np.full(batch, steps // 4)), {}),
         "l1_loss": ((x, y), {}),
@@ -65,6 +71,14 @@ def timing_case(criterion: str, rng: np.random.Generator, n: int = 8192, c: int 
         "multi_margin_loss": ((x, labels), {}),
         "triplet_margin_loss": ((x[:, :d], y[:, :d], probs[:, :d]), {}),
         "triplet_margin_with_distance_loss": ((x[:, :d], y[:, :d], probs[:, :d]), {}),
+        "sigmoid_focal_loss": ((x, probs), {"reduction": "mean"}),
+        "generalized_box_iou_loss": ((shifted, boxes), {"reduction": "mean"}),
+        "distance_box_iou_loss": ((shifted, boxes), {"reduction": "mean"}),
+        "complete_box_iou_loss": ((shifted, boxes), {"reduction": "mean"}),
+        "box_iou": ((shifted[:square], boxes[:square]), {}),
+        "generalized_box_iou": ((shifted[:square], boxes[:square]), {}),
+        "distance_box_iou": ((shifted[:square], boxes[:square]), {}),
+        "complete_box_iou": ((shifted[:square], boxes[:square]), {}),
     }
     args, kwargs = table[criterion]
     grads = tuple(i for i, a in enumerate(args) if a.dtype.kind == "f")[:1]
@@ -87,7 +101,7 @@ def time_case(case: Case, repeats: int = 7) -> tuple[float, float]:
     import jax.numpy as jnp
     import torch
 
-    fn = getattr(jaxloss_functional, case.criterion)
+    fn = compat_function(case.criterion, case.library)
     arrays = [jnp.asarray(a) for a in case.args]  # all passed in, so XLA cannot constant-fold
 
     def total(*args):
@@ -98,7 +112,7 @@ def time_case(case: Case, repeats: int = 7) -> tuple[float, float]:
 
     tensors = [torch.from_numpy(a) if isinstance(a, np.ndarray) else a for a in case.args]
     kwargs = dict(case.kwargs)
-    fn = getattr(torch.nn.functional, case.criterion)
+    fn = reference_function(case.criterion, case.library)
 
     def torch_step():
         leaf = tensors[case.grad_argnums[0]].detach().requires_grad_(True)
@@ -147,8 +161,11 @@ def run(
 
 
 def _run(seed, criteria, timing, coverage, out, jax_version, torch_version) -> int:
+    width = max(
+        [len("criterion (torch.nn, torchvision.ops)")] + [len(display_name(c)) for c in criteria]
+    )
     header = (
-        f"{'criterion (torch.nn)':<30} {'cases':>5} {'options tried':<44} "
+        f"{'criterion (torch.nn, torchvision.ops)':<{width}} {'cases':>5} {'options tried':<44} "
         f"{'f32 value':>9} {'f32 grad':>9} {'f64 value':>9} {'f64 grad':>9} "
         f"{'tol used':>8} {'ok':>3}"
     )
@@ -185,7 +202,7 @@ def _run(seed, criteria, timing, coverage, out, jax_version, torch_version) -> i
                 )
         cells = " ".join(f"{_fmt(e):>9}" for e in errors)
         line = (
-            f"{MODULE_NAMES[criterion]:<30} {n_cases:>5} {options[:44]:<44} {cells} "
+            f"{display_name(criterion):<{width}} {n_cases:>5} {options[:44]:<44} {cells} "
             f"{used:8.2f} {'yes' if all_ok else 'NO':>3}"
         )
         if timing:
@@ -194,7 +211,8 @@ def _run(seed, criteria, timing, coverage, out, jax_version, torch_version) -> i
         print(line, file=out, flush=True)
     print("-" * len(header), file=out)
     print(
-        "Errors are the worst over all cases of max|jaxloss - torch| / max|torch| per array; "
+        "Errors are the worst over all cases of max|jaxloss - torch| / max(max|torch|, atol/rtol) "
+        "per array; "
         "'tol used' is the worst difference over its tolerance (<= 1 passes); 'inf' marks a "
         "nan/inf mismatch.",
         file=out,
@@ -224,8 +242,9 @@ def main(argv=None) -> int:
     )
     parser.add_argument(
         "--criteria",
-        default=",".join(CRITERIA),
-        help=f"comma-separated torch.nn.functional names (default: all {len(CRITERIA)})",
+        default=",".join(ALL_CRITERIA),
+        help="comma-separated torch.nn.functional or torchvision.ops names (default: all "
+        f"{len(ALL_CRITERIA)})",
     )
     parser.add_argument(
         "--pairwise",
@@ -236,9 +255,9 @@ def main(argv=None) -> int:
     parser.add_argument("--no-timing", action="store_true", help="skip the timing columns")
     args = parser.parse_args(argv)
     criteria = [c.strip() for c in args.criteria.split(",") if c.strip()]
-    unknown = [c for c in criteria if c not in CRITERIA]
+    unknown = [c for c in criteria if c not in ALL_CRITERIA]
     if unknown:
-        parser.error(f"unknown criteria {unknown}; choose from {sorted(CRITERIA)}")
+        parser.error(f"unknown criteria {unknown}; choose from {sorted(ALL_CRITERIA)}")
     seed = args.seed if args.seed is not None else int(time.time()) % 100000
     return run(
         seed, criteria, timing=not args.no_timing, coverage="pairwise" if args.pairwise else "full"

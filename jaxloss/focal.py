@@ -1,0 +1,363 @@
+r"""Focal and polynomial cross-entropies, and the z-loss.
+
+- `sigmoid_focal_loss`: binary focal loss (Lin et al. 2017) on logits or probabilities, with
+  α class balancing and label smoothing toward 1/2 (torchvision's and Keras' semantics).
+- `softmax_focal_loss`: the categorical focal loss over class indices, with class weights,
+  ``ignore_index``, label smoothing and class masks, on the index path (no one-hot).
+- `poly1_cross_entropy`: Poly-1 (Leng et al. 2022), cross-entropy plus ε(1 - p_t).
+- `z_loss`: the squared log-partition function, logsumexp(logits)², as a loss of its own.
+
+The focusing factor $(1 - p_t)^\gamma$ is formed from $\log(1 - p_t)$ computed without
+cancellation ($1 - \sigma(x) = \sigma(-x)$; $1 - p_y$ from the log-sum-exp of the other
+classes), so logits of ±1000 give exact, finite losses and gradients for every γ >= 0,
+including γ < 1, where the derivative of $q^\gamma$ at a rounded $q = 0$ is infinite.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from . import _checks
+from ._labels import class_indices, pick_along_axis
+from ._precision import dtypes, upcast
+from ._reduction import Reduction, finish, reduce_loss
+from .classification import _along_axis, _prepare_class_inputs
+
+
+def _power_of_log(log_q, gamma, dtype):
+    """q**gamma from log q (log q = -inf: 0, or 1 when gamma = 0), with finite gradients."""
+    finite = log_q > -jnp.inf
+    safe = jnp.where(finite, log_q, jnp.zeros((), dtype))
+    at_zero = jnp.where(jnp.asarray(gamma) == 0, 1, 0).astype(dtype)
+    return jnp.where(finite, jnp.exp(gamma * safe), at_zero)
+
+
+def _log_of(q, dtype):
+    """log q for q >= 0 (-inf at 0) without a nan gradient at 0."""
+    positive = q > 0
+    return jnp.where(
+        positive, jnp.log(jnp.where(positive, q, jnp.ones((), dtype))), jnp.asarray(-jnp.inf, dtype)
+    )
+
+
+def _log_one_minus_pt(x, t, dtype):
+    """log(1 - p_t) = log(t σ(-x) + (1 - t) σ(x)) for logits x and targets t in [0, 1].
+
+    The direct sum has no cancellation and gives the exact gradient in t; only where it
+    underflows (|x| large, t at 0 or 1) is it replaced by the same sum in log space."""
+    direct = t * jax.nn.sigmoid(-x) + (1 - t) * jax.nn.sigmoid(x)
+    log_t = _log_of(t, dtype)
+    log_not_t = _log_of(1 - t, dtype)
+    in_log_space = jnp.logaddexp(log_t + jax.nn.log_sigmoid(-x), log_not_t + jax.nn.log_sigmoid(x))
+    usable = direct > jnp.finfo(dtype).tiny * 2**24
+    return jnp.where(usable, _log_of(jnp.where(usable, direct, 1), dtype), in_log_space)
+
+
+def sigmoid_focal_loss(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    alpha: float | None = 0.25,
+    gamma: float = 2.0,
+    label_smoothing: float = 0.0,
+    from_logits: bool = True,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""Binary focal loss (Lin et al. 2017), elementwise:
+    $\ell = \alpha_t\,(1 - p_t)^\gamma\,\mathrm{BCE}(x, t)$ with $p = \sigma(x)$,
+    $p_t = p\,t + (1 - p)(1 - t)$ and $\alpha_t = \alpha t + (1 - \alpha)(1 - t)$.
+
+    With ``label_smoothing`` ε the targets first become $t(1 - ε) + ε/2$ (Keras'
+    ``BinaryFocalCrossentropy``), and every term uses them. ``alpha=None`` leaves out the
+    balancing (torchvision's ``alpha=-1``; Keras' ``apply_class_balancing=False``).
+
+    Exact to torchvision's ``sigmoid_focal_loss`` (``jaxloss.compat.torchvision``) where
+    that is finite; at saturated logits with γ < 1, where torch's gradient is nan, this one
+    is exact and finite.
+
+    Args:
+      logits: float logits x (or probabilities with ``from_logits=False``).
+      targets: float targets t in [0, 1], of the logits' shape.
+      alpha: α in [0, 1], the weight of the positive class, or None.
+      gamma: γ >= 0, the focusing exponent (0: weighted BCE).
+      label_smoothing: ε in [0, 1].
+      from_logits: whether ``logits`` are logits (default) or probabilities in [0, 1] (their
+        logs clamped at -100, as torch's ``binary_cross_entropy``).
+      where: optional boolean mask of the logits' shape.
+      reduction: ``'none'``, ``'mean'`` or ``'sum'``.
+
+    Returns:
+      ``'none'``: ``logits.shape``; ``'mean'``/``'sum'``: a scalar.
+
+    Example:
+      >>> x, t = jnp.array([2.0, -1.0, 0.5]), jnp.array([1.0, 0.0, 0.0])
+      >>> round(float(jaxloss.sigmoid_focal_loss(x, t)), 5)
+      0.10017
+    """
+    fn = "sigmoid_focal_loss"
+    x = _checks.float_array(fn, "logits", logits)
+    t = _checks.float_array(fn, "targets", targets, " Cast 0/1 targets to a float dtype.")
+    _checks.shapes_equal(fn, "logits", x, "targets", t)
+    _checks.reduction(fn, reduction)
+    if alpha is not None:
+        _checks.python_number(fn, "alpha", alpha, low=0.0, high=1.0)
+    _checks.python_number(fn, "gamma", gamma, low=0.0)
+    _checks.python_number(fn, "label_smoothing", label_smoothing, low=0.0, high=1.0)
+    where = _checks.where_mask(fn, where, x.shape)
+    result_dtype, compute = dtypes(x, t)
+    x, t = x.astype(compute), t.astype(compute)
+    if not _checks.known_zero(label_smoothing):
+        t = t * (1 - label_smoothing) + label_smoothing / 2
+    # An integer γ (the usual 2) is a product: exact and finite even where 1 - p_t rounds
+    # to 0. Another γ goes through log(1 - p_t), computed without cancellation or underflow.
+    integer_gamma = isinstance(gamma, (int, float)) and float(gamma).is_integer()
+    if from_logits:
+        # σ(|x|) and σ(-|x|) from one exp, no cancellation in either.
+        small = jnp.exp(-jnp.abs(x))
+        big_side, small_side = 1 / (1 + small), small / (1 + small)
+        positive = x >= 0
+        p = jnp.where(positive, big_side, small_side)  # σ(x)
+        not_p = jnp.where(positive, small_side, big_side)  # σ(-x)
+        bce = (1 - t) * x + jnp.maximum(-x, 0) + jnp.log1p(small)
+        if integer_gamma:
+            focus = (t * not_p + (1 - t) * p) ** int(gamma)
+        else:
+            focus = _power_of_log(_log_one_minus_pt(x, t, compute), gamma, compute)
+    else:
+        log_p = jnp.maximum(_log_of(x, compute), -100.0)
+        log_not_p = jnp.maximum(_log_of(1 - x, compute), -100.0)
+        bce = -(t * log_p + (1 - t) * log_not_p)
+        q = t * (1 - x) + (1 - t) * x
+        focus = (
+            q ** int(gamma) if integer_gamma else _power_of_log(_log_of(q, compute), gamma, compute)
+        )
+    loss = focus * bce
+    if alpha is not None:
+        loss = (alpha * t + (1 - alpha) * (1 - t)) * loss
+    return finish(reduce_loss(loss, reduction, where=where), result_dtype)
+
+
+class _SoftmaxTerms:
+    """Per-position log p_c, log(1 - p_c) and the label's log p_y, log(1 - p_y) over the
+    included classes, with the classes on `axis`."""
+
+    def __init__(self, x, safe_labels, axis, class_mask):
+        dtype = x.dtype
+        if class_mask is not None:
+            mask = _along_axis(class_mask, x.ndim, axis) if class_mask.ndim == 1 else class_mask
+            x = jnp.where(mask, x, -jnp.inf)
+        self.mask = None if class_mask is None else jnp.broadcast_to(mask, x.shape)
+        lse = jax.nn.logsumexp(x, axis=axis, keepdims=True)
+        self.log_p = x - lse
+        labels = jnp.expand_dims(safe_labels, axis)
+        self.log_p_label = pick_along_axis(self.log_p, safe_labels, axis)
+        # 1 - p_y = Σ_{c≠y} p_c, from the other classes' log-sum-exp: no cancellation as p_y -> 1.
+        classes = jax.lax.broadcasted_iota(jnp.int32, x.shape, axis)
+        others = jnp.where(classes == labels, -jnp.inf, x)
+        # No other class at all (C = 1, or a mask keeping only the label): 1 - p_y = 0. The
+        # log-sum-exp of nothing but -inf would pass a nan back through its log.
+        has_other = jnp.any(others > -jnp.inf, axis=axis, keepdims=True)
+        others = jnp.where(has_other, others, jnp.zeros((), dtype))
+        log_not_label = jax.nn.logsumexp(others, axis=axis, keepdims=True) - lse
+        self.log_not_label = jnp.squeeze(
+            jnp.where(has_other, log_not_label, jnp.asarray(-jnp.inf, dtype)), axis
+        )
+        self.dtype = dtype
+        self.axis = axis
+
+    def smoothing_sum(self, per_class, weight):
+        """Σ_c w_c · per_class_c over the included classes, and their count."""
+        if weight is not None:
+            per_class = per_class * _along_axis(weight, per_class.ndim, self.axis)
+        num_classes = per_class.shape[self.axis]
+        if self.mask is None:
+            return jnp.sum(per_class, axis=self.axis), num_classes
+        zero = jnp.zeros((), per_class.dtype)
+        total = jnp.sum(jnp.where(self.mask, per_class, zero), axis=self.axis)
+        return total, jnp.sum(self.mask, axis=self.axis).astype(per_class.dtype)
+
+    def safe_log_p(self):
+        """log p_c with 0 at excluded classes (whose -inf would make 0·inf)."""
+        if self.mask is None:
+            return self.log_p
+        return jnp.where(self.mask, self.log_p, jnp.zeros((), self.dtype))
+
+
+def _class_loss(fn, logits, labels, axis, weight, ignore_index, label_smoothing, class_mask, where):
+    """Shared set-up of the index-label softmax losses: terms, label weights, validity."""
+    logits, labels, axis, kind, weight, where, class_mask = _prepare_class_inputs(
+        fn, logits, "logits", labels, axis, weight, where, class_mask, label_smoothing, False
+    )
+    del kind  # integer labels only (checked)
+    result_dtype, compute = dtypes(logits)
+    weight = upcast(weight, compute)
+    indices = class_indices(
+        fn,
+        labels,
+        logits.shape[axis],
+        ignore_index=ignore_index,
+        where=where,
+        class_mask=class_mask,
+        class_axis=axis,
+    )
+    terms = _SoftmaxTerms(logits.astype(compute), indices.safe, axis, class_mask)
+    label_weight = indices.label_weights(weight, compute)
+    return terms, indices, label_weight, weight, result_dtype, compute
+
+
+def _finish_class_loss(loss, indices, label_weight, weight, reduction, result_dtype):
+    zero = jnp.zeros((), loss.dtype)
+    loss = jnp.where(indices.valid, loss, zero)
+    normalizer = None if weight is None else label_weight
+    return finish(
+        reduce_loss(loss, reduction, where=indices.valid, normalizer=normalizer), result_dtype
+    )
+
+
+def softmax_focal_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    gamma: float = 2.0,
+    axis: int = -1,
+    weight: ArrayLike | None = None,
+    ignore_index: int | None = -100,
+    label_smoothing: float = 0.0,
+    class_mask: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""Categorical focal loss over class indices: per position
+    $\ell = -(1-\varepsilon)\,w_y (1 - p_y)^\gamma \log p_y
+    - \tfrac{\varepsilon}{C}\sum_c w_c (1 - p_c)^\gamma \log p_c$, $p = \mathrm{softmax}$,
+    the focal version of `jaxloss.cross_entropy` (γ = 0 gives it exactly), with its
+    weighting: 'mean' divides by $\sum w_y$ over the positions that count.
+
+    Args:
+      logits: float array ``(..., C, ...)`` with the classes on ``axis``.
+      labels: integer class indices, ``logits.shape`` without ``axis``.
+      gamma: γ >= 0, the focusing exponent.
+      axis: the class axis.
+      weight: optional ``(C,)`` class weights (α per class).
+      ignore_index: label value that is ignored; ``None`` ignores nothing.
+      label_smoothing: ε in [0, 1].
+      class_mask: optional boolean mask of the classes in the softmax, ``(C,)`` or
+        broadcastable to ``logits`` (see `jaxloss.cross_entropy`).
+      where: optional boolean mask of positions.
+      reduction: ``'none'``, ``'mean'`` or ``'sum'``.
+
+    Returns:
+      ``'none'``: one loss per position; ``'mean'``/``'sum'``: a scalar.
+
+    Example:
+      >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+      >>> round(float(jaxloss.softmax_focal_loss(logits, jnp.array([0, 2]))), 4)
+      0.2062
+    """
+    fn = "softmax_focal_loss"
+    _checks.python_number(fn, "gamma", gamma, low=0.0)
+    terms, indices, label_weight, weight, result_dtype, compute = _class_loss(
+        fn, logits, labels, axis, weight, ignore_index, label_smoothing, class_mask, where
+    )
+    _checks.reduction(fn, reduction)
+    focus = _power_of_log(terms.log_not_label, gamma, compute)
+    loss = -label_weight * focus * terms.log_p_label
+    if not _checks.known_zero(label_smoothing):
+        log_not_p = _log_of(-jnp.expm1(terms.log_p), compute)
+        per_class = _power_of_log(log_not_p, gamma, compute) * terms.safe_log_p()
+        total, count = terms.smoothing_sum(per_class, weight)
+        loss = (1 - label_smoothing) * loss - label_smoothing / count * total
+    return _finish_class_loss(loss, indices, label_weight, weight, reduction, result_dtype)
+
+
+def poly1_cross_entropy(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    epsilon: float = 2.0,
+    axis: int = -1,
+    weight: ArrayLike | None = None,
+    ignore_index: int | None = -100,
+    label_smoothing: float = 0.0,
+    class_mask: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""Poly-1 cross-entropy (Leng et al. 2022), `jaxloss.cross_entropy` plus
+    $\epsilon \sum_c w_c q_c (1 - p_c)$, $q$ the (smoothed) one-hot target: without smoothing
+    or weights, $-\log p_y + \epsilon(1 - p_y)$. Matches optax's
+    ``poly_loss_cross_entropy`` on one-hot labels (its ``epsilon=2.0`` default too).
+
+    Args:
+      logits: float array ``(..., C, ...)`` with the classes on ``axis``.
+      labels: integer class indices, ``logits.shape`` without ``axis``.
+      epsilon: ε, the weight of the first polynomial term (may be negative, >= -1 keeps the
+        loss convex in p_y).
+      axis: the class axis.
+      weight: optional ``(C,)`` class weights.
+      ignore_index: label value that is ignored; ``None`` ignores nothing.
+      label_smoothing: ε_s in [0, 1], as in `jaxloss.cross_entropy`.
+      class_mask: optional boolean mask of the classes in the softmax.
+      where: optional boolean mask of positions.
+      reduction: ``'none'``, ``'mean'`` (divided by $\sum w_y$) or ``'sum'``.
+
+    Returns:
+      ``'none'``: one loss per position; ``'mean'``/``'sum'``: a scalar.
+
+    Example:
+      >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+      >>> round(float(jaxloss.poly1_cross_entropy(logits, jnp.array([0, 2]))), 4)
+      1.4689
+    """
+    fn = "poly1_cross_entropy"
+    _checks.python_number(fn, "epsilon", epsilon)
+    terms, indices, label_weight, weight, result_dtype, _ = _class_loss(
+        fn, logits, labels, axis, weight, ignore_index, label_smoothing, class_mask, where
+    )
+    _checks.reduction(fn, reduction)
+    not_label = jnp.exp(terms.log_not_label)
+    loss = -label_weight * (terms.log_p_label - epsilon * not_label)
+    if not _checks.known_zero(label_smoothing):
+        per_class = terms.safe_log_p() - epsilon * (-jnp.expm1(terms.log_p))
+        total, count = terms.smoothing_sum(per_class, weight)
+        loss = (1 - label_smoothing) * loss - label_smoothing / count * total
+    return _finish_class_loss(loss, indices, label_weight, weight, reduction, result_dtype)
+
+
+def z_loss(
+    logits: ArrayLike,
+    *,
+    axis: int = -1,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""The z-loss, $(\log \sum_c e^{x_c})^2$ per position: it pulls the softmax's
+    normaliser toward 1 (PaLM, ST-MoE use it with a weight of 1e-4). The same term that
+    `jaxloss.cross_entropy`'s fused relatives take as ``z_loss=``, on its own.
+
+    Args:
+      logits: float array with the classes on ``axis``.
+      axis: the class axis.
+      where: optional boolean mask of positions (``logits.shape`` without ``axis``).
+      reduction: ``'none'``, ``'mean'`` or ``'sum'``.
+
+    Returns:
+      ``'none'``: one value per position; ``'mean'``/``'sum'``: a scalar.
+
+    Example:
+      >>> round(float(jaxloss.z_loss(jnp.zeros((1, 2)))), 6)  # (log 2)²
+      0.480453
+    """
+    fn = "z_loss"
+    x = _checks.float_array(fn, "logits", logits)
+    if x.ndim == 0:
+        raise ValueError(f"{fn}: `logits` must have a class axis; got a scalar.")
+    axis = _checks.axis(fn, "logits", axis, x.ndim)
+    _checks.reduction(fn, reduction)
+    where = _checks.where_mask(fn, where, x.shape[:axis] + x.shape[axis + 1 :], "one per position")
+    result_dtype, compute = dtypes(x)
+    lse = jax.nn.logsumexp(x.astype(compute), axis=axis)
+    return finish(reduce_loss(lse * lse, reduction, where=where), result_dtype)

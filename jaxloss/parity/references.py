@@ -1,0 +1,93 @@
+"""Reference implementations that do not import as they are installed.
+
+torchvision's wheel links the CUDA build of torch, so with the CPU torch of the parity tests
+``import torchvision`` fails ("operator torchvision::nms does not exist"). Its loss and box
+functions are plain Python over torch, so `torchvision_ops` loads those files from the
+installed wheel under stand-in ``torchvision`` package modules whose C-extension hooks do
+nothing. Nothing of torchvision is copied: the files are read where pip put them.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+import sys
+import types
+from pathlib import Path
+
+_TORCHVISION_FILES = (
+    "_utils",
+    "_box_convert",
+    "boxes",
+    "giou_loss",
+    "diou_loss",
+    "ciou_loss",
+    "focal_loss",
+)
+
+
+def _installed_directory(package: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(
+            f"{package} is not installed; the parity extra installs it (pip install "
+            f"'jaxloss[test]' with constraints.txt)."
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+@functools.cache
+def torchvision_ops() -> types.SimpleNamespace:
+    """torchvision.ops' box and loss functions (``box_iou``, ``generalized_box_iou_loss``,
+    ``sigmoid_focal_loss``, ...), loaded from the installed wheel without its C extension.
+    If ``import torchvision`` works (a matching torch), the real module is used."""
+    import torch  # noqa: F401  (the files import it; fail here with torch's own error)
+
+    try:
+        import torchvision.ops as real
+
+        return types.SimpleNamespace(**{n: getattr(real, n) for n in dir(real)})
+    except Exception:  # the CUDA-linked wheel beside the CPU torch
+        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+            del sys.modules[name]
+    root = _installed_directory("torchvision")
+    stand_in = types.ModuleType("torchvision")
+    stand_in.__path__ = []  # a package with nothing to find on disk
+    utils = types.ModuleType("torchvision.utils")
+    utils._log_api_usage_once = lambda *args, **kwargs: None  # type: ignore[attr-defined]
+    extension = types.ModuleType("torchvision.extension")
+    extension._assert_has_ops = lambda: None  # type: ignore[attr-defined]
+    ops = types.ModuleType("torchvision.ops")
+    ops.__path__ = [str(root / "ops")]  # the real files, without ops/__init__.py
+    stand_in.utils, stand_in.extension, stand_in.ops = utils, extension, ops  # type: ignore[attr-defined]
+    saved = {
+        name: sys.modules.get(name)
+        for name in ("torchvision", "torchvision.utils", "torchvision.extension", "torchvision.ops")
+    }
+    sys.modules.update(
+        {
+            "torchvision": stand_in,
+            "torchvision.utils": utils,
+            "torchvision.extension": extension,
+            "torchvision.ops": ops,
+        }
+    )
+    try:
+        modules = [
+            importlib.import_module(f"torchvision.ops.{name}") for name in _TORCHVISION_FILES
+        ]
+    finally:
+        for name, module in saved.items():  # leave no stand-in behind for other importers
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+        for name in [m for m in sys.modules if m.startswith("torchvision.ops.")]:
+            del sys.modules[name]
+    functions = {}
+    for module in modules:
+        functions.update(
+            {n: v for n, v in vars(module).items() if callable(v) and not n.startswith("__")}
+        )
+    return types.SimpleNamespace(**functions)

@@ -1,0 +1,279 @@
+"""Focal, Poly-1 and z-loss: against optax where it has the same loss, against NumPy
+references written from the formulas elsewhere, and finite (exact) at logits of +-1000 with
+gamma < 1, where torch's gradient is nan. torchvision parity of
+sigmoid_focal_loss is in the parity suite."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxloss
+
+pytestmark = pytest.mark.usefixtures("x64")
+
+
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def ref_sigmoid_focal(x, t, alpha=0.25, gamma=2.0, smoothing=0.0):
+    """Keras' BinaryFocalCrossentropy (with class balancing) / torchvision's, per element."""
+    t = t * (1 - smoothing) + smoothing / 2
+    p = _sigmoid(x)
+    bce = -(t * np.log(p) + (1 - t) * np.log(1 - p))
+    p_t = p * t + (1 - p) * (1 - t)
+    loss = (1 - p_t) ** gamma * bce
+    if alpha is not None:
+        loss = (alpha * t + (1 - alpha) * (1 - t)) * loss
+    return loss
+
+
+def _log_softmax(x):
+    shifted = x - x.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+def ref_softmax_focal(x, y, gamma=2.0, weight=None, smoothing=0.0, ignore=-100):
+    c = x.shape[1]
+    w = np.ones(c) if weight is None else weight
+    log_p = _log_softmax(x)
+    p = np.exp(log_p)
+    valid = y != ignore
+    safe = np.where(valid, y, 0)
+    target = np.eye(c)[safe] * (1 - smoothing) + smoothing / c
+    per = -(target * w * (1 - p) ** gamma * log_p).sum(-1)
+    per = np.where(valid, per, 0.0)
+    return per, per.sum() / w[safe][valid].sum()
+
+
+def ref_poly1(x, y, epsilon=2.0, weight=None, smoothing=0.0):
+    c = x.shape[1]
+    w = np.ones(c) if weight is None else weight
+    log_p = _log_softmax(x)
+    target = np.eye(c)[y] * (1 - smoothing) + smoothing / c
+    per = (target * w * (-log_p + epsilon * (1 - np.exp(log_p)))).sum(-1)
+    return per, per.sum() / w[y].sum()
+
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(0, 2, (6, 5))
+T = RNG.uniform(0, 1, (6, 5))
+T[0, :2] = [0.0, 1.0]
+Y = np.array([0, 4, 2, 2, 1, -100])
+
+
+@pytest.mark.parametrize("alpha", [None, 0.25, 0.8])
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0, 3.0])
+def test_sigmoid_focal_matches_optax_and_the_reference(alpha, gamma):
+    ours = jaxloss.sigmoid_focal_loss(X, T, alpha=alpha, gamma=gamma, reduction="none")
+    np.testing.assert_allclose(ours, ref_sigmoid_focal(X, T, alpha, gamma), rtol=1e-11)
+    theirs = optax.losses.sigmoid_focal_loss(X, T, alpha=alpha, gamma=gamma)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-10)
+
+    def total(fn):
+        return jax.grad(lambda x: jnp.sum(fn(x)))(jnp.asarray(X))
+
+    np.testing.assert_allclose(
+        total(
+            lambda x: jaxloss.sigmoid_focal_loss(x, T, alpha=alpha, gamma=gamma, reduction="none")
+        ),
+        total(lambda x: optax.losses.sigmoid_focal_loss(x, T, alpha=alpha, gamma=gamma)),
+        rtol=1e-9,
+        atol=1e-12,
+    )
+    # float32
+    got = jaxloss.sigmoid_focal_loss(
+        X.astype(np.float32), T.astype(np.float32), alpha=alpha, gamma=gamma, reduction="none"
+    )
+    assert got.dtype == jnp.float32
+    np.testing.assert_allclose(got, ref_sigmoid_focal(X, T, alpha, gamma), rtol=2e-5, atol=1e-7)
+
+
+def test_sigmoid_focal_label_smoothing_and_probabilities_follow_keras():
+    ours = jaxloss.sigmoid_focal_loss(X, T, label_smoothing=0.2, reduction="none")
+    np.testing.assert_allclose(ours, ref_sigmoid_focal(X, T, smoothing=0.2), rtol=1e-11)
+    probs = _sigmoid(X)
+    from_probs = jaxloss.sigmoid_focal_loss(probs, T, from_logits=False, reduction="none")
+    np.testing.assert_allclose(from_probs, ref_sigmoid_focal(X, T), rtol=1e-9)
+    mean = jaxloss.sigmoid_focal_loss(X, T, where=T > 0.5)
+    np.testing.assert_allclose(mean, ref_sigmoid_focal(X, T)[T > 0.5].mean(), rtol=1e-11)
+
+
+@pytest.mark.parametrize("gamma", [0.25, 0.5, 2.0])
+def test_sigmoid_focal_is_finite_and_exact_at_large_logits(gamma):
+    x = np.array([1000.0, -1000.0, 1000.0, -1000.0, 30.0, -30.0])
+    t = np.array([1.0, 0.0, 0.0, 1.0, 1.0, 0.0])
+    for dtype in (np.float64, np.float32):
+        xd, td = jnp.asarray(x, dtype), jnp.asarray(t, dtype)
+        value = jaxloss.sigmoid_focal_loss(xd, td, gamma=gamma, alpha=None, reduction="none")
+        grad = jax.grad(
+            lambda x, td=td: jnp.sum(
+                jaxloss.sigmoid_focal_loss(x, td, gamma=gamma, alpha=None, reduction="none")
+            )
+        )(xd)
+        value, grad = np.asarray(value), np.asarray(grad)
+        assert np.all(np.isfinite(value)) and np.all(np.isfinite(grad)), (value, grad)
+        # right answers: a confident right logit costs ~0; a confident wrong one |x|
+        np.testing.assert_allclose(value[[0, 1]], 0.0, atol=1e-30)
+        np.testing.assert_allclose(value[[2, 3]], 1000.0, rtol=1e-6)
+        np.testing.assert_allclose(grad[[2, 3]], [1.0, -1.0], rtol=1e-6)
+    # optax 0.2.8 is finite here too (earlier releases gave nan), and agrees
+    theirs = jax.grad(
+        lambda x: jnp.sum(optax.losses.sigmoid_focal_loss(x, jnp.asarray(t), gamma=gamma))
+    )(jnp.asarray(x))
+    ours = jax.grad(
+        lambda x: jnp.sum(
+            jaxloss.sigmoid_focal_loss(x, t, gamma=gamma, alpha=None, reduction="none")
+        )
+    )(jnp.asarray(x))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-15)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.3])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+def test_softmax_focal_matches_the_reference(smoothing, weighted, gamma):
+    weight = np.linspace(0.5, 2.0, 5) if weighted else None
+    per, mean = ref_softmax_focal(X, Y, gamma, weight, smoothing)
+    kwargs = dict(gamma=gamma, weight=weight, label_smoothing=smoothing)
+    np.testing.assert_allclose(
+        jaxloss.softmax_focal_loss(X, Y, reduction="none", **kwargs), per, rtol=1e-11, atol=1e-14
+    )
+    np.testing.assert_allclose(jaxloss.softmax_focal_loss(X, Y, **kwargs), mean, rtol=1e-11)
+    if gamma == 0:  # the cross-entropy
+        np.testing.assert_allclose(
+            jaxloss.softmax_focal_loss(X, Y, **kwargs),
+            jaxloss.cross_entropy(X, Y, weight=weight, label_smoothing=smoothing),
+            rtol=1e-12,
+        )
+        np.testing.assert_allclose(
+            jax.grad(lambda x: jaxloss.softmax_focal_loss(x, Y, **kwargs))(X),
+            jax.grad(
+                lambda x: jaxloss.cross_entropy(x, Y, weight=weight, label_smoothing=smoothing)
+            )(X),
+            rtol=1e-10,
+            atol=1e-14,
+        )
+
+
+def test_softmax_focal_gradient_matches_central_differences():
+    def reference_mean(x):
+        return ref_softmax_focal(x, Y, 2.0, np.linspace(0.5, 2.0, 5), 0.2)[1]
+
+    grad = jax.grad(
+        lambda x: jaxloss.softmax_focal_loss(
+            x, Y, weight=np.linspace(0.5, 2.0, 5), label_smoothing=0.2
+        )
+    )(X)
+    numeric = np.zeros_like(X)
+    for index in np.ndindex(X.shape):
+        up, down = X.copy(), X.copy()
+        up[index] += 1e-6
+        down[index] -= 1e-6
+        numeric[index] = (reference_mean(up) - reference_mean(down)) / 2e-6
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_softmax_focal_class_mask_is_the_loss_over_the_kept_classes():
+    keep = np.array([True, True, False, True, True])
+    labels = np.array([0, 4, 3, 3, 1, 0])
+    ours = jaxloss.softmax_focal_loss(
+        X, labels, class_mask=keep, label_smoothing=0.1, reduction="none"
+    )
+    alone = jaxloss.softmax_focal_loss(
+        X[:, keep], np.array([0, 3, 2, 2, 1, 0]), label_smoothing=0.1, reduction="none"
+    )
+    np.testing.assert_allclose(ours, alone, rtol=1e-12)
+    grad = jax.grad(lambda x: jaxloss.softmax_focal_loss(x, labels, class_mask=keep))(X)
+    assert np.all(grad[:, 2] == 0)
+    with pytest.raises(ValueError, match="class_mask"):
+        jaxloss.softmax_focal_loss(X, np.array([2, 0, 0, 0, 0, 0]), class_mask=keep)
+
+
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
+def test_softmax_focal_is_finite_at_large_logits(gamma):
+    x = np.array([[1000.0, -1000.0, 0.0], [1000.0, -1000.0, 0.0]])
+    y = np.array([0, 1])
+    for dtype in (np.float64, np.float32):
+        value = jaxloss.softmax_focal_loss(
+            jnp.asarray(x, dtype), y, gamma=gamma, label_smoothing=0.1, reduction="none"
+        )
+        grad = jax.grad(
+            lambda x: jaxloss.softmax_focal_loss(x, y, gamma=gamma, label_smoothing=0.1)
+        )(jnp.asarray(x, dtype))
+        assert np.all(np.isfinite(value)) and np.all(np.isfinite(grad)), (value, grad)
+        np.testing.assert_allclose(value[1], 0.9 * 2000 + 0.1 / 3 * (2000 + 1000), rtol=1e-5)
+
+
+@pytest.mark.parametrize("epsilon", [2.0, -1.0, 0.5])
+def test_poly1_matches_optax_and_the_reference(epsilon):
+    labels = np.array([0, 4, 2, 2, 1, 3])
+    one_hot = np.eye(5)[labels]
+    theirs = optax.losses.poly_loss_cross_entropy(X, one_hot, epsilon=epsilon)
+    ours = jaxloss.poly1_cross_entropy(X, labels, epsilon=epsilon, reduction="none")
+    np.testing.assert_allclose(ours, theirs, rtol=1e-11)
+    np.testing.assert_allclose(
+        jax.grad(
+            lambda x: jaxloss.poly1_cross_entropy(x, labels, epsilon=epsilon, reduction="sum")
+        )(X),
+        jax.grad(
+            lambda x: jnp.sum(optax.losses.poly_loss_cross_entropy(x, one_hot, epsilon=epsilon))
+        )(X),
+        rtol=1e-10,
+        atol=1e-13,
+    )
+    weight = np.linspace(0.5, 2.0, 5)
+    per, mean = ref_poly1(X, labels, epsilon, weight, 0.2)
+    np.testing.assert_allclose(
+        jaxloss.poly1_cross_entropy(
+            X, labels, epsilon=epsilon, weight=weight, label_smoothing=0.2, reduction="none"
+        ),
+        per,
+        rtol=1e-11,
+    )
+    np.testing.assert_allclose(
+        jaxloss.poly1_cross_entropy(X, labels, epsilon=epsilon, weight=weight, label_smoothing=0.2),
+        mean,
+        rtol=1e-11,
+    )
+    # ignore_index leaves a position out
+    with_ignored = np.array([0, 4, 2, 2, 1, -100])
+    np.testing.assert_allclose(
+        jaxloss.poly1_cross_entropy(X, with_ignored, epsilon=epsilon),
+        np.mean(np.asarray(theirs)[:5]),
+        rtol=1e-11,
+    )
+
+
+def test_z_loss_is_the_squared_log_partition():
+    lse = np.log(np.exp(X).sum(-1))
+    np.testing.assert_allclose(jaxloss.z_loss(X, reduction="none"), lse**2, rtol=1e-12)
+    np.testing.assert_allclose(jaxloss.z_loss(X.T, axis=0), np.mean(lse**2), rtol=1e-12)
+    where = np.arange(6) < 4
+    np.testing.assert_allclose(jaxloss.z_loss(X, where=where), np.mean(lse[:4] ** 2), rtol=1e-12)
+    big = jnp.asarray([[1000.0, 999.0]], jnp.float32)
+    assert np.isfinite(jax.grad(lambda x: jaxloss.z_loss(x))(big)).all()
+
+
+@pytest.mark.parametrize(
+    "call,words",
+    [
+        (lambda: jaxloss.sigmoid_focal_loss(X, T[:, :2]), ["targets", "[6, 5]"]),
+        (lambda: jaxloss.sigmoid_focal_loss(X, T, alpha=1.5), ["alpha"]),
+        (lambda: jaxloss.sigmoid_focal_loss(X, T, gamma=-1.0), ["gamma"]),
+        (lambda: jaxloss.sigmoid_focal_loss(X, T, label_smoothing=2.0), ["label_smoothing"]),
+        (lambda: jaxloss.softmax_focal_loss(X, Y.astype(float)), ["labels", "integer"]),
+        (lambda: jaxloss.softmax_focal_loss(X, np.array([0, 9, 0, 0, 0, 0])), ["labels"]),
+        (lambda: jaxloss.softmax_focal_loss(X, Y, gamma=-2.0), ["gamma"]),
+        (lambda: jaxloss.poly1_cross_entropy(X, Y[:3]), ["labels"]),
+        (lambda: jaxloss.z_loss(np.float64(1.0)), ["logits"]),
+        (lambda: jaxloss.z_loss(X, where=np.ones(5, bool)), ["where"]),
+    ],
+)
+def test_errors_name_the_argument(call, words):
+    with pytest.raises((ValueError, TypeError)) as info:
+        call()
+    for word in words:
+        assert word in str(info.value), f"{word!r} missing from: {info.value}"
