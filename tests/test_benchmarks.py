@@ -49,3 +49,11 @@ def test_sharded_benchmark_quick_mode_prints_every_layout(capsys):
     for word in ("vocab-parallel CE", "data parallel", "tensor parallel", "FSDP", "12·N"):
         assert word in printed
     assert "all-reduce" in printed and "reduce-scatter" in printed
+
+
+def test_boxes_benchmark_quick_mode_prints_every_loss_against_torchvision(capsys):
+    module = runpy.run_path(str(Path(__file__).parents[1] / "benchmarks" / "boxes.py"))
+    assert module["main"](["--quick"]) == 0
+    printed = capsys.readouterr().out
+    for word in ("generalized_box_iou_loss", "complete_box_iou_loss", "siou_loss", "torchvision"):
+        assert word in printed

@@ -200,3 +200,19 @@ def test_sharded_lm_head_example_tracks_the_single_device_loss(capsys):
         assert abs(float(sharded) - float(single)) <= 1e-5 * abs(float(single))
     assert float(rows[-1][1]) < float(rows[0][1])  # it learns
     assert "temp memory per device" in printed
+
+
+def test_box_regression_example_fits_every_loss_and_writes_the_plot(tmp_path, capsys):
+    """examples/box_regression.py: each IoU loss raises the mean IoU from its start; the PNG
+    of IoU against step is written (a short run; the default is 300 steps)."""
+    import box_regression
+
+    out = tmp_path / "boxes.png"
+    finals = box_regression.main(["--steps", "40", "--boxes", "64", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert set(finals) == {"GIoU", "DIoU", "CIoU", "EIoU", "SIoU", "Wise-IoU v3"}
+    start = float(printed.split("mean IoU at the start ")[1].split()[0])
+    for name, final in finals.items():
+        assert name in printed
+        assert final > start + 0.05, (name, final, start)
+    assert out.stat().st_size > 0

@@ -3,6 +3,8 @@ references written from the formulas elsewhere, and finite (exact) at logits of 
 gamma < 1, where torch's gradient is nan. torchvision parity of
 sigmoid_focal_loss is in the parity suite."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -64,29 +66,33 @@ T[0, :2] = [0.0, 1.0]
 Y = np.array([0, 4, 2, 2, 1, -100])
 
 
+@functools.partial(jax.jit, static_argnames=("alpha", "gamma"))
+def _focal_and_grad(x, t, alpha, gamma):
+    """jaxloss's and optax's per-element losses and the gradients of their sums."""
+
+    def ours(x):
+        return jaxloss.sigmoid_focal_loss(x, t, alpha=alpha, gamma=gamma, reduction="none")
+
+    def theirs(x):
+        return optax.losses.sigmoid_focal_loss(x, t, alpha=alpha, gamma=gamma)
+
+    return (
+        ours(x),
+        theirs(x),
+        jax.grad(lambda x: jnp.sum(ours(x)))(x),
+        jax.grad(lambda x: jnp.sum(theirs(x)))(x),
+    )
+
+
 @pytest.mark.parametrize("alpha", [None, 0.25, 0.8])
 @pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0, 3.0])
 def test_sigmoid_focal_matches_optax_and_the_reference(alpha, gamma):
-    ours = jaxloss.sigmoid_focal_loss(X, T, alpha=alpha, gamma=gamma, reduction="none")
+    ours, theirs, grad_ours, grad_theirs = _focal_and_grad(X, T, alpha, gamma)
     np.testing.assert_allclose(ours, ref_sigmoid_focal(X, T, alpha, gamma), rtol=1e-11)
-    theirs = optax.losses.sigmoid_focal_loss(X, T, alpha=alpha, gamma=gamma)
     np.testing.assert_allclose(ours, theirs, rtol=1e-10)
-
-    def total(fn):
-        return jax.grad(lambda x: jnp.sum(fn(x)))(jnp.asarray(X))
-
-    np.testing.assert_allclose(
-        total(
-            lambda x: jaxloss.sigmoid_focal_loss(x, T, alpha=alpha, gamma=gamma, reduction="none")
-        ),
-        total(lambda x: optax.losses.sigmoid_focal_loss(x, T, alpha=alpha, gamma=gamma)),
-        rtol=1e-9,
-        atol=1e-12,
-    )
+    np.testing.assert_allclose(grad_ours, grad_theirs, rtol=1e-9, atol=1e-12)
     # float32
-    got = jaxloss.sigmoid_focal_loss(
-        X.astype(np.float32), T.astype(np.float32), alpha=alpha, gamma=gamma, reduction="none"
-    )
+    got = _focal_and_grad(X.astype(np.float32), T.astype(np.float32), alpha, gamma)[0]
     assert got.dtype == jnp.float32
     np.testing.assert_allclose(got, ref_sigmoid_focal(X, T, alpha, gamma), rtol=2e-5, atol=1e-7)
 
@@ -106,29 +112,16 @@ def test_sigmoid_focal_is_finite_and_exact_at_large_logits(gamma):
     x = np.array([1000.0, -1000.0, 1000.0, -1000.0, 30.0, -30.0])
     t = np.array([1.0, 0.0, 0.0, 1.0, 1.0, 0.0])
     for dtype in (np.float64, np.float32):
-        xd, td = jnp.asarray(x, dtype), jnp.asarray(t, dtype)
-        value = jaxloss.sigmoid_focal_loss(xd, td, gamma=gamma, alpha=None, reduction="none")
-        grad = jax.grad(
-            lambda x, td=td: jnp.sum(
-                jaxloss.sigmoid_focal_loss(x, td, gamma=gamma, alpha=None, reduction="none")
-            )
-        )(xd)
-        value, grad = np.asarray(value), np.asarray(grad)
+        value, _theirs, grad, grad_theirs = (
+            np.asarray(a) for a in _focal_and_grad(x.astype(dtype), t.astype(dtype), None, gamma)
+        )
         assert np.all(np.isfinite(value)) and np.all(np.isfinite(grad)), (value, grad)
         # right answers: a confident right logit costs ~0; a confident wrong one |x|
         np.testing.assert_allclose(value[[0, 1]], 0.0, atol=1e-30)
         np.testing.assert_allclose(value[[2, 3]], 1000.0, rtol=1e-6)
         np.testing.assert_allclose(grad[[2, 3]], [1.0, -1.0], rtol=1e-6)
-    # optax 0.2.8 is finite here too (earlier releases gave nan), and agrees
-    theirs = jax.grad(
-        lambda x: jnp.sum(optax.losses.sigmoid_focal_loss(x, jnp.asarray(t), gamma=gamma))
-    )(jnp.asarray(x))
-    ours = jax.grad(
-        lambda x: jnp.sum(
-            jaxloss.sigmoid_focal_loss(x, t, gamma=gamma, alpha=None, reduction="none")
-        )
-    )(jnp.asarray(x))
-    np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-15)
+        # optax 0.2.8 is finite here too (earlier releases gave nan), and agrees
+        np.testing.assert_allclose(grad, grad_theirs, rtol=1e-6, atol=1e-15)
 
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.3])
