@@ -134,11 +134,14 @@ def torch_mlp_model():
     )
 
 
-def run(steps: int = 8, batch_size: int = 16, seed: int = 0):
-    """Returns {model name: (torch losses, jaxloss losses)}."""
+def run(steps: int = 8, batch_size: int = 16, seed: int = 0, models=None):
+    """Returns {model name: (torch losses, jaxloss losses)} for `models` (names; all three by
+    default)."""
     torch.manual_seed(seed)
     results = {}
     for name, torch_model, flax_class, (x, y), torch_opt, optax_tx, weight in _setups(seed):
+        if models is not None and name not in models:
+            continue
         flax_model = flax_class(rngs=nnx.Rngs(seed))
         load_torch_state(flax_model, torch_model.state_dict())
         optimizer = nnx.Optimizer(flax_model, optax_tx, wrt=nnx.Param)

@@ -8,7 +8,7 @@ import pytest
 from jaxloss.parity.cases import CRITERIA
 
 
-@pytest.mark.slow  # ~9 s: every criterion compiles; the CTC and sharded quick modes run by default
+@pytest.mark.slow  # ~9 s: every criterion compiles; the CTC and boxes quick modes run by default
 def test_criteria_benchmark_quick_mode_prints_every_criterion(capsys):
     module = runpy.run_path(str(Path(__file__).parents[1] / "benchmarks" / "criteria.py"))
     assert module["main"](["--quick"]) == 0
@@ -26,7 +26,7 @@ def test_ctc_benchmark_quick_mode_prints_all_three_contenders(capsys):
         assert word in printed
 
 
-@pytest.mark.slow  # ~9 s of compiles; the other two benchmarks' quick modes run by default
+@pytest.mark.slow  # ~9 s of compiles; the CTC and boxes quick modes run by default
 def test_cross_entropy_benchmark_quick_mode_writes_json_and_png(tmp_path, capsys):
     import json
 
@@ -42,6 +42,7 @@ def test_cross_entropy_benchmark_quick_mode_writes_json_and_png(tmp_path, capsys
     assert (tmp_path / "cross_entropy.png").stat().st_size > 0
 
 
+@pytest.mark.slow  # ~4 s of 8-device compiles; tests/test_parallel.py checks the same HLO
 def test_sharded_benchmark_quick_mode_prints_every_layout(capsys):
     module = runpy.run_path(str(Path(__file__).parents[1] / "benchmarks" / "sharded.py"))
     assert module["main"](["--quick"]) == 0

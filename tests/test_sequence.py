@@ -42,6 +42,7 @@ def _torch_losses(logits, labels, input_lengths, label_lengths, **options):
     return loss.detach().numpy(), x.grad.numpy()
 
 
+@pytest.mark.slow  # ~6 s; the float32-accuracy test compares with optax by default
 def test_matches_optax_values_and_gradients():
     """optax.ctc_loss takes logits and paddings and returns per-sequence losses."""
     logit_pad = _paddings(INPUT_LENGTHS, T)
@@ -160,6 +161,7 @@ def test_concatenated_targets_with_traced_lengths_under_jit():
     np.testing.assert_allclose(jitted(log_probs, INPUT_LENGTHS, LABEL_LENGTHS), padded, rtol=1e-12)
 
 
+@pytest.mark.slow  # ~3 s; the parity suite runs T=400 by default
 def test_long_sequence_matches_torch_in_float64():  # T=1000, S=150
     steps, width = 1000, 150
     logits = rng.standard_normal((2, steps, 20))

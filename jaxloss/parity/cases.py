@@ -893,6 +893,11 @@ for _loss in ("generalized_box_iou_loss", "distance_box_iou_loss", "complete_box
         return Call(boxes, dict(reduction=reduction, eps=eps), (0, 1))
 
 
+def _batched(layout):
+    """Half the layouts are drawn with a leading batch axis, (2, N, 4) against (2, M, 4)."""
+    return BOX_LAYOUTS.index(layout) % 2 == 1
+
+
 def _pairwise_boxes(draw, regime, layout, batched):
     n, m = int(draw.sizes.integers(1, 5)), int(draw.sizes.integers(2, 5))
     lead = (2,) if batched else ()
@@ -902,15 +907,9 @@ def _pairwise_boxes(draw, regime, layout, batched):
     return first, second
 
 
-@space(
-    "box_iou",
-    library="torchvision",
-    layout=BOX_LAYOUTS,
-    fmt=("xyxy", "xywh", "cxcywh"),
-    batched=BOOLS,
-)
-def _box_iou(draw, regime, layout, fmt, batched):
-    first, second = _pairwise_boxes(draw, regime, layout, batched)
+@space("box_iou", library="torchvision", layout=BOX_LAYOUTS, fmt=("xyxy", "xywh", "cxcywh"))
+def _box_iou(draw, regime, layout, fmt):
+    first, second = _pairwise_boxes(draw, regime, layout, _batched(layout))
     if fmt != "xyxy":  # the same boxes written in `fmt`
 
         def written(b):
@@ -925,9 +924,9 @@ def _box_iou(draw, regime, layout, fmt, batched):
 
 for _pairwise in ("generalized_box_iou", "distance_box_iou", "complete_box_iou"):
 
-    @space(_pairwise, library="torchvision", layout=BOX_LAYOUTS, batched=BOOLS)
-    def _pairwise_iou(draw, regime, layout, batched):
-        return Call(_pairwise_boxes(draw, regime, layout, batched), {}, (0, 1))
+    @space(_pairwise, library="torchvision", layout=BOX_LAYOUTS)
+    def _pairwise_iou(draw, regime, layout):
+        return Call(_pairwise_boxes(draw, regime, layout, _batched(layout)), {}, (0, 1))
 
 
 FOCAL_SHAPES = ("n", "nc", "ncd")

@@ -143,17 +143,20 @@ def jaxloss_function(case: Case):
     return call, primals
 
 
-def run_jax(case: Case, cotangent):
-    """(value, grads) of the jaxloss call, forward and backward compiled as one program: the
-    code users run under jit, and 2-3x faster than op-by-op dispatch, which compiles every
-    primitive of every new shape (tests/test_transforms.py checks eager equals jit)."""
+def run_jax(case: Case, cotangent, *, jit: bool = True):
+    """(value, grads) of the jaxloss call. With `jit` (default) forward and backward compile
+    as one program: the code users run under jit, and 2-3x faster than op-by-op dispatch,
+    which compiles every primitive of every new shape (tests/test_transforms.py checks that
+    eager equals jit). ``jit=False`` runs eagerly, where value checks on concrete inputs raise
+    as they do for a user's eager call."""
     call, primals = jaxloss_function(case)
 
     def value_and_vjp(primals, cotangent):
         out, vjp = jax.vjp(call, *primals)
         return out, vjp(cotangent.astype(out.dtype))
 
-    out, grads = jax.jit(value_and_vjp)(primals, jnp.asarray(cotangent))
+    run = jax.jit(value_and_vjp) if jit else value_and_vjp
+    out, grads = run(primals, jnp.asarray(cotangent))
     return np.asarray(out), [np.asarray(g) for g in grads]
 
 

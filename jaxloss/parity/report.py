@@ -22,6 +22,7 @@ import numpy as np
 
 from .cases import ALL_CRITERIA, Case, cases, display_name
 from .compare import compare, compat_function, reference_function
+from .timing import fastest_torch_threads, side_by_side
 
 
 def timing_case(criterion: str, rng: np.random.Generator, n: int = 8192, c: int = 128) -> Case:
@@ -95,24 +96,22 @@ def median_ms(fn, repeats: int) -> float:
     return 1e3 * float(np.median(times))
 
 
-def time_case(case: Case, repeats: int = 7) -> tuple[float, float]:
-    """Median ms of forward+backward: (jitted jaxloss, torch)."""
+def timing_steps(case: Case):
+    """(jitted jaxloss forward+backward, torch's eager one) of a case, each a no-argument
+    callable that blocks until done. Every array is passed in, so XLA cannot constant-fold."""
     import jax
     import jax.numpy as jnp
     import torch
 
     fn = compat_function(case.criterion, case.library)
-    arrays = [jnp.asarray(a) for a in case.args]  # all passed in, so XLA cannot constant-fold
+    arrays = [jnp.asarray(a) for a in case.args]
 
     def total(*args):
         return jnp.sum(fn(*args, **case.kwargs))
 
     step = jax.jit(jax.value_and_grad(total, argnums=case.grad_argnums[0]))
-    jax_ms = median_ms(lambda: jax.block_until_ready(step(*arrays)), repeats)
-
     tensors = [torch.from_numpy(a) if isinstance(a, np.ndarray) else a for a in case.args]
-    kwargs = dict(case.kwargs)
-    fn = reference_function(case.criterion, case.library)
+    reference = reference_function(case.criterion, case.library)
 
     def torch_step():
         leaf = tensors[case.grad_argnums[0]].detach().requires_grad_(True)
@@ -120,12 +119,20 @@ def time_case(case: Case, repeats: int = 7) -> tuple[float, float]:
         args[case.grad_argnums[0]] = leaf
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            out = fn(*args, **kwargs).sum()
+            out = reference(*args, **case.kwargs).sum()
         out.backward()
         return leaf.grad
 
-    torch_ms = median_ms(torch_step, repeats)
-    return jax_ms, torch_ms
+    return (lambda: jax.block_until_ready(step(*arrays))), torch_step
+
+
+def time_case(case: Case, repeats: int = 7) -> tuple[float, float]:
+    """Median ms of forward+backward: (jitted jaxloss, torch at its fastest thread count),
+    side by side in one run (see `jaxloss.parity.timing`)."""
+    jax_step, torch_step = timing_steps(case)
+    fastest_torch_threads(torch_step)
+    medians = side_by_side({"jax": jax_step}, {"torch": torch_step}, repeats)
+    return medians["jax"], medians["torch"]
 
 
 def _option_summary(drawn: list[Case]) -> str:
