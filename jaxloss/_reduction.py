@@ -4,7 +4,8 @@ A criterion hands over its unreduced loss (weights already applied), an optional
 when its mean is a *weighted* mean, the per-element `normalizer` (e.g. ``weight[label]`` for
 cross-entropy): mean is then ``sum(loss) / sum(normalizer)`` over the unmasked elements, exactly as
 torch divides. Without a normalizer, mean divides by the number of unmasked elements.
-Means over zero elements (or zero total weight) are nan, as in torch.
+Means over zero elements (or zero total weight) are nan, as in torch, unless the caller asks
+for another value (`empty_mean`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,11 @@ from jax import lax
 Reduction = Literal["none", "mean", "sum"]
 
 
-def reduce_loss(loss, reduction: str, *, where=None, normalizer=None, batch_size=None):
+def reduce_loss(
+    loss, reduction: str, *, where=None, normalizer=None, batch_size=None, empty_mean=None
+):
+    """`empty_mean`: what 'mean' over no elements gives instead of nan (torchvision's box
+    losses give 0, so a batch without matched boxes adds nothing)."""
     if where is not None:
         loss = jnp.where(where, loss, jnp.zeros((), loss.dtype))
     if reduction == "none":
@@ -30,6 +35,10 @@ def reduce_loss(loss, reduction: str, *, where=None, normalizer=None, batch_size
     if reduction == "batchmean":
         return total / batch_size if batch_size is not None else total
     # mean
+    if empty_mean is not None:
+        count = mean_denominator(loss.shape, loss.dtype, where=where, normalizer=normalizer)
+        counted = count > 0
+        return jnp.where(counted, total / jnp.where(counted, count, 1), empty_mean)
     if normalizer is None and where is None:
         return jnp.mean(loss)
     return total / mean_denominator(loss.shape, loss.dtype, where=where, normalizer=normalizer)

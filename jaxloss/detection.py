@@ -38,7 +38,7 @@ from jax import lax
 from jax.typing import ArrayLike
 
 from . import _checks
-from ._reduction import Reduction
+from ._reduction import Reduction, reduce_loss
 
 BoxFormat = Literal["xyxy", "xywh", "cxcywh"]
 BOX_FORMATS: tuple[str, ...] = ("xyxy", "xywh", "cxcywh")
@@ -382,15 +382,7 @@ def _matched(fn, predictions, targets, box_format, eps, where, reduction):
 
 def _reduced(loss, where, reduction):
     """'none' / 'sum' / 'mean' over the boxes; 'mean' of no boxes is 0 (torchvision)."""
-    if where is not None:
-        loss = jnp.where(where, loss, jnp.zeros((), loss.dtype))
-    if reduction == "none":
-        return loss
-    total = jnp.sum(loss)
-    if reduction == "sum":
-        return total
-    count = loss.size if where is None else jnp.sum(where, dtype=loss.dtype)
-    return total / jnp.maximum(count, 1)
+    return reduce_loss(loss, reduction, where=where, empty_mean=0.0)
 
 
 _SHARED_ARGS = """predictions: ``(..., 4)`` predicted boxes.

@@ -107,6 +107,15 @@ def sigmoid_focal_loss(
     _checks.python_number(fn, "gamma", gamma, low=0.0)
     _checks.python_number(fn, "label_smoothing", label_smoothing, low=0.0, high=1.0)
     where = _checks.where_mask(fn, where, x.shape)
+    if not from_logits:
+        in_range = (x >= 0) & (x <= 1)
+        _checks.value_check(
+            fn,
+            in_range,
+            "with from_logits=False every element of `logits` is a probability and must be in "
+            "[0, 1]; found {}.",
+            _checks.first_violation(x, in_range),
+        )
     result_dtype, compute = dtypes(x, t)
     x, t = x.astype(compute), t.astype(compute)
     if not _checks.known_zero(label_smoothing):
@@ -135,6 +144,8 @@ def sigmoid_focal_loss(
             q ** int(gamma) if integer_gamma else _power_of_log(_log_of(q, compute), gamma, compute)
         )
     loss = focus * bce
+    if not from_logits:  # under jit an out-of-range probability gives nan, never a number
+        loss = jnp.where((x >= 0) & (x <= 1), loss, jnp.nan)
     if alpha is not None:
         loss = (alpha * t + (1 - alpha) * (1 - t)) * loss
     return finish(reduce_loss(loss, reduction, where=where), result_dtype)

@@ -104,6 +104,8 @@ def test_sigmoid_focal_label_smoothing_and_probabilities_follow_keras():
     probs = _sigmoid(X)
     from_probs = jaxloss.sigmoid_focal_loss(probs, T, from_logits=False, reduction="none")
     np.testing.assert_allclose(from_probs, ref_sigmoid_focal(X, T), rtol=1e-9)
+    outside = jax.jit(lambda p: jaxloss.sigmoid_focal_loss(p, T, from_logits=False))(probs + 1)
+    assert np.isnan(outside), "under jit a probability outside [0, 1] gives nan"
     mean = jaxloss.sigmoid_focal_loss(X, T, where=T > 0.5)
     np.testing.assert_allclose(mean, ref_sigmoid_focal(X, T)[T > 0.5].mean(), rtol=1e-11)
 
@@ -269,6 +271,10 @@ def test_z_loss_is_the_squared_log_partition():
         (lambda: jaxloss.sigmoid_focal_loss(X, T, alpha=1.5), ["alpha"]),
         (lambda: jaxloss.sigmoid_focal_loss(X, T, gamma=-1.0), ["gamma"]),
         (lambda: jaxloss.sigmoid_focal_loss(X, T, label_smoothing=2.0), ["label_smoothing"]),
+        (
+            lambda: jaxloss.sigmoid_focal_loss(X, T, from_logits=False),
+            ["logits", "from_logits=False", "[0, 1]"],
+        ),
         (lambda: jaxloss.softmax_focal_loss(X, Y.astype(float)), ["labels", "integer"]),
         (lambda: jaxloss.softmax_focal_loss(X, np.array([0, 9, 0, 0, 0, 0])), ["labels"]),
         (lambda: jaxloss.softmax_focal_loss(X, Y, gamma=-2.0), ["gamma"]),
