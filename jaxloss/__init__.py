@@ -1,8 +1,8 @@
 """jaxloss: every PyTorch loss criterion as a pure, jit/vmap/grad-compatible JAX function.
 
 Native functions live here, grouped by family (classification, regression, embedding,
-sequence, detection, focal); torch's and torchvision's exact signatures live in
-`jaxloss.compat` (``functional``, ``nn`` and ``torchvision``); vocab-parallel losses for
+sequence, detection, focal, margin, segmentation); torch's and torchvision's exact signatures
+live in `jaxloss.compat` (``functional``, ``nn`` and ``torchvision``); vocab-parallel losses for
 ``shard_map`` code live in `jaxloss.parallel`.
 """
 
@@ -14,10 +14,12 @@ from .classification import (
     binary_cross_entropy_with_logits,
     cross_entropy,
     kl_div,
+    kl_divergence,
     multi_margin_loss,
     multilabel_margin_loss,
     multilabel_soft_margin_loss,
     nll_loss,
+    smooth_labels,
     soft_margin_loss,
 )
 from .detection import (
@@ -38,23 +40,54 @@ from .detection import (
     wise_iou_loss,
 )
 from .embedding import (
+    circle_loss,
     cosine_embedding_loss,
     cosine_similarity,
     hinge_embedding_loss,
     margin_ranking_loss,
+    ntxent_loss,
     pairwise_distance,
+    ranking_softmax_loss,
     triplet_margin_loss,
     triplet_margin_with_distance_loss,
 )
-from .focal import poly1_cross_entropy, sigmoid_focal_loss, softmax_focal_loss, z_loss
+from .focal import (
+    generalized_cross_entropy,
+    poly1_cross_entropy,
+    sigmoid_focal_loss,
+    softmax_focal_loss,
+    z_loss,
+)
 from .fused import linear_cross_entropy
+from .margin import (
+    hinge_loss,
+    make_fenchel_young_loss,
+    multiclass_hinge_loss,
+    multiclass_sparsemax_loss,
+    sparsemax,
+    sparsemax_loss,
+)
 from .regression import (
     gaussian_nll_loss,
     huber_loss,
     l1_loss,
+    log_cosh_loss,
+    mape_loss,
     mse_loss,
+    msle_loss,
     poisson_nll_loss,
     smooth_l1_loss,
+)
+from .segmentation import (
+    dice_ce_loss,
+    dice_focal_loss,
+    dice_loss,
+    generalized_dice_loss,
+    jaccard_loss,
+    lovasz_hinge_loss,
+    lovasz_softmax_loss,
+    mcc_loss,
+    tversky_loss,
 )
 from .sequence import ctc_loss
 
@@ -70,12 +103,16 @@ __all__ = [
     "box_convert",
     "box_iou",
     "checked",
+    "circle_loss",
     "complete_box_iou",
     "complete_box_iou_loss",
     "cosine_embedding_loss",
     "cosine_similarity",
     "cross_entropy",
     "ctc_loss",
+    "dice_ce_loss",
+    "dice_focal_loss",
+    "dice_loss",
     "distance_box_iou",
     "distance_box_iou_loss",
     "eiou_loss",
@@ -83,29 +120,49 @@ __all__ = [
     "gaussian_nll_loss",
     "generalized_box_iou",
     "generalized_box_iou_loss",
+    "generalized_cross_entropy",
+    "generalized_dice_loss",
     "hinge_embedding_loss",
+    "hinge_loss",
     "huber_loss",
     "iou_loss",
+    "jaccard_loss",
     "kl_div",
+    "kl_divergence",
     "l1_loss",
     "linear_cross_entropy",
+    "log_cosh_loss",
+    "lovasz_hinge_loss",
+    "lovasz_softmax_loss",
+    "make_fenchel_young_loss",
+    "mape_loss",
     "margin_ranking_loss",
+    "mcc_loss",
     "mse_loss",
+    "msle_loss",
     "multi_margin_loss",
+    "multiclass_hinge_loss",
+    "multiclass_sparsemax_loss",
     "multilabel_margin_loss",
     "multilabel_soft_margin_loss",
     "nll_loss",
+    "ntxent_loss",
     "pairwise_distance",
     "parallel",
     "poisson_nll_loss",
     "poly1_cross_entropy",
+    "ranking_softmax_loss",
     "sigmoid_focal_loss",
     "siou_loss",
     "smooth_l1_loss",
+    "smooth_labels",
     "soft_margin_loss",
     "softmax_focal_loss",
+    "sparsemax",
+    "sparsemax_loss",
     "triplet_margin_loss",
     "triplet_margin_with_distance_loss",
+    "tversky_loss",
     "wise_iou_loss",
     "z_loss",
 ]

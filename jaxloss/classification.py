@@ -290,11 +290,12 @@ def cross_entropy(
 
 
 def _probability_cross_entropy(
-    fn, logits, targets, *, axis, weight, label_smoothing, where, class_mask
+    fn, logits, targets, *, axis, weight, label_smoothing, where, class_mask, per_class=None
 ):
-    """Unreduced -Σ_c w_c q'_c log p_c over the included classes, q' the smoothed targets."""
+    """Unreduced -Σ_c w_c q'_c f(log p_c) over the included classes, q' the smoothed targets
+    and f = `per_class` (the identity for cross-entropy; focal and poly-1 weight log p_c)."""
     if class_mask is None:
-        return _probability_terms(logits, targets, axis, weight, label_smoothing, None)
+        return _probability_terms(logits, targets, axis, weight, label_smoothing, None, per_class)
     mask = _along_axis(class_mask, logits.ndim, axis) if class_mask.ndim == 1 else class_mask
     logits = jnp.where(mask, logits, -jnp.inf)
     # Probability mass on an excluded class is a label on it: an error, or nan under jit.
@@ -308,23 +309,31 @@ def _probability_cross_entropy(
         "the targets must be 0 there.",
         _checks.first_violation(targets, fine),
     )
-    loss = _probability_terms(logits, targets, axis, weight, label_smoothing, mask)
+    loss = _probability_terms(logits, targets, axis, weight, label_smoothing, mask, per_class)
     return jnp.where(jnp.all(fine, axis=axis), loss, jnp.asarray(jnp.nan, loss.dtype))
 
 
-def _probability_terms(logits, targets, axis, weight, label_smoothing, mask):
-    """-Σ_c m_c w_c q'_c log p_c: the smoothed targets q' spread ε over the included classes."""
+def _probability_terms(logits, targets, axis, weight, label_smoothing, mask, per_class=None):
+    """-Σ_c m_c w_c q'_c f(log p_c): the smoothed targets q' spread ε over the included
+    classes."""
     num_classes = logits.shape[axis]
     log_probs = jax.nn.log_softmax(logits, axis=axis)
     if not _checks.known_zero(label_smoothing):
         included = num_classes if mask is None else jnp.sum(mask, axis=axis, keepdims=True)
         targets = targets * (1 - label_smoothing) + label_smoothing / included
-    weighted = log_probs * targets
+    # 0·log 0 = 0: a class without target mass whose logit is -inf (or an excluded class)
+    # adds nothing; zeroing log p there first keeps 0·inf out of the gradient too. Elsewhere
+    # the targets' gradient stays -w log p, also where a target is 0.
+    absent = (targets == 0) & jnp.isneginf(log_probs)
+    if mask is not None:
+        absent = absent | ~mask
+    log_probs = jnp.where(absent, jnp.zeros((), log_probs.dtype), log_probs)
+    if per_class is not None:
+        log_probs = per_class(log_probs)
+    weighted = jnp.where(absent, jnp.zeros((), log_probs.dtype), log_probs * targets)
     if weight is not None:
         weighted = weighted * _along_axis(weight, logits.ndim, axis)
-    if mask is None:
-        return -jnp.sum(weighted, axis=axis)
-    return -jnp.sum(jnp.where(mask, weighted, jnp.zeros((), weighted.dtype)), axis=axis)
+    return -jnp.sum(weighted, axis=axis)
 
 
 def nll_loss(
@@ -460,6 +469,117 @@ def kl_div(
         where = counted if where is None else where & counted
     batch = x.shape[0] if x.ndim else None
     return finish(reduce_loss(loss, reduction, where=where, batch_size=batch), result_dtype)
+
+
+def kl_divergence(
+    log_predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    log_targets: bool = False,
+    generalized: bool = False,
+    axis: int = -1,
+    class_mask: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""The Kullback-Leibler divergence of each distribution along ``axis``,
+    $\mathrm{KL}(t\,\|\,p) = \sum_c t_c(\log t_c - x_c)$ with $x = \log p$; with
+    ``generalized=True`` (optax's ``generalized_kl_divergence``, for unnormalised
+    non-negative measures) plus $\sum_c (e^{x_c} - t_c)$.
+
+    Unlike torch's pointwise `kl_div`, the loss is one divergence per distribution, and a
+    class without target mass ($t_c = 0$, or $\log t_c = -\infty$ with ``log_targets``)
+    adds exactly 0 whatever its prediction, even $x_c = -\infty$ (where ``kl_div``, torch and
+    optax give nan), with a zero gradient there.
+
+    Args:
+      log_predictions: float log-probabilities x (``(..., C, ...)``).
+      targets: probabilities t, or log-probabilities with ``log_targets=True``,
+        broadcastable with ``log_predictions``.
+      log_targets: whether ``targets`` are log-probabilities.
+      generalized: add $\sum_c(e^{x_c} - t_c)$, which is 0 for normalised distributions.
+      axis: the axis of each distribution (of the broadcast shape).
+      class_mask: optional boolean mask, broadcastable to the inputs, of the elements that take
+        part; the others are left out of the sums.
+      where: optional boolean mask of positions (the broadcast shape without ``axis``).
+      reduction: ``'none'``, ``'mean'`` (over positions: torch's 'batchmean' for 2-D inputs)
+        or ``'sum'``.
+
+    Returns:
+      ``'none'``: one divergence per position; otherwise a scalar.
+
+    Example:
+      >>> log_p = jnp.log(jnp.array([[0.5, 0.5], [0.9, 0.1]]))
+      >>> jaxloss.kl_divergence(log_p, jnp.array([[0.9, 0.1], [1.0, 0.0]]), reduction="none")
+      Array([0.36806..., 0.10536...], dtype=float32)
+    """
+    fn = "kl_divergence"
+    x = _checks.float_array(fn, "log_predictions", log_predictions)
+    t = _checks.float_array(fn, "targets", targets)
+    shape = _checks.broadcast_shape(fn, ("log_predictions", "targets"), (x, t))
+    if not shape:
+        raise ValueError(f"{fn}: the inputs need an axis of classes; got scalars.")
+    axis = _checks.axis(fn, "log_predictions/targets (broadcast)", axis, len(shape))
+    _checks.reduction(fn, reduction)
+    where = _checks.where_mask(fn, where, shape[:axis] + shape[axis + 1 :], "one per position")
+    if class_mask is not None:
+        class_mask = _checks.where_mask(fn, class_mask, shape, "the inputs", name="class_mask")
+    result_dtype, compute = dtypes(x, t)
+    x = jnp.broadcast_to(x.astype(compute), shape)
+    t = jnp.broadcast_to(t.astype(compute), shape)
+    zero = jnp.zeros((), compute)
+    if log_targets:
+        has_mass = t > -jnp.inf
+        log_t = jnp.where(has_mass, t, zero)
+        mass = jnp.where(has_mass, jnp.exp(log_t), zero)
+    else:
+        has_mass = t != 0
+        log_t = jnp.log(jnp.where(has_mass, t, jnp.ones((), compute)))
+        mass = t
+    terms = jnp.where(has_mass, mass * (log_t - jnp.where(has_mass, x, zero)), zero)
+    if generalized:
+        terms = terms + jnp.exp(x) - mass
+    if class_mask is not None:
+        terms = jnp.where(class_mask, terms, zero)
+    loss = jnp.sum(terms, axis=axis)
+    return finish(reduce_loss(loss, reduction, where=where), result_dtype)
+
+
+def smooth_labels(
+    labels: ArrayLike, alpha: float, *, axis: int = -1, class_mask: ArrayLike | None = None
+) -> jax.Array:
+    r"""Label smoothing of class probabilities (Müller et al. 2019): $(1 - \alpha)\,q +
+    \alpha / C$ along ``axis``; with ``class_mask``, α is spread over the included classes only
+    and the excluded ones get 0 (optax's ``smooth_labels(where=...)`` adds α/C to them too).
+
+    The losses of jaxloss take ``label_smoothing=`` directly, on class indices as well; this
+    is for targets built by hand.
+
+    Args:
+      labels: float class probabilities (e.g. one-hot), classes on ``axis``.
+      alpha: α in [0, 1].
+      axis: the class axis.
+      class_mask: optional boolean mask of the included classes, broadcastable to ``labels``.
+
+    Returns:
+      The smoothed probabilities, ``labels``' shape and dtype.
+
+    Example:
+      >>> jaxloss.smooth_labels(jnp.array([1.0, 0.0, 0.0, 0.0]), 0.2)
+      Array([0.85, 0.05, 0.05, 0.05], dtype=float32)
+    """
+    fn = "smooth_labels"
+    q = _checks.float_array(fn, "labels", labels)
+    if q.ndim == 0:
+        raise ValueError(f"{fn}: `labels` need a class axis; got a scalar.")
+    axis = _checks.axis(fn, "labels", axis, q.ndim)
+    _checks.python_number(fn, "alpha", alpha, low=0.0, high=1.0)
+    if class_mask is None:
+        return (1 - alpha) * q + alpha / q.shape[axis]
+    mask = _checks.where_mask(fn, class_mask, q.shape, "`labels`", name="class_mask")
+    included = jnp.sum(mask, axis=axis, keepdims=True).astype(q.dtype)
+    smoothed = (1 - alpha) * q + alpha / included
+    return jnp.where(mask, smoothed, jnp.zeros((), q.dtype))
 
 
 @jax.custom_jvp

@@ -1,5 +1,6 @@
 """Embedding and ranking criteria: margin ranking, hinge embedding, cosine embedding and the
-triplet losses, plus the pairwise distance they use by default.
+triplet losses (torch's), the pairwise distance they use by default, the contrastive NT-Xent
+and circle losses over a batch of labelled embeddings, and the listwise ranking softmax.
 
 Feature vectors lie on the last axis; any leading axes are batch axes.
 """
@@ -411,3 +412,225 @@ def triplet_margin_with_distance_loss(
         fn,
         result_dtype,
     )
+
+
+def _labelled_batch(fn, embeddings, labels, where):
+    e = _checks.float_array(fn, "embeddings", embeddings)
+    if e.ndim != 2:
+        raise ValueError(
+            f"{fn}: `embeddings` must be a batch of vectors, shape (N, D); got {list(e.shape)}."
+        )
+    y = _checks.int_array(fn, "labels", labels)
+    if y.shape != e.shape[:1]:
+        raise ValueError(
+            f"{fn}: `labels` must hold one integer label per embedding, shape [{e.shape[0]}]; "
+            f"got {list(y.shape)}."
+        )
+    where = _checks.where_mask(fn, where, e.shape[:1], "one per embedding")
+    return e, y, where
+
+
+def _unit(x, eps):
+    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
+
+
+def _masked_logsumexp(x, mask):
+    """log Σ exp(x) over `mask` along the last axis: -inf (with a zero gradient) where empty."""
+    any_in = jnp.any(mask, axis=-1)
+    safe = jnp.where(mask, x, jnp.where(any_in[..., None], -jnp.inf, 0.0))
+    lse = jax.nn.logsumexp(safe, axis=-1)
+    return jnp.where(any_in, lse, -jnp.inf)
+
+
+def ntxent_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    temperature: float = 0.07,
+    eps: float = 1e-8,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""NT-Xent, the normalised temperature-scaled cross-entropy of contrastive learning
+    (SimCLR, Chen et al. 2020), for a batch of embeddings whose equal labels mark positive
+    pairs. With $s_{ij} = \cos(e_i, e_j)/\tau$, each positive pair $i \ne j$ gives
+
+    $$\ell_{ij} = -\log\frac{e^{s_{ij}}}{e^{s_{ij}} + \sum_{k:\,y_k \ne y_i} e^{s_{ik}}}
+    = \mathrm{softplus}\Big(\log\sum_{k:\,y_k\ne y_i} e^{s_{ik}} - s_{ij}\Big),$$
+
+    the positive against the anchor's negatives (optax's ``ntxent``), computed in log space.
+
+    Args:
+      embeddings: float ``(N, D)``.
+      labels: integer ``(N,)``; embeddings with equal labels are positives of each other.
+      temperature: τ > 0.
+      eps: the smallest norm an embedding is divided by.
+      where: optional boolean ``(N,)`` mask of the embeddings that take part (padding).
+      reduction: ``'none'`` (the ``(N, N)`` matrix of pair losses, 0 off the positive pairs),
+        ``'mean'`` (over the positive pairs; nan without any) or ``'sum'``.
+
+    Returns:
+      ``'none'``: ``(N, N)``; otherwise a scalar.
+
+    Example:
+      >>> e = jnp.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+      >>> round(float(jaxloss.ntxent_loss(e, jnp.array([0, 0, 1, 1]), temperature=0.5)), 4)
+      0.2965
+    """
+    fn = "ntxent_loss"
+    _checks.python_number(fn, "temperature", temperature, low=0.0, low_inclusive=False)
+    _checks.python_number(fn, "eps", eps, low=0.0)
+    _checks.reduction(fn, reduction)
+    e, y, where = _labelled_batch(fn, embeddings, labels, where)
+    result_dtype, compute = dtypes(e)
+    u = _unit(e.astype(compute), eps)
+    s = (u @ u.T) / temperature
+    same = y[:, None] == y[None, :]
+    present = jnp.ones(y.shape, bool) if where is None else where
+    both = present[:, None] & present[None, :]
+    positive = same & both & ~jnp.eye(y.shape[0], dtype=bool)
+    negative = ~same & both
+    lse_negative = _masked_logsumexp(s, negative)
+    loss = jax.nn.softplus(lse_negative[:, None] - jnp.where(positive, s, 0.0))
+    return finish(reduce_loss(loss, reduction, where=positive), result_dtype)
+
+
+def circle_loss(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    reference_embeddings: ArrayLike | None = None,
+    reference_labels: ArrayLike | None = None,
+    gamma: float = 80.0,
+    margin: float = 0.4,
+    remove_diagonal: bool = True,
+    normalize: bool = True,
+    detach_weights: bool = True,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""Circle loss (Sun et al. 2020) of each anchor against its positive and negative
+    references: with cosine similarities $s$, $\alpha_p = [1 + m - s_p]_+$,
+    $\alpha_n = [s_n + m]_+$, $\Delta_p = 1 - m$, $\Delta_n = m$,
+
+    $$\ell = \mathrm{softplus}\Big(\log\sum_{p} e^{-\gamma\alpha_p(s_p - \Delta_p)}
+    + \log\sum_{n} e^{\gamma\alpha_n(s_n - \Delta_n)}\Big).$$
+
+    Args:
+      embeddings: float ``(N, D)`` anchors.
+      labels: integer ``(N,)``.
+      reference_embeddings: optional ``(M, D)`` references (a memory bank); the batch itself
+        by default.
+      reference_labels: their ``(M,)`` labels (required with ``reference_embeddings``).
+      gamma: γ > 0, the scale.
+      margin: m, the relaxation.
+      remove_diagonal: leave out the pair of an anchor with itself (for the batch as
+        reference).
+      normalize: L2-normalise the embeddings first; ``False`` takes dot products as the
+        similarities (clipped at 1, as Keras' ``Circle``, which expects normalised inputs).
+      detach_weights: treat $\alpha_p, \alpha_n$ as constants in the gradient, as the
+        authors' code does; Keras differentiates through them (``False``).
+      where: optional boolean ``(N,)`` mask of the anchors that count.
+      reduction: ``'none'``, ``'mean'`` (over the anchors with at least one positive and one
+        negative: the others give 0, as in Keras) or ``'sum'``.
+
+    Returns:
+      ``'none'``: ``(N,)``; otherwise a scalar.
+
+    Example:
+      >>> e = jnp.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+      >>> round(float(jaxloss.circle_loss(e, jnp.array([0, 0, 1, 1]), gamma=8.0)), 4)
+      0.166
+    """
+    fn = "circle_loss"
+    _checks.python_number(fn, "gamma", gamma, low=0.0, low_inclusive=False)
+    _checks.python_number(fn, "margin", margin)
+    _checks.reduction(fn, reduction)
+    e, y, where = _labelled_batch(fn, embeddings, labels, where)
+    if (reference_embeddings is None) != (reference_labels is None):
+        raise ValueError(
+            f"{fn}: pass `reference_embeddings` and `reference_labels` together, or neither."
+        )
+    if reference_embeddings is None:
+        r, ry = e, y
+    else:
+        r, ry, _ = _labelled_batch(fn, reference_embeddings, reference_labels, None)
+        if r.shape[1] != e.shape[1]:
+            raise ValueError(
+                f"{fn}: `reference_embeddings` must have the embeddings' width {e.shape[1]}; "
+                f"got {list(r.shape)}."
+            )
+    result_dtype, compute = dtypes(e, r)
+    e, r = e.astype(compute), r.astype(compute)
+    if normalize:
+        e, r = _unit(e, 1e-12), _unit(r, 1e-12)
+    s = jnp.minimum(e @ r.T, 1.0)
+    same = y[:, None] == ry[None, :]
+    positive = same
+    if remove_diagonal:
+        positive = positive & ~jnp.eye(s.shape[0], s.shape[1], dtype=bool)
+    negative = ~same
+    weight_p = jax.nn.relu(1 + margin - s)
+    weight_n = jax.nn.relu(s + margin)
+    if detach_weights:
+        weight_p, weight_n = jax.lax.stop_gradient((weight_p, weight_n))
+    lse_p = _masked_logsumexp(-gamma * weight_p * (s - (1 - margin)), positive)
+    lse_n = _masked_logsumexp(gamma * weight_n * (s - margin), negative)
+    counted = jnp.any(positive, axis=-1) & jnp.any(negative, axis=-1)
+    if where is not None:
+        counted = counted & where
+    loss = jax.nn.softplus(jnp.where(counted, lse_p + lse_n, 0.0))
+    return finish(reduce_loss(loss, reduction, where=counted), result_dtype)
+
+
+def ranking_softmax_loss(
+    scores: ArrayLike,
+    relevance: ArrayLike,
+    *,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""Listwise softmax cross-entropy for learning to rank (Bruch et al. 2019): per list of
+    items on the last axis, $\ell = -\sum_i w_i\,r_i \log \mathrm{softmax}(s)_i$ with
+    relevance labels r (used as they are, not normalised: optax's
+    ``ranking_softmax_loss``).
+
+    Args:
+      scores: float ``(..., n)`` item scores.
+      relevance: float or integer relevance labels of the same shape (0 = irrelevant).
+      weights: optional per-item weights, broadcastable to ``scores``.
+      where: optional boolean mask of the items that exist (ragged lists padded to n);
+        absent items are left out of the softmax.
+      reduction: ``'none'`` (one loss per list, 0 for a list without items), ``'mean'``
+        (over the lists with at least one item) or ``'sum'``.
+
+    Returns:
+      ``'none'``: ``scores.shape[:-1]``; otherwise a scalar.
+
+    Example:
+      >>> scores = jnp.array([[2.0, 1.0, 0.0]])
+      >>> round(float(jaxloss.ranking_softmax_loss(scores, jnp.array([[1.0, 0.0, 1.0]]))), 4)
+      2.8152
+    """
+    fn = "ranking_softmax_loss"
+    s = _checks.float_array(fn, "scores", scores)
+    r = _checks.real_array(fn, "relevance", relevance)
+    if s.ndim == 0:
+        raise ValueError(f"{fn}: `scores` must have an axis of items; got a scalar.")
+    _checks.shapes_equal(fn, "scores", s, "relevance", r)
+    _checks.reduction(fn, reduction)
+    where = _checks.where_mask(fn, where, s.shape, "the scores")
+    result_dtype, compute = dtypes(s)
+    s, r = s.astype(compute), r.astype(compute)
+    if weights is not None:
+        w = _checks.float_array(fn, "weights", weights)
+        _checks.broadcasts_to(fn, "weights", w, s.shape, "the scores")
+        r = r * w.astype(compute)
+    present = jnp.ones(s.shape, bool) if where is None else where
+    r = jnp.where(present, r, 0.0)
+    lists = jnp.any(present, axis=-1)
+    log_norm = _masked_logsumexp(s, present)
+    log_p = jnp.where(present, s - jnp.where(lists, log_norm, 0.0)[..., None], 0.0)
+    loss = -jnp.sum(jnp.where(r == 0, 0.0, r * log_p), axis=-1)
+    return finish(reduce_loss(loss, reduction, where=lists), result_dtype)

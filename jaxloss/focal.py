@@ -1,10 +1,12 @@
-r"""Focal and polynomial cross-entropies, and the z-loss.
+r"""Focal, polynomial and generalized cross-entropies, and the z-loss.
 
 - `sigmoid_focal_loss`: binary focal loss (Lin et al. 2017) on logits or probabilities, with
   α class balancing and label smoothing toward 1/2 (torchvision's and Keras' semantics).
-- `softmax_focal_loss`: the categorical focal loss over class indices, with class weights,
-  ``ignore_index``, label smoothing and class masks, on the index path (no one-hot).
+- `softmax_focal_loss`: the categorical focal loss over class indices (on the index path, no
+  one-hot) or class probabilities, with class weights, ``ignore_index``, label smoothing and
+  class masks.
 - `poly1_cross_entropy`: Poly-1 (Leng et al. 2022), cross-entropy plus ε(1 - p_t).
+- `generalized_cross_entropy`: the noise-robust (1 - p_y^q)/q (Zhang & Sabuncu 2018).
 - `z_loss`: the squared log-partition function, logsumexp(logits)², as a loss of its own.
 
 The focusing factor $(1 - p_t)^\gamma$ is formed from $\log(1 - p_t)$ computed without
@@ -23,7 +25,7 @@ from . import _checks
 from ._labels import class_indices, pick_along_axis
 from ._precision import dtypes, upcast
 from ._reduction import Reduction, finish, reduce_loss
-from .classification import _along_axis, _prepare_class_inputs
+from .classification import _along_axis, _prepare_class_inputs, _probability_cross_entropy
 
 
 def _power_of_log(log_q, gamma, dtype):
@@ -219,6 +221,51 @@ def _class_loss(fn, logits, labels, axis, weight, ignore_index, label_smoothing,
     return terms, indices, label_weight, weight, result_dtype, compute
 
 
+def _has_probability_labels(logits, labels):
+    return jnp.issubdtype(jnp.result_type(labels), jnp.floating) and jnp.ndim(labels) == jnp.ndim(
+        logits
+    )
+
+
+def _probability_class_loss(
+    fn,
+    logits,
+    labels,
+    axis,
+    weight,
+    ignore_index,
+    label_smoothing,
+    class_mask,
+    where,
+    reduction,
+    per_class,
+):
+    """-Σ_c w_c q'_c f(log p_c) per position for class-probability labels q (smoothed to q'),
+    through cross-entropy's probability path; 'mean' divides by the number of positions."""
+    if ignore_index is not None and _checks.is_concrete(ignore_index) and ignore_index >= 0:
+        raise ValueError(
+            f"{fn}: `ignore_index`={ignore_index} cannot be used with class-probability labels; "
+            "mask positions with `where` instead."
+        )
+    logits, labels, axis, _, weight, where, class_mask = _prepare_class_inputs(
+        fn, logits, "logits", labels, axis, weight, where, class_mask, label_smoothing, True
+    )
+    _checks.reduction(fn, reduction)
+    result_dtype, compute = dtypes(logits, labels)
+    loss = _probability_cross_entropy(
+        fn,
+        logits.astype(compute),
+        labels.astype(compute),
+        axis=axis,
+        weight=upcast(weight, compute),
+        label_smoothing=label_smoothing,
+        where=where,
+        class_mask=class_mask,
+        per_class=per_class,
+    )
+    return finish(reduce_loss(loss, reduction, where=where), result_dtype)
+
+
 def _finish_class_loss(loss, indices, label_weight, weight, reduction, result_dtype):
     zero = jnp.zeros((), loss.dtype)
     loss = jnp.where(indices.valid, loss, zero)
@@ -247,9 +294,15 @@ def softmax_focal_loss(
     the focal version of `jaxloss.cross_entropy` (γ = 0 gives it exactly), with its
     weighting: 'mean' divides by $\sum w_y$ over the positions that count.
 
+    With class-probability labels q (Keras' ``CategoricalFocalCrossentropy``, whose scalar
+    α is ``weight=jnp.full(C, α)``), $\ell = -\sum_c w_c\,q'_c (1 - p_c)^\gamma \log p_c$
+    with $q'$ the smoothed q, and 'mean' divides by the number of positions, as
+    `jaxloss.cross_entropy` does.
+
     Args:
       logits: float array ``(..., C, ...)`` with the classes on ``axis``.
-      labels: integer class indices, ``logits.shape`` without ``axis``.
+      labels: integer class indices, ``logits.shape`` without ``axis``, or float class
+        probabilities of the logits' shape.
       gamma: γ >= 0, the focusing exponent.
       axis: the class axis.
       weight: optional ``(C,)`` class weights (α per class).
@@ -270,6 +323,25 @@ def softmax_focal_loss(
     """
     fn = "softmax_focal_loss"
     _checks.python_number(fn, "gamma", gamma, low=0.0)
+    if _has_probability_labels(logits, labels):
+
+        def focal_log_p(log_p):
+            log_not_p = _log_of(-jnp.expm1(log_p), log_p.dtype)
+            return _power_of_log(log_not_p, gamma, log_p.dtype) * log_p
+
+        return _probability_class_loss(
+            fn,
+            logits,
+            labels,
+            axis,
+            weight,
+            ignore_index,
+            label_smoothing,
+            class_mask,
+            where,
+            reduction,
+            focal_log_p,
+        )
     terms, indices, label_weight, weight, result_dtype, compute = _class_loss(
         fn, logits, labels, axis, weight, ignore_index, label_smoothing, class_mask, where
     )
@@ -304,7 +376,8 @@ def poly1_cross_entropy(
 
     Args:
       logits: float array ``(..., C, ...)`` with the classes on ``axis``.
-      labels: integer class indices, ``logits.shape`` without ``axis``.
+      labels: integer class indices, ``logits.shape`` without ``axis``, or float class
+        probabilities of the logits' shape.
       epsilon: ε, the weight of the first polynomial term (may be negative, >= -1 keeps the
         loss convex in p_y).
       axis: the class axis.
@@ -325,6 +398,20 @@ def poly1_cross_entropy(
     """
     fn = "poly1_cross_entropy"
     _checks.python_number(fn, "epsilon", epsilon)
+    if _has_probability_labels(logits, labels):
+        return _probability_class_loss(
+            fn,
+            logits,
+            labels,
+            axis,
+            weight,
+            ignore_index,
+            label_smoothing,
+            class_mask,
+            where,
+            reduction,
+            lambda log_p: log_p + epsilon * jnp.expm1(log_p),
+        )
     terms, indices, label_weight, weight, result_dtype, _ = _class_loss(
         fn, logits, labels, axis, weight, ignore_index, label_smoothing, class_mask, where
     )
@@ -335,6 +422,78 @@ def poly1_cross_entropy(
         per_class = terms.safe_log_p() - epsilon * (-jnp.expm1(terms.log_p))
         total, count = terms.smoothing_sum(per_class, weight)
         loss = (1 - label_smoothing) * loss - label_smoothing / count * total
+    return _finish_class_loss(loss, indices, label_weight, weight, reduction, result_dtype)
+
+
+def generalized_cross_entropy(
+    predictions: ArrayLike,
+    labels: ArrayLike,
+    *,
+    q: float = 0.7,
+    from_logits: bool = True,
+    axis: int = -1,
+    weight: ArrayLike | None = None,
+    ignore_index: int | None = -100,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""Generalized cross-entropy (Zhang & Sabuncu 2018), a loss robust to noisy labels:
+    $\ell = w_y\,(1 - p_y^{\,q}) / q$. As q → 0 it tends to the cross-entropy $-\log p_y$;
+    q = 1 gives $1 - p_y$, the mean absolute error of the probabilities.
+
+    $p_y^q$ is formed as $e^{q \log p_y}$ and $1 - p_y^q$ with ``expm1``, so small q and
+    confident predictions lose nothing to cancellation.
+
+    Args:
+      predictions: float logits (``from_logits=True``) or probabilities, ``(..., C, ...)``
+        with the classes on ``axis``.
+      labels: integer class indices, ``predictions.shape`` without ``axis``.
+      q: q in (0, 1]; the paper's default is 0.7 (Keras' ``CategoricalGeneralizedCrossEntropy``
+        defaults to 0.5).
+      from_logits: whether ``predictions`` are logits (softmax applied here) or probabilities.
+      axis: the class axis.
+      weight: optional ``(C,)`` class weights; 'mean' then divides by $\sum w_y$.
+      ignore_index: label value that is ignored; ``None`` ignores nothing.
+      where: optional boolean mask of positions.
+      reduction: ``'none'``, ``'mean'`` or ``'sum'``.
+
+    Returns:
+      ``'none'``: one loss per position; otherwise a scalar.
+
+    Example:
+      >>> probs = jnp.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+      >>> loss = jaxloss.generalized_cross_entropy(probs, jnp.array([0, 1]), q=0.5,
+      ...                                          from_logits=False, reduction="none")
+      >>> loss.round(4)
+      Array([0.3267, 1.3675], dtype=float32)
+    """
+    fn = "generalized_cross_entropy"
+    _checks.python_number(fn, "q", q, low=0.0, high=1.0, low_inclusive=False)
+    _checks.reduction(fn, reduction)
+    if from_logits:
+        terms, indices, label_weight, weight, result_dtype, _ = _class_loss(
+            fn, predictions, labels, axis, weight, ignore_index, 0.0, None, where
+        )
+        log_p = terms.log_p_label
+    else:
+        probs, labels, axis, _, weight, where, _ = _prepare_class_inputs(
+            fn, predictions, "predictions", labels, axis, weight, where, None, 0.0, False
+        )
+        result_dtype, compute = dtypes(probs)
+        probs = probs.astype(compute)
+        _checks.value_check(
+            fn,
+            (probs >= 0) & (probs <= 1),
+            "probabilities in `predictions` must lie in [0, 1]; found {}.",
+            _checks.first_violation(probs, (probs >= 0) & (probs <= 1)),
+        )
+        weight = upcast(weight, compute)
+        indices = class_indices(
+            fn, labels, probs.shape[axis], ignore_index=ignore_index, where=where
+        )
+        label_weight = indices.label_weights(weight, compute)
+        log_p = _log_of(pick_along_axis(probs, indices.safe, axis), compute)
+    loss = -label_weight * jnp.expm1(q * log_p) / q
     return _finish_class_loss(loss, indices, label_weight, weight, reduction, result_dtype)
 
 

@@ -1,4 +1,5 @@
-"""Regression criteria: L1, MSE, Huber, smooth L1, Poisson NLL and Gaussian NLL.
+"""Regression criteria: L1, MSE, Huber, smooth L1, Poisson NLL and Gaussian NLL (torch's), and
+log-cosh, MAPE and MSLE (optax's and Keras').
 
 ``predictions`` and ``targets`` broadcast together (with a warning when their shapes differ, as
 torch warns); ``where`` masks elements of the broadcast, unreduced loss.
@@ -335,3 +336,106 @@ def gaussian_nll_loss(
     if full:
         loss = loss + 0.5 * math.log(2 * math.pi)
     return finish(reduce_loss(loss, reduction, where=where), result_dtype)
+
+
+def log_cosh_loss(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""Log-cosh loss $\ell = \log\cosh(x - t)$: about $\tfrac12 d^2$ for small errors and
+    $|d| - \log 2$ for large ones, smooth everywhere (a twice-differentiable Huber).
+
+    Computed as $|d| + \log(1 + e^{-2|d|}) - \log 2$, exact for any d (``cosh`` itself
+    overflows past |d| ≈ 89 in float32).
+
+    Args:
+      predictions: float array.
+      targets: array broadcastable with ``predictions``.
+      where: optional boolean mask over the broadcast loss.
+      reduction: ``'none'``, ``'mean'`` or ``'sum'``.
+
+    Returns:
+      ``'none'``: the broadcast elementwise loss; otherwise a scalar.
+
+    Example:
+      >>> round(float(jaxloss.log_cosh_loss(jnp.array([0.0, 100.0]), jnp.array([1.0, 0.0]))), 4)
+      49.8703
+    """
+    x, t, _, where, result_dtype = _pointwise_inputs(
+        "log_cosh_loss", predictions, targets, None, where, reduction
+    )
+    d = jnp.abs(x - t)
+    loss = d + jax.nn.softplus(-2 * d) - math.log(2.0)
+    return finish(reduce_loss(loss, reduction, where=where), result_dtype)
+
+
+def mape_loss(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    eps: float = 1e-7,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""Absolute percentage error, $\ell = 100\,|x - t| / \max(|t|, \varepsilon)$, in percent
+    (Keras' ``MeanAbsolutePercentageError`` with its ε = 1e-7).
+
+    Args:
+      predictions: float array.
+      targets: array broadcastable with ``predictions``.
+      eps: ε > 0, the smallest |t| divided by.
+      where: optional boolean mask over the broadcast loss.
+      reduction: ``'none'``, ``'mean'`` or ``'sum'``.
+
+    Returns:
+      ``'none'``: the broadcast elementwise loss in percent; otherwise a scalar.
+
+    Example:
+      >>> float(jaxloss.mape_loss(jnp.array([110.0, 45.0]), jnp.array([100.0, 50.0])))
+      10.0
+    """
+    fn = "mape_loss"
+    _checks.python_number(fn, "eps", eps, low=0.0, low_inclusive=False)
+    x, t, _, where, result_dtype = _pointwise_inputs(
+        fn, predictions, targets, None, where, reduction
+    )
+    loss = 100 * jnp.abs(x - t) / jnp.maximum(jnp.abs(t), eps)
+    return finish(reduce_loss(loss, reduction, where=where), result_dtype)
+
+
+def msle_loss(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    eps: float = 1e-7,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""Squared logarithmic error, $\ell = \big(\log(1 + \max(x, \varepsilon)) -
+    \log(1 + \max(t, \varepsilon))\big)^2$ (Keras' ``MeanSquaredLogarithmicError``, whose
+    clamp at ε = 1e-7 keeps negative values out of the log; computed with ``log1p``).
+
+    Args:
+      predictions: float array (non-negative quantities; values below ε count as ε).
+      targets: array broadcastable with ``predictions``.
+      eps: ε >= 0, the clamp.
+      where: optional boolean mask over the broadcast loss.
+      reduction: ``'none'``, ``'mean'`` or ``'sum'``.
+
+    Returns:
+      ``'none'``: the broadcast elementwise loss; otherwise a scalar.
+
+    Example:
+      >>> round(float(jaxloss.msle_loss(jnp.array([0.0, 3.0]), jnp.array([1.0, 3.0]))), 4)
+      0.2402
+    """
+    fn = "msle_loss"
+    _checks.python_number(fn, "eps", eps, low=0.0)
+    x, t, _, where, result_dtype = _pointwise_inputs(
+        fn, predictions, targets, None, where, reduction
+    )
+    d = jnp.log1p(jnp.maximum(x, eps)) - jnp.log1p(jnp.maximum(t, eps))
+    return finish(reduce_loss(d * d, reduction, where=where), result_dtype)

@@ -23,6 +23,9 @@ if os.environ["JAXLOSS_TEST_FAST_COMPILE"] == "1":
     if "xla_backend_optimization_level" not in flags:
         os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_optimization_level=0".strip()
 
+# keras (a reference of tests/test_libraries.py) takes its backend when first imported.
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
 import jax
 import pytest
 import torch

@@ -115,7 +115,10 @@ def test_fused_padded_vocabulary_equals_unpadded(dtype, reduction, x64):
         assert np.all(np.asarray(grads[1][K:]) == 0) and np.all(np.asarray(grads[2][K:]) == 0)
 
 
-@pytest.mark.parametrize("mask_kind", ["shared", pytest.param("per_row", marks=pytest.mark.slow)])
+# --full: the cross-entropy half is compared in the default tier by tests/test_libraries.py
+# (optax's softmax cross-entropies with `where` over classes, per-row masks).
+@pytest.mark.slow
+@pytest.mark.parametrize("mask_kind", ["shared", "per_row"])
 def test_matches_optax_where(dtype, mask_kind):
     """optax's `where` on softmax_cross_entropy(_with_integer_labels) masks classes."""
     logits = jnp.asarray(LOGITS, dtype)

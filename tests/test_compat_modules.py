@@ -76,6 +76,18 @@ def test_linear_cross_entropy_state_dict_has_the_weight_buffer():
     assert check_port(theirs, x, y, jax_module=ours).ok
 
 
+DEFAULT_PORTS = {
+    "cross_entropy",
+    "nll_loss",
+    "binary_cross_entropy_with_logits",
+    "multi_margin_loss",
+    "gaussian_nll_loss",
+    "ctc_loss",
+    "triplet_margin_with_distance_loss",
+    "kl_div",
+}
+
+
 def _module_cases(criterion, count):
     """Cases whose options are all constructor options of torch's module (l1/mse/huber take a
     per-element `weight` only in the functional form)."""
@@ -94,9 +106,13 @@ def _module_cases(criterion, count):
 def pytest_generate_tests(metafunc):
     """One case per criterion by default (the parity suite covers the options), more with
     --full."""
-    count = 3 if metafunc.config.getoption("--full") else 1
+    full = metafunc.config.getoption("--full")
+    count = 3 if full else 1
     if "port_case" in metafunc.fixturenames:
-        drawn = [c for criterion in MODULE_NAMES for c in _module_cases(criterion, count)]
+        # The default tier ports the modules whose state differs in kind (buffers, a distance
+        # function, lengths, legacy options); --full ports every module.
+        ported = MODULE_NAMES if full else [c for c in MODULE_NAMES if c in DEFAULT_PORTS]
+        drawn = [c for criterion in ported for c in _module_cases(criterion, count)]
         metafunc.parametrize("port_case", drawn, ids=[c.id for c in drawn])
     if "nan_case" in metafunc.fixturenames:
         drawn = list(_nan_cases(count))

@@ -1,23 +1,20 @@
-"""Every optax equivalence that the README and the docs pages claim, compared numerically.
-
-`EQUIVALENCES` maps each optax function named in an equivalence table to the jaxloss call
-that the table says matches it; each is checked on random inputs, values and gradients, in
-float64 and float32 (`TESTED_ELSEWHERE` names the claims compared by another module's test,
-CTC's in test_sequence.py). Where the tables say the two differ, the last tests show the
-difference with numbers. `test_every_claimed_equivalence_is_tested` reads the tables, so a new
-claim without a test fails.
+"""The optax equivalences that the README and the docs pages claim: each optax function named
+in an equivalence table must be compared numerically (by `jaxloss.parity.libraries`, run in
+tests/test_libraries.py); `test_every_claimed_equivalence_is_tested` reads the tables, so a new
+claim without a comparison fails. Where the tables say the two differ, the tests here show the
+difference with numbers.
 """
 
 import pathlib
 import re
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
 import jaxloss
+from jaxloss.parity import libraries
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TABLES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -38,117 +35,6 @@ def _inputs(seed):
         "z": rng.normal(size=(N, D)),
         "mask": rng.uniform(size=(N, C)) < 0.7,
     }
-
-
-# optax name -> (jaxloss call, optax call, which input is differentiated); both calls take the
-# dict of inputs and the array being differentiated.
-EQUIVALENCES = {
-    "softmax_cross_entropy": (
-        lambda v, a: jaxloss.cross_entropy(a, v["targets"], reduction="none"),
-        lambda v, a: optax.losses.softmax_cross_entropy(a, v["targets"]),
-        "logits",
-    ),
-    "softmax_cross_entropy_with_integer_labels": (
-        lambda v, a: jaxloss.cross_entropy(a, v["labels"], reduction="none"),
-        lambda v, a: optax.losses.softmax_cross_entropy_with_integer_labels(a, v["labels"]),
-        "logits",
-    ),
-    "kl_divergence": (  # optax sums over classes per example; batchmean averages those sums
-        lambda v, a: jaxloss.kl_div(a, v["targets"], reduction="batchmean"),
-        lambda v, a: jnp.mean(optax.losses.kl_divergence(a, v["targets"])),
-        "log_probs",
-    ),
-    "kl_divergence_with_log_targets": (
-        lambda v, a: jaxloss.kl_div(
-            a, jnp.log(v["targets"]), log_target=True, reduction="batchmean"
-        ),
-        lambda v, a: jnp.mean(
-            optax.losses.kl_divergence_with_log_targets(a, jnp.log(v["targets"]))
-        ),
-        "log_probs",
-    ),
-    "sigmoid_binary_cross_entropy": (
-        lambda v, a: jaxloss.binary_cross_entropy_with_logits(a, v["binary"], reduction="none"),
-        lambda v, a: optax.losses.sigmoid_binary_cross_entropy(a, v["binary"]),
-        "logits",
-    ),
-    "squared_error": (
-        lambda v, a: jaxloss.mse_loss(a, v["y"], reduction="none"),
-        lambda v, a: optax.losses.squared_error(a, v["y"]),
-        "x",
-    ),
-    "huber_loss": (
-        lambda v, a: jaxloss.huber_loss(a, v["y"], delta=0.7, reduction="none"),
-        lambda v, a: optax.losses.huber_loss(a, v["y"], delta=0.7),
-        "x",
-    ),
-    "cosine_distance": (  # positive pairs (label 1) only: 1 - cos
-        lambda v, a: jaxloss.cosine_embedding_loss(a, v["y"], jnp.ones(N), reduction="none"),
-        lambda v, a: optax.losses.cosine_distance(a, v["y"]),
-        "x",
-    ),
-    "cosine_similarity": (
-        lambda v, a: jaxloss.cosine_similarity(a, v["y"]),
-        lambda v, a: optax.losses.cosine_similarity(a, v["y"]),
-        "x",
-    ),
-    "triplet_margin_loss": (  # equal with eps = 0 (see DIFFERENCES for the default eps)
-        lambda v, a: jaxloss.triplet_margin_loss(a, v["y"], v["z"], eps=0.0, reduction="none"),
-        lambda v, a: optax.losses.triplet_margin_loss(a, v["y"], v["z"], eps=0.0),
-        "x",
-    ),
-}
-# Claims compared by a test elsewhere (with the inputs they need), named here so that the
-# claim check below finds them.
-TESTED_ELSEWHERE = {
-    "ctc_loss": ("test_sequence.py", "test_matches_optax_values_and_gradients"),
-}
-TOLERANCES = {"float64": 1e-12, "float32": 2e-6}
-
-
-def _array(values, name, dtype):
-    if name == "log_probs":
-        return jnp.asarray(np.log(values["probs"]), dtype)
-    return jnp.asarray(values[name], dtype)
-
-
-@pytest.mark.parametrize("dtype", ["float64", pytest.param("float32", marks=pytest.mark.slow)])
-@pytest.mark.parametrize("optax_name", sorted(EQUIVALENCES))
-def test_equivalent_to_optax(optax_name, dtype, x64):
-    ours_call, theirs_call, name = EQUIVALENCES[optax_name]
-    values = {
-        k: (np.asarray(v, dtype) if np.asarray(v).dtype.kind == "f" else v)
-        for k, v in _inputs(0).items()
-    }
-    first = _array(values, name, dtype)
-
-    def ours(a):
-        return ours_call(values, a)
-
-    def theirs(a):
-        return theirs_call(values, a)
-
-    tol = TOLERANCES[dtype]
-    np.testing.assert_allclose(jax.jit(ours)(first), jax.jit(theirs)(first), rtol=tol, atol=tol)
-    np.testing.assert_allclose(
-        jax.jit(jax.grad(lambda a: jnp.sum(ours(a))))(first),
-        jax.jit(jax.grad(lambda a: jnp.sum(theirs(a))))(first),
-        rtol=tol * 10,
-        atol=tol * 10,
-    )
-
-
-def test_class_mask_equals_optax_where(x64):
-    """optax's `where` on the softmax cross-entropies masks classes: jaxloss's `class_mask`
-    (its `where` masks positions)."""
-    v = _inputs(1)
-    logits, mask = jnp.asarray(v["logits"]), jnp.asarray(v["mask"])
-    labels = jnp.argmax(jnp.where(mask, logits, -jnp.inf), axis=-1)
-    np.testing.assert_allclose(
-        jaxloss.cross_entropy(logits, labels, class_mask=mask, reduction="none"),
-        optax.losses.softmax_cross_entropy_with_integer_labels(logits, labels, where=mask),
-        rtol=1e-12,
-    )
 
 
 # The differences the tables state, with numbers.
@@ -188,41 +74,35 @@ def test_differences_the_tables_state(x64):
 
 
 def _claimed_optax_names():
-    """Backticked optax names in the optax column of every equivalence table."""
+    """The optax.losses names in the optax column of every equivalence table
+    (``softmax_cross_entropy(_with_integer_labels)`` names both)."""
     names = set()
     for path in TABLES:
-        header_columns = None
+        column = None
         for line in path.read_text().splitlines():
             if not line.startswith("|"):
-                header_columns = None
+                column = None
                 continue
             cells = [c.strip() for c in line.strip("|").split("|")]
-            if header_columns is None:
+            if column is None:
                 lowered = [c.lower() for c in cells]
-                header_columns = next(
-                    (i for i, c in enumerate(lowered) if c.startswith("optax")), -1
-                )
+                column = next((i for i, c in enumerate(lowered) if c.startswith("optax")), -1)
                 continue
-            if header_columns < 0 or header_columns >= len(cells):
+            if column < 0 or column >= len(cells):
                 continue
-            cell = cells[header_columns]
-            if cell.startswith("none") or cell in ("—", "---"):
-                continue
-            first = re.match(r"`([a-z_()]+)`", cell)
-            if first:
-                name = first.group(1)
-                if "(" in name:  # softmax_cross_entropy(_with_integer_labels): both
-                    base, extra = name.rstrip(")").split("(")
-                    names.update({base, base + extra})
-                else:
-                    names.add(name)
+            for base, suffix in re.findall(r"`([a-z_]+)(?:\((_[a-z_]+)\))?", cells[column]):
+                for name in (base, base + suffix) if suffix else (base,):
+                    if hasattr(optax.losses, name):
+                        names.add(name)
     return names
 
 
 def test_every_claimed_equivalence_is_tested():
     claimed = _claimed_optax_names()
     assert claimed, "no equivalence tables found"
-    covered = set(EQUIVALENCES) | set(TESTED_ELSEWHERE)
-    assert claimed <= covered, sorted(claimed - covered)
-    for module, test_name in TESTED_ELSEWHERE.values():
-        assert f"def {test_name}(" in (ROOT / "tests" / module).read_text(), (module, test_name)
+    compared = {
+        c.reference.removeprefix("optax.losses.").split("(")[0]
+        for c in libraries.comparisons()
+        if c.library == "optax"
+    }
+    assert claimed <= compared, sorted(claimed - compared)

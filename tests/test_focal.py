@@ -296,3 +296,10 @@ def test_errors_name_the_argument(call, words):
         call()
     for word in words:
         assert word in str(info.value), f"{word!r} missing from: {info.value}"
+
+
+def test_probability_labels_refuse_ignore_index():
+    probs = jnp.full((2, 3), 1 / 3)
+    for loss in (jaxloss.softmax_focal_loss, jaxloss.poly1_cross_entropy):
+        with pytest.raises(ValueError, match="ignore_index"):
+            loss(jnp.zeros((2, 3)), probs, ignore_index=0)

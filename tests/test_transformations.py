@@ -32,6 +32,8 @@ def _native_calls():
     corners = rng.uniform(0, 5, (n, 2))
     target_boxes = np.concatenate([corners, corners + rng.uniform(1, 3, (n, 2))], 1)
     boxes = target_boxes + rng.normal(0, 0.3, (n, 4))
+    segment = rng.normal(size=(2, 5, c))  # two images of five pixels, channel-last
+    pixels = np.array([[0, 1, 2, 3, 1], [3, 3, 0, 2, 1]])
     p = functools.partial
     return [
         (
@@ -145,6 +147,46 @@ def _native_calls():
         ),
         ("z_loss", jaxloss.z_loss, (logits,)),
         (
+            "generalized_cross_entropy",
+            p(jaxloss.generalized_cross_entropy, q=0.6, weight=w),
+            (logits, labels),
+        ),
+        (
+            "softmax_focal_loss_probabilities",
+            p(jaxloss.softmax_focal_loss, gamma=1.5, label_smoothing=0.1),
+            (logits, probs / probs.sum(-1, keepdims=True)),
+        ),
+        (
+            "kl_divergence",
+            p(jaxloss.kl_divergence, generalized=True),
+            (np.log(probs), probs * row_mask),
+        ),
+        ("hinge_loss", p(jaxloss.hinge_loss, squared=True), (x, np.sign(y))),
+        ("multiclass_hinge_loss", jaxloss.multiclass_hinge_loss, (logits, labels)),
+        ("sparsemax", jaxloss.sparsemax, (logits,)),
+        ("sparsemax_loss", jaxloss.sparsemax_loss, (logits, np.round(probs))),
+        ("multiclass_sparsemax_loss", jaxloss.multiclass_sparsemax_loss, (logits, labels)),
+        (
+            "fenchel_young_loss",
+            jaxloss.make_fenchel_young_loss(jax.nn.logsumexp),
+            (logits, probs / probs.sum(-1, keepdims=True)),
+        ),
+        ("log_cosh_loss", jaxloss.log_cosh_loss, (x, y)),
+        ("mape_loss", jaxloss.mape_loss, (x, y)),
+        ("msle_loss", jaxloss.msle_loss, (np.abs(x), np.abs(y))),
+        ("ntxent_loss", p(jaxloss.ntxent_loss, temperature=0.5), (x, np.array([0, 0, 1]))),
+        ("circle_loss", p(jaxloss.circle_loss, gamma=8.0), (x, np.array([0, 0, 1]))),
+        ("ranking_softmax_loss", jaxloss.ranking_softmax_loss, (logits, np.round(probs * 2))),
+        ("dice_loss", p(jaxloss.dice_loss, class_weights=w), (segment, pixels)),
+        ("jaccard_loss", jaxloss.jaccard_loss, (segment, pixels)),
+        ("tversky_loss", p(jaxloss.tversky_loss, gamma=0.75), (segment, pixels)),
+        ("generalized_dice_loss", jaxloss.generalized_dice_loss, (segment, pixels)),
+        ("mcc_loss", jaxloss.mcc_loss, (segment, pixels)),
+        ("dice_ce_loss", p(jaxloss.dice_ce_loss, class_weights=w), (segment, pixels)),
+        ("dice_focal_loss", jaxloss.dice_focal_loss, (segment, pixels)),
+        ("lovasz_hinge_loss", jaxloss.lovasz_hinge_loss, (segment[..., 0], pixels % 2)),
+        ("lovasz_softmax_loss", jaxloss.lovasz_softmax_loss, (segment, pixels)),
+        (
             "adaptive_log_softmax",
             lambda h: jaxloss.adaptive_log_softmax(h, head[:3], tails, cutoffs=[2]),
             (hidden,),
@@ -225,6 +267,8 @@ DEFAULT_TIER = {
     ("linear_cross_entropy", "jvp"),
     ("linear_cross_entropy_none", "jvp"),
     ("ctc_loss", "jvp"),
+    ("multiclass_sparsemax_loss", "jvp"),
+    ("lovasz_softmax_loss", "jvp"),
 }
 
 

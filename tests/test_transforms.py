@@ -14,9 +14,32 @@ from jaxloss.parity.cases import cases
 from jaxloss.parity.compare import jaxloss_function
 
 CRITERIA = sorted(PARITY_CRITERIA)
+# The default tier (bound by compile time) runs these transformation checks on the criteria
+# with their own kernels or custom derivatives, and one of each simpler kind; --full on all.
+DEFAULT_TIER = {
+    "cross_entropy",
+    "cross_entropy_probs",
+    "nll_loss",
+    "kl_div",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "mse_loss",
+    "multilabel_margin_loss",
+    "triplet_margin_loss",
+    "ctc_loss",
+}
 
 
-@pytest.mark.parametrize("criterion", CRITERIA)
+def _tiered(params, name_of=lambda p: p):
+    return [
+        p
+        if name_of(p) in DEFAULT_TIER
+        else pytest.param(*p if isinstance(p, tuple) else (p,), marks=pytest.mark.slow)
+        for p in params
+    ]
+
+
+@pytest.mark.parametrize("criterion", _tiered(CRITERIA))
 def test_jit_equals_eager(criterion, x64, full_tier):
     drawn = cases(criterion, seed=1, dtypes=("float64",), regimes=("normal",))
     # Each case compiles; the parity suite covers the options (one case in the default tier).
@@ -113,7 +136,9 @@ def _batched_native_calls():
     "name,fn,inputs",
     [
         # CTC's vmapped scans take ~5 s of compiles; the sharded tests batch it by default.
-        pytest.param(*c, marks=pytest.mark.slow) if c[0] == "ctc_loss" else c
+        pytest.param(*c, marks=pytest.mark.slow)
+        if c[0] == "ctc_loss" or c[0] not in DEFAULT_TIER
+        else c
         for c in _batched_native_calls()
     ],
     ids=[c[0] for c in _batched_native_calls()],
@@ -133,7 +158,9 @@ def test_vmap_equals_loop(name, fn, inputs):
     ids=["bfloat16", "float16"],
 )
 @pytest.mark.parametrize(
-    "name,fn,inputs", _batched_native_calls(), ids=[c[0] for c in _batched_native_calls()]
+    "name,fn,inputs",
+    _tiered(_batched_native_calls(), name_of=lambda c: c[0]),
+    ids=[c[0] for c in _batched_native_calls()],
 )
 def test_low_precision_accumulates_in_float32(name, fn, inputs, dtype):
     low = [a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a for a in inputs]

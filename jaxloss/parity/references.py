@@ -4,7 +4,9 @@ torchvision's wheel links the CUDA build of torch, so with the CPU torch of the 
 ``import torchvision`` fails ("operator torchvision::nms does not exist"). Its loss and box
 functions are plain Python over torch, so `torchvision_ops` loads those files from the
 installed wheel under stand-in ``torchvision`` package modules whose C-extension hooks do
-nothing. Nothing of torchvision is copied: the files are read where pip put them.
+nothing. segmentation_models_pytorch's ``__init__`` imports timm and torchvision; it is
+installed without its dependencies (``pip install --no-deps``) and `smp_losses` loads its
+``losses/`` files the same way. Nothing is copied: the files are read where pip put them.
 """
 
 from __future__ import annotations
@@ -91,3 +93,41 @@ def torchvision_ops() -> types.SimpleNamespace:
             {n: v for n, v in vars(module).items() if callable(v) and not n.startswith("__")}
         )
     return types.SimpleNamespace(**functions)
+
+
+_SMP_FILES = ("constants", "_functional", "dice", "jaccard", "tversky", "lovasz", "mcc", "focal")
+
+
+@functools.cache
+def smp_losses() -> types.SimpleNamespace:
+    """segmentation_models_pytorch.losses (``DiceLoss``, ``JaccardLoss``, ``TverskyLoss``,
+    ``LovaszLoss``, ``MCCLoss``, ``FocalLoss``, ...), loaded from the installed package
+    without its ``__init__`` (which imports timm and a CUDA-linked torchvision)."""
+    import torch  # noqa: F401  (the files import it)
+
+    root = _installed_directory("segmentation_models_pytorch")
+    stand_in = types.ModuleType("segmentation_models_pytorch")
+    stand_in.__path__ = []
+    losses = types.ModuleType("segmentation_models_pytorch.losses")
+    losses.__path__ = [str(root / "losses")]  # the real files, without losses/__init__.py
+    stand_in.losses = losses  # type: ignore[attr-defined]
+    names = ("segmentation_models_pytorch", "segmentation_models_pytorch.losses")
+    saved = {name: sys.modules.get(name) for name in names}
+    sys.modules.update(dict(zip(names, (stand_in, losses))))
+    try:
+        modules = [
+            importlib.import_module(f"segmentation_models_pytorch.losses.{name}")
+            for name in _SMP_FILES
+        ]
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+        for name in [m for m in sys.modules if m.startswith("segmentation_models_pytorch.")]:
+            del sys.modules[name]
+    found = {}
+    for module in modules:
+        found.update({n: v for n, v in vars(module).items() if not n.startswith("__")})
+    return types.SimpleNamespace(**found)

@@ -235,6 +235,62 @@ def _run(seed, criteria, timing, coverage, out, jax_version, torch_version) -> i
     return 1 if failures else 0
 
 
+def libraries_report(seed: int, libraries_wanted, match: str = "", out=None) -> int:
+    """The worst error of each reference function of optax, Keras, MONAI and
+    segmentation_models_pytorch against its jaxloss counterpart, over its configurations."""
+    from . import libraries
+
+    out = out or sys.stdout
+    chosen = [
+        c
+        for c in libraries.comparisons()
+        if (not libraries_wanted or c.library in libraries_wanted) and match in c.id
+    ]
+    by_reference: dict[tuple[str, str], list] = {}
+    failures = 0
+    for comparison in chosen:
+        for dtype in comparison.dtypes:
+            result = libraries.run(comparison, dtype, seed)
+            by_reference.setdefault((comparison.library, comparison.reference), []).append(result)
+            if not result.ok:
+                failures += 1
+                print(f"  MISMATCH {comparison.id} {dtype}: {result.detail[:300]}", file=out)
+    width = max([len("reference")] + [len(r) for _, r in by_reference])
+    header = (
+        f"{'library':<7} {'reference':<{width}} {'configs':>7} {'f32 value':>9} {'f32 grad':>9} "
+        f"{'f64 value':>9} {'f64 grad':>9} {'ok':>3}"
+    )
+    print(f"jaxloss against the other loss libraries: seed {seed}", file=out)
+    print(header, file=out)
+    print("-" * len(header), file=out)
+    for (library, reference), results in by_reference.items():
+        cells = []
+        for dtype in ("float32", "float64"):
+            of_dtype = [r for r in results if r.dtype == np.dtype(dtype)]
+            if not of_dtype:
+                cells += ["      n/a"] * 2
+                continue
+            cells.append(f"{_fmt(max(r.value_error for r in of_dtype)):>9}")
+            cells.append(f"{_fmt(max(r.grad_error for r in of_dtype)):>9}")
+        configs = len({r.comparison.name for r in results})
+        ok = "yes" if all(r.ok for r in results) else "NO"
+        print(
+            f"{library:<7} {reference:<{width}} {configs:>7} {' '.join(cells)} {ok:>3}",
+            file=out,
+        )
+    print("-" * len(header), file=out)
+    print(
+        "Errors: the worst over a reference's configurations of max|jaxloss - reference| / "
+        "max(max|reference|, atol/rtol), values and gradients (a vector-Jacobian product); "
+        "'n/a': a reference that cannot compute in that dtype. Where a reference computes in "
+        "float32 inside (Keras' means, MONAI's class weights and focal term) its float64 "
+        "column shows that float32 rounding.",
+        file=out,
+    )
+    print(f"worst case: {failures} mismatching run(s).", file=out)
+    return 1 if failures else 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m jaxloss.parity",
@@ -260,12 +316,28 @@ def main(argv=None) -> int:
         "their full product (what ./dev test runs)",
     )
     parser.add_argument("--no-timing", action="store_true", help="skip the timing columns")
+    parser.add_argument(
+        "--libraries",
+        action="store_true",
+        help="compare with optax, keras, MONAI and segmentation_models_pytorch instead of torch",
+    )
+    parser.add_argument(
+        "--library",
+        default="",
+        help="with --libraries: comma-separated libraries (optax, keras, monai, smp; default all)",
+    )
+    parser.add_argument(
+        "--match", default="", help="with --libraries: only comparisons whose id contains this"
+    )
     args = parser.parse_args(argv)
+    seed = args.seed if args.seed is not None else int(time.time()) % 100000
+    if args.libraries:
+        wanted = {name.strip() for name in args.library.split(",") if name.strip()}
+        return libraries_report(seed, wanted, args.match)
     criteria = [c.strip() for c in args.criteria.split(",") if c.strip()]
     unknown = [c for c in criteria if c not in ALL_CRITERIA]
     if unknown:
         parser.error(f"unknown criteria {unknown}; choose from {sorted(ALL_CRITERIA)}")
-    seed = args.seed if args.seed is not None else int(time.time()) % 100000
     return run(
         seed, criteria, timing=not args.no_timing, coverage="pairwise" if args.pairwise else "full"
     )

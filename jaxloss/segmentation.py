@@ -1,0 +1,929 @@
+r"""Segmentation overlap losses: soft Dice, Jaccard (IoU), Tversky and focal Tversky,
+generalized Dice, Matthews correlation, Dice + cross-entropy, Dice + focal, and the Lovász
+hinge and Lovász-softmax.
+
+Layout: predictions are channel-last, ``(N, ..., C)``: a batch, any spatial axes, then
+classes. Targets are integer class indices ``(N, ...)`` or float class probabilities
+(one-hot, multi-label or soft) of the predictions' shape.
+
+Options shared by the overlap losses:
+
+- ``activation``: ``"softmax"`` (logits of mutually exclusive classes), ``"sigmoid"``
+  (independent logits: binary or multi-label) or ``"none"`` (probabilities).
+- ``ignore_index`` (integer targets) and ``where`` (a boolean ``(N, ...)`` mask) leave pixels
+  out: their predictions and targets count for nothing, as in MONAI and
+  segmentation_models_pytorch.
+- ``include_background=False`` drops class 0 after the activation (its weight with it).
+- ``batch=True`` sums the soft counts over the batch too: one score per class for the whole
+  batch instead of one per sample and class.
+- ``class_weights`` ``(C,)`` multiply the per-class losses; ``'mean'`` is the plain mean of
+  the weighted losses (MONAI's and optax's convention; segmentation_models_pytorch divides by
+  the weights' sum instead: ``reduction="sum"`` divided by ``class_weights.sum()``).
+
+With soft counts $TP = \sum p\,t$, $FP = \sum p(1 - t)$, $FN = \sum (1 - p)t$ over the
+pixels (and the batch with ``batch=True``), every overlap score is a Tversky index
+$(TP + s_n)/(TP + \alpha FP + \beta FN + s_d)$: Dice is α = β = ½ (written as
+$(2TP + s_n)/(2TP + FP + FN + s_d)$), Jaccard α = β = 1.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from . import _checks
+from ._precision import dtypes
+from ._reduction import Reduction, finish, reduce_loss
+from .classification import binary_cross_entropy_with_logits, cross_entropy
+from .focal import sigmoid_focal_loss, softmax_focal_loss
+
+Activation = Literal["softmax", "sigmoid", "none"]
+
+
+class _Segmentation:
+    """Probabilities, targets and class weights after activation, masks and background."""
+
+    def __init__(
+        self,
+        fn,
+        predictions,
+        targets,
+        *,
+        activation,
+        class_weights,
+        ignore_index,
+        where,
+        include_background,
+    ):
+        x = _checks.float_array(fn, "predictions", predictions)
+        if x.ndim < 2:
+            raise ValueError(
+                f"{fn}: `predictions` must be channel-last (N, ..., C), at least 2-D; got "
+                f"{list(x.shape)}."
+            )
+        if activation not in ("softmax", "sigmoid", "none"):
+            raise ValueError(
+                f"{fn}: `activation` must be 'softmax', 'sigmoid' or 'none'; got {activation!r}."
+            )
+        t = _checks.real_array(fn, "targets", targets)
+        num_classes = x.shape[-1]
+        result_dtype, compute = dtypes(x)
+        x = x.astype(compute)
+        present = None if where is None else _checks.where_mask(fn, where, x.shape[:-1], "pixels")
+        if jnp.issubdtype(t.dtype, jnp.integer):
+            if t.shape != x.shape[:-1]:
+                raise ValueError(
+                    f"{fn}: integer `targets` must hold one class index per pixel, shape "
+                    f"{list(x.shape[:-1])} for predictions {list(x.shape)}; got {list(t.shape)}."
+                )
+            if num_classes == 1 and activation == "softmax":
+                raise ValueError(
+                    f"{fn}: a softmax over one channel is constant; use activation='sigmoid' "
+                    "for binary predictions (N, ..., 1)."
+                )
+            if ignore_index is not None:
+                kept = t != ignore_index
+                present = kept if present is None else present & kept
+            counted = t if present is None else jnp.where(present, t, 0)
+            in_range = (counted >= 0) & (counted < max(num_classes, 2))
+            _checks.value_check(
+                fn,
+                in_range,
+                f"class index {{}} in `targets` is out of range; expected [0, "
+                f"{max(num_classes, 2)})"
+                + (f" or ignore_index={ignore_index}." if ignore_index is not None else "."),
+                _checks.first_violation(counted, in_range),
+            )
+            if num_classes == 1:  # binary: the one channel is the foreground
+                t = counted[..., None].astype(compute)
+            else:
+                t = jax.nn.one_hot(counted, num_classes, dtype=compute)
+            t = jnp.where(in_range[..., None], t, jnp.nan)  # a bad label under jit: nan
+        else:
+            if t.shape != x.shape:
+                raise ValueError(
+                    f"{fn}: float `targets` must have the predictions' shape {list(x.shape)}; "
+                    f"got {list(t.shape)}. Pass class indices as integers."
+                )
+            if ignore_index is not None:
+                raise ValueError(
+                    f"{fn}: `ignore_index` needs integer class-index targets; mask pixels of "
+                    "float targets with `where`."
+                )
+            t = t.astype(compute)
+        if activation == "softmax":
+            p = jax.nn.softmax(x, axis=-1)
+        elif activation == "sigmoid":
+            p = jax.nn.sigmoid(x)
+        else:
+            p = x
+        if present is not None:
+            zero = jnp.zeros((), compute)
+            p = jnp.where(present[..., None], p, zero)
+            t = jnp.where(present[..., None], t, zero)
+        w = _checks.class_weight(fn, class_weights, num_classes)
+        w = None if w is None else w.astype(compute)
+        if not include_background:
+            if num_classes == 1:
+                raise ValueError(
+                    f"{fn}: `include_background=False` drops class 0, which leaves nothing of "
+                    "a single-channel prediction."
+                )
+            p, t = p[..., 1:], t[..., 1:]
+            w = None if w is None else w[1:]
+        self.logits, self.probabilities, self.targets = x, p, t
+        self.weights, self.present = w, present
+        self.result_dtype, self.compute = result_dtype, compute
+
+    def _axes(self, batch):
+        return tuple(range(0 if batch else 1, self.probabilities.ndim - 1))
+
+    def true_negatives(self, batch):
+        """Soft TN = Σ (1 - p)(1 - t) over the counted pixels."""
+        p, t = self.probabilities, self.targets
+        one = jnp.ones((), p.dtype)
+        inside = one if self.present is None else self.present[..., None].astype(p.dtype)
+        return jnp.sum((inside - p) * (inside - t), axis=self._axes(batch))
+
+    def counts(self, batch, *, squared=False, soft_labels=False):
+        """Soft TP, FP, FN, per sample and class, or per class with `batch`."""
+        p, t = self.probabilities, self.targets
+        axes = self._axes(batch)
+        tp = jnp.sum(p * t, axis=axes)
+        if squared:  # V-Net's denominators Σp² + Σt²
+            fp = jnp.sum(p * p, axis=axes) - tp
+            fn = jnp.sum(t * t, axis=axes) - tp
+        elif soft_labels:  # the L1 form, exact for soft labels: 2TP = Σp + Σt - Σ|p - t|
+            total_p, total_t = jnp.sum(p, axis=axes), jnp.sum(t, axis=axes)
+            tp = (total_p + total_t - jnp.sum(jnp.abs(p - t), axis=axes)) / 2
+            fp, fn = total_p - tp, total_t - tp
+        else:
+            fp = jnp.sum(p, axis=axes) - tp
+            fn = jnp.sum(t, axis=axes) - tp
+        return tp, fp, fn
+
+    def finish(self, loss, reduction):
+        if self.weights is not None:
+            loss = loss * self.weights
+        return finish(reduce_loss(loss, reduction), self.result_dtype)
+
+
+def _check_common(fn, reduction, smooth_numerator, smooth_denominator):
+    _checks.reduction(fn, reduction)
+    _checks.python_number(fn, "smooth_numerator", smooth_numerator, low=0.0)
+    _checks.python_number(fn, "smooth_denominator", smooth_denominator, low=0.0)
+
+
+def _tversky_terms(tp, fp, fn, alpha, beta, smooth_numerator, smooth_denominator, log):
+    score = (tp + smooth_numerator) / (tp + alpha * fp + beta * fn + smooth_denominator)
+    if log:
+        # segmentation_models_pytorch's log loss, with its clamp of the score at 1e-7
+        return -jnp.log(jnp.maximum(score, 1e-7))
+    return 1 - score
+
+
+def tversky_loss(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    alpha: float = 0.5,
+    beta: float = 0.5,
+    gamma: float = 1.0,
+    activation: Activation = "softmax",
+    smooth_numerator: float = 1e-5,
+    smooth_denominator: float = 1e-5,
+    soft_labels: bool = False,
+    log: bool = False,
+    include_background: bool = True,
+    batch: bool = False,
+    class_weights: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""Tversky loss (Salehi et al. 2017) and focal Tversky loss (Abraham & Khan 2019): per
+    sample and class, $\ell = (1 - TI)^\gamma$ with the Tversky index
+    $TI = (TP + s_n)/(TP + \alpha FP + \beta FN + s_d)$; α weights false positives and β
+    false negatives (α = β = ½ is Dice, α = β = 1 Jaccard).
+
+    Args:
+      predictions: float ``(N, ..., C)`` logits (or probabilities with ``activation="none"``).
+      targets: integer class indices ``(N, ...)`` or float probabilities ``(N, ..., C)``.
+      alpha: α >= 0, the weight of false positives.
+      beta: β >= 0, the weight of false negatives.
+      gamma: γ > 0, the focal exponent of each class's loss (the paper writes it as 1/γ with
+        its γ in [1, 3]); 1 is the plain Tversky loss. segmentation_models_pytorch raises the
+        *mean over classes* to γ instead; the two agree for one class.
+      activation: ``"softmax"``, ``"sigmoid"`` or ``"none"``.
+      smooth_numerator: $s_n$ >= 0.
+      smooth_denominator: $s_d$ >= 0; with $s_n = s_d > 0$ a class absent from both target
+        and prediction scores 1 (loss 0).
+      soft_labels: count TP as $(\sum p + \sum t - \sum|p - t|)/2$ (MONAI's ``soft_label``):
+        equal for hard targets, and minimised at p = t for soft ones.
+      log: $-\log TI$ instead of $1 - TI$ (segmentation_models_pytorch's ``log_loss``).
+      include_background: keep class 0.
+      batch: one score per class over the whole batch.
+      class_weights: optional ``(C,)`` weights of the per-class losses.
+      ignore_index: a target class index whose pixels are left out (integer targets).
+      where: optional boolean ``(N, ...)`` mask of the pixels that count.
+      reduction: ``'none'``, ``'mean'`` or ``'sum'`` over samples and classes.
+
+    Returns:
+      ``'none'``: ``(N, C)`` (``(C,)`` with ``batch``; C - 1 classes without background);
+      otherwise a scalar.
+
+    Example:
+      >>> logits = jnp.array([[[2.0, -1.0], [0.5, 1.5], [-1.0, 2.0]]])  # N=1, 3 pixels, C=2
+      >>> loss = jaxloss.tversky_loss(logits, jnp.array([[0, 1, 1]]), alpha=0.3, beta=0.7,
+      ...                             reduction="none")
+      >>> [round(float(v), 4) for v in loss[0]]
+      [0.1185, 0.1228]
+    """
+    fn = "tversky_loss"
+    _check_common(fn, reduction, smooth_numerator, smooth_denominator)
+    _checks.python_number(fn, "alpha", alpha, low=0.0)
+    _checks.python_number(fn, "beta", beta, low=0.0)
+    _checks.python_number(fn, "gamma", gamma, low=0.0, low_inclusive=False)
+    seg = _Segmentation(
+        fn,
+        predictions,
+        targets,
+        activation=activation,
+        class_weights=class_weights,
+        ignore_index=ignore_index,
+        where=where,
+        include_background=include_background,
+    )
+    tp, fp, fn_ = seg.counts(batch, soft_labels=soft_labels)
+    loss = _tversky_terms(tp, fp, fn_, alpha, beta, smooth_numerator, smooth_denominator, log)
+    if not (isinstance(gamma, (int, float)) and gamma == 1):
+        loss = jnp.where(loss > 0, jnp.maximum(loss, 0) ** gamma, 0)
+    return seg.finish(loss, reduction)
+
+
+def dice_loss(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    activation: Activation = "softmax",
+    squared: bool = False,
+    smooth_numerator: float = 1e-5,
+    smooth_denominator: float = 1e-5,
+    soft_labels: bool = False,
+    log: bool = False,
+    include_background: bool = True,
+    batch: bool = False,
+    class_weights: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""Soft Dice loss (Milletari et al. 2016; Sudre et al. 2017): per sample and class,
+    $\ell = 1 - \dfrac{2\,TP + s_n}{2\,TP + FP + FN + s_d}$, i.e.
+    $1 - (2\sum p t + s_n)/(\sum p + \sum t + s_d)$; with ``squared=True`` the
+    denominator is V-Net's $\sum p^2 + \sum t^2 + s_d$.
+
+    Args:
+      predictions: float ``(N, ..., C)`` logits (or probabilities with ``activation="none"``).
+      targets: integer class indices ``(N, ...)`` or float probabilities ``(N, ..., C)``.
+      activation: ``"softmax"``, ``"sigmoid"`` or ``"none"``.
+      squared: square the denominator's terms (MONAI's ``squared_pred``).
+      smooth_numerator: $s_n$ >= 0 (MONAI's ``smooth_nr``; segmentation_models_pytorch's
+        ``smooth`` s is $s_n = s_d = 2s$).
+      smooth_denominator: $s_d$ >= 0 (``smooth_dr``).
+      soft_labels: count TP in the L1 form that is exact for soft labels (see
+        `tversky_loss`).
+      log: $-\log(\text{Dice})$ instead of $1 - \text{Dice}$.
+      include_background: keep class 0.
+      batch: one score per class over the whole batch.
+      class_weights: optional ``(C,)`` weights of the per-class losses.
+      ignore_index: a target class index whose pixels are left out (integer targets).
+      where: optional boolean ``(N, ...)`` mask of the pixels that count.
+      reduction: ``'none'``, ``'mean'`` or ``'sum'`` over samples and classes.
+
+    Returns:
+      ``'none'``: ``(N, C)`` (``(C,)`` with ``batch``; C - 1 classes without background);
+      otherwise a scalar.
+
+    Example:
+      >>> logits = jnp.array([[[2.0, -1.0], [0.5, 1.5], [-1.0, 2.0]]])  # N=1, 3 pixels, C=2
+      >>> jaxloss.dice_loss(logits, jnp.array([[0, 1, 1]]), reduction="none").round(4)
+      Array([[0.1603, 0.0975]], dtype=float32)
+    """
+    fn = "dice_loss"
+    _check_common(fn, reduction, smooth_numerator, smooth_denominator)
+    seg = _Segmentation(
+        fn,
+        predictions,
+        targets,
+        activation=activation,
+        class_weights=class_weights,
+        ignore_index=ignore_index,
+        where=where,
+        include_background=include_background,
+    )
+    tp, fp, fn_ = seg.counts(batch, squared=squared, soft_labels=soft_labels)
+    loss = _tversky_terms(tp, fp, fn_, 0.5, 0.5, smooth_numerator / 2, smooth_denominator / 2, log)
+    return seg.finish(loss, reduction)
+
+
+def jaccard_loss(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    activation: Activation = "softmax",
+    smooth_numerator: float = 1e-5,
+    smooth_denominator: float = 1e-5,
+    soft_labels: bool = False,
+    log: bool = False,
+    include_background: bool = True,
+    batch: bool = False,
+    class_weights: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""Soft Jaccard (IoU) loss: per sample and class,
+    $\ell = 1 - (TP + s_n)/(TP + FP + FN + s_d)$, i.e.
+    $1 - (\sum pt + s_n)/(\sum p + \sum t - \sum pt + s_d)$.
+
+    Args:
+      predictions: float ``(N, ..., C)`` logits (or probabilities with ``activation="none"``).
+      targets: integer class indices ``(N, ...)`` or float probabilities ``(N, ..., C)``.
+      activation: ``"softmax"``, ``"sigmoid"`` or ``"none"``.
+      smooth_numerator: $s_n$ >= 0 (MONAI's ``DiceLoss(jaccard=True)`` with ``smooth_nr``
+        has $s_n$ = smooth_nr / 2; segmentation_models_pytorch's ``smooth`` is $s_n = s_d$).
+      smooth_denominator: $s_d$ >= 0.
+      soft_labels: count TP in the L1 form that is exact for soft labels.
+      log: $-\log(\text{IoU})$ instead of $1 - \text{IoU}$.
+      include_background: keep class 0.
+      batch: one score per class over the whole batch.
+      class_weights: optional ``(C,)`` weights of the per-class losses.
+      ignore_index: a target class index whose pixels are left out (integer targets).
+      where: optional boolean ``(N, ...)`` mask of the pixels that count.
+      reduction: ``'none'``, ``'mean'`` or ``'sum'`` over samples and classes.
+
+    Returns:
+      ``'none'``: ``(N, C)`` (``(C,)`` with ``batch``); otherwise a scalar.
+
+    Example:
+      >>> logits = jnp.array([[[2.0, -1.0], [0.5, 1.5], [-1.0, 2.0]]])
+      >>> jaxloss.jaccard_loss(logits, jnp.array([[0, 1, 1]]), reduction="none").round(4)
+      Array([[0.2764, 0.1777]], dtype=float32)
+    """
+    fn = "jaccard_loss"
+    _check_common(fn, reduction, smooth_numerator, smooth_denominator)
+    seg = _Segmentation(
+        fn,
+        predictions,
+        targets,
+        activation=activation,
+        class_weights=class_weights,
+        ignore_index=ignore_index,
+        where=where,
+        include_background=include_background,
+    )
+    tp, fp, fn_ = seg.counts(batch, soft_labels=soft_labels)
+    loss = _tversky_terms(tp, fp, fn_, 1.0, 1.0, smooth_numerator, smooth_denominator, log)
+    return seg.finish(loss, reduction)
+
+
+def generalized_dice_loss(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    weighting: Literal["square", "simple", "uniform"] = "square",
+    activation: Activation = "softmax",
+    smooth_numerator: float = 1e-5,
+    smooth_denominator: float = 1e-5,
+    soft_labels: bool = False,
+    include_background: bool = True,
+    batch: bool = False,
+    ignore_index: int | None = None,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""Generalized Dice loss (Sudre et al. 2017): one score over all classes, each weighted
+    by the inverse of its target volume,
+
+    $$\ell = 1 - \frac{2\sum_c w_c TP_c + s_n}{\sum_c w_c(2TP_c + FP_c + FN_c) + s_d},\quad
+    w_c = 1/(\textstyle\sum t_c)^2\ (\text{square}),\ 1/\sum t_c\ (\text{simple}),\ 1\
+    (\text{uniform}).$$
+
+    A class absent from the targets (infinite weight) takes the largest finite weight of the
+    sample (of the batch with ``batch``), as in MONAI.
+
+    Args:
+      predictions: float ``(N, ..., C)`` logits (or probabilities with ``activation="none"``).
+      targets: integer class indices ``(N, ...)`` or float probabilities ``(N, ..., C)``.
+      weighting: ``"square"``, ``"simple"`` or ``"uniform"``.
+      activation: ``"softmax"``, ``"sigmoid"`` or ``"none"``.
+      smooth_numerator: $s_n$ >= 0.
+      smooth_denominator: $s_d$ >= 0.
+      soft_labels: count TP in the L1 form that is exact for soft labels.
+      include_background: keep class 0.
+      batch: one score for the whole batch.
+      ignore_index: a target class index whose pixels are left out (integer targets).
+      where: optional boolean ``(N, ...)`` mask of the pixels that count.
+      reduction: ``'none'``, ``'mean'`` or ``'sum'`` over samples.
+
+    Returns:
+      ``'none'``: ``(N,)`` (``()`` with ``batch``); otherwise a scalar.
+
+    Example:
+      >>> logits = jnp.array([[[2.0, -1.0], [0.5, 1.5], [-1.0, 2.0]]])
+      >>> jaxloss.generalized_dice_loss(logits, jnp.array([[0, 1, 1]]), reduction="none")
+      Array([0.14203...], dtype=float32)
+    """
+    fn = "generalized_dice_loss"
+    _check_common(fn, reduction, smooth_numerator, smooth_denominator)
+    if weighting not in ("square", "simple", "uniform"):
+        raise ValueError(
+            f"{fn}: `weighting` must be 'square', 'simple' or 'uniform'; got {weighting!r}."
+        )
+    seg = _Segmentation(
+        fn,
+        predictions,
+        targets,
+        activation=activation,
+        class_weights=None,
+        ignore_index=ignore_index,
+        where=where,
+        include_background=include_background,
+    )
+    tp, fp, fn_ = seg.counts(batch, soft_labels=soft_labels)
+    volume = tp + fn_  # Σ t per class
+    if weighting == "uniform":
+        w = jnp.ones_like(volume)
+    else:
+        power = 2 if weighting == "square" else 1
+        absent = volume == 0
+        w = jnp.where(absent, 0.0, 1 / jnp.where(absent, 1.0, volume) ** power)
+        w = jnp.where(absent, jnp.max(w, axis=-1, keepdims=True), w)
+    w = jax.lax.stop_gradient(w)  # the weights depend on the targets only
+    numerator = 2 * jnp.sum(w * tp, axis=-1) + smooth_numerator
+    denominator = jnp.sum(w * (2 * tp + fp + fn_), axis=-1) + smooth_denominator
+    return finish(reduce_loss(1 - numerator / denominator, reduction), seg.result_dtype)
+
+
+def mcc_loss(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    activation: Activation = "sigmoid",
+    smooth_numerator: float = 0.0,
+    smooth_denominator: float = 1e-5,
+    count_eps: float = 0.0,
+    include_background: bool = True,
+    batch: bool = False,
+    class_weights: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""Matthews correlation coefficient loss (Abhishek & Hamarneh 2021), $\ell = 1 -
+    \mathrm{MCC}$ per sample and class with soft counts:
+
+    $$\mathrm{MCC} = \frac{TP\cdot TN - FP\cdot FN + s_n}
+    {\sqrt{(TP+FP)(TP+FN)(TN+FP)(TN+FN) + s_d}};$$
+
+    a class predicted perfectly (FP = FN = 0) has loss 0, as in MONAI.
+
+    Args:
+      predictions: float ``(N, ..., C)`` logits (or probabilities with ``activation="none"``).
+      targets: integer class indices ``(N, ...)`` or float probabilities ``(N, ..., C)``.
+      activation: ``"sigmoid"`` (the default: MCC is a binary, per-channel measure),
+        ``"softmax"`` or ``"none"``.
+      smooth_numerator: $s_n$ >= 0.
+      smooth_denominator: $s_d$ >= 0, inside the square root (MONAI's ``smooth_dr``).
+      count_eps: added to each of TP, TN, FP and FN first (segmentation_models_pytorch's
+        ``eps`` = 1e-5, which also has $s_d$ = 0 and one score over the batch).
+      include_background: keep class 0.
+      batch: one score per class over the whole batch.
+      class_weights: optional ``(C,)`` weights of the per-class losses.
+      ignore_index: a target class index whose pixels are left out (integer targets).
+      where: optional boolean ``(N, ...)`` mask of the pixels that count.
+      reduction: ``'none'``, ``'mean'`` or ``'sum'`` over samples and classes.
+
+    Returns:
+      ``'none'``: ``(N, C)`` (``(C,)`` with ``batch``); otherwise a scalar.
+
+    Example:
+      >>> logits = jnp.array([[[3.0], [-2.0], [1.0], [-3.0]]])  # N=1, 4 pixels, one channel
+      >>> jaxloss.mcc_loss(logits, jnp.array([[1, 0, 1, 0]]), reduction="none").round(4)
+      Array([[0.2394]], dtype=float32)
+    """
+    fn = "mcc_loss"
+    _check_common(fn, reduction, smooth_numerator, smooth_denominator)
+    _checks.python_number(fn, "count_eps", count_eps, low=0.0)
+    seg = _Segmentation(
+        fn,
+        predictions,
+        targets,
+        activation=activation,
+        class_weights=class_weights,
+        ignore_index=ignore_index,
+        where=where,
+        include_background=include_background,
+    )
+    tp, fp, fn_ = seg.counts(batch)
+    tn = seg.true_negatives(batch)
+    perfect = (fp == 0) & (fn_ == 0)
+    tp, fp, fn_, tn = (count + count_eps for count in (tp, fp, fn_, tn))
+    numerator = tp * tn - fp * fn_ + smooth_numerator
+    product = (tp + fp) * (tp + fn_) * (tn + fp) * (tn + fn_) + smooth_denominator
+    loss = 1 - numerator / jnp.sqrt(product)
+    loss = jnp.where(perfect, jnp.zeros((), loss.dtype), loss)
+    return seg.finish(loss, reduction)
+
+
+def _combined_reduction(fn, reduction):
+    if reduction not in ("mean", "sum"):
+        raise ValueError(
+            f"{fn}: `reduction` must be 'mean' or 'sum' (the two terms have different "
+            f"shapes); got {reduction!r}."
+        )
+
+
+def dice_ce_loss(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    activation: Literal["softmax", "sigmoid"] = "softmax",
+    lambda_dice: float = 1.0,
+    lambda_ce: float = 1.0,
+    label_smoothing: float = 0.0,
+    squared: bool = False,
+    smooth_numerator: float = 1e-5,
+    smooth_denominator: float = 1e-5,
+    include_background: bool = True,
+    batch: bool = False,
+    class_weights: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    where: ArrayLike | None = None,
+    reduction: Literal["mean", "sum"] = "mean",
+) -> jax.Array:
+    r"""Dice + cross-entropy, $\lambda_d\,\ell_{\text{Dice}} + \lambda_{ce}\,\ell_{CE}$
+    (MONAI's ``DiceCELoss``): `dice_loss` on the activated logits plus `jaxloss.cross_entropy`
+    on the logits (``activation="softmax"``; class weights and label smoothing as there, all
+    classes, background included) or `jaxloss.binary_cross_entropy_with_logits`
+    (``"sigmoid"``, elementwise, its mean over all elements).
+
+    Args:
+      logits: float ``(N, ..., C)``.
+      targets: integer class indices ``(N, ...)`` or float probabilities ``(N, ..., C)``.
+      activation: ``"softmax"`` or ``"sigmoid"``.
+      lambda_dice: λ_d >= 0.
+      lambda_ce: λ_ce >= 0.
+      label_smoothing: of the cross-entropy (softmax only).
+      squared: V-Net denominators in the Dice term.
+      smooth_numerator: the Dice term's $s_n$.
+      smooth_denominator: the Dice term's $s_d$.
+      include_background: keep class 0 in the Dice term.
+      batch: the Dice term per class over the whole batch.
+      class_weights: optional ``(C,)`` weights of the Dice term's classes and of the
+        cross-entropy (softmax) or of the elementwise BCE (sigmoid).
+      ignore_index: a target class index whose pixels are left out of both terms.
+      where: optional boolean ``(N, ...)`` mask of the pixels that count.
+      reduction: ``'mean'`` or ``'sum'``, of each term.
+
+    Returns:
+      A scalar.
+
+    Example:
+      >>> logits = jnp.array([[[2.0, -1.0], [0.5, 1.5], [-1.0, 2.0]]])
+      >>> round(float(jaxloss.dice_ce_loss(logits, jnp.array([[0, 1, 1]]))), 4)
+      0.2657
+    """
+    fn = "dice_ce_loss"
+    _combined_reduction(fn, reduction)
+    for name, value in (("lambda_dice", lambda_dice), ("lambda_ce", lambda_ce)):
+        _checks.python_number(fn, name, value, low=0.0)
+    dice = dice_loss(
+        logits,
+        targets,
+        activation=activation,
+        squared=squared,
+        smooth_numerator=smooth_numerator,
+        smooth_denominator=smooth_denominator,
+        include_background=include_background,
+        batch=batch,
+        class_weights=class_weights,
+        ignore_index=ignore_index,
+        where=where,
+        reduction=reduction,
+    )
+    ce = _second_term(
+        fn,
+        logits,
+        targets,
+        activation,
+        class_weights,
+        ignore_index,
+        where,
+        softmax=lambda x, t, w, ignore, mask: cross_entropy(
+            x,
+            t,
+            weight=w,
+            ignore_index=ignore,
+            label_smoothing=label_smoothing,
+            where=mask,
+            reduction=reduction,
+        ),
+        sigmoid=lambda x, t, w, mask: binary_cross_entropy_with_logits(
+            x, t, weight=w, where=mask, reduction=reduction
+        ),
+    )
+    return lambda_dice * dice + lambda_ce * ce
+
+
+def _second_term(
+    fn, logits, targets, activation, class_weights, ignore_index, where, *, softmax, sigmoid
+):
+    """The cross-entropy or focal term beside a Dice term: on class indices with ignored pixels
+    passed through (softmax), or elementwise over one-hot channels (sigmoid)."""
+    if activation not in ("softmax", "sigmoid"):
+        raise ValueError(f"{fn}: `activation` must be 'softmax' or 'sigmoid'; got {activation!r}.")
+    x = _checks.float_array(fn, "logits", logits)
+    t = _checks.real_array(fn, "targets", targets)
+    weights = None if class_weights is None else jnp.asarray(class_weights)
+    if activation == "softmax":
+        ignore = -100 if ignore_index is None else ignore_index
+        return softmax(x, t, weights, ignore, where)
+    integer = jnp.issubdtype(t.dtype, jnp.integer)
+    mask = None if where is None else jnp.asarray(where)
+    if integer and ignore_index is not None:
+        kept = t != ignore_index
+        mask = kept if mask is None else mask & kept
+    if integer:
+        safe = t if mask is None else jnp.where(mask, t, 0)
+        if x.shape[-1] == 1:
+            t = safe[..., None].astype(x.dtype)
+        else:
+            t = jax.nn.one_hot(safe, x.shape[-1], dtype=x.dtype)
+    elementwise_mask = None if mask is None else jnp.broadcast_to(mask[..., None], x.shape)
+    w = None if weights is None else jnp.broadcast_to(weights.astype(x.dtype), x.shape)
+    return sigmoid(x, t, w, elementwise_mask)
+
+
+def dice_focal_loss(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    activation: Literal["softmax", "sigmoid"] = "softmax",
+    focal: Literal["softmax", "sigmoid"] | None = None,
+    gamma: float = 2.0,
+    alpha: float | None = None,
+    lambda_dice: float = 1.0,
+    lambda_focal: float = 1.0,
+    squared: bool = False,
+    smooth_numerator: float = 1e-5,
+    smooth_denominator: float = 1e-5,
+    include_background: bool = True,
+    batch: bool = False,
+    class_weights: ArrayLike | None = None,
+    ignore_index: int | None = None,
+    where: ArrayLike | None = None,
+    reduction: Literal["mean", "sum"] = "mean",
+) -> jax.Array:
+    r"""Dice + focal, $\lambda_d\,\ell_{\text{Dice}} + \lambda_f\,\ell_{\text{focal}}$:
+    `dice_loss` on the activated logits plus a focal loss on the logits, either
+    `jaxloss.softmax_focal_loss` (categorical, per pixel) or `jaxloss.sigmoid_focal_loss`
+    (per channel, its mean over all elements: MONAI's ``DiceFocalLoss``, whose focal term is
+    sigmoid whatever the Dice term's activation).
+
+    Args:
+      logits: float ``(N, ..., C)``.
+      targets: integer class indices ``(N, ...)`` or float probabilities ``(N, ..., C)``.
+      activation: the Dice term's ``"softmax"`` or ``"sigmoid"``.
+      focal: the focal term's ``"softmax"`` or ``"sigmoid"``; the same as ``activation``
+        when None.
+      gamma: γ >= 0 of the focal term.
+      alpha: the sigmoid focal term's α balancing (None: none); for the softmax one use
+        ``class_weights``.
+      lambda_dice: λ_d >= 0.
+      lambda_focal: λ_f >= 0.
+      squared: V-Net denominators in the Dice term.
+      smooth_numerator: the Dice term's $s_n$.
+      smooth_denominator: the Dice term's $s_d$.
+      include_background: keep class 0 in the Dice term.
+      batch: the Dice term per class over the whole batch.
+      class_weights: optional ``(C,)`` weights of the Dice term's classes and of the focal
+        term's.
+      ignore_index: a target class index whose pixels are left out of both terms.
+      where: optional boolean ``(N, ...)`` mask of the pixels that count.
+      reduction: ``'mean'`` or ``'sum'``, of each term.
+
+    Returns:
+      A scalar.
+
+    Example:
+      >>> logits = jnp.array([[[2.0, -1.0], [0.5, 1.5], [-1.0, 2.0]]])
+      >>> round(float(jaxloss.dice_focal_loss(logits, jnp.array([[0, 1, 1]]))), 4)
+      0.1365
+    """
+    fn = "dice_focal_loss"
+    _combined_reduction(fn, reduction)
+    for name, value in (("lambda_dice", lambda_dice), ("lambda_focal", lambda_focal)):
+        _checks.python_number(fn, name, value, low=0.0)
+    if alpha is not None and (focal or activation) == "softmax":
+        raise ValueError(
+            f"{fn}: `alpha` balances the sigmoid focal term; weight the softmax one's classes "
+            "with `class_weights`."
+        )
+    dice = dice_loss(
+        logits,
+        targets,
+        activation=activation,
+        squared=squared,
+        smooth_numerator=smooth_numerator,
+        smooth_denominator=smooth_denominator,
+        include_background=include_background,
+        batch=batch,
+        class_weights=class_weights,
+        ignore_index=ignore_index,
+        where=where,
+        reduction=reduction,
+    )
+    focal_term = _second_term(
+        fn,
+        logits,
+        targets,
+        focal or activation,
+        class_weights,
+        ignore_index,
+        where,
+        softmax=lambda x, t, w, ignore, mask: softmax_focal_loss(
+            x, t, gamma=gamma, weight=w, ignore_index=ignore, where=mask, reduction=reduction
+        ),
+        sigmoid=lambda x, t, w, mask: _weighted(
+            sigmoid_focal_loss(x, t, alpha=alpha, gamma=gamma, where=mask, reduction="none"),
+            w,
+            mask,
+            reduction,
+        ),
+    )
+    return lambda_dice * dice + lambda_focal * focal_term
+
+
+def _weighted(loss, weight, where, reduction):
+    if weight is not None:
+        loss = loss * weight
+    return reduce_loss(loss, reduction, where=where)
+
+
+def _lovasz_gradient(sorted_targets, valid):
+    """The Lovász extension's weights for errors sorted in decreasing order: the increments
+    of the Jaccard loss as pixels are added one by one (Berman et al. 2018, Alg. 1)."""
+    total = jnp.sum(sorted_targets, axis=-1, keepdims=True)
+    intersection = total - jnp.cumsum(sorted_targets, axis=-1)
+    union = total + jnp.cumsum(jnp.where(valid, 1 - sorted_targets, 0), axis=-1)
+    # union is >= 1 from the first counted pixel on; 0 only for an image without any
+    jaccard = 1 - intersection / jnp.where(union > 0, union, 1)
+    return jnp.concatenate([jaccard[..., :1], jnp.diff(jaccard, axis=-1)], axis=-1)
+
+
+def _lovasz_flat(errors, fg, valid):
+    """Σ_i max(e_(i), 0) g_i over the last axis: errors sorted in decreasing order; invalid
+    pixels are sorted last with error -inf (they add nothing)."""
+    errors = jnp.where(valid, errors, -jnp.inf)
+    fg = jnp.where(valid, fg, 0)  # an uncounted pixel is no part of the target set either
+    order = jnp.argsort(-errors, axis=-1)
+    sorted_errors = jnp.take_along_axis(errors, order, axis=-1)
+    sorted_fg = jnp.take_along_axis(fg, order, axis=-1)
+    sorted_valid = jnp.take_along_axis(valid, order, axis=-1)
+    gradient = jax.lax.stop_gradient(_lovasz_gradient(sorted_fg, sorted_valid))
+    contribution = jnp.where(sorted_valid, jax.nn.relu(sorted_errors) * gradient, 0.0)
+    return jnp.sum(contribution, axis=-1)
+
+
+def _lovasz_inputs(fn, scores, targets, where, ignore_index):
+    x = _checks.float_array(fn, "predictions", scores)
+    if x.ndim < 2:
+        raise ValueError(f"{fn}: `predictions` must be (N, ...) or (N, ..., C); got a vector.")
+    t = _checks.real_array(fn, "targets", targets)
+    valid = jnp.ones(t.shape, bool)
+    if ignore_index is not None:
+        valid = t != ignore_index
+    if where is not None:
+        valid = valid & _checks.where_mask(fn, where, t.shape, "the targets")
+    return x, t, valid
+
+
+def lovasz_hinge_loss(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    per_image: bool = True,
+    ignore_index: int | None = None,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""Lovász hinge loss (Berman et al. 2018), the convex surrogate of the binary Jaccard
+    loss: hinge errors $e_i = 1 - x_i\,y_i$ ($y_i = \pm 1$) sorted in decreasing order and
+    weighted by the increments of the Jaccard loss, $\ell = \sum_i \max(e_{(i)}, 0)\,
+    g_i$. Its gradient is exact almost everywhere (the sort's order is held constant).
+
+    Args:
+      logits: float ``(N, ...)`` binary logits (every axis after the first is pixels, a
+        trailing channel of 1 included).
+      targets: 0/1 targets (float or integer) of the same shape.
+      per_image: one loss per image (the paper's default), else one over the whole batch.
+      ignore_index: a target value whose pixels are left out.
+      where: optional boolean mask of the pixels that count, the targets' shape.
+      reduction: over images: ``'none'`` ``(N,)``, ``'mean'`` or ``'sum'`` (without
+        ``per_image`` the one batch loss is returned as a scalar).
+
+    Returns:
+      ``(N,)`` for ``'none'`` with ``per_image``; otherwise a scalar.
+
+    Example:
+      >>> logits = jnp.array([[2.0, -1.0, 0.5, -3.0]])
+      >>> round(float(jaxloss.lovasz_hinge_loss(logits, jnp.array([[1, 0, 0, 0]]))), 4)
+      0.75
+    """
+    fn = "lovasz_hinge_loss"
+    _checks.reduction(fn, reduction)
+    x, t, valid = _lovasz_inputs(fn, logits, targets, where, ignore_index)
+    _checks.shapes_equal(fn, "logits", x, "targets", t)
+    result_dtype, compute = dtypes(x)
+    x = x.astype(compute)
+    rows = x.shape[0] if per_image else 1
+    fg = jnp.where(valid, t, 0).astype(compute).reshape(rows, -1)
+    errors = 1 - x.reshape(rows, -1) * (2 * fg - 1)
+    loss = _lovasz_flat(errors, fg, valid.reshape(rows, -1))
+    if not per_image:
+        return finish(loss[0], result_dtype)
+    return finish(reduce_loss(loss, reduction), result_dtype)
+
+
+def lovasz_softmax_loss(
+    predictions: ArrayLike,
+    labels: ArrayLike,
+    *,
+    from_logits: bool = True,
+    classes: Literal["present", "all"] = "present",
+    per_image: bool = False,
+    ignore_index: int | None = None,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""Lovász-softmax loss (Berman et al. 2018), the convex surrogate of the multiclass
+    Jaccard loss: per class c, the errors $|[y_i = c] - p_{i,c}|$ sorted in decreasing order
+    and weighted by the Jaccard loss's increments, averaged over the classes (those present in
+    the labels, or all).
+
+    Args:
+      predictions: float ``(N, ..., C)`` logits (softmax applied here) or probabilities
+        (``from_logits=False``).
+      labels: integer class indices ``(N, ...)``.
+      from_logits: whether to apply the softmax.
+      classes: ``"present"``: average over the classes that occur in the (image's, or the
+        batch's) counted labels, 0 if none does; ``"all"``: over every class.
+      per_image: one loss per image, else one over the whole batch (the paper's default).
+      ignore_index: a label whose pixels are left out.
+      where: optional boolean ``(N, ...)`` mask of the pixels that count.
+      reduction: over images: ``'none'`` ``(N,)``, ``'mean'`` or ``'sum'`` (without
+        ``per_image`` the one batch loss is returned as a scalar).
+
+    Returns:
+      ``(N,)`` for ``'none'`` with ``per_image``; otherwise a scalar.
+
+    Example:
+      >>> logits = jnp.array([[[2.0, -1.0], [0.5, 1.5], [-1.0, 2.0]]])
+      >>> round(float(jaxloss.lovasz_softmax_loss(logits, jnp.array([[0, 1, 1]]))), 4)
+      0.1582
+    """
+    fn = "lovasz_softmax_loss"
+    _checks.reduction(fn, reduction)
+    if classes not in ("present", "all"):
+        raise ValueError(f"{fn}: `classes` must be 'present' or 'all'; got {classes!r}.")
+    x, y, valid = _lovasz_inputs(fn, predictions, labels, where, ignore_index)
+    if not jnp.issubdtype(y.dtype, jnp.integer) or y.shape != x.shape[:-1]:
+        raise ValueError(
+            f"{fn}: `labels` must be integer class indices of shape {list(x.shape[:-1])}; got "
+            f"{_checks.describe(y)}."
+        )
+    result_dtype, compute = dtypes(x)
+    x = x.astype(compute)
+    num_classes = x.shape[-1]
+    p = jax.nn.softmax(x, axis=-1) if from_logits else x
+    rows = x.shape[0] if per_image else 1
+    p = jnp.moveaxis(p.reshape(rows, -1, num_classes), -1, 1)  # (rows, C, pixels)
+    y = y.reshape(rows, 1, -1)
+    valid = jnp.broadcast_to(valid.reshape(rows, 1, -1), p.shape)
+    fg = (y == jnp.arange(num_classes)[None, :, None]).astype(compute)
+    per_class = _lovasz_flat(jnp.abs(fg - p), fg, valid)  # (rows, C)
+    if classes == "all":
+        loss = jnp.mean(per_class, axis=-1)
+    else:
+        present = jnp.any((fg > 0) & valid, axis=-1)
+        count = jnp.sum(present, axis=-1)
+        total = jnp.sum(jnp.where(present, per_class, 0.0), axis=-1)
+        loss = jnp.where(count > 0, total / jnp.maximum(count, 1), 0.0)
+    if not per_image:
+        return finish(loss[0], result_dtype)
+    return finish(reduce_loss(loss, reduction), result_dtype)

@@ -1,0 +1,237 @@
+"""Segmentation losses beyond the MONAI/smp comparisons (tests/test_libraries.py): the Lovász
+losses in float64 against NumPy written from Berman et al.'s Algorithm 1 (smp's run only in
+float32), the edge regimes (perfect predictions, everything ignored, absent classes), and the
+errors on bad input."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxloss
+
+pytestmark = pytest.mark.usefixtures("x64")
+
+
+def _lovasz_extension(errors, foreground):
+    """Σ_i max(e_(i), 0) (J(i) - J(i-1)): the Jaccard loss J of the i largest errors' pixels."""
+    order = np.argsort(-errors, kind="stable")
+    e, fg = errors[order], foreground[order]
+    total = fg.sum()
+    intersection = total - np.cumsum(fg)
+    union = total + np.cumsum(1 - fg)
+    jaccard = 1 - intersection / union
+    increments = np.diff(jaccard, prepend=0.0)
+    return float(np.sum(np.maximum(e, 0) * increments))
+
+
+def _softmax(x):
+    z = np.exp(x - x.max(-1, keepdims=True))
+    return z / z.sum(-1, keepdims=True)
+
+
+@jax.jit
+def _lovasz_both(x, t, y, z):
+    return (
+        jaxloss.lovasz_hinge_loss(x, t, reduction="none"),
+        jaxloss.lovasz_softmax_loss(z, y, per_image=True, reduction="none"),
+        jaxloss.lovasz_softmax_loss(z, y, classes="all"),
+    )
+
+
+def test_lovasz_float64_against_the_algorithm():
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 2, (3, 6, 5))
+    t = (rng.uniform(size=x.shape) < 0.4).astype(np.float64)
+    z = rng.normal(0, 2, (3, 6, 5, 4))
+    y = rng.integers(0, 4, (3, 6, 5))
+    y[0][y[0] == 3] = 0  # class 3 absent from image 0
+    hinge, per_image, all_classes = _lovasz_both(x, t, y, z)
+    for n in range(3):
+        errors = 1 - x[n].ravel() * (2 * t[n].ravel() - 1)
+        assert hinge[n] == pytest.approx(_lovasz_extension(errors, t[n].ravel()), rel=1e-13)
+        p = _softmax(z[n]).reshape(-1, 4)
+        fg = np.eye(4)[y[n].ravel()]
+        present = [c for c in range(4) if fg[:, c].any()]
+        expected = np.mean(
+            [_lovasz_extension(np.abs(fg[:, c] - p[:, c]), fg[:, c]) for c in present]
+        )
+        assert per_image[n] == pytest.approx(expected, rel=1e-13)
+    p = _softmax(z).reshape(-1, 4)
+    fg = np.eye(4)[y.ravel()]
+    expected = np.mean([_lovasz_extension(np.abs(fg[:, c] - p[:, c]), fg[:, c]) for c in range(4)])
+    assert all_classes == pytest.approx(expected, rel=1e-13)
+
+
+@jax.jit
+def _edge_losses(logits, labels, where):
+    def total(x):
+        kwargs = dict(where=where)
+        return (
+            jaxloss.dice_loss(x, labels, **kwargs)
+            + jaxloss.jaccard_loss(x, labels, **kwargs)
+            + jaxloss.tversky_loss(x, labels, gamma=0.75, **kwargs)
+            + jaxloss.generalized_dice_loss(x, labels, **kwargs)
+            + jaxloss.mcc_loss(x, labels, **kwargs)
+            + jaxloss.dice_ce_loss(x, labels, where=where, reduction="sum")
+            + jaxloss.dice_focal_loss(x, labels, where=where, reduction="sum")
+            + jaxloss.lovasz_softmax_loss(x, labels, where=where)
+            + jaxloss.lovasz_hinge_loss(x[..., 0], labels, where=where)
+        )
+
+    return jax.value_and_grad(total)(logits)
+
+
+def test_everything_masked_is_finite():
+    """No pixel counts: every loss is finite (the smoothed scores of empty sets), and so is
+    every gradient (zero)."""
+    rng = np.random.default_rng(1)
+    logits = jnp.asarray(rng.normal(0, 2, (2, 3, 3, 2)))
+    labels = jnp.asarray(rng.integers(0, 2, (2, 3, 3)))
+    value, grad = _edge_losses(logits, labels, jnp.zeros((2, 3, 3), bool))
+    assert np.isfinite(value)
+    assert np.all(np.asarray(grad) == 0)
+
+
+@jax.jit
+def _perfect(labels):
+    probs = jax.nn.one_hot(labels, 2, dtype=jnp.float64)
+    big = 50 * (2 * probs - 1)
+    return jnp.stack(
+        [
+            jaxloss.dice_loss(probs, labels, activation="none"),
+            jaxloss.jaccard_loss(probs, labels, activation="none"),
+            jaxloss.tversky_loss(probs, labels, activation="none"),
+            jaxloss.generalized_dice_loss(probs, labels, activation="none"),
+            jaxloss.mcc_loss(probs, labels, activation="none"),
+            jaxloss.lovasz_softmax_loss(big, labels),
+            jaxloss.lovasz_hinge_loss(big[..., 1], labels),
+        ]
+    )
+
+
+def test_perfect_prediction_scores_zero():
+    np.testing.assert_allclose(_perfect(jnp.array([[[0, 1], [1, 0]]])), 0, atol=1e-12)
+
+
+def test_dice_definitions():
+    """Dice is the Tversky index at α = β = ½ and Jaccard at α = β = 1; squared denominators
+    are V-Net's Σp² + Σt²; class weights multiply and 'mean' is their plain mean."""
+    rng = np.random.default_rng(2)
+    x = jnp.asarray(rng.normal(0, 2, (2, 4, 4, 3)))
+    y = jnp.asarray(rng.integers(0, 3, (2, 4, 4)))
+    kw = dict(smooth_numerator=0.3, smooth_denominator=0.3, reduction="none")
+    dice = jaxloss.dice_loss(x, y, **kw)
+    tversky = jaxloss.tversky_loss(
+        x, y, smooth_numerator=0.15, smooth_denominator=0.15, reduction="none"
+    )
+    np.testing.assert_allclose(dice, tversky, rtol=1e-13)
+    np.testing.assert_allclose(
+        jaxloss.jaccard_loss(x, y, **kw),
+        jaxloss.tversky_loss(x, y, alpha=1.0, beta=1.0, **kw),
+        rtol=1e-13,
+    )
+    p = np.asarray(jax.nn.softmax(x))
+    t = np.eye(3)[np.asarray(y)]
+    vnet = 1 - (2 * (p * t).sum((1, 2)) + 0.3) / ((p * p).sum((1, 2)) + (t * t).sum((1, 2)) + 0.3)
+    np.testing.assert_allclose(jaxloss.dice_loss(x, y, squared=True, **kw), vnet, rtol=1e-13)
+    w = jnp.array([0.2, 1.0, 3.0])
+    weighted = jaxloss.dice_loss(
+        x, y, class_weights=w, smooth_numerator=0.3, smooth_denominator=0.3
+    )
+    assert float(weighted) == pytest.approx(float(jnp.mean(dice * w)), rel=1e-13)
+
+
+def test_focal_tversky_is_per_class():
+    """(1 - TI_c)^γ per class (Abraham & Khan), so the mean over classes differs from
+    segmentation_models_pytorch's (mean over classes)^γ when C > 1."""
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.normal(0, 2, (2, 4, 4, 3)))
+    y = jnp.asarray(rng.integers(0, 3, (2, 4, 4)))
+    plain = jaxloss.tversky_loss(x, y, alpha=0.7, beta=0.3, reduction="none")
+    focal = jaxloss.tversky_loss(x, y, alpha=0.7, beta=0.3, gamma=0.75, reduction="none")
+    np.testing.assert_allclose(focal, plain**0.75, rtol=1e-13)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda x, y: jaxloss.dice_loss(x[0, 0, 0], y[0, 0, 0]), ValueError, "channel-last"),
+        (lambda x, y: jaxloss.dice_loss(x, y, activation="relu"), ValueError, "activation"),
+        (lambda x, y: jaxloss.dice_loss(x, y[..., None]), ValueError, "one class index"),
+        (lambda x, y: jaxloss.dice_loss(x, y.astype(float)), ValueError, "float `targets`"),
+        (
+            lambda x, y: jaxloss.dice_loss(x, jax.nn.one_hot(y, 3), ignore_index=0),
+            ValueError,
+            "ignore_index",
+        ),
+        (lambda x, y: jaxloss.dice_loss(x, y + 3), ValueError, "out of range"),
+        (lambda x, y: jaxloss.dice_loss(x[..., :1], y), ValueError, "softmax over one"),
+        (
+            lambda x, y: jaxloss.dice_loss(
+                x[..., :1], y % 2, activation="sigmoid", include_background=False
+            ),
+            ValueError,
+            "include_background",
+        ),
+        (lambda x, y: jaxloss.dice_loss(x, y, class_weights=jnp.ones(2)), ValueError, "weight"),
+        (lambda x, y: jaxloss.tversky_loss(x, y, gamma=0.0), ValueError, "gamma"),
+        (lambda x, y: jaxloss.dice_ce_loss(x, y, reduction="none"), ValueError, "reduction"),
+        (
+            lambda x, y: jaxloss.dice_focal_loss(x, y, alpha=0.25),
+            ValueError,
+            "class_weights",
+        ),
+        (
+            lambda x, y: jaxloss.generalized_dice_loss(x, y, weighting="cubic"),
+            ValueError,
+            "weighting",
+        ),
+        (lambda x, y: jaxloss.lovasz_softmax_loss(x, y, classes="some"), ValueError, "classes"),
+        (lambda x, y: jaxloss.lovasz_softmax_loss(x, y[..., None]), ValueError, "labels"),
+    ],
+)
+def test_errors(call, error, match):
+    x = jnp.zeros((2, 3, 3, 3))
+    y = jnp.zeros((2, 3, 3), jnp.int32)
+    with pytest.raises(error, match=match):
+        call(x, y)
+
+
+def test_out_of_range_label_is_nan_under_jit():
+    x = jnp.zeros((1, 2, 2, 3))
+    y = jnp.array([[[0, 1], [2, 7]]])
+    assert np.isnan(jax.jit(jaxloss.dice_loss)(x, y))
+
+
+@jax.jit
+def _masked_both_ways(x, y, where):
+    ignored = jnp.where(where, y, 255)
+    return jnp.stack(
+        [
+            jaxloss.dice_loss(x, y, where=where, reduction="none"),
+            jaxloss.dice_loss(x, ignored, ignore_index=255, reduction="none"),
+            jaxloss.mcc_loss(x, y, where=where, reduction="none"),
+            jaxloss.mcc_loss(x, ignored, ignore_index=255, reduction="none"),
+        ]
+    ), jnp.stack(
+        [
+            jaxloss.lovasz_softmax_loss(x, y, where=where),
+            jaxloss.lovasz_softmax_loss(x, ignored, ignore_index=255),
+        ]
+    )
+
+
+def test_where_is_ignore_index_by_another_name():
+    """A pixel mask `where` leaves out exactly what labelling those pixels ignore_index does
+    (which is what MONAI and smp are compared on)."""
+    rng = np.random.default_rng(4)
+    x = jnp.asarray(rng.normal(0, 2, (2, 4, 4, 3)))
+    y = jnp.asarray(rng.integers(0, 3, (2, 4, 4)))
+    where = jnp.asarray(rng.uniform(size=(2, 4, 4)) < 0.6)
+    overlap, lovasz = _masked_both_ways(x, y, where)
+    np.testing.assert_allclose(overlap[0], overlap[1], rtol=1e-13)
+    np.testing.assert_allclose(overlap[2], overlap[3], rtol=1e-13)
+    np.testing.assert_allclose(lovasz[0], lovasz[1], rtol=1e-13)
+    unmasked = jaxloss.dice_loss(x, y, reduction="none")
+    assert not np.allclose(overlap[0], unmasked)
