@@ -10,13 +10,17 @@ to jaxloss, effective GB/s against the lower bound of reading the logits once an
 gradient once (2·itemsize·N·C bytes), a large memory copy measured in the same run, and peak
 memory (XLA's compiled temp size; process peak RSS growth). "jaxloss+options" switches on
 ignore_index, class weights and label smoothing (optax has none of them).
-Fused linear CE: forward+backward w.r.t. x and W, time (best of the repeats) and memory.
+Fused linear CE: forward+backward w.r.t. x and W, time (best of the repeats) and memory; in
+bfloat16 also with each form of its 16-bit matmuls fixed ("jaxloss (native)", "jaxloss
+(float32)"), beside the form the one-time measurement chose for "jaxloss" [in brackets].
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
 import time
 from pathlib import Path
 
@@ -25,6 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxloss
+import jaxloss.fused
+from jaxloss._matmul import form_for
 
 CE_SHAPES = [(4096, 32768), (65536, 1000), (256, 10)]
 FUSED_SHAPE = (8192, 1024, 32768)
@@ -154,6 +160,19 @@ def bench_cross_entropy(shapes, dtypes, repeats, copy_gbps):
     return rows
 
 
+def _fused_in_form(x, w, *, y, form):
+    """The fused loss with its 16-bit matmul form fixed (read when the step is traced)."""
+    previous = os.environ.get("JAXLOSS_MATMUL_16BIT")
+    os.environ["JAXLOSS_MATMUL_16BIT"] = form
+    try:
+        return jaxloss.linear_cross_entropy(x, w, y)
+    finally:
+        if previous is None:
+            del os.environ["JAXLOSS_MATMUL_16BIT"]
+        else:
+            os.environ["JAXLOSS_MATMUL_16BIT"] = previous
+
+
 def _fused_contenders(n, d, v, dtype):
     import optax
     import torch
@@ -168,6 +187,10 @@ def _fused_contenders(n, d, v, dtype):
         return optax.losses.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
     losses = {"jaxloss": lambda x, w: jaxloss.linear_cross_entropy(x, w, y), "naive": naive}
+    if jnp.dtype(dtype).itemsize == 2:
+        # both forms of the 16-bit matmuls, whichever the measurement chose for "jaxloss"
+        for form in ("native", "float32"):
+            losses[f"jaxloss ({form})"] = functools.partial(_fused_in_form, y=y, form=form)
     # (Labels are closed over here: the (N, V) work dwarfs anything XLA could fold.)
     try:
         import jax_cce
@@ -219,10 +242,14 @@ def bench_fused(shape, dtypes, repeats):
                     peak_rss_growth_bytes=rss,
                 )
             )
+        n, d, v = shape
+        chosen = form_for(dtype, min(n, jaxloss.fused.DEFAULT_CHUNK_SIZE), d, v)
         for row in rows:
             if row["dtype"] == jnp.dtype(dtype).name:
                 row["ratio_to_jaxloss"] = row["best_ms"] / best["jaxloss"]
                 row["ratio_to_naive"] = row["best_ms"] / best["naive"]
+                if row["contender"] == "jaxloss" and jnp.dtype(dtype).itemsize == 2:
+                    row["matmul_form"] = chosen
     return rows
 
 
@@ -248,8 +275,9 @@ def _print(ce_rows, fused_rows, copy_gbps):
         f"{'best ms':>10} {'/jaxloss':>8} {'/naive':>7} {'XLA MiB':>8} {'RSS MiB':>8}"
     )
     for r in fused_rows:
+        name = r["contender"] + (f" [{r['matmul_form']}]" if "matmul_form" in r else "")
         print(
-            f"{'':24}{tuple(r['shape'])!s:>18} {r['dtype']:>9} {r['contender']:>16} "
+            f"{'':24}{tuple(r['shape'])!s:>18} {r['dtype']:>9} {name:>16} "
             f"{r['best_ms']:10.1f} {r['ratio_to_jaxloss']:8.2f} {r['ratio_to_naive']:7.2f} "
             f"{_mib(r['xla_temp_bytes']):>8} {_mib(r['peak_rss_growth_bytes']):>8}"
         )

@@ -28,6 +28,7 @@ from jax.typing import ArrayLike
 
 from . import _checks
 from ._labels import class_indices
+from ._matmul import MatmulForm, form_for, matmul
 from ._precision import dtypes
 from ._reduction import finish, mean_denominator, reduce_summed
 from ._sharding import has_explicit_axes
@@ -44,15 +45,9 @@ from ._softmax_ce import (
 DEFAULT_CHUNK_SIZE = 512  # (512, 32768) f32 logits = 64 MiB; measured as fast as 1024
 
 
-def _matmul(a, b, contract):
-    """a·b contracting the given axes, accumulating in float32 (fast bf16 matmuls on CPU)."""
-    out = jnp.promote_types(jnp.promote_types(a.dtype, b.dtype), jnp.float32)
-    return lax.dot_general(a, b, (contract, ((), ())), preferred_element_type=out)
-
-
-def _chunk_logits(x, w, b, head: Head):
+def _chunk_logits(x, w, b, head: Head, form: MatmulForm = "native"):
     """The capped logits of one chunk, (c, V) = cap(x @ w.T + b)."""
-    z = _matmul(x, w, ((1,), (1,)))
+    z = matmul(x, w, ((1,), (1,)), form)
     if b is not None:
         z = z + b.astype(z.dtype)
     return capped(z, head)
@@ -65,10 +60,11 @@ class FusedSettings:
     head: Head  # smoothing on, z-loss, soft-cap (the rows kernel's options)
     chunk_size: int  # rows per chunk; N is padded to a multiple of it
     summed: bool  # the loss is Σ rows ('mean'/'sum'), not per row ('none')
+    matmul: MatmulForm = "native"  # 16-bit operands: native or float32 (jaxloss._matmul)
 
 
 def _chunk_forward(x, w, b, targets: RowTargets, settings: FusedSettings):
-    z = _chunk_logits(x, w, b, settings.head)
+    z = _chunk_logits(x, w, b, settings.head, settings.matmul)
     loss, stats = head_forward(z, targets, settings.head)
     return z, loss, stats.lse
 
@@ -76,9 +72,11 @@ def _chunk_forward(x, w, b, targets: RowTargets, settings: FusedSettings):
 def _chunk_grad(z, x, w, targets: RowTargets, settings: FusedSettings, lse, cotangent, counts):
     """(dx, dW, db) of Σ_i g_i·loss_i over one chunk (dx partial over a split vocabulary)."""
     dz = head_logit_grad(z, targets, lse, cotangent, settings.head, counts)
-    dz_in = dz.astype(x.dtype)  # bf16 matmuls take bf16 operands, accumulate in f32
-    dx = _matmul(dz_in, w, ((1,), (0,)))  # (c, D)
-    dw = _matmul(dz_in, x, ((0,), (0,)))  # (V, D)
+    # native 16-bit matmuls take 16-bit operands (accumulating in f32); the float32 form
+    # keeps dz as it is
+    dz_in = dz if settings.matmul == "float32" else dz.astype(x.dtype)
+    dx = matmul(dz_in, w, ((1,), (0,)), settings.matmul)  # (c, D)
+    dw = matmul(dz_in, x, ((0,), (0,)), settings.matmul)  # (V, D)
     return dx, dw, jnp.sum(dz, axis=0)
 
 
@@ -168,14 +166,14 @@ def _row_tangents(x, w, b, targets: RowTargets, settings: FusedSettings, lse, t_
     def body(_, chunk):
         xc, yc, vc, lwc, lse_c, t_xc = chunk
         chunk_targets = targets._replace(labels=yc, valid=vc, label_weight=lwc)
-        z = _chunk_logits(xc, w, b, settings.head)
+        z = _chunk_logits(xc, w, b, settings.head, settings.matmul)
         ones = jnp.ones_like(lse_c)
         dz = head_logit_grad(z, chunk_targets, lse_c, ones, settings.head, counts)
         z_dot = jnp.zeros(dz.shape, compute)
         if not _is_zero(t_x):
-            z_dot = z_dot + _matmul(t_xc, w, ((1,), (1,)))
+            z_dot = z_dot + matmul(t_xc, w, ((1,), (1,)), settings.matmul)
         if not _is_zero(t_w):
-            z_dot = z_dot + _matmul(xc, t_w, ((1,), (1,)))
+            z_dot = z_dot + matmul(xc, t_w, ((1,), (1,)), settings.matmul)
         if b is not None and not _is_zero(t_b):
             z_dot = z_dot + t_b.astype(compute)
         return None, jnp.sum(dz * z_dot, axis=-1)
@@ -336,8 +334,11 @@ def linear_cross_entropy(
     values and gradients of the unsharded call and gradients sharded like their inputs; see
     `jaxloss.parallel.linear_cross_entropy`. On Auto meshes XLA's partitioner decides.
 
-    bfloat16/float16 inputs run their matmuls in that dtype with float32 accumulation; the
-    softmax and the sums are float32; gradients come back in the inputs' dtypes. Gradients flow
+    bfloat16/float16 inputs run their matmuls in that dtype with float32 accumulation, or,
+    on a CPU where that is slower (no native bf16 arithmetic), as float32 matmuls: measured
+    once per shape and cached (``JAXLOSS_MATMUL_16BIT=native|float32`` fixes it; see
+    ``jaxloss/_matmul.py``). The softmax and the sums are float32; gradients come back in the
+    inputs' dtypes. Gradients flow
     to ``x``, ``w`` and ``bias``; ``weight`` and ``label_smoothing`` are constants here
     (use `cross_entropy` to differentiate them).
 
@@ -532,6 +533,7 @@ def _fused_loss(
         ),
         chunk_size=chunk,
         summed=reduction != "none",
+        matmul=form_for(jnp.result_type(x, w), chunk, x.shape[-1], local_width),
     )
     targets = RowTargets(
         pad_rows(indices.safe.reshape(-1), 0),

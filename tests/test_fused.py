@@ -97,6 +97,43 @@ def test_chunking_is_invisible():
         np.testing.assert_allclose(v, values[0], rtol=1e-13)
 
 
+@pytest.mark.parametrize("form", ["native", "float32"])
+def test_bfloat16_matmul_forms_agree_with_float32(form, monkeypatch):
+    """Both forms of the 16-bit matmuls (the one-time measurement picks the faster on CPU)
+    accumulate in float32: the loss and gradients are the float32 ones to bf16 rounding."""
+    from jaxloss import _matmul
+
+    monkeypatch.setenv("JAXLOSS_MATMUL_16BIT", form)
+    assert _matmul.form_for(jnp.bfloat16, 8, 4, 16) == form
+    x, w = jnp.asarray(X, jnp.bfloat16), jnp.asarray(W, jnp.bfloat16)
+
+    def loss(x, w):
+        return jaxloss.linear_cross_entropy(x, w, Y, chunk_size=4).astype(jnp.float32)
+
+    value, grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(x, w)
+    ref_value, ref_grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(
+        x.astype(jnp.float32), w.astype(jnp.float32)
+    )
+    np.testing.assert_allclose(value, ref_value, rtol=1e-2)
+    for grad, ref in zip(grads, ref_grads):
+        assert grad.dtype == jnp.bfloat16
+        np.testing.assert_allclose(np.float32(grad), ref, atol=1e-2)
+
+
+def test_matmul_form_is_measured_once_and_can_be_fixed(monkeypatch):
+    from jaxloss import _matmul
+
+    monkeypatch.delenv("JAXLOSS_MATMUL_16BIT", raising=False)
+    assert _matmul.form_for(jnp.float32, 8, 4, 16) == "native"  # only 16-bit operands vary
+    first = _matmul.form_for(jnp.bfloat16, 8, 4, 16)
+    hits = _matmul._measured.cache_info().hits
+    assert _matmul.form_for(jnp.bfloat16, 8, 4, 16) == first in ("native", "float32")
+    assert _matmul._measured.cache_info().hits == hits + 1
+    monkeypatch.setenv("JAXLOSS_MATMUL_16BIT", "fp32")
+    with pytest.raises(ValueError, match="JAXLOSS_MATMUL_16BIT"):
+        _matmul.form_for(jnp.bfloat16, 8, 4, 16)
+
+
 def test_bfloat16_within_1e2_and_gradients_in_input_dtype():
     x, w = jnp.asarray(X, jnp.bfloat16), jnp.asarray(W, jnp.bfloat16)
     ref = jaxloss.linear_cross_entropy(x.astype(jnp.float32), w.astype(jnp.float32), Y)
