@@ -224,7 +224,14 @@ def sparsemax_loss(
     """
     fn = "sparsemax_loss"
     x, t, where, result_dtype = _binary_inputs(fn, logits, targets, where, reduction)
-    loss = jax.nn.sparse_plus(x) - t * x
+    in_range = (t >= 0) & (t <= 1)
+    _checks.value_check(
+        fn,
+        in_range,
+        "`targets` must lie in [0, 1]; found {}.",
+        _checks.first_violation(t, in_range),
+    )
+    loss = jnp.where(in_range, jax.nn.sparse_plus(x) - t * x, jnp.nan)
     return finish(reduce_loss(loss, reduction, where=where), result_dtype)
 
 

@@ -653,20 +653,20 @@ def _second_term(
     if activation == "softmax":
         ignore = -100 if ignore_index is None else ignore_index
         return softmax(x, t, weights, ignore, where)
-    integer = jnp.issubdtype(t.dtype, jnp.integer)
-    mask = None if where is None else jnp.asarray(where)
-    if integer and ignore_index is not None:
-        kept = t != ignore_index
-        mask = kept if mask is None else mask & kept
-    if integer:
-        safe = t if mask is None else jnp.where(mask, t, 0)
-        if x.shape[-1] == 1:
-            t = safe[..., None].astype(x.dtype)
-        else:
-            t = jax.nn.one_hot(safe, x.shape[-1], dtype=x.dtype)
-    elementwise_mask = None if mask is None else jnp.broadcast_to(mask[..., None], x.shape)
-    w = None if weights is None else jnp.broadcast_to(weights.astype(x.dtype), x.shape)
-    return sigmoid(x, t, w, elementwise_mask)
+    # elementwise over channels: the Dice term's targets (one-hot, ignored pixels zeroed)
+    seg = _Segmentation(
+        fn,
+        x,
+        t,
+        activation="none",
+        class_weights=None,
+        ignore_index=ignore_index,
+        where=where,
+        include_background=True,
+    )
+    mask = None if seg.present is None else jnp.broadcast_to(seg.present[..., None], x.shape)
+    w = None if weights is None else jnp.broadcast_to(weights.astype(seg.compute), x.shape)
+    return sigmoid(seg.logits, seg.targets, w, mask)
 
 
 def dice_focal_loss(
@@ -849,6 +849,14 @@ def lovasz_hinge_loss(
     _checks.reduction(fn, reduction)
     x, t, valid = _lovasz_inputs(fn, logits, targets, where, ignore_index)
     _checks.shapes_equal(fn, "logits", x, "targets", t)
+    binary = (t == 0) | (t == 1) | ~valid
+    _checks.value_check(
+        fn,
+        binary,
+        "`targets` must be 0 or 1 (or ignore_index); found {}.",
+        _checks.first_violation(t, binary),
+    )
+    t = jnp.where(binary, t, jnp.nan)  # under jit a bad target gives nan, never a number
     result_dtype, compute = dtypes(x)
     x = x.astype(compute)
     rows = x.shape[0] if per_image else 1

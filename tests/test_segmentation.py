@@ -189,6 +189,13 @@ def test_focal_tversky_is_per_class():
         ),
         (lambda x, y: jaxloss.lovasz_softmax_loss(x, y, classes="some"), ValueError, "classes"),
         (lambda x, y: jaxloss.lovasz_softmax_loss(x, y[..., None]), ValueError, "labels"),
+        (lambda x, y: jaxloss.lovasz_hinge_loss(x[..., 0], y + 2), ValueError, "0 or 1"),
+        (lambda x, y: jaxloss.sparsemax_loss(x, x + 2), ValueError, r"\[0, 1\]"),
+        (
+            lambda x, y: jaxloss.dice_ce_loss(x, y + 5, activation="sigmoid"),
+            ValueError,
+            "out of range",
+        ),
     ],
 )
 def test_errors(call, error, match):
