@@ -268,7 +268,6 @@ DEFAULT_TIER = {
     ("linear_cross_entropy_none", "jvp"),
     ("ctc_loss", "jvp"),
     ("multiclass_sparsemax_loss", "jvp"),
-    ("lovasz_softmax_loss", "jvp"),
 }
 
 
