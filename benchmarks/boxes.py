@@ -20,7 +20,7 @@ import numpy as np
 import jaxloss
 from jaxloss.compat import torchvision as tv_compat
 from jaxloss.parity.references import torchvision_ops
-from jaxloss.parity.timing import fastest_torch_threads, machine, side_by_side
+from jaxloss.parity.timing import fastest_torch_threads, machine, side_by_side, write_result
 
 TORCHVISION = ("generalized_box_iou_loss", "distance_box_iou_loss", "complete_box_iou_loss")
 PAPERS = {
@@ -66,22 +66,25 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="4096 boxes, 2 rounds")
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--out", default="benchmarks/results", help="where boxes.json goes")
     args = parser.parse_args(argv)
     count, repeats = (4096, 2) if args.quick else (1 << 20, args.repeats)
     prediction, target = _boxes(np.random.default_rng(0), count)
     print(
         f"box losses, forward+backward w.r.t. the predictions, {count:,} float32 pairs, "
-        f"'mean', median of {repeats} rounds (ms); jax {jax.__version__}\non {machine()}"
+        f"'mean', median of {repeats} rounds (ms)\non {machine()}"
     )
     print(
         f"{'loss':<28}{'jaxloss':>10}{'torchvision':>13}{'ratio':>8}   value: jaxloss / torchvision"
     )
+    rows = []
     for name in TORCHVISION:
         ours = _jax_step(getattr(tv_compat, name), prediction, target)
         theirs = _torch_step(name, prediction, target)
         threads = fastest_torch_threads(theirs, repeats=2 if args.quick else 5)
         medians = side_by_side({"jaxloss": ours}, {"torchvision": theirs}, repeats)
         values = float(ours()[0]), theirs()[0]
+        rows.append(dict(loss=name, torch_threads=threads, ms=medians, values=values))
         print(
             f"{name:<28}{medians['jaxloss']:10.2f}{medians['torchvision']:13.2f}"
             f"{medians['jaxloss'] / medians['torchvision']:8.2f}   "
@@ -91,8 +94,10 @@ def main(argv=None) -> int:
     for name, loss in PAPERS.items():
         ours = _jax_step(loss, prediction, target)
         medians = side_by_side({"jaxloss": ours}, {}, repeats)
+        rows.append(dict(loss=name, ms=medians, values=(float(ours()[0]),)))
         print(f"{name:<28}{medians['jaxloss']:10.2f}{'-':>13}{'-':>8}   {float(ours()[0]):.7g}")
     print("ratio = jaxloss / torchvision; < 1 means jaxloss is faster.")
+    write_result(f"{args.out}/boxes.json", pairs=count, rows=rows)
     return 0
 
 

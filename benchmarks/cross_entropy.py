@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy as np
 import jaxloss
 import jaxloss.fused
 from jaxloss._matmul import form_for
+from jaxloss.parity.timing import machine, write_result
 
 CE_SHAPES = [(4096, 32768), (65536, 1000), (256, 10)]
 FUSED_SHAPE = (8192, 1024, 32768)
@@ -356,8 +356,7 @@ def main(argv=None) -> int:
     dtypes = [jnp.float32, jnp.bfloat16]
     copy_gbps = _copy_gbps(min(2**29, 8 * max(n * c for n, c in ce_shapes)), repeats)
     print(
-        f"jax {jax.__version__}; float32 and bfloat16; {repeats} repeats (CE), "
-        f"{fused_repeats} (fused)",
+        f"float32 and bfloat16; {repeats} repeats (CE), {fused_repeats} (fused)\non {machine()}",
         flush=True,
     )
     ce_rows = bench_cross_entropy(ce_shapes, dtypes, repeats, copy_gbps)
@@ -365,16 +364,11 @@ def main(argv=None) -> int:
     _print(ce_rows, fused_rows, copy_gbps)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "cross_entropy.json").write_text(
-        json.dumps(
-            dict(
-                jax=jax.__version__,
-                copy_gbps=copy_gbps,
-                cross_entropy=ce_rows,
-                linear_cross_entropy=fused_rows,
-            ),
-            indent=1,
-        )
+    write_result(
+        out / "cross_entropy.json",
+        copy_gbps=copy_gbps,
+        cross_entropy=ce_rows,
+        linear_cross_entropy=fused_rows,
     )
     _chart(ce_rows, fused_rows, out / "cross_entropy.png")
     print(f"\nwrote {out / 'cross_entropy.json'} and {out / 'cross_entropy.png'}")

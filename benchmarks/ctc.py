@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxloss
-from jaxloss.parity.timing import fastest_torch_threads, machine, side_by_side
+from jaxloss.parity.timing import fastest_torch_threads, machine, side_by_side, write_result
 
 SHAPES = [(16, 200, 32, 50), (64, 500, 100, 100)]
 QUICK_SHAPES = [(2, 12, 5, 4)]
@@ -85,14 +85,15 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="tiny shapes, 2 repeats")
     parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument("--out", default="benchmarks/results", help="where ctc.json goes")
     args = parser.parse_args(argv)
     shapes, repeats = (QUICK_SHAPES, 2) if args.quick else (SHAPES, args.repeats)
     rng = np.random.default_rng(0)
     print(
         f"CTC forward+backward w.r.t. logits, float32, median of {repeats} interleaved rounds "
-        f"(ms); jax {jax.__version__}\non {machine()}"
+        f"(ms)\non {machine()}"
     )
-    threads = {}
+    threads, rows = {}, []
     print(
         f"{'B, T, C, S':<22}{'jaxloss':>10}{'optax':>10}{'torch':>10}"
         f"{'ours/optax':>12}{'ours/torch':>12}   loss: jaxloss / optax / torch"
@@ -104,6 +105,7 @@ def main(argv=None) -> int:
             {k: steps[k] for k in ("jaxloss", "optax")}, {"torch": steps["torch"]}, repeats
         )
         values = _agreement(steps)
+        rows.append(dict(shape=shape, torch_threads=threads[shape], ms=medians, losses=values))
         print(
             f"{shape!s:<22}{medians['jaxloss']:10.2f}{medians['optax']:10.2f}"
             f"{medians['torch']:10.2f}{medians['jaxloss'] / medians['optax']:12.2f}"
@@ -115,6 +117,7 @@ def main(argv=None) -> int:
         "ratio = jaxloss / other; < 1 means jaxloss is faster. torch threads (its fastest "
         "count, measured here): " + ", ".join(f"{s}: {n}" for s, n in threads.items())
     )
+    write_result(f"{args.out}/ctc.json", rows=rows)
     return 0
 
 

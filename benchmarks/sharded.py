@@ -20,7 +20,6 @@ speed-ups; bytes and memory are what carry over to GPU and TPU meshes.
 from __future__ import annotations
 
 import argparse
-import platform
 import re
 import time
 
@@ -37,26 +36,10 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import jaxloss
+from jaxloss.parity.timing import machine, write_result
 
 _BYTES = {"f64": 8, "f32": 4, "bf16": 2, "f16": 2, "s32": 4, "u32": 4, "s8": 1, "pred": 1}
 _KINDS = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "collective-permute")
-
-
-def cpu_description() -> str:
-    model, flags = platform.processor() or "unknown CPU", set()
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name") and model == (
-                    platform.processor() or "unknown CPU"
-                ):
-                    model = line.split(":", 1)[1].strip()
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    simd = sorted(f for f in flags if f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16"))
-    return f"{model} ({', '.join(simd) or 'no AVX2'})"
 
 
 def collectives(hlo: str, trips: dict[str, int]):
@@ -108,6 +91,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="tiny shapes, 2 repeats")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", default="benchmarks/results", help="where sharded.json goes")
     args = parser.parse_args(argv)
     tokens, vocab, width, chunk = (64, 256, 16, 16) if args.quick else (4096, 16384, 128, 512)
     repeats = 2 if args.quick else args.repeats
@@ -117,16 +101,19 @@ def main(argv=None) -> int:
     w = jnp.asarray(rng.normal(size=(vocab, width)) * 0.05, jnp.float32)
     labels = jnp.asarray(rng.integers(0, vocab, size=tokens), jnp.int32)
     put = lambda a, spec: jax.device_put(a, NamedSharding(mesh, spec))
-    print(f"jax {jax.__version__}, 8 CPU devices on {cpu_description()}")
+    print(f"8 CPU devices on {machine()}")
     print(f"N={tokens} tokens, V={vocab}, D={width}, chunk {chunk}, mesh (data 2, model 4)")
     print(
         f"{'layout':<26}{'ms':>9}{'unsharded ms':>14}{'ratio':>7}{'temp MiB':>10}"
         f"{'naive MiB':>11}   collectives per step (bytes per device)"
     )
 
+    rows = []
+
     def row(name, step, step_args, reference, ref_args, found, naive_temp=None):
         ms, ref_ms = median_ms(step, step_args, repeats), median_ms(reference, ref_args, repeats)
         temp = step.lower(*step_args).compile().memory_analysis().temp_size_in_bytes / 2**20
+        rows.append(dict(layout=name, ms=ms, unsharded_ms=ref_ms, temp_mib=temp, collectives=found))
         naive = "" if naive_temp is None else f"{naive_temp / 2**20:11.1f}"
         print(
             f"{name:<26}{ms:9.1f}{ref_ms:14.1f}{ms / ref_ms:7.2f}{temp:10.1f}{naive:>11}   "
@@ -189,6 +176,8 @@ def main(argv=None) -> int:
         "ratio = sharded / unsharded time; temp = XLA temp memory per device; collective "
         "bytes = each result's size per device, times the trips of the chunk loop it sits in."
     )
+    shape = dict(tokens=tokens, vocab=vocab, width=width, chunk=chunk)
+    write_result(f"{args.out}/sharded.json", shape=shape, rows=rows)
     return 0
 
 

@@ -1,8 +1,13 @@
-"""Small elementwise helpers whose gradients follow torch's at the kinks."""
+"""Small elementwise helpers whose gradients follow torch's at the kinks, and
+`with_partials`, which gives an elementwise loss its own derivative pass."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import jax
 import jax.numpy as jnp
+from jax.custom_derivatives import SymbolicZero
 
 
 def hinge(z):
@@ -15,3 +20,48 @@ def strict_hinge(z):
     """max(z, 0) with a zero gradient at z == 0, as torch's margin kernels test `z > 0` (so a
     NaN counts for nothing there, and here)."""
     return jnp.where(z > 0, z, jnp.zeros((), z.dtype))
+
+
+def fusible_softplus(z):
+    """softplus(z) = log(1 + e^z) as max(z, 0) + log1p(e^-|z|): jax.nn.softplus's value, in
+    ops that XLA:CPU fuses into a reduction (logaddexp's select is not; the loss would be
+    written out and read back). For values whose derivatives `with_partials` gives."""
+    return jnp.maximum(z, 0) + jnp.log1p(jnp.exp(-jnp.abs(z)))
+
+
+def with_partials(value: Callable, *partials: Callable) -> Callable:
+    """`value(*args)`, an elementwise loss, whose derivative in `args[i]` is `partials[i](*args)`
+    (a closed form, e.g. torch's backward formula), as a custom JVP.
+
+    Why: autodiff of a loss like ``(1 - y) x - log σ(x)`` shares its intermediates (the exp,
+    the log) between the loss and its gradient, so XLA writes them to memory and reads them
+    back in a third and fourth pass. Here the partials are evaluated on the inputs passed
+    through an optimization barrier, which XLA cannot merge with the value's ops, so a mean's
+    forward+backward is two passes: one reduction that reads the inputs, and one fused loop
+    that reads them again and writes the gradient (BCE with logits: 2x faster on CPU).
+    Write the value in ops the reduction fuses: `fusible_softplus`, and ``x - x * y`` rather
+    than ``(1 - y) * x``, whose broadcast 1 XLA:CPU writes out as a whole array.
+
+    Forward mode, reverse mode and higher orders work: the partials are plain jnp, so they
+    differentiate in turn. A partial is only evaluated when its argument has a tangent.
+    """
+    if not partials:
+        raise ValueError("with_partials: give one partial derivative per argument.")
+    function = jax.custom_jvp(value)
+
+    def jvp(primals, tangents):
+        if len(primals) != len(partials):
+            raise TypeError(
+                f"with_partials: {len(partials)} partials for {len(primals)} arguments."
+            )
+        loss = function(*primals)
+        live = [i for i, t in enumerate(tangents) if not isinstance(t, SymbolicZero)]
+        tangent = jnp.zeros_like(loss)
+        if live:
+            fresh = jax.lax.optimization_barrier(tuple(primals))
+            for i in live:
+                tangent = tangent + partials[i](*fresh) * tangents[i]
+        return loss, tangent
+
+    function.defjvp(jvp, symbolic_zeros=True)
+    return function

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from . import _checks
+from ._ops import with_partials
 from ._precision import dtypes
 from ._reduction import Reduction, finish, reduce_loss
 
@@ -47,6 +48,16 @@ def _weighted_sum_over_weights(loss, weight, where, reduction):
     return reduce_loss(loss * weight, reduction, where=where, normalizer=weight)
 
 
+# The pointwise losses of d = x - t with torch's derivatives, each in its own pass (see
+# `with_partials`).
+_absolute_error = with_partials(
+    lambda x, t: jnp.abs(x - t), lambda x, t: jnp.sign(x - t), lambda x, t: jnp.sign(t - x)
+)
+_squared_error = with_partials(
+    lambda x, t: (x - t) * (x - t), lambda x, t: 2 * x - 2 * t, lambda x, t: 2 * t - 2 * x
+)
+
+
 def l1_loss(
     predictions: ArrayLike,
     targets: ArrayLike,
@@ -78,7 +89,7 @@ def l1_loss(
     x, t, weight, where, result_dtype = _pointwise_inputs(
         "l1_loss", predictions, targets, weight, where, reduction
     )
-    loss = _weighted_sum_over_weights(jnp.abs(x - t), weight, where, reduction)
+    loss = _weighted_sum_over_weights(_absolute_error(x, t), weight, where, reduction)
     return finish(loss, result_dtype)
 
 
@@ -113,8 +124,7 @@ def mse_loss(
     x, t, weight, where, result_dtype = _pointwise_inputs(
         "mse_loss", predictions, targets, weight, where, reduction
     )
-    diff = x - t
-    loss = _weighted_sum_over_weights(diff * diff, weight, where, reduction)
+    loss = _weighted_sum_over_weights(_squared_error(x, t), weight, where, reduction)
     return finish(loss, result_dtype)
 
 
@@ -198,15 +208,28 @@ def smooth_l1_loss(
     x, t, _, where, result_dtype = _pointwise_inputs(
         fn, predictions, targets, None, where, reduction
     )
-    d = x - t
-    abs_d = jnp.abs(d)
     if _checks.known_zero(beta):
-        loss = abs_d
+        loss = _absolute_error(x, t)
     else:
+        d = x - t
+        abs_d = jnp.abs(d)
         # The untaken branch divides by beta, so guard it for a traced beta of 0.
         safe_beta = jnp.where(beta == 0, 1.0, beta)
         loss = jnp.where(abs_d < beta, 0.5 * d * d / safe_beta, abs_d - 0.5 * beta)
     return finish(reduce_loss(loss, reduction, where=where), result_dtype)
+
+
+# e^x - t·x of log-rates x, and x - t·log(x + ε) of rates, with their derivatives in their
+# own pass (see `with_partials`).
+_poisson_of_log_rates = with_partials(
+    lambda x, t: jnp.exp(x) - t * x, lambda x, t: jnp.exp(x) - t, lambda x, t: -x
+)
+_poisson_of_rates = with_partials(
+    lambda x, t, eps: x - t * jnp.log(x + eps),
+    lambda x, t, eps: 1 - t / (x + eps),
+    lambda x, t, eps: -jnp.log(x + eps),
+    lambda x, t, eps: -t / (x + eps),
+)
 
 
 def poisson_nll_loss(
@@ -249,15 +272,24 @@ def poisson_nll_loss(
         fn, predictions, targets, None, where, reduction
     )
     if log_input:
-        loss = jnp.exp(x) - t * x
+        loss = _poisson_of_log_rates(x, t)
     else:
-        loss = x - t * jnp.log(x + eps)
+        loss = _poisson_of_rates(x, t, jnp.asarray(eps, x.dtype))
     if full:
         # Masked with `where` exactly as torch's masked_fill, so the target-gradient matches
         # torch's too (including its nan at counts of 0, where d(t log t)/dt is -inf).
         stirling = t * jnp.log(t) - t + 0.5 * jnp.log(2 * math.pi * t)
         loss = loss + jnp.where(t > 1, stirling, 0.0)
     return finish(reduce_loss(loss, reduction, where=where), result_dtype)
+
+
+# ½(log v + (x - t)²/v), with its derivatives in their own pass (see `with_partials`).
+_gaussian_terms = with_partials(
+    lambda x, t, v: 0.5 * (jnp.log(v) + (x - t) * (x - t) / v),
+    lambda x, t, v: (x - t) / v,
+    lambda x, t, v: (t - x) / v,
+    lambda x, t, v: 0.5 * (1 / v - (x - t) * (x - t) / (v * v)),
+)
 
 
 def _gaussian_variance_shape(fn, var, input_shape):
@@ -331,8 +363,7 @@ def gaussian_nll_loss(
     result_dtype, compute = dtypes(jnp.zeros((), result_dtype), v)
     x, t, v = x.astype(compute), t.astype(compute), v.astype(compute)
     v = v + jax.lax.stop_gradient(jnp.maximum(v, eps) - v)  # clamp, straight-through gradient
-    d = x - t
-    loss = 0.5 * (jnp.log(v) + d * d / v)
+    loss = _gaussian_terms(x, t, v)
     if full:
         loss = loss + 0.5 * math.log(2 * math.pi)
     return finish(reduce_loss(loss, reduction, where=where), result_dtype)

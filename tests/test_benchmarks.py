@@ -1,5 +1,6 @@
 """The benchmark command keeps working (timings are printed, never asserted)."""
 
+import json
 import runpy
 from pathlib import Path
 
@@ -8,19 +9,33 @@ import pytest
 from jaxloss.parity.cases import CRITERIA
 
 
+def _run(name, tmp_path, *args):
+    """Runs benchmarks/<name>.py in quick mode, writing into tmp_path; returns its JSON, which
+    must say where it ran."""
+    module = runpy.run_path(str(Path(__file__).parents[1] / "benchmarks" / f"{name}.py"))
+    assert module["main"](["--quick", "--out", str(tmp_path), *args]) == 0
+    results = json.loads((tmp_path / f"{name}.json").read_text())
+    machine = results["machine"]
+    assert machine["cpu"] and machine["cores"] >= 1 and isinstance(machine["simd"], list)
+    assert machine["jax"] and machine["jaxlib"] and machine["torch"]
+    return results
+
+
 @pytest.mark.slow  # ~9 s: every criterion compiles; the CTC and boxes quick modes run by default
-def test_criteria_benchmark_quick_mode_prints_every_criterion(capsys):
-    module = runpy.run_path(str(Path(__file__).parents[1] / "benchmarks" / "criteria.py"))
-    assert module["main"](["--quick"]) == 0
+def test_criteria_benchmark_quick_mode_prints_every_criterion(tmp_path, capsys):
+    results = _run("criteria", tmp_path)
     printed = capsys.readouterr().out
     for criterion in CRITERIA:
         assert criterion in printed
     assert "optax" in printed
+    rows = {row["criterion"]: row["ms"] for row in results["rows"]}
+    assert set(CRITERIA) <= set(rows)
+    assert {"jaxloss", "torch", "optax", "floor"} <= set(rows["binary_cross_entropy_with_logits"])
 
 
-def test_ctc_benchmark_quick_mode_prints_all_three_contenders(capsys):
-    module = runpy.run_path(str(Path(__file__).parents[1] / "benchmarks" / "ctc.py"))
-    assert module["main"](["--quick"]) == 0
+def test_ctc_benchmark_quick_mode_prints_all_three_contenders(tmp_path, capsys):
+    results = _run("ctc", tmp_path)
+    assert {"jaxloss", "optax", "torch"} <= set(results["rows"][0]["ms"])
     printed = capsys.readouterr().out
     for word in ("jaxloss", "optax", "torch", "(2, 12, 5, 4)"):
         assert word in printed
@@ -28,14 +43,10 @@ def test_ctc_benchmark_quick_mode_prints_all_three_contenders(capsys):
 
 @pytest.mark.slow  # ~9 s of compiles; the CTC and boxes quick modes run by default
 def test_cross_entropy_benchmark_quick_mode_writes_json_and_png(tmp_path, capsys):
-    import json
-
-    module = runpy.run_path(str(Path(__file__).parents[1] / "benchmarks" / "cross_entropy.py"))
-    assert module["main"](["--quick", "--out", str(tmp_path)]) == 0
+    results = _run("cross_entropy", tmp_path)
     printed = capsys.readouterr().out
     for word in ("jaxloss+options", "optax", "torch", "naive", "fused linear CE", "GB/s"):
         assert word in printed
-    results = json.loads((tmp_path / "cross_entropy.json").read_text())
     contenders = {r["contender"] for r in results["cross_entropy"]}
     assert {"jaxloss", "jaxloss+options", "optax", "naive", "torch"} <= contenders
     assert {r["dtype"] for r in results["linear_cross_entropy"]} == {"float32", "bfloat16"}
@@ -43,18 +54,18 @@ def test_cross_entropy_benchmark_quick_mode_writes_json_and_png(tmp_path, capsys
 
 
 @pytest.mark.slow  # ~4 s of 8-device compiles; tests/test_parallel.py checks the same HLO
-def test_sharded_benchmark_quick_mode_prints_every_layout(capsys):
-    module = runpy.run_path(str(Path(__file__).parents[1] / "benchmarks" / "sharded.py"))
-    assert module["main"](["--quick"]) == 0
+def test_sharded_benchmark_quick_mode_prints_every_layout(tmp_path, capsys):
+    results = _run("sharded", tmp_path)
+    assert len(results["rows"]) == 4
     printed = capsys.readouterr().out
     for word in ("vocab-parallel CE", "data parallel", "tensor parallel", "FSDP", "12·N"):
         assert word in printed
     assert "all-reduce" in printed and "reduce-scatter" in printed
 
 
-def test_boxes_benchmark_quick_mode_prints_every_loss_against_torchvision(capsys):
-    module = runpy.run_path(str(Path(__file__).parents[1] / "benchmarks" / "boxes.py"))
-    assert module["main"](["--quick"]) == 0
+def test_boxes_benchmark_quick_mode_prints_every_loss_against_torchvision(tmp_path, capsys):
+    results = _run("boxes", tmp_path)
+    assert "torchvision" in results["rows"][0]["ms"]
     printed = capsys.readouterr().out
     for word in ("generalized_box_iou_loss", "complete_box_iou_loss", "siou_loss", "torchvision"):
         assert word in printed

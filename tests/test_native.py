@@ -252,3 +252,27 @@ def test_cosine_similarity_rejects_a_bad_axis():
         F.cosine_similarity(np.float64(1.0), np.float64(2.0), dim=1)  # torch: out of range
     with pytest.raises(ValueError, match="axis"):
         F.cosine_similarity(np.ones((2, 3)), np.ones((2, 3)), dim=2)
+
+
+def test_with_partials_derivatives_are_the_given_partials_to_second_order():
+    """The helper behind the pointwise losses' own derivative pass: first derivatives are the
+    given partials (in forward and reverse mode), second ones differentiate them, an argument
+    without a tangent leaves its partial unevaluated, and a missing partial is an error."""
+    from jaxloss._ops import with_partials
+
+    evaluated = []
+
+    def partial_t(x, t):
+        evaluated.append("t")
+        return 2 * (t - x)
+
+    squared = with_partials(lambda x, t: (x - t) ** 2, lambda x, t: 2 * (x - t), partial_t)
+    x, t = jnp.array([0.5, -1.0, 2.0]), jnp.array([1.0, 1.0, -1.0])
+    np.testing.assert_allclose(jax.grad(lambda a: jnp.sum(squared(a, t)))(x), 2 * (x - t))
+    assert evaluated == []  # no tangent in t: its partial never ran
+    _, tangent = jax.jvp(squared, (x, t), (jnp.ones(3), jnp.ones(3)))
+    np.testing.assert_allclose(tangent, np.zeros(3))
+    hessian = jax.hessian(lambda a: jnp.sum(squared(a, t)))(x)
+    np.testing.assert_allclose(hessian, 2 * np.eye(3))
+    with pytest.raises(TypeError, match="1 partials for 2 arguments"):
+        jax.grad(lambda a: jnp.sum(with_partials(lambda x, t: x * t, lambda x, t: t)(a, t)))(x)

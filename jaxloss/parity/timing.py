@@ -28,9 +28,10 @@ import numpy as np
 _SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
 
-def machine() -> str:
-    """The CPU model, its core count and its SIMD features, e.g. ``"Intel(R) Xeon(R) ... (2
-    cores; avx2, avx512f, avx512_bf16)"``."""
+def machine_record() -> dict[str, object]:
+    """Where a figure was measured: the CPU model, its SIMD features, the core count, and the
+    jax, jaxlib and torch versions (torch: None when it is not installed). Every benchmark's
+    JSON holds it beside its figures."""
     model, flags = "", set()
     try:
         with open("/proc/cpuinfo") as info:
@@ -41,9 +42,45 @@ def machine() -> str:
                     flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    model = model or platform.processor() or platform.machine() or "unknown CPU"
-    simd = [flag for flag in _SIMD_FLAGS if flag in flags]
-    return f"{model} ({os.cpu_count()} cores; {', '.join(simd) or 'no AVX2'})"
+    import jax
+    import jaxlib.version
+
+    try:
+        import torch
+
+        torch_version = torch.__version__
+    except ImportError:
+        torch_version = None
+    return {
+        "cpu": model or platform.processor() or platform.machine() or "unknown CPU",
+        "simd": [flag for flag in _SIMD_FLAGS if flag in flags],
+        "cores": os.cpu_count(),
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.version.__version__,
+        "torch": torch_version,
+    }
+
+
+def machine() -> str:
+    """The CPU model, its core count, its SIMD features and the library versions, e.g.
+    ``"Intel(R) Xeon(R) ... (2 cores; avx2, avx512f, avx512_bf16); jax 0.10.2, jaxlib 0.10.2,
+    torch 2.13.0+cpu"``."""
+    record = machine_record()
+    simd = ", ".join(record["simd"]) or "no AVX2"  # type: ignore[arg-type]
+    return (
+        f"{record['cpu']} ({record['cores']} cores; {simd}); jax {record['jax']}, "
+        f"jaxlib {record['jaxlib']}, torch {record['torch']}"
+    )
+
+
+def write_result(path, **figures) -> None:
+    """Writes a benchmark's figures as JSON at `path`, with `machine_record()` beside them."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"machine": machine_record(), **figures}, indent=1))
 
 
 def interleaved_medians(steps: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
