@@ -178,18 +178,17 @@ def _emissions(inputs, shift, labels, input_lengths, blank):
     )
 
 
-def _recursions(
-    emit_blank, emit_label, labels, input_lengths, label_lengths, *, with_beta
-) -> tuple[Any, Any]:
+def _recursions(emit_blank, emit_label, labels, label_lengths, *, with_beta) -> tuple[Any, Any]:
     """Runs alpha (and beta) in one scan over time, on (m, e) probabilities.
 
-    Returns alpha at each row's last frame t = L-1, emission included, as ``(blank, label)``
-    values of (B, S+1) and (B, S) (kept in the carry as the scan passes that frame, so
-    nothing is gathered from a stack), and, with `with_beta`, the time-major stacks
-    ``(alpha, beta)``: alpha's (T, B, ...) holding the states *before* frame t's emission
-    (so the occupancy alpha·beta/emission is a product), beta's including it and in
-    *reversed* time (index i holds t = T-1-i; the consumer reverses them inside its own
-    fusion instead of copying).
+    Returns alpha after the last frame T-1 as ``(blank, label)`` values of (B, S+1) and
+    (B, S): past a row's last frame L-1 its labels cannot be emitted (see `_emissions`), so
+    its last blank gathers what its last blank and last label held at L-1, all of p, and
+    keeps it (so p is read from the final carry, with no per-step bookkeeping); and, with
+    `with_beta`, the time-major stacks ``(alpha, beta)``: alpha's (T, B, ...) holding the
+    states *before* frame t's emission (so the occupancy alpha·beta/emission is a product),
+    beta's including it and in *reversed* time (index i holds t = T-1-i; the consumer
+    reverses them inside its own fusion instead of copying).
     Blank state j is extended position 2j, label state j is position 2j+1.
     """
     num_steps, _, width = emit_label[0].shape
@@ -238,28 +237,24 @@ def _recursions(
     no_labels = (jnp.ones_like(skip), jnp.full_like(skip, _LOG_ZERO))
     alpha_start = (only_at(jnp.zeros_like(label_lengths)), no_labels)
     beta_end = (only_at(label_lengths), no_labels)
-    last_frame = jnp.maximum(input_lengths - 1, 0)[:, None]  # (B, 1)
 
     def body(carry, step_inputs):
-        alpha, beta, end = carry
+        alpha, beta = carry
         t, blank_t, label_t = step_inputs
         before = alpha_step_before_emission(alpha)
         alpha = (_scaled_times(before[0], blank_t), _scaled_times(before[1], label_t))
-        at_end = t == last_frame
-        end = jax.tree.map(lambda new, old: jnp.where(at_end, new, old), alpha, end)
         if not with_beta:
-            return (alpha, beta, end), None
+            return (alpha, beta), None
         t_back = num_steps - 1 - t
         beta = beta_step(
             beta,
             tuple(part[t_back] for part in emit_blank),
             tuple(part[t_back] for part in emit_label),
         )
-        return (alpha, beta, end), (before, beta)
+        return (alpha, beta), (before, beta)
 
     step_inputs = (jnp.arange(num_steps), emit_blank, emit_label)
-    start = (alpha_start, beta_end, alpha_start)
-    (_, _, end), stacks = lax.scan(body, start, step_inputs, unroll=_SCAN_UNROLL)
+    (end, _), stacks = lax.scan(body, (alpha_start, beta_end), step_inputs, unroll=_SCAN_UNROLL)
     return end, stacks
 
 
@@ -298,8 +293,9 @@ def _end_states(states, label_lengths):
 
 
 def _nll_from_alpha(end, input_lengths, label_lengths):
-    """-log p(labels | inputs) per sequence (inf when no alignment exists), from alpha at
-    each row's last frame: its last blank or its last label."""
+    """-log p(labels | inputs) per sequence (inf when no alignment exists), from alpha after
+    the last frame: its last blank and its last label (which holds mass only when the row
+    has all T frames)."""
     p = _scaled_sum(*_end_states(end, label_lengths))
     # No frames at all: the empty labelling has probability 1, any other 0.
     no_frames = input_lengths == 0
@@ -314,9 +310,7 @@ def _ctc_nll_with_derivatives(
 ):
     shift = _log_softmax_shift(inputs) if from_logits else None
     emit_blank, emit_label = _emissions(inputs, shift, labels, input_lengths, blank)
-    end, _ = _recursions(
-        emit_blank, emit_label, labels, input_lengths, label_lengths, with_beta=False
-    )
+    end, _ = _recursions(emit_blank, emit_label, labels, label_lengths, with_beta=False)
     return _nll_from_alpha(end, input_lengths, label_lengths)
 
 
@@ -336,9 +330,7 @@ def _ctc_nll_and_grad(
     _, num_steps, num_classes = inputs.shape
     shift = _log_softmax_shift(inputs) if from_logits else None
     emit_blank, emit_label = _emissions(inputs, shift, labels, input_lengths, blank)
-    end, (alpha, beta) = _recursions(
-        emit_blank, emit_label, labels, input_lengths, label_lengths, with_beta=True
-    )
+    end, (alpha, beta) = _recursions(emit_blank, emit_label, labels, label_lengths, with_beta=True)
     nll = _nll_from_alpha(end, input_lengths, label_lengths)
     occupancy_blank, occupancy_label = _occupancies(alpha, beta)  # (T, B, S+1), (T, B, S)
     occupancy_blank = jnp.sum(occupancy_blank, axis=2)  # all blank states hold one class
