@@ -69,3 +69,19 @@ def test_boxes_benchmark_quick_mode_prints_every_loss_against_torchvision(tmp_pa
     printed = capsys.readouterr().out
     for word in ("generalized_box_iou_loss", "complete_box_iou_loss", "siou_loss", "torchvision"):
         assert word in printed
+
+
+def test_side_by_side_alternates_blocks_and_times_every_round():
+    """Both sides run every round (plus one untimed round per block) in alternating blocks,
+    and bad round counts raise."""
+    from jaxloss.parity.timing import side_by_side
+
+    order = []
+    steps = {name: (lambda name=name: order.append(name)) for name in ("a", "b", "torch")}
+    medians = side_by_side({"a": steps["a"], "b": steps["b"]}, {"torch": steps["torch"]}, 8)
+    assert set(medians) == {"a", "b", "torch"} and all(m >= 0 for m in medians.values())
+    assert order.count("a") == order.count("torch") == 8 + 4  # 4 blocks, one warm-up each
+    first_torch = order.index("torch")
+    assert "torch" not in order[:first_torch] and "a" in order[first_torch:]  # alternating
+    with pytest.raises(ValueError, match="repeats"):
+        side_by_side({"a": steps["a"]}, {}, 0)

@@ -8,10 +8,11 @@ Three things make a comparison on a small, noisy VM honest:
 - **Interleaved rounds in rotating order.** Contenders take turns round by round, and each
   round starts with the next one, so none always runs right after another (whose dirty
   caches it would inherit); medians of the rounds are reported.
-- **torch in its own block.** After each multi-threaded torch call its OpenMP workers keep
+- **torch in its own blocks.** After each multi-threaded torch call its OpenMP workers keep
   spinning for a while, and a JAX step that follows is slowed by them (here CTC 7.6 -> 12.6
   ms against 8.8 -> 10.4 ms for optax), so torch's rounds are interleaved among themselves
-  and the JAX contenders' among theirs (`side_by_side`).
+  and the JAX contenders' among theirs, in alternating blocks so that a drift of the
+  machine's speed reaches both (`side_by_side`).
 - **The machine beside every figure.** `machine()` names the CPU and its SIMD features (AVX2
   only, AVX-512, native bf16), since a speed choice must hold on all of them.
 """
@@ -83,21 +84,28 @@ def write_result(path, **figures) -> None:
     path.write_text(json.dumps({"machine": machine_record(), **figures}, indent=1))
 
 
-def interleaved_medians(steps: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median milliseconds of each step over `repeats` rounds, the steps taking turns in an
-    order that rotates every round. Each step runs once first (compile, warm-up)."""
-    if repeats < 1:
-        raise ValueError(f"interleaved_medians: `repeats` must be >= 1; got {repeats}.")
+def _interleaved_times(steps, repeats, first_round=0):
+    """Seconds of each step over `repeats` rounds, the steps taking turns in an order that
+    rotates every round."""
     names = list(steps)
-    for name in names:
-        steps[name]()
     times: dict[str, list[float]] = {name: [] for name in names}
-    for round_index in range(repeats):
+    for round_index in range(first_round, first_round + repeats):
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:
             start = time.perf_counter()
             steps[name]()
             times[name].append(time.perf_counter() - start)
+    return times
+
+
+def interleaved_medians(steps: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median milliseconds of each step over `repeats` rounds, the steps taking turns in an
+    order that rotates every round. Each step runs once first (compile, warm-up)."""
+    if repeats < 1:
+        raise ValueError(f"interleaved_medians: `repeats` must be >= 1; got {repeats}.")
+    for step in steps.values():
+        step()
+    times = _interleaved_times(steps, repeats)
     return {name: 1e3 * float(np.median(t)) for name, t in times.items()}
 
 
@@ -105,13 +113,28 @@ def side_by_side(
     jax_steps: dict[str, Callable[[], object]],
     torch_steps: dict[str, Callable[[], object]],
     repeats: int,
+    blocks: int = 4,
 ) -> dict[str, float]:
-    """Median milliseconds of every step: the JAX steps interleaved with each other, then the
-    torch steps (already at their fastest thread count) with each other."""
-    medians = interleaved_medians(jax_steps, repeats)
-    if torch_steps:
-        medians.update(interleaved_medians(torch_steps, repeats))
-    return medians
+    """Median milliseconds of every step: the JAX steps interleaved with each other and the
+    torch steps (already at their fastest thread count) with each other, in alternating
+    blocks of rounds (JAX, torch, JAX, ...), so that a drift of the machine's speed during
+    the run reaches both sides alike. Each block starts with one untimed round of its steps
+    (torch's spinning workers from the block before have settled by its end)."""
+    if repeats < 1:
+        raise ValueError(f"side_by_side: `repeats` must be >= 1; got {repeats}.")
+    groups = [group for group in (jax_steps, torch_steps) if group]
+    times: dict[str, list[float]] = {name: [] for group in groups for name in group}
+    blocks = max(1, min(blocks, repeats))
+    done = 0
+    for block in range(blocks):
+        size = (repeats * (block + 1)) // blocks - done
+        for group in groups:
+            for step in group.values():
+                step()
+            for name, seconds in _interleaved_times(group, size, done).items():
+                times[name].extend(seconds)
+        done += size
+    return {name: 1e3 * float(np.median(t)) for name, t in times.items()}
 
 
 def fastest_torch_threads(step: Callable[[], object], repeats: int = 5) -> int:
