@@ -65,9 +65,9 @@ _FLOOR_TRANSCENDENTALS = {
 
 def _floor_step(criterion, case):
     """One fused elementwise pass: read every input once, apply the criterion's
-    transcendentals, write one array like the gradient. No implementation can do less (its
-    loss needs the same reads; XLA:CPU cannot also emit the sum from that pass, so every real
-    one reads its inputs at least twice)."""
+    transcendentals, write one array like the gradient. A mean's forward+backward reads its
+    inputs twice (XLA:CPU cannot also emit the sum from the pass that writes), so it sits
+    above this, unless it keeps its transcendentals out of the pass that writes."""
     ops = _FLOOR_TRANSCENDENTALS[criterion]
     arrays = [jnp.asarray(a) for a in case.args if isinstance(a, np.ndarray)]
     shape = arrays[case.grad_argnums[0]].shape

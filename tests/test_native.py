@@ -276,3 +276,19 @@ def test_with_partials_derivatives_are_the_given_partials_to_second_order():
     np.testing.assert_allclose(hessian, 2 * np.eye(3))
     with pytest.raises(TypeError, match="1 partials for 2 arguments"):
         jax.grad(lambda a: jnp.sum(with_partials(lambda x, t: x * t, lambda x, t: t)(a, t)))(x)
+
+
+def test_bfloat16_cross_entropy_writes_no_float32_copy_of_the_logits():
+    """16-bit logits are read as they are: no instruction of the compiled forward+backward
+    outputs an (N, C) float32 array (XLA had upcast them all for the label's gather and
+    written the copy out, which doubled the time). With label smoothing XLA:CPU still
+    writes one for the smoothing term's plain sum, which it does not fuse with the upcast."""
+    logits = jnp.zeros((512, 1024), jnp.bfloat16)  # 2**19 elements: the cond's one-read path
+    labels = jnp.zeros((512,), jnp.int32)
+    step = jax.jit(
+        jax.value_and_grad(lambda x: jaxloss.cross_entropy(x, labels).astype(float))
+    )
+    program = step.lower(logits).compile().as_text()
+    entry = program[program.index("ENTRY") :]
+    assert "bf16[512,1024]" in entry  # the gradient, in the logits' dtype
+    assert "f32[512,1024]" not in entry
