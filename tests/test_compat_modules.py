@@ -174,7 +174,10 @@ def test_check_port_reports_a_difference():
     assert not result.ok and "DIFFERS" in str(result) and result.value_error > 1e-3
 
 
-@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+# 'none' (the per-sample shapes) by default; the scalar reductions with --full (~5 s each).
+@pytest.mark.parametrize(
+    "reduction", ["none", *(pytest.param(r, marks=pytest.mark.slow) for r in ("mean", "sum"))]
+)
 def test_margin_losses_take_torchs_scalar_shapes(reduction):
     t = torch.tensor
     for ours, theirs in [

@@ -285,9 +285,7 @@ def test_bfloat16_cross_entropy_writes_no_float32_copy_of_the_logits():
     writes one for the smoothing term's plain sum, which it does not fuse with the upcast."""
     logits = jnp.zeros((512, 1024), jnp.bfloat16)  # 2**19 elements: the cond's one-read path
     labels = jnp.zeros((512,), jnp.int32)
-    step = jax.jit(
-        jax.value_and_grad(lambda x: jaxloss.cross_entropy(x, labels).astype(float))
-    )
+    step = jax.jit(jax.value_and_grad(lambda x: jaxloss.cross_entropy(x, labels).astype(float)))
     program = step.lower(logits).compile().as_text()
     entry = program[program.index("ENTRY") :]
     assert "bf16[512,1024]" in entry  # the gradient, in the logits' dtype
