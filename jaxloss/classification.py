@@ -705,8 +705,9 @@ def binary_cross_entropy_with_logits(
     reduction: Reduction = "mean",
 ) -> jax.Array:
     r"""Binary cross-entropy on logits, as torch's ``binary_cross_entropy_with_logits``:
-    $\ell = w\,[(1-y)\,x - (1 + (\text{pos\_weight}-1)\,y)\log\sigma(x)]$, computed
-    with ``log_sigmoid`` so logits of any magnitude are exact.
+    $\ell = w\,[(1-y)\,x - (1 + (\text{pos\_weight}-1)\,y)\log\sigma(x)]$, with
+    $-\log\sigma(x)$ as $\max(-x, 0) + \log(1 + e^{-|x|})$, so logits of any magnitude are
+    exact. The gradient (torch's $\sigma(x) - y$ without ``pos_weight``) has a pass of its own.
 
     Args:
       logits: float logits x.
