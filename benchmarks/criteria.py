@@ -11,6 +11,7 @@ Medians of interleaved rounds; ratios < 1 mean jaxloss is faster.
 from __future__ import annotations
 
 import argparse
+import time
 
 import jax
 import jax.numpy as jnp
@@ -87,8 +88,6 @@ def _floor_step(criterion, case):
 def _rounds(steps, minimum, budget_s=0.4, maximum=400):
     """Enough interleaved rounds that each contender runs for about `budget_s` (small
     criteria take ~1 ms, where a median of 15 moves by 20% from run to run here)."""
-    import time
-
     slowest = 0.0
     for step in steps:
         step()  # compile and warm up
