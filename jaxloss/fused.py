@@ -71,7 +71,7 @@ def _chunk_forward(x, w, b, targets: RowTargets, settings: FusedSettings):
 
 def _chunk_grad(z, x, w, targets: RowTargets, settings: FusedSettings, lse, cotangent, counts):
     """(dx, dW, db) of Σ_i g_i·loss_i over one chunk (dx partial over a split vocabulary)."""
-    dz = head_logit_grad(z, targets, lse, cotangent, settings.head, counts)
+    dz = head_logit_grad(z, targets, lse, cotangent, settings.head, counts).whole()
     # native 16-bit matmuls take 16-bit operands (accumulating in f32); the float32 form
     # keeps dz as it is
     dz_in = dz if settings.matmul == "float32" else dz.astype(x.dtype)
@@ -169,14 +169,14 @@ def _row_tangents(x, w, b, targets: RowTargets, settings: FusedSettings, lse, t_
         z = _chunk_logits(xc, w, b, settings.head, settings.matmul)
         ones = jnp.ones_like(lse_c)
         dz = head_logit_grad(z, chunk_targets, lse_c, ones, settings.head, counts)
-        z_dot = jnp.zeros(dz.shape, compute)
+        z_dot = jnp.zeros(z.shape, compute)
         if not _is_zero(t_x):
             z_dot = z_dot + matmul(t_xc, w, ((1,), (1,)), settings.matmul)
         if not _is_zero(t_w):
             z_dot = z_dot + matmul(xc, t_w, ((1,), (1,)), settings.matmul)
         if b is not None and not _is_zero(t_b):
             z_dot = z_dot + t_b.astype(compute)
-        return None, jnp.sum(dz * z_dot, axis=-1)
+        return None, dz.dot(z_dot)
 
     _, tangents = lax.scan(body, None, tuple(per_row))
     tangents = tangents.reshape(-1)
