@@ -290,3 +290,36 @@ def test_bfloat16_cross_entropy_writes_no_float32_copy_of_the_logits():
     entry = program[program.index("ENTRY") :]
     assert "bf16[512,1024]" in entry  # the gradient, in the logits' dtype
     assert "f32[512,1024]" not in entry
+
+
+@pytest.mark.parametrize("options", [{}, {"label_smoothing": 0.1, "weight": "classes"}])
+def test_float32_cross_entropy_adds_the_label_term_by_scatter(options):
+    """For logits in the compute dtype the backward pass writes the dense terms of the gradient
+    and scatters the label's N values onto it in place, instead of an iota compare over all
+    (N, C) elements in the pass (0.81x the time at 4096x32768): the compiled forward+backward
+    holds a scatter-add (the test tier's older emitters expand it into a loop of N slice
+    updates) and no (N, C) compare, which the previous code had. Gradients equal the
+    reference formula."""
+    logits = jax.random.normal(jax.random.key(0), (512, 1024), jnp.float32)
+    labels = jax.random.randint(jax.random.key(1), (512,), 0, 1024)
+    if options.get("weight") == "classes":
+        options = {**options, "weight": jnp.linspace(0.5, 2.0, 1024)}
+
+    def loss(x):
+        return jaxloss.cross_entropy(x, labels, **options)
+
+    step = jax.jit(jax.value_and_grad(loss))
+    program = step.lower(logits).compile().as_text()
+    assert "scatter-add" in program
+    assert "pred[512,1024]" not in program
+    smoothing = options.get("label_smoothing", 0.0)
+    weight = options.get("weight", jnp.ones(1024))
+    target = (1 - smoothing) * jax.nn.one_hot(labels, 1024) + smoothing / 1024
+
+    def reference(x):
+        per_row = -jnp.sum(weight * target * jax.nn.log_softmax(x), axis=-1)
+        return jnp.sum(per_row) / jnp.sum(weight[labels])
+
+    value, grad = step(logits)
+    np.testing.assert_allclose(value, reference(logits), rtol=1e-6)
+    np.testing.assert_allclose(grad, jax.grad(reference)(logits), rtol=1e-5, atol=1e-9)
