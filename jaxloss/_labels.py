@@ -10,6 +10,7 @@ by ``where`` do not count (and may hold anything, e.g. padding); a counted label
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import jax
@@ -34,6 +35,29 @@ def pick_along_axis(values: jax.Array, index: jax.Array, axis: int) -> jax.Array
         return jnp.take_along_axis(values, expanded, axis).squeeze(axis)
     hit = lax.broadcasted_iota(index.dtype, values.shape, axis) == expanded
     return jnp.sum(jnp.where(hit, values, jnp.zeros((), values.dtype)), axis=axis)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def pick_with_dense_gradient(values: jax.Array, index: jax.Array, axis: int) -> jax.Array:
+    """`pick_along_axis`, whose gradient is written in one pass over `values`' shape.
+
+    Autodiff of a gather gives a scatter onto zeros: XLA writes the (N, C) zeros and then
+    scatters N values, two passes where one suffices. Here the tangent is the compare-and-sum
+    of `pick_along_axis`'s sharded form, so reverse mode (its transpose) writes the gradient
+    as one fused select of an iota compare: nll_loss's forward+backward at 8192x128 took
+    0.375 against 0.525 ms. The primal is still the gather.
+    """
+    return pick_along_axis(values, index, axis)
+
+
+@pick_with_dense_gradient.defjvp
+def _pick_with_dense_gradient_jvp(axis, primals, tangents):
+    values, index = primals
+    t_values, _ = tangents
+    axis = axis % values.ndim
+    hit = lax.broadcasted_iota(index.dtype, values.shape, axis) == jnp.expand_dims(index, axis)
+    tangent = jnp.sum(jnp.where(hit, t_values, jnp.zeros((), t_values.dtype)), axis=axis)
+    return pick_along_axis(values, index, axis), tangent
 
 
 def lookup(table: jax.Array, index: jax.Array) -> jax.Array:

@@ -17,7 +17,7 @@ from jax.custom_derivatives import SymbolicZero
 from jax.typing import ArrayLike
 
 from . import _checks
-from ._labels import class_indices, pick_along_axis
+from ._labels import class_indices, pick_along_axis, pick_with_dense_gradient
 from ._ops import fusible_softplus, strict_hinge, with_partials
 from ._precision import dtypes, upcast
 from ._reduction import Reduction, finish, reduce_loss
@@ -92,7 +92,7 @@ def _index_loss(fn, log_probs, labels, *, axis, weight, ignore_index, where, cla
         class_axis=axis,
     )
     label_weight = indices.label_weights(weight, log_probs.dtype)
-    picked = pick_along_axis(log_probs, indices.safe, axis)
+    picked = pick_with_dense_gradient(log_probs, indices.safe, axis)
     loss = -label_weight * picked
     return reduce_loss(loss, reduction, where=indices.valid, normalizer=label_weight)
 
