@@ -33,7 +33,7 @@ from ._labels import pick_along_axis
 from ._precision import dtypes
 from ._reduction import Reduction, finish, reduce_loss
 
-_SCAN_UNROLL = 1  # unrolling measured slower on XLA:CPU (it defeats fusion in the loop body)
+_SCAN_UNROLL = 1  # 2 measured 2.4x slower at (16, 200, 32, 50): wider bodies, the same carry copies
 
 
 # "log 0" as a large finite number: no -inf special cases (fewer operations in the serial
