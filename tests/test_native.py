@@ -300,8 +300,8 @@ def test_float32_cross_entropy_adds_the_label_term_by_scatter(options):
     holds a scatter-add (the test tier's older emitters expand it into a loop of N slice
     updates) and no (N, C) compare, which the previous code had. Gradients equal the
     reference formula."""
-    logits = jax.random.normal(jax.random.key(0), (512, 1024), jnp.float32)
-    labels = jax.random.randint(jax.random.key(1), (512,), 0, 1024)
+    logits = jax.random.normal(jax.random.key(0), (128, 1024), jnp.float32)
+    labels = jax.random.randint(jax.random.key(1), (128,), 0, 1024)
     if options.get("weight") == "classes":
         options = {**options, "weight": jnp.linspace(0.5, 2.0, 1024)}
 
@@ -311,7 +311,7 @@ def test_float32_cross_entropy_adds_the_label_term_by_scatter(options):
     step = jax.jit(jax.value_and_grad(loss))
     program = step.lower(logits).compile().as_text()
     assert "scatter-add" in program
-    assert "pred[512,1024]" not in program
+    assert "pred[128,1024]" not in program
     smoothing = options.get("label_smoothing", 0.0)
     weight = options.get("weight", jnp.ones(1024))
     target = (1 - smoothing) * jax.nn.one_hot(labels, 1024) + smoothing / 1024
@@ -321,8 +321,9 @@ def test_float32_cross_entropy_adds_the_label_term_by_scatter(options):
         return jnp.sum(per_row) / jnp.sum(weight[labels])
 
     value, grad = step(logits)
-    np.testing.assert_allclose(value, reference(logits), rtol=1e-6)
-    np.testing.assert_allclose(grad, jax.grad(reference)(logits), rtol=1e-5, atol=1e-9)
+    expected_value, expected_grad = jax.jit(jax.value_and_grad(reference))(logits)
+    np.testing.assert_allclose(value, expected_value, rtol=1e-6)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-5, atol=1e-9)
 
 
 def test_nll_loss_writes_its_gradient_in_one_pass_without_a_scatter():
@@ -344,13 +345,19 @@ def test_nll_loss_writes_its_gradient_in_one_pass_without_a_scatter():
     def dense(x):
         return jnp.sum(pick_with_dense_gradient(x, labels, 1) * jnp.arange(1.0, 6.0))
 
-    np.testing.assert_array_equal(dense(log_probs), plain(log_probs))
-    np.testing.assert_array_equal(jax.grad(dense)(log_probs), jax.grad(plain)(log_probs))
+    def derivatives(loss, tangent):
+        value, grad = jax.value_and_grad(loss)(log_probs)
+        return value, grad, jax.jvp(loss, (log_probs,), (tangent,))[1]
+
     tangent = jax.random.normal(jax.random.key(2), log_probs.shape)
-    np.testing.assert_allclose(
-        jax.jvp(dense, (log_probs,), (tangent,))[1],
-        jax.jvp(plain, (log_probs,), (tangent,))[1],
-        rtol=1e-6,
-    )
+    ours = jax.jit(functools.partial(derivatives, dense))(tangent)
+    gathers = jax.jit(functools.partial(derivatives, plain))(tangent)
+    np.testing.assert_array_equal(ours[0], gathers[0])
+    np.testing.assert_array_equal(ours[1], gathers[1])
+    np.testing.assert_allclose(ours[2], gathers[2], rtol=1e-6)
     # Linear in the log-probabilities: a zero hessian through the custom rule, as a gather's.
-    np.testing.assert_array_equal(jax.hessian(dense)(log_probs), jax.hessian(plain)(log_probs))
+    small = (log_probs[:2], labels[:2])
+    hessian = jax.jit(jax.hessian(lambda x: jnp.sum(pick_with_dense_gradient(x, small[1], 1))))(
+        small[0]
+    )
+    assert hessian.shape == 2 * small[0].shape and not np.any(hessian)
