@@ -84,9 +84,11 @@ def write_result(path, **figures) -> None:
     path.write_text(json.dumps({"machine": machine_record(), **figures}, indent=1))
 
 
-def _interleaved_times(steps, repeats, first_round=0):
+def interleaved_times(
+    steps: dict[str, Callable[[], object]], repeats: int, first_round: int = 0
+) -> dict[str, list[float]]:
     """Seconds of each step over `repeats` rounds, the steps taking turns in an order that
-    rotates every round."""
+    rotates every round (no warm-up: run each step once first)."""
     names = list(steps)
     times: dict[str, list[float]] = {name: [] for name in names}
     for round_index in range(first_round, first_round + repeats):
@@ -105,7 +107,7 @@ def interleaved_medians(steps: dict[str, Callable[[], object]], repeats: int) ->
         raise ValueError(f"interleaved_medians: `repeats` must be >= 1; got {repeats}.")
     for step in steps.values():
         step()
-    times = _interleaved_times(steps, repeats)
+    times = interleaved_times(steps, repeats)
     return {name: 1e3 * float(np.median(t)) for name, t in times.items()}
 
 
@@ -131,7 +133,7 @@ def side_by_side(
         for group in groups:
             for step in group.values():
                 step()
-            for name, seconds in _interleaved_times(group, size, done).items():
+            for name, seconds in interleaved_times(group, size, done).items():
                 times[name].extend(seconds)
         done += size
     return {name: 1e3 * float(np.median(t)) for name, t in times.items()}
