@@ -262,12 +262,12 @@ class LogitGrad:
     indexes this block of classes; `at_label` is 0 where the label lies elsewhere or is
     excluded).
 
-    Kept apart for logits already in the compute dtype (`scatter_label`): the label's term
-    is then one in-place scatter of N values onto `dense` (in reverse mode XLA folds the
+    Kept apart for logits already in the compute dtype on CPU (`scatter_label`): the label's
+    term is then one in-place scatter of N values onto `dense` (in reverse mode XLA folds the
     transposed gather into it), where an iota compare over all (N, C) elements cost about
-    45 ms of 370 at 4096x32768. 16-bit logits, and a class axis split over an Explicit mesh
-    (a scatter there has no sharding rule), combine both in one elementwise pass instead,
-    so that the gradient is rounded to 16 bits once, after the label's term.
+    45 ms of 370 at 4096x32768. 16-bit logits (so that their gradient is rounded to 16 bits
+    once, after the label's term), a class axis split over an Explicit mesh (a scatter has no
+    sharding rule there) and GPUs and TPUs combine both in one elementwise pass instead.
     """
 
     dense: jax.Array
@@ -357,7 +357,13 @@ def logit_grad(
             lookup(mask, label) if mask.ndim == 1 else pick_along_axis(mask, label, -1)
         ).astype(bool)
         hit = jnp.where(included_label, hit, jnp.zeros((), compute))
-    scatter_label = logits.dtype == compute and not explicitly_sharded(logits, 1)
+    # The scatter is measured on XLA:CPU only; on GPUs and TPUs the compare costs nothing in
+    # a memory-bound pass, and a scatter is a kernel of its own.
+    scatter_label = (
+        logits.dtype == compute
+        and not explicitly_sharded(logits, 1)
+        and jax.default_backend() == "cpu"
+    )
     return LogitGrad(dense, hit, label, scatter_label)
 
 
