@@ -10,10 +10,10 @@ Per row i (label y, validity v, class weights w, W = Σ_c w_c, smoothing ε, C c
 
 so neither a one-hot nor a smoothed target is ever built: the forward reads the logits for the
 row max and for Σ exp (plus Σ w_c x_c when smoothing), keeps only the per-row logsumexp, and the
-backward writes the gradient in one elementwise pass (the [c = y] term is then one in-place
-scatter of N values, or for 16-bit logits an iota compare fused into the pass; see
-`LogitGrad`). No (N, C) array besides the gradient exists. 16-bit logits are read as they are and
-accumulated in float32; the gradient comes back in their dtype.
+backward writes the gradient in one elementwise pass (the [c = y] term is then, on CPU, one
+in-place scatter of N values, and for 16-bit logits or on GPUs and TPUs an iota compare fused
+into the pass; see `LogitGrad`). No (N, C) array besides the gradient exists. 16-bit logits are
+read as they are and accumulated in float32; the gradient comes back in their dtype.
 
 With a class mask m (classes left out of the softmax), every sum over c runs over the included
 classes only: lse is the logsumexp of the included logits, C becomes K_i = Σ_c m_c and W becomes
