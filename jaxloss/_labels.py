@@ -22,6 +22,14 @@ from . import _checks
 from ._sharding import explicitly_sharded, has_explicit_axes
 
 
+def is_index(shape: tuple[int, ...], index: jax.Array, axis: int) -> jax.Array:
+    """Boolean array of `shape`, true where the position along `axis` equals `index` (which
+    has `shape` without `axis`): a one-hot of class indices, as an iota compare that XLA
+    fuses into whatever reads it."""
+    axis = axis % len(shape)
+    return lax.broadcasted_iota(index.dtype, shape, axis) == jnp.expand_dims(index, axis)
+
+
 def pick_along_axis(values: jax.Array, index: jax.Array, axis: int) -> jax.Array:
     """values[..., index, ...] along `axis` (index has values' shape without `axis`).
 
@@ -30,10 +38,9 @@ def pick_along_axis(values: jax.Array, index: jax.Array, axis: int) -> jax.Array
     compare-and-sum, which each shard computes locally and one O(N) sum combines.
     """
     axis = axis % values.ndim
-    expanded = jnp.expand_dims(index, axis)
     if not explicitly_sharded(values, axis):
-        return jnp.take_along_axis(values, expanded, axis).squeeze(axis)
-    hit = lax.broadcasted_iota(index.dtype, values.shape, axis) == expanded
+        return jnp.take_along_axis(values, jnp.expand_dims(index, axis), axis).squeeze(axis)
+    hit = is_index(values.shape, index, axis)
     return jnp.sum(jnp.where(hit, values, jnp.zeros((), values.dtype)), axis=axis)
 
 
@@ -54,8 +61,7 @@ def pick_with_dense_gradient(values: jax.Array, index: jax.Array, axis: int) -> 
 def _pick_with_dense_gradient_jvp(axis, primals, tangents):
     values, index = primals
     t_values, _ = tangents
-    axis = axis % values.ndim
-    hit = lax.broadcasted_iota(index.dtype, values.shape, axis) == jnp.expand_dims(index, axis)
+    hit = is_index(values.shape, index, axis)
     tangent = jnp.sum(jnp.where(hit, t_values, jnp.zeros((), t_values.dtype)), axis=axis)
     return pick_along_axis(values, index, axis), tangent
 

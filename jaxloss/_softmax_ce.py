@@ -33,7 +33,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
-from ._labels import lookup, pick_along_axis
+from ._labels import is_index, lookup, pick_along_axis
 from ._sharding import explicitly_sharded
 
 
@@ -278,8 +278,7 @@ class LogitGrad:
     def whole(self) -> jax.Array:
         """The (N, C) gradient."""
         if not self.scatter_label:
-            is_label = lax.broadcasted_iota(self.label.dtype, self.dense.shape, 1)
-            is_label = is_label == self.label[:, None]
+            is_label = is_index(self.dense.shape, self.label, 1)
             zero = jnp.zeros((), self.dense.dtype)
             return self.dense - jnp.where(is_label, self.at_label[:, None], zero)
         rows = jnp.arange(self.label.shape[0], dtype=self.label.dtype)

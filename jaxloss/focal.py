@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from . import _checks
-from ._labels import class_indices, pick_along_axis
+from ._labels import class_indices, is_index, pick_along_axis
 from ._precision import dtypes, upcast
 from ._reduction import Reduction, finish, reduce_loss
 from .classification import _along_axis, _prepare_class_inputs, _probability_cross_entropy
@@ -165,11 +165,9 @@ class _SoftmaxTerms:
         self.mask = None if class_mask is None else jnp.broadcast_to(mask, x.shape)
         lse = jax.nn.logsumexp(x, axis=axis, keepdims=True)
         self.log_p = x - lse
-        labels = jnp.expand_dims(safe_labels, axis)
         self.log_p_label = pick_along_axis(self.log_p, safe_labels, axis)
         # 1 - p_y = Σ_{c≠y} p_c, from the other classes' log-sum-exp: no cancellation as p_y -> 1.
-        classes = jax.lax.broadcasted_iota(jnp.int32, x.shape, axis)
-        others = jnp.where(classes == labels, -jnp.inf, x)
+        others = jnp.where(is_index(x.shape, safe_labels, axis), -jnp.inf, x)
         # No other class at all (C = 1, or a mask keeping only the label): 1 - p_y = 0. The
         # log-sum-exp of nothing but -inf would pass a nan back through its log.
         has_other = jnp.any(others > -jnp.inf, axis=axis, keepdims=True)

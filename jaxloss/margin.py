@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from . import _checks
-from ._labels import class_indices, pick_along_axis
+from ._labels import class_indices, is_index, pick_along_axis
 from ._ops import hinge as _relu
 from ._precision import dtypes
 from ._reduction import Reduction, finish, reduce_loss
@@ -130,8 +130,7 @@ def multiclass_hinge_loss(
     result_dtype, compute = dtypes(s)
     s = s.astype(compute)
     indices = class_indices(fn, labels, s.shape[axis], where=where)
-    classes = jax.lax.broadcasted_iota(jnp.int32, s.shape, axis)
-    is_label = classes == jnp.expand_dims(indices.safe, axis)
+    is_label = is_index(s.shape, indices.safe, axis)
     augmented = jnp.where(is_label, s, s + margin)
     loss = jnp.max(augmented, axis=axis) - pick_along_axis(s, indices.safe, axis)
     loss = loss * indices.label_weights(None, compute)  # nan for an out-of-range label
