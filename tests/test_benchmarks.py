@@ -86,3 +86,70 @@ def test_side_by_side_alternates_blocks_and_times_every_round():
     assert [len(run) for run in torch_runs if run] == [3, 3, 3, 3]
     with pytest.raises(ValueError, match="repeats"):
         side_by_side({"a": steps["a"]}, {}, 0)
+
+
+_AVX2_ONLY = Path(__file__).parents[1] / "benchmarks" / "avx2_only" / "run"
+_PROBE = r"""
+#include <cpuid.h>
+#include <stdio.h>
+int main(void) {
+  unsigned a, b, c, d, a1, b1, c1, d1;
+  __cpuid_count(7, 0, a, b, c, d);
+  __cpuid_count(7, 1, a1, b1, c1, d1);
+  printf("avx2=%u avx512f=%u amx_tile=%u avx512_bf16=%u\n", (b >> 5) & 1, (b >> 16) & 1,
+         (d >> 24) & 1, (a1 >> 5) & 1);
+  return 0;
+}
+"""
+
+
+def _cpuid_faulting_or_skip():
+    import shutil
+
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    if shutil.which("cc") is None or " cpuid_fault" not in flags:
+        pytest.skip("benchmarks/avx2_only needs a C compiler and a CPU with CPUID faulting")
+
+
+def test_avx2_only_runner_hides_avx512_and_amx_from_cpuid_and_says_so(tmp_path):
+    import subprocess
+    import sys
+
+    _cpuid_faulting_or_skip()
+    (tmp_path / "probe.c").write_text(_PROBE)
+    subprocess.run(["cc", "-o", tmp_path / "probe", tmp_path / "probe.c"], check=True)
+    seen = subprocess.run(
+        [_AVX2_ONLY, tmp_path / "probe"], check=True, capture_output=True, text=True
+    ).stdout
+    assert seen.strip() == "avx2=1 avx512f=0 amx_tile=0 avx512_bf16=0"
+    # The record of a benchmark run under it: the features the process saw, and the hidden.
+    record = subprocess.run(
+        [
+            _AVX2_ONLY,
+            sys.executable,
+            "-c",
+            "import json; from jaxloss.parity.timing import machine_record, machine;"
+            "print(json.dumps(machine_record())); print(machine())",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
+    machine = json.loads(record[0])
+    assert "avx2" in machine["simd"]
+    assert not {"avx512f", "avx512_bf16", "amx_tile"} & set(machine["simd"])
+    flags = Path("/proc/cpuinfo").read_text()
+    for feature in ("avx512f", "avx512_bf16", "amx_tile"):
+        assert (feature in machine["hidden_simd"]) == (f" {feature}" in flags)
+    assert "hidden by benchmarks/avx2_only" in record[1] or not machine["hidden_simd"]
+
+
+def test_avx2_only_runner_still_lets_a_real_segfault_reach_the_programs_handler():
+    import subprocess
+    import sys
+
+    _cpuid_faulting_or_skip()
+    crash = "import ctypes, faulthandler; faulthandler.enable(); ctypes.string_at(0)"
+    died = subprocess.run([_AVX2_ONLY, sys.executable, "-c", crash], capture_output=True, text=True)
+    assert died.returncode != 0
+    assert "Segmentation fault" in died.stderr  # faulthandler's report: its handler ran

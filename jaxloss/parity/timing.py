@@ -14,7 +14,9 @@ Three things make a comparison on a small, noisy VM honest:
   and the JAX contenders' among theirs, in alternating blocks so that a drift of the
   machine's speed reaches both (`side_by_side`).
 - **The machine beside every figure.** `machine()` names the CPU and its SIMD features (AVX2
-  only, AVX-512, native bf16), since a speed choice must hold on all of them.
+  only, AVX-512, native bf16), since a speed choice must hold on all of them. Under
+  `benchmarks/avx2_only/run`, which hides AVX-512, AVX-512 BF16 and AMX from the process, the
+  record lists the features the process saw and says which were hidden.
 """
 
 from __future__ import annotations
@@ -27,12 +29,17 @@ from collections.abc import Callable
 import numpy as np
 
 _SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+# Set by benchmarks/avx2_only/hide_cpu_features.c in the process it hides them from (the
+# kernel's /proc/cpuinfo still lists them).
+_HIDDEN_FEATURES = "JAXLOSS_HIDDEN_CPU_FEATURES"
 
 
 def machine_record() -> dict[str, object]:
     """Where a figure was measured: the CPU model, its SIMD features, the core count, and the
     jax, jaxlib and torch versions (torch: None when it is not installed). Every benchmark's
-    JSON holds it beside its figures."""
+    JSON holds it beside its figures. `simd` is what this process sees: under
+    `benchmarks/avx2_only/run` the hidden features are left out of it and listed in
+    `hidden_simd`."""
     model, flags = "", set()
     try:
         with open("/proc/cpuinfo") as info:
@@ -43,6 +50,7 @@ def machine_record() -> dict[str, object]:
                     flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
+    hidden = set(filter(None, os.environ.get(_HIDDEN_FEATURES, "").split(",")))
     import jax
     import jaxlib.version
 
@@ -54,7 +62,8 @@ def machine_record() -> dict[str, object]:
         torch_version = None
     return {
         "cpu": model or platform.processor() or platform.machine() or "unknown CPU",
-        "simd": [flag for flag in _SIMD_FLAGS if flag in flags],
+        "simd": [flag for flag in _SIMD_FLAGS if flag in flags - hidden],
+        "hidden_simd": [flag for flag in _SIMD_FLAGS if flag in flags & hidden],
         "cores": os.cpu_count(),
         "jax": jax.__version__,
         "jaxlib": jaxlib.version.__version__,
@@ -68,6 +77,9 @@ def machine() -> str:
     torch 2.13.0+cpu"``."""
     record = machine_record()
     simd = ", ".join(record["simd"]) or "no AVX2"  # type: ignore[arg-type]
+    if record["hidden_simd"]:
+        hidden = ", ".join(record["hidden_simd"])  # type: ignore[arg-type]
+        simd += f"; {hidden} hidden by benchmarks/avx2_only"
     return (
         f"{record['cpu']} ({record['cores']} cores; {simd}); jax {record['jax']}, "
         f"jaxlib {record['jaxlib']}, torch {record['torch']}"
