@@ -407,7 +407,7 @@ def kl_div(
     reduction: Literal["none", "mean", "sum", "batchmean"] = "mean",
 ) -> jax.Array:
     r"""Pointwise Kullback-Leibler divergence, as torch's ``kl_div``:
-    $\ell = t\,(\log t - x)$ (``xlogy``, so t = 0 gives 0), or with ``log_target=True``
+    $\ell = t\,(\log t - x)$ (as ``xlogy``: t = 0 gives 0), or with ``log_target=True``
     $\ell = e^{t}(t - x)$, where x are log-predictions.
 
     'mean' averages over every element (torch's default, which is *not* the KL divergence);
@@ -450,7 +450,7 @@ def kl_div(
     if log_target:
         loss = jnp.exp(t) * (t - x)
     else:
-        loss = jax.scipy.special.xlogy(t, t) - t * x
+        loss = _kl_terms(x, t)
     if class_mask is not None:
         t_full = jnp.broadcast_to(t, shape)
         fine = class_mask | (jnp.isneginf(t_full) if log_target else t_full == 0)
@@ -469,6 +469,22 @@ def kl_div(
         where = counted if where is None else where & counted
     batch = x.shape[0] if x.ndim else None
     return finish(reduce_loss(loss, reduction, where=where, batch_size=batch), result_dtype)
+
+
+def _kl_value(x, t):
+    # t·(log t - x) without xlogy's select, which XLA:CPU's reductions do not fuse (the (N, C)
+    # xlogy was written out and read back): log(t + tiny) is log t for every t > 0 that tiny
+    # does not round (t >= 2^24·tiny), finite at t = 0 (so 0 gives 0, or nan when x = -inf,
+    # as xlogy's) and nan for t < 0; below 2^24·tiny the term changes by less than tiny.
+    return t * (jnp.log(t + jnp.finfo(t.dtype).tiny) - x)
+
+
+# Its partials are torch's (and xlogy's): -t, and log t + t/t - x (nan at t = 0).
+_kl_terms = with_partials(
+    _kl_value,
+    lambda x, t: -t,
+    lambda x, t: jnp.log(t) + t / t - x,
+)
 
 
 def kl_divergence(
