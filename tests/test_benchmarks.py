@@ -2,6 +2,9 @@
 
 import json
 import runpy
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -103,19 +106,17 @@ int main(void) {
 """
 
 
-def _cpuid_faulting_or_skip():
-    import shutil
-
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+def _cpu_flags_or_skip() -> str:
+    """/proc/cpuinfo, where benchmarks/avx2_only can run here; skips the test elsewhere."""
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = cpuinfo.read_text() if cpuinfo.exists() else ""
     if shutil.which("cc") is None or " cpuid_fault" not in flags:
         pytest.skip("benchmarks/avx2_only needs a C compiler and a CPU with CPUID faulting")
+    return flags
 
 
 def test_avx2_only_runner_hides_avx512_and_amx_from_cpuid_and_says_so(tmp_path):
-    import subprocess
-    import sys
-
-    _cpuid_faulting_or_skip()
+    flags = _cpu_flags_or_skip()
     (tmp_path / "probe.c").write_text(_PROBE)
     subprocess.run(["cc", "-o", tmp_path / "probe", tmp_path / "probe.c"], check=True)
     seen = subprocess.run(
@@ -138,17 +139,13 @@ def test_avx2_only_runner_hides_avx512_and_amx_from_cpuid_and_says_so(tmp_path):
     machine = json.loads(record[0])
     assert "avx2" in machine["simd"]
     assert not {"avx512f", "avx512_bf16", "amx_tile"} & set(machine["simd"])
-    flags = Path("/proc/cpuinfo").read_text()
     for feature in ("avx512f", "avx512_bf16", "amx_tile"):
         assert (feature in machine["hidden_simd"]) == (f" {feature}" in flags)
     assert "hidden by benchmarks/avx2_only" in record[1] or not machine["hidden_simd"]
 
 
 def test_avx2_only_runner_still_lets_a_real_segfault_reach_the_programs_handler():
-    import subprocess
-    import sys
-
-    _cpuid_faulting_or_skip()
+    _cpu_flags_or_skip()
     crash = "import ctypes, faulthandler; faulthandler.enable(); ctypes.string_at(0)"
     died = subprocess.run([_AVX2_ONLY, sys.executable, "-c", crash], capture_output=True, text=True)
     assert died.returncode != 0
