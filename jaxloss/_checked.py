@@ -32,7 +32,7 @@ def checked(
       A function with `fn`'s signature and result that raises ``ValueError`` with the failed
       check's message.
 
-    Example:
+    Examples:
       >>> safe_loss = jaxloss.checked(lambda x, y: jaxloss.cross_entropy(x, y))
       >>> logits = jnp.zeros((1, 3))
       >>> round(float(safe_loss(logits, jnp.array([2]))), 4)

@@ -143,7 +143,7 @@ def adaptive_log_softmax(
       ``(N, n_classes)`` log-probabilities (each row's exponentials sum to 1), in the dtype
       of ``x``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> x = jnp.ones((2, 4))
       >>> tails = [(jnp.ones((2, 4)), jnp.ones((3, 2)))]
@@ -196,7 +196,7 @@ def adaptive_softmax_loss(
       ``'none'``: the per-row losses ``(N,)`` (``()`` unbatched; masked rows give 0);
       ``'mean'``/``'sum'``: a scalar (the mean over the rows that count).
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> x = jnp.ones((2, 4))
       >>> tails = [(jnp.ones((2, 4)), jnp.ones((3, 2)))]

@@ -229,7 +229,7 @@ def cross_entropy(
     loss (use `jaxloss.checked` to raise instead); with concrete inputs it raises
     ``ValueError``.
 
-    Example:
+    Examples:
       >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
       >>> round(float(jaxloss.cross_entropy(logits, jnp.array([0, 2]))), 4)
       0.6216
@@ -372,7 +372,7 @@ def nll_loss(
     Returns:
       ``'none'``: ``log_probs.shape`` without ``axis``; ``'mean'``/``'sum'``: a scalar.
 
-    Example:
+    Examples:
       >>> log_probs = jax.nn.log_softmax(jnp.array([[2.0, 0.5, -1.0]]))
       >>> round(float(jaxloss.nll_loss(log_probs, jnp.array([0]))), 4)
       0.2413
@@ -431,7 +431,7 @@ def kl_div(
     Returns:
       ``'none'``: the broadcast shape; otherwise a scalar.
 
-    Example:
+    Examples:
       >>> loss = jaxloss.kl_div(jnp.log(jnp.array([[0.5, 0.5]])), jnp.array([[0.9, 0.1]]),
       ...                       reduction="batchmean")
       >>> round(float(loss), 4)
@@ -524,7 +524,7 @@ def kl_divergence(
     Returns:
       ``'none'``: one divergence per position; otherwise a scalar.
 
-    Example:
+    Examples:
       >>> log_p = jnp.log(jnp.array([[0.5, 0.5], [0.9, 0.1]]))
       >>> jaxloss.kl_divergence(log_p, jnp.array([[0.9, 0.1], [1.0, 0.0]]), reduction="none")
       Array([0.36806..., 0.10536...], dtype=float32)
@@ -580,7 +580,7 @@ def smooth_labels(
     Returns:
       The smoothed probabilities, ``labels``' shape and dtype.
 
-    Example:
+    Examples:
       >>> jaxloss.smooth_labels(jnp.array([1.0, 0.0, 0.0, 0.0]), 0.2)
       Array([0.85, 0.05, 0.05, 0.05], dtype=float32)
     """
@@ -653,7 +653,7 @@ def binary_cross_entropy(
     Returns:
       ``'none'``: ``probs.shape``; ``'mean'``/``'sum'``: a scalar.
 
-    Example:
+    Examples:
       >>> round(float(jaxloss.binary_cross_entropy(jnp.array([0.9, 0.2]),
       ...                                          jnp.array([1.0, 0.0]))), 4)
       0.1643
@@ -737,7 +737,7 @@ def binary_cross_entropy_with_logits(
     Returns:
       ``'none'``: ``logits.shape``; ``'mean'``/``'sum'``: a scalar.
 
-    Example:
+    Examples:
       >>> round(float(jaxloss.binary_cross_entropy_with_logits(jnp.array([3.0, -1.0]),
       ...                                                      jnp.array([1.0, 0.0]))), 4)
       0.1809
@@ -787,7 +787,7 @@ def soft_margin_loss(
     Returns:
       ``'none'``: the broadcast shape; ``'mean'``/``'sum'``: a scalar.
 
-    Example:
+    Examples:
       >>> round(float(jaxloss.soft_margin_loss(jnp.array([2.0, -1.0]), jnp.array([1.0, -1.0]))), 4)
       0.2201
     """
@@ -827,7 +827,7 @@ def multilabel_soft_margin_loss(
     Returns:
       ``'none'``: one loss per sample, ``scores.shape`` without ``axis``; otherwise a scalar.
 
-    Example:
+    Examples:
       >>> round(float(jaxloss.multilabel_soft_margin_loss(jnp.array([[2.0, -1.0, 0.5]]),
       ...                                                 jnp.array([[1, 0, 1]]))), 4)
       0.3048
@@ -887,7 +887,7 @@ def multi_margin_loss(
     Returns:
       ``'none'``: one loss per sample; ``'mean'``/``'sum'``: a scalar.
 
-    Example:
+    Examples:
       >>> round(float(jaxloss.multi_margin_loss(jnp.array([[0.1, 0.2, 0.4, 0.8]]),
       ...                                       jnp.array([3]))), 4)
       0.325
@@ -1024,7 +1024,7 @@ def multilabel_margin_loss(
     Returns:
       ``'none'``: one loss per sample; ``'mean'``/``'sum'``: a scalar.
 
-    Example:
+    Examples:
       >>> round(float(jaxloss.multilabel_margin_loss(jnp.array([[0.1, 0.2, 0.4, 0.8]]),
       ...                                            jnp.array([[3, 0, -1, 1]]))), 4)
       0.85

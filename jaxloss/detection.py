@@ -90,7 +90,7 @@ def box_convert(boxes: ArrayLike, in_fmt: BoxFormat, out_fmt: BoxFormat) -> jax.
       ``(..., 4)`` boxes in ``out_fmt``, in the boxes' dtype (integer boxes stay integer
       where the conversion needs no division).
 
-    Example:
+    Examples:
       >>> jaxloss.box_convert(jnp.array([0.0, 0.0, 4.0, 2.0]), "xyxy", "cxcywh")
       Array([2., 1., 4., 2.], dtype=float32)
     """
@@ -115,7 +115,14 @@ def box_convert(boxes: ArrayLike, in_fmt: BoxFormat, out_fmt: BoxFormat) -> jax.
 def box_area(boxes: ArrayLike, *, box_format: BoxFormat = "xyxy") -> jax.Array:
     """Areas of ``(..., 4)`` boxes, as torchvision's ``box_area``.
 
-    Example:
+    Args:
+      boxes: ``(..., 4)`` boxes.
+      box_format: ``'xyxy'``, ``'xywh'`` or ``'cxcywh'``.
+
+    Returns:
+      ``boxes.shape[:-1]``: one area per box.
+
+    Examples:
       >>> jaxloss.box_area(jnp.array([[0.0, 0.0, 4.0, 2.0]]))
       Array([8.], dtype=float32)
     """
@@ -190,7 +197,15 @@ def box_iou(boxes1: ArrayLike, boxes2: ArrayLike, *, box_format: BoxFormat = "xy
     ``box_iou``: ``(..., N, M)`` for ``(..., N, 4)`` and ``(..., M, 4)`` boxes. Two
     zero-area boxes give nan (0/0), as in torchvision.
 
-    Example:
+    Args:
+      boxes1: ``(..., N, 4)`` boxes.
+      boxes2: ``(..., M, 4)`` boxes.
+      box_format: ``'xyxy'``, ``'xywh'`` or ``'cxcywh'``.
+
+    Returns:
+      ``(..., N, M)``: one value per pair.
+
+    Examples:
       >>> a = jnp.array([[0.0, 0.0, 2.0, 2.0]])
       >>> b = jnp.array([[1.0, 0.0, 3.0, 2.0], [4.0, 4.0, 5.0, 5.0]])
       >>> jaxloss.box_iou(a, b)
@@ -210,7 +225,15 @@ def generalized_box_iou(
     smallest enclosing box, as torchvision's ``generalized_box_iou`` (no eps: degenerate
     pairs give nan, as there).
 
-    Example:
+    Args:
+      boxes1: ``(..., N, 4)`` boxes.
+      boxes2: ``(..., M, 4)`` boxes.
+      box_format: ``'xyxy'``, ``'xywh'`` or ``'cxcywh'``.
+
+    Returns:
+      ``(..., N, M)``: one value per pair.
+
+    Examples:
       >>> a = jnp.array([[0.0, 0.0, 1.0, 1.0]])
       >>> jaxloss.generalized_box_iou(a, jnp.array([[2.0, 0.0, 3.0, 1.0]]))
       Array([[-0.33333334]], dtype=float32)
@@ -246,7 +269,16 @@ def distance_box_iou(
     distance between the centres and $c$ the enclosing box's diagonal, as torchvision's
     ``distance_box_iou``.
 
-    Example:
+    Args:
+      boxes1: ``(..., N, 4)`` boxes.
+      boxes2: ``(..., M, 4)`` boxes.
+      box_format: ``'xyxy'``, ``'xywh'`` or ``'cxcywh'``.
+      eps: added to the squared diagonal of the enclosing box.
+
+    Returns:
+      ``(..., N, M)``: one value per pair.
+
+    Examples:
       >>> a = jnp.array([[0.0, 0.0, 2.0, 2.0]])
       >>> jaxloss.distance_box_iou(a, a)
       Array([[1.]], dtype=float32)
@@ -270,7 +302,16 @@ def complete_box_iou(
     $\alpha = v / (1 - \mathrm{IoU} + v + \epsilon)$ taken without gradient, as
     torchvision's ``complete_box_iou`` (the aspect ratios have no eps there either).
 
-    Example:
+    Args:
+      boxes1: ``(..., N, 4)`` boxes.
+      boxes2: ``(..., M, 4)`` boxes.
+      box_format: ``'xyxy'``, ``'xywh'`` or ``'cxcywh'``.
+      eps: added to the squared diagonal and to the aspect term's denominator.
+
+    Returns:
+      ``(..., N, M)``: one value per pair.
+
+    Examples:
       >>> a = jnp.array([[0.0, 0.0, 2.0, 2.0]])
       >>> jaxloss.complete_box_iou(a, jnp.array([[0.0, 0.0, 2.0, 4.0]]))
       Array([[0.44...]], dtype=float32)
@@ -385,20 +426,6 @@ def _reduced(loss, where, reduction):
     return reduce_loss(loss, reduction, where=where, empty_mean=0.0)
 
 
-_SHARED_ARGS = """predictions: ``(..., 4)`` predicted boxes.
-      targets: ``(..., 4)`` target boxes, matched one to one with ``predictions``.
-      box_format: ``'xyxy'``, ``'xywh'`` or ``'cxcywh'``.
-      eps: added where a ratio could be 0/0 (see the module's conventions).
-      where: optional boolean mask over the boxes (``predictions.shape[:-1]``).
-      reduction: ``'none'``, ``'mean'`` (0 for no boxes) or ``'sum'``."""
-
-
-def _documented(function):
-    function.__doc__ = function.__doc__.replace("{shared}", _SHARED_ARGS)
-    return function
-
-
-@_documented
 def iou_loss(
     predictions: ArrayLike,
     targets: ArrayLike,
@@ -414,13 +441,18 @@ def iou_loss(
     than inf), with $\mathrm{IoU} = I / (U + \epsilon)$.
 
     Args:
-      {shared}
+      predictions: ``(..., 4)`` predicted boxes.
+      targets: ``(..., 4)`` target boxes, matched one to one with ``predictions``.
+      box_format: ``'xyxy'``, ``'xywh'`` or ``'cxcywh'``.
+      eps: added where a ratio could be 0/0 (see the module's conventions).
+      where: optional boolean mask over the boxes (``predictions.shape[:-1]``).
+      reduction: ``'none'``, ``'mean'`` (0 for no boxes) or ``'sum'``.
       mode: ``'linear'`` or ``'log'``.
 
     Returns:
       ``'none'``: one loss per box pair (``predictions.shape[:-1]``); otherwise a scalar.
 
-    Example:
+    Examples:
       >>> p = jnp.array([[0.0, 0.0, 2.0, 2.0]])
       >>> float(jaxloss.iou_loss(p, jnp.array([[1.0, 0.0, 3.0, 2.0]])))
       0.666...
@@ -441,7 +473,6 @@ def _diou(pair: _Pair, eps):
     return 1 - _iou(pair, eps) + _distance_penalty(pair, eps)
 
 
-@_documented
 def generalized_box_iou_loss(
     predictions: ArrayLike,
     targets: ArrayLike,
@@ -456,12 +487,17 @@ def generalized_box_iou_loss(
     enclosing both: exact to torchvision's ``generalized_box_iou_loss``.
 
     Args:
-      {shared}
+      predictions: ``(..., 4)`` predicted boxes.
+      targets: ``(..., 4)`` target boxes, matched one to one with ``predictions``.
+      box_format: ``'xyxy'``, ``'xywh'`` or ``'cxcywh'``.
+      eps: added where a ratio could be 0/0 (see the module's conventions).
+      where: optional boolean mask over the boxes (``predictions.shape[:-1]``).
+      reduction: ``'none'``, ``'mean'`` (0 for no boxes) or ``'sum'``.
 
     Returns:
       ``'none'``: one loss per box pair; otherwise a scalar.
 
-    Example:
+    Examples:
       >>> p = jnp.array([[0.0, 0.0, 1.0, 1.0]])
       >>> float(jaxloss.generalized_box_iou_loss(p, jnp.array([[2.0, 0.0, 3.0, 1.0]])))
       1.333...
@@ -471,7 +507,6 @@ def generalized_box_iou_loss(
     return _reduced(_giou(pair, eps), where, reduction).astype(dtype)
 
 
-@_documented
 def distance_box_iou_loss(
     predictions: ArrayLike,
     targets: ArrayLike,
@@ -486,12 +521,17 @@ def distance_box_iou_loss(
     torchvision's ``distance_box_iou_loss``.
 
     Args:
-      {shared}
+      predictions: ``(..., 4)`` predicted boxes.
+      targets: ``(..., 4)`` target boxes, matched one to one with ``predictions``.
+      box_format: ``'xyxy'``, ``'xywh'`` or ``'cxcywh'``.
+      eps: added where a ratio could be 0/0 (see the module's conventions).
+      where: optional boolean mask over the boxes (``predictions.shape[:-1]``).
+      reduction: ``'none'``, ``'mean'`` (0 for no boxes) or ``'sum'``.
 
     Returns:
       ``'none'``: one loss per box pair; otherwise a scalar.
 
-    Example:
+    Examples:
       >>> p = jnp.array([[0.0, 0.0, 2.0, 2.0]])
       >>> float(jaxloss.distance_box_iou_loss(p, jnp.array([[1.0, 0.0, 3.0, 2.0]])))
       0.7435...
@@ -519,7 +559,6 @@ def complete_loss(
     return _reduced(_ciou(pair, eps, distance_eps, aspect_eps), where, reduction).astype(dtype)
 
 
-@_documented
 def complete_box_iou_loss(
     predictions: ArrayLike,
     targets: ArrayLike,
@@ -539,12 +578,17 @@ def complete_box_iou_loss(
     ratios have no eps (a zero-height box gives nan there; finite here).
 
     Args:
-      {shared}
+      predictions: ``(..., 4)`` predicted boxes.
+      targets: ``(..., 4)`` target boxes, matched one to one with ``predictions``.
+      box_format: ``'xyxy'``, ``'xywh'`` or ``'cxcywh'``.
+      eps: added where a ratio could be 0/0 (see the module's conventions).
+      where: optional boolean mask over the boxes (``predictions.shape[:-1]``).
+      reduction: ``'none'``, ``'mean'`` (0 for no boxes) or ``'sum'``.
 
     Returns:
       ``'none'``: one loss per box pair; otherwise a scalar.
 
-    Example:
+    Examples:
       >>> p = jnp.array([[0.0, 0.0, 2.0, 2.0]])
       >>> float(jaxloss.complete_box_iou_loss(p, jnp.array([[0.0, 0.0, 2.0, 4.0]])))
       0.55...
@@ -568,7 +612,6 @@ def _eiou(pair: _Pair, eps):
     return _diou(pair, eps) + width_term + height_term
 
 
-@_documented
 def eiou_loss(
     predictions: ArrayLike,
     targets: ArrayLike,
@@ -584,12 +627,17 @@ def eiou_loss(
     "Extended IoU", a different loss.
 
     Args:
-      {shared}
+      predictions: ``(..., 4)`` predicted boxes.
+      targets: ``(..., 4)`` target boxes, matched one to one with ``predictions``.
+      box_format: ``'xyxy'``, ``'xywh'`` or ``'cxcywh'``.
+      eps: added where a ratio could be 0/0 (see the module's conventions).
+      where: optional boolean mask over the boxes (``predictions.shape[:-1]``).
+      reduction: ``'none'``, ``'mean'`` (0 for no boxes) or ``'sum'``.
 
     Returns:
       ``'none'``: one loss per box pair; otherwise a scalar.
 
-    Example:
+    Examples:
       >>> p = jnp.array([[0.0, 0.0, 2.0, 2.0]])
       >>> round(float(jaxloss.eiou_loss(p, jnp.array([[0.0, 0.0, 2.0, 4.0]]))), 4)
       0.8
@@ -599,7 +647,6 @@ def eiou_loss(
     return _reduced(_eiou(pair, eps), where, reduction).astype(dtype)
 
 
-@_documented
 def focal_eiou_loss(
     predictions: ArrayLike,
     targets: ArrayLike,
@@ -618,13 +665,18 @@ def focal_eiou_loss(
     paper's weighting).
 
     Args:
-      {shared}
+      predictions: ``(..., 4)`` predicted boxes.
+      targets: ``(..., 4)`` target boxes, matched one to one with ``predictions``.
+      box_format: ``'xyxy'``, ``'xywh'`` or ``'cxcywh'``.
+      eps: added where a ratio could be 0/0 (see the module's conventions).
+      where: optional boolean mask over the boxes (``predictions.shape[:-1]``).
+      reduction: ``'none'``, ``'mean'`` (0 for no boxes) or ``'sum'``.
       gamma: γ >= 0, the focusing exponent (0.5 in the paper).
 
     Returns:
       ``'none'``: one loss per box pair; otherwise a scalar.
 
-    Example:
+    Examples:
       >>> p = jnp.array([[0.0, 0.0, 2.0, 2.0]])
       >>> float(jaxloss.focal_eiou_loss(p, jnp.array([[0.0, 0.0, 2.0, 4.0]])))
       0.5656...
@@ -638,7 +690,6 @@ def focal_eiou_loss(
     return _reduced(loss, where, reduction).astype(dtype)
 
 
-@_documented
 def alpha_iou_loss(
     predictions: ArrayLike,
     targets: ArrayLike,
@@ -658,14 +709,19 @@ def alpha_iou_loss(
     Powers are taken of the exact terms (the paper's code adds eps inside them).
 
     Args:
-      {shared}
+      predictions: ``(..., 4)`` predicted boxes.
+      targets: ``(..., 4)`` target boxes, matched one to one with ``predictions``.
+      box_format: ``'xyxy'``, ``'xywh'`` or ``'cxcywh'``.
+      eps: added where a ratio could be 0/0 (see the module's conventions).
+      where: optional boolean mask over the boxes (``predictions.shape[:-1]``).
+      reduction: ``'none'``, ``'mean'`` (0 for no boxes) or ``'sum'``.
       alpha: α > 0 (3 in the paper).
       base: ``'iou'``, ``'giou'``, ``'diou'`` or ``'ciou'``.
 
     Returns:
       ``'none'``: one loss per box pair; otherwise a scalar.
 
-    Example:
+    Examples:
       >>> p = jnp.array([[0.0, 0.0, 2.0, 2.0]])
       >>> float(jaxloss.alpha_iou_loss(p, jnp.array([[1.0, 0.0, 3.0, 2.0]])))
       0.962...
@@ -686,7 +742,6 @@ def alpha_iou_loss(
     return _reduced(loss, where, reduction).astype(dtype)
 
 
-@_documented
 def siou_loss(
     predictions: ArrayLike,
     targets: ArrayLike,
@@ -714,13 +769,18 @@ def siou_loss(
     ``exp(gamma * rho)`` makes the distance cost negative and unbounded.
 
     Args:
-      {shared}
+      predictions: ``(..., 4)`` predicted boxes.
+      targets: ``(..., 4)`` target boxes, matched one to one with ``predictions``.
+      box_format: ``'xyxy'``, ``'xywh'`` or ``'cxcywh'``.
+      eps: added where a ratio could be 0/0 (see the module's conventions).
+      where: optional boolean mask over the boxes (``predictions.shape[:-1]``).
+      reduction: ``'none'``, ``'mean'`` (0 for no boxes) or ``'sum'``.
       theta: θ, the shape cost's exponent (4 in the paper; 2 to 6 is its range).
 
     Returns:
       ``'none'``: one loss per box pair; otherwise a scalar.
 
-    Example:
+    Examples:
       >>> p = jnp.array([[0.0, 0.0, 2.0, 2.0]])
       >>> float(jaxloss.siou_loss(p, jnp.array([[1.0, 1.0, 3.0, 3.0]])))
       0.962...
@@ -795,7 +855,7 @@ def wise_iou_loss(
       ``(loss, new_running_mean)``: the loss (one per box pair for ``'none'``, else a
       scalar) and the updated mean (a scalar, without gradient).
 
-    Example:
+    Examples:
       >>> p = jnp.array([[0.0, 0.0, 2.0, 2.0]])
       >>> loss, mean = jaxloss.wise_iou_loss(p, jnp.array([[1.0, 0.0, 3.0, 2.0]]))
       >>> round(float(loss), 4), round(float(mean), 4)

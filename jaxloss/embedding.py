@@ -44,7 +44,7 @@ def margin_ranking_loss(
     Returns:
       ``'none'``: the loss in the broadcast shape; ``'mean'``/``'sum'``: a scalar.
 
-    Example:
+    Examples:
       >>> loss = jaxloss.margin_ranking_loss(jnp.array([0.8]), jnp.array([0.3]),
       ...                                    jnp.array([-1.0]), margin=0.1)
       >>> round(float(loss), 4)
@@ -86,7 +86,7 @@ def hinge_embedding_loss(
     Returns:
       ``'none'``: the loss in the broadcast shape; ``'mean'``/``'sum'``: a scalar.
 
-    Example:
+    Examples:
       >>> round(float(jaxloss.hinge_embedding_loss(jnp.array([0.3, 0.2]),
       ...                                          jnp.array([1.0, -1.0]))), 4)
       0.55
@@ -135,7 +135,7 @@ def cosine_embedding_loss(
     Returns:
       ``'none'``: one loss per pair, of the batch shape; ``'mean'``/``'sum'``: a scalar.
 
-    Example:
+    Examples:
       >>> float(jaxloss.cosine_embedding_loss(jnp.ones((2, 3)), jnp.ones((2, 3)),
       ...                                     jnp.array([1.0, -1.0])))
       0.5
@@ -192,7 +192,7 @@ def pairwise_distance(
     Returns:
       The distances, of the broadcast batch shape ``(...)`` (``(..., 1)`` with ``keepdims``).
 
-    Example:
+    Examples:
       >>> round(float(jaxloss.pairwise_distance(jnp.zeros(3), jnp.ones(3))), 4)
       1.732
     """
@@ -235,7 +235,7 @@ def cosine_similarity(
     Returns:
       The broadcast shape without ``axis``.
 
-    Example:
+    Examples:
       >>> round(float(jaxloss.cosine_similarity(jnp.array([1.0, 0.0]), jnp.array([1.0, 1.0]))), 4)
       0.7071
       >>> distance = lambda u, v: 1 - jaxloss.cosine_similarity(u, v)  # a triplet distance
@@ -327,7 +327,7 @@ def triplet_margin_loss(
       ``'none'``: one loss per triplet, of the batch shape ``(...)``; ``'mean'``/``'sum'``: a
       scalar.
 
-    Example:
+    Examples:
       >>> round(float(jaxloss.triplet_margin_loss(jnp.zeros((1, 2)), jnp.ones((1, 2)),
       ...                                         -jnp.ones((1, 2)))), 4)
       1.0
@@ -383,7 +383,7 @@ def triplet_margin_with_distance_loss(
     Returns:
       ``'none'``: one loss per triplet; ``'mean'``/``'sum'``: a scalar.
 
-    Example:
+    Examples:
       >>> cosine_distance = lambda u, v: 1 - jaxloss.cosine_similarity(u, v)
       >>> a, p, n = jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 0.1]]), jnp.array([[0.0, 1.0]])
       >>> round(float(jaxloss.triplet_margin_with_distance_loss(
@@ -472,7 +472,7 @@ def ntxent_loss(
     Returns:
       ``'none'``: ``(N, N)``; otherwise a scalar.
 
-    Example:
+    Examples:
       >>> e = jnp.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
       >>> round(float(jaxloss.ntxent_loss(e, jnp.array([0, 0, 1, 1]), temperature=0.5)), 4)
       0.2965
@@ -537,7 +537,7 @@ def circle_loss(
     Returns:
       ``'none'``: ``(N,)``; otherwise a scalar.
 
-    Example:
+    Examples:
       >>> e = jnp.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
       >>> round(float(jaxloss.circle_loss(e, jnp.array([0, 0, 1, 1]), gamma=8.0)), 4)
       0.166
@@ -608,7 +608,7 @@ def ranking_softmax_loss(
     Returns:
       ``'none'``: ``scores.shape[:-1]``; otherwise a scalar.
 
-    Example:
+    Examples:
       >>> scores = jnp.array([[2.0, 1.0, 0.0]])
       >>> round(float(jaxloss.ranking_softmax_loss(scores, jnp.array([[1.0, 0.0, 1.0]]))), 4)
       2.8152

@@ -94,7 +94,7 @@ def sigmoid_focal_loss(
     Returns:
       ``'none'``: ``logits.shape``; ``'mean'``/``'sum'``: a scalar.
 
-    Example:
+    Examples:
       >>> x, t = jnp.array([2.0, -1.0, 0.5]), jnp.array([1.0, 0.0, 0.0])
       >>> round(float(jaxloss.sigmoid_focal_loss(x, t)), 5)
       0.10017
@@ -314,7 +314,7 @@ def softmax_focal_loss(
     Returns:
       ``'none'``: one loss per position; ``'mean'``/``'sum'``: a scalar.
 
-    Example:
+    Examples:
       >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
       >>> round(float(jaxloss.softmax_focal_loss(logits, jnp.array([0, 2]))), 4)
       0.2062
@@ -389,7 +389,7 @@ def poly1_cross_entropy(
     Returns:
       ``'none'``: one loss per position; ``'mean'``/``'sum'``: a scalar.
 
-    Example:
+    Examples:
       >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
       >>> round(float(jaxloss.poly1_cross_entropy(logits, jnp.array([0, 2]))), 4)
       1.4689
@@ -458,7 +458,7 @@ def generalized_cross_entropy(
     Returns:
       ``'none'``: one loss per position; otherwise a scalar.
 
-    Example:
+    Examples:
       >>> probs = jnp.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
       >>> loss = jaxloss.generalized_cross_entropy(probs, jnp.array([0, 1]), q=0.5,
       ...                                          from_logits=False, reduction="none")
@@ -515,7 +515,7 @@ def z_loss(
     Returns:
       ``'none'``: one value per position; ``'mean'``/``'sum'``: a scalar.
 
-    Example:
+    Examples:
       >>> round(float(jaxloss.z_loss(jnp.zeros((1, 2)))), 6)  # (log 2)²
       0.480453
     """

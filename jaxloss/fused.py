@@ -342,7 +342,7 @@ def linear_cross_entropy(
     to ``x``, ``w`` and ``bias``; ``weight`` and ``label_smoothing`` are constants here
     (use `cross_entropy` to differentiate them).
 
-    Example:
+    Examples:
       >>> x = jax.random.normal(jax.random.key(0), (1000, 64))
       >>> w = jax.random.normal(jax.random.key(1), (5000, 64)) * 0.1
       >>> labels = jax.random.randint(jax.random.key(2), (1000,), 0, 5000)

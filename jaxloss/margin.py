@@ -65,7 +65,7 @@ def hinge_loss(
 
     Reference: Cortes & Vapnik, "Support-vector networks", 1995.
 
-    Example:
+    Examples:
       >>> float(jaxloss.hinge_loss(jnp.array([2.0, 0.5, -1.0]), jnp.array([1.0, 1.0, 1.0])))
       0.8333333730697632
       >>> float(jaxloss.hinge_loss(jnp.array([0.5]), jnp.array([-1.0]), margin=0.0))  # perceptron
@@ -116,7 +116,7 @@ def multiclass_hinge_loss(
     Reference: Crammer & Singer, "On the algorithmic implementation of multiclass kernel-based
     vector machines", JMLR 2001.
 
-    Example:
+    Examples:
       >>> scores = jnp.array([[2.0, 1.5, -1.0], [0.0, 3.0, 1.0]])
       >>> jaxloss.multiclass_hinge_loss(scores, jnp.array([0, 2]), reduction="none")
       Array([0.5, 3. ], dtype=float32)
@@ -149,7 +149,7 @@ def sparsemax(x: ArrayLike, *, axis: int = -1) -> jax.Array:
     Returns:
       An array of ``x``'s shape and dtype, non-negative and summing to 1 along ``axis``.
 
-    Example:
+    Examples:
       >>> jaxloss.sparsemax(jnp.array([2.0, 1.5, -1.0]))
       Array([0.75, 0.25, 0.  ], dtype=float32)
     """
@@ -216,7 +216,7 @@ def sparsemax_loss(
     Returns:
       ``'none'``: the broadcast elementwise loss; otherwise a scalar.
 
-    Example:
+    Examples:
       >>> jaxloss.sparsemax_loss(jnp.array([2.0, 0.0, -3.0]), jnp.array([1, 1, 0]),
       ...                        reduction="none")
       Array([0.  , 0.25, 0.  ], dtype=float32)
@@ -259,7 +259,7 @@ def multiclass_sparsemax_loss(
     Returns:
       ``'none'``: one loss per position; otherwise a scalar.
 
-    Example:
+    Examples:
       >>> scores = jnp.array([[2.0, 1.5, -1.0], [0.0, 3.0, 1.0]])
       >>> jaxloss.multiclass_sparsemax_loss(scores, jnp.array([0, 1]), reduction="none")
       Array([0.0625, 0.    ], dtype=float32)
@@ -301,7 +301,7 @@ def make_fenchel_young_loss(
       same shape ``(..., C)``, ``where`` a mask of positions (``scores.shape[:-1]``); 'none'
       gives one loss per position.
 
-    Example:
+    Examples:
       >>> fy = jaxloss.make_fenchel_young_loss(jax.nn.logsumexp)
       >>> scores = jnp.array([[2.0, 0.5, -1.0]])
       >>> round(float(fy(scores, jnp.array([[1.0, 0.0, 0.0]]))), 4)  # = cross-entropy

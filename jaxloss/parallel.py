@@ -35,6 +35,8 @@ from ._reduction import finish, reduce_summed
 from ._softmax_ce import ClassAxis, Head, RowTargets, softmax_cross_entropy_rows
 from .fused import DEFAULT_CHUNK_SIZE, _fused_loss, block_label_weights, head_arguments
 
+__all__ = ["cross_entropy", "linear_cross_entropy"]
+
 ParallelReduction = Literal["none", "mean", "sum", "sum_and_count"]
 AxisName = str | tuple[str, ...]
 
@@ -136,7 +138,7 @@ def cross_entropy(
       two scalars. Every value is the same on all devices along ``axis_name`` (and along
       ``batch_axis_name`` once reduced), so ``out_specs=P()`` fits a reduced loss.
 
-    Example:
+    Examples:
       >>> from jax.sharding import NamedSharding, PartitionSpec as P
       >>> mesh = jax.make_mesh((1,), ("model",))
       >>> logits = jax.random.normal(jax.random.key(0), (6, 10))
@@ -243,14 +245,20 @@ def linear_cross_entropy(
         reductions then run over every token shard.
       num_classes: with ``axis_name``, the true vocabulary size of a padded one (see
         `jaxloss.parallel.cross_entropy`).
-      bias, weight, ignore_index, label_smoothing, z_loss, softcap, where, chunk_size: as in
-        `jaxloss.linear_cross_entropy` (per-class arrays as blocks with ``axis_name``).
+      bias: optional ``(V,)`` bias, or with ``axis_name`` this device's ``(V/k,)`` block.
+      weight: optional ``(V,)`` class weights, or with ``axis_name`` this device's block.
+      ignore_index: as in `jaxloss.linear_cross_entropy`.
+      label_smoothing: as in `jaxloss.linear_cross_entropy` (over the global vocabulary).
+      z_loss: as in `jaxloss.linear_cross_entropy` (of the global logsumexp).
+      softcap: as in `jaxloss.linear_cross_entropy`.
+      where: optional boolean mask of this device's tokens (``x.shape[:-1]``).
+      chunk_size: tokens per chunk, as in `jaxloss.linear_cross_entropy`.
       reduction: ``'none'``, ``'mean'``, ``'sum'`` or ``'sum_and_count'``.
 
     Returns:
       As `jaxloss.parallel.cross_entropy`.
 
-    Example:
+    Examples:
       >>> from jax.sharding import NamedSharding, PartitionSpec as P
       >>> mesh = jax.make_mesh((1, 1), ("data", "model"))
       >>> x = jax.random.normal(jax.random.key(0), (8, 4))

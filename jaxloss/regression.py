@@ -82,7 +82,7 @@ def l1_loss(
       ``targets`` (0 where ``where`` is False); ``'mean'`` and ``'sum'``: a scalar. In the
       inputs' dtype (16-bit inputs are computed in float32).
 
-    Example:
+    Examples:
       >>> float(jaxloss.l1_loss(jnp.array([1.0, 2.0]), jnp.array([1.5, 2.0])))
       0.25
     """
@@ -117,7 +117,7 @@ def mse_loss(
       ``targets`` (0 where ``where`` is False); ``'mean'`` and ``'sum'``: a scalar. In the
       inputs' dtype (16-bit inputs are computed in float32).
 
-    Example:
+    Examples:
       >>> float(jaxloss.mse_loss(jnp.array([1.0, 2.0]), jnp.array([1.5, 2.0])))
       0.125
     """
@@ -157,7 +157,7 @@ def huber_loss(
       ``targets`` (0 where ``where`` is False); ``'mean'`` and ``'sum'``: a scalar. In the
       inputs' dtype (16-bit inputs are computed in float32).
 
-    Example:
+    Examples:
       >>> float(jaxloss.huber_loss(jnp.array([0.0, 3.0]), jnp.array([0.5, 0.0]), delta=1.0))
       1.3125
     """
@@ -199,7 +199,7 @@ def smooth_l1_loss(
       ``targets`` (0 where ``where`` is False); ``'mean'`` and ``'sum'``: a scalar. In the
       inputs' dtype (16-bit inputs are computed in float32).
 
-    Example:
+    Examples:
       >>> float(jaxloss.smooth_l1_loss(jnp.array([0.0, 3.0]), jnp.array([0.5, 0.0])))
       1.3125
     """
@@ -262,7 +262,7 @@ def poisson_nll_loss(
       ``targets`` (0 where ``where`` is False); ``'mean'`` and ``'sum'``: a scalar. In the
       inputs' dtype (16-bit inputs are computed in float32).
 
-    Example:
+    Examples:
       >>> round(float(jaxloss.poisson_nll_loss(jnp.array([0.0, 1.0]), jnp.array([1.0, 3.0]))), 4)
       0.3591
     """
@@ -341,7 +341,7 @@ def gaussian_nll_loss(
       ``targets`` (0 where ``where`` is False); ``'mean'`` and ``'sum'``: a scalar. In the
       inputs' dtype (16-bit inputs are computed in float32).
 
-    Example:
+    Examples:
       >>> round(float(jaxloss.gaussian_nll_loss(jnp.array([0.0, 1.0]), jnp.array([0.5, 1.0]),
       ...                                       0.5)), 4)
       -0.2216
@@ -391,7 +391,7 @@ def log_cosh_loss(
     Returns:
       ``'none'``: the broadcast elementwise loss; otherwise a scalar.
 
-    Example:
+    Examples:
       >>> round(float(jaxloss.log_cosh_loss(jnp.array([0.0, 100.0]), jnp.array([1.0, 0.0]))), 4)
       49.8703
     """
@@ -424,7 +424,7 @@ def mape_loss(
     Returns:
       ``'none'``: the broadcast elementwise loss in percent; otherwise a scalar.
 
-    Example:
+    Examples:
       >>> float(jaxloss.mape_loss(jnp.array([110.0, 45.0]), jnp.array([100.0, 50.0])))
       10.0
     """
@@ -459,7 +459,7 @@ def msle_loss(
     Returns:
       ``'none'``: the broadcast elementwise loss; otherwise a scalar.
 
-    Example:
+    Examples:
       >>> round(float(jaxloss.msle_loss(jnp.array([0.0, 3.0]), jnp.array([1.0, 3.0]))), 4)
       0.2402
     """

@@ -235,7 +235,7 @@ def tversky_loss(
       ``'none'``: ``(N, C)`` (``(C,)`` with ``batch``; C - 1 classes without background);
       otherwise a scalar.
 
-    Example:
+    Examples:
       >>> logits = jnp.array([[[2.0, -1.0], [0.5, 1.5], [-1.0, 2.0]]])  # N=1, 3 pixels, C=2
       >>> loss = jaxloss.tversky_loss(logits, jnp.array([[0, 1, 1]]), alpha=0.3, beta=0.7,
       ...                             reduction="none")
@@ -308,7 +308,7 @@ def dice_loss(
       ``'none'``: ``(N, C)`` (``(C,)`` with ``batch``; C - 1 classes without background);
       otherwise a scalar.
 
-    Example:
+    Examples:
       >>> logits = jnp.array([[[2.0, -1.0], [0.5, 1.5], [-1.0, 2.0]]])  # N=1, 3 pixels, C=2
       >>> jaxloss.dice_loss(logits, jnp.array([[0, 1, 1]]), reduction="none").round(4)
       Array([[0.1603, 0.0975]], dtype=float32)
@@ -369,7 +369,7 @@ def jaccard_loss(
     Returns:
       ``'none'``: ``(N, C)`` (``(C,)`` with ``batch``); otherwise a scalar.
 
-    Example:
+    Examples:
       >>> logits = jnp.array([[[2.0, -1.0], [0.5, 1.5], [-1.0, 2.0]]])
       >>> jaxloss.jaccard_loss(logits, jnp.array([[0, 1, 1]]), reduction="none").round(4)
       Array([[0.2764, 0.1777]], dtype=float32)
@@ -433,7 +433,7 @@ def generalized_dice_loss(
     Returns:
       ``'none'``: ``(N,)`` (``()`` with ``batch``); otherwise a scalar.
 
-    Example:
+    Examples:
       >>> logits = jnp.array([[[2.0, -1.0], [0.5, 1.5], [-1.0, 2.0]]])
       >>> jaxloss.generalized_dice_loss(logits, jnp.array([[0, 1, 1]]), reduction="none")
       Array([0.14203...], dtype=float32)
@@ -511,7 +511,7 @@ def mcc_loss(
     Returns:
       ``'none'``: ``(N, C)`` (``(C,)`` with ``batch``); otherwise a scalar.
 
-    Example:
+    Examples:
       >>> logits = jnp.array([[[3.0], [-2.0], [1.0], [-3.0]]])  # N=1, 4 pixels, one channel
       >>> jaxloss.mcc_loss(logits, jnp.array([[1, 0, 1, 0]]), reduction="none").round(4)
       Array([[0.2394]], dtype=float32)
@@ -593,7 +593,7 @@ def dice_ce_loss(
     Returns:
       A scalar.
 
-    Example:
+    Examples:
       >>> logits = jnp.array([[[2.0, -1.0], [0.5, 1.5], [-1.0, 2.0]]])
       >>> round(float(jaxloss.dice_ce_loss(logits, jnp.array([[0, 1, 1]]))), 4)
       0.2657
@@ -720,7 +720,7 @@ def dice_focal_loss(
     Returns:
       A scalar.
 
-    Example:
+    Examples:
       >>> logits = jnp.array([[[2.0, -1.0], [0.5, 1.5], [-1.0, 2.0]]])
       >>> round(float(jaxloss.dice_focal_loss(logits, jnp.array([[0, 1, 1]]))), 4)
       0.1365
@@ -840,7 +840,7 @@ def lovasz_hinge_loss(
     Returns:
       ``(N,)`` for ``'none'`` with ``per_image``; otherwise a scalar.
 
-    Example:
+    Examples:
       >>> logits = jnp.array([[2.0, -1.0, 0.5, -3.0]])
       >>> round(float(jaxloss.lovasz_hinge_loss(logits, jnp.array([[1, 0, 0, 0]]))), 4)
       0.75
@@ -900,7 +900,7 @@ def lovasz_softmax_loss(
     Returns:
       ``(N,)`` for ``'none'`` with ``per_image``; otherwise a scalar.
 
-    Example:
+    Examples:
       >>> logits = jnp.array([[[2.0, -1.0], [0.5, 1.5], [-1.0, 2.0]]])
       >>> round(float(jaxloss.lovasz_softmax_loss(logits, jnp.array([[0, 1, 1]]))), 4)
       0.1582

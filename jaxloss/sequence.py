@@ -476,7 +476,7 @@ def ctc_loss(
       ``'none'``: one loss per sequence ``(B,)`` (``()`` unbatched; inf for an impossible
       alignment unless ``zero_infinity``); ``'mean'``/``'sum'``: a scalar.
 
-    Example:
+    Examples:
       >>> logits = jax.random.normal(jax.random.key(0), (2, 50, 20))
       >>> labels = jnp.array([[1, 2, 2, 3], [4, 5, 0, 0]])
       >>> loss = jaxloss.ctc_loss(logits, labels, label_lengths=jnp.array([4, 2]))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import jax
@@ -791,11 +791,10 @@ class AdaptiveLogSoftmaxWithLoss(_Module):
       device: accepted for torch's signature; unused.
       dtype: the parameters' dtype (default float32).
 
-    Returns:
-      From ``forward``: ``(output, loss)``, each row's log-probability of its target ``(N,)``
-      (``()`` unbatched) and the mean of ``-output``.
+    ``forward`` returns ``(output, loss)``: each row's log-probability of its target, ``(N,)``
+    (``()`` unbatched), and the mean of ``-output``.
 
-    Example:
+    Examples:
       >>> from jaxloss.compat import nn
       >>> nn.manual_seed(0)
       >>> adaptive = nn.AdaptiveLogSoftmaxWithLoss(8, 10, cutoffs=[4])
@@ -808,11 +807,11 @@ class AdaptiveLogSoftmaxWithLoss(_Module):
         self,
         in_features: int,
         n_classes: int,
-        cutoffs,
+        cutoffs: Sequence[int],
         div_value: float = 4.0,
         head_bias: bool = False,
-        device=None,
-        dtype=None,
+        device: Any = None,
+        dtype: jax.typing.DTypeLike | None = None,
     ) -> None:
         cutoffs = list(cutoffs)
         if len(cutoffs) == 0:
@@ -968,7 +967,7 @@ def from_torch(module: Any, **overrides: Any) -> Any:
     Raises:
       TypeError: for a module jaxloss has no counterpart of, or a torch distance function.
 
-    Example:
+    Examples:
       >>> import torch
       >>> from jaxloss.compat import nn
       >>> ported = nn.from_torch(torch.nn.CrossEntropyLoss(weight=torch.ones(3),

@@ -54,7 +54,15 @@ def sigmoid_focal_loss(
     reduction: str = "none",
 ) -> jax.Array:
     """torchvision.ops.sigmoid_focal_loss: ``alpha=-1`` disables the balancing; any other α
-    outside [0, 1] raises, as in torchvision. See `jaxloss.sigmoid_focal_loss`."""
+    outside [0, 1] raises, as in torchvision. See `jaxloss.sigmoid_focal_loss`.
+
+    Args:
+      inputs: logits of any shape.
+      targets: binary targets of the same shape.
+      alpha: the weight of the positive class in [0, 1], or -1 for none.
+      gamma: the focusing exponent.
+      reduction: ``'none'``, ``'mean'`` or ``'sum'``.
+    """
     fn = "sigmoid_focal_loss"
     if not 0 <= alpha <= 1 and alpha != -1:
         raise ValueError(
@@ -73,7 +81,14 @@ def sigmoid_focal_loss(
 def generalized_box_iou_loss(
     boxes1: ArrayLike, boxes2: ArrayLike, reduction: str = "none", eps: float = 1e-7
 ) -> jax.Array:
-    """torchvision.ops.generalized_box_iou_loss; see `jaxloss.generalized_box_iou_loss`."""
+    """torchvision.ops.generalized_box_iou_loss; see `jaxloss.generalized_box_iou_loss`.
+
+    Args:
+      boxes1: ``(..., 4)`` predicted boxes, (x1, y1, x2, y2).
+      boxes2: ``(..., 4)`` target boxes, matched one to one.
+      reduction: ``'none'``, ``'mean'`` (0 for no boxes) or ``'sum'``.
+      eps: added where a ratio could be 0/0.
+    """
     fn = "generalized_box_iou_loss"
     return detection.generalized_box_iou_loss(
         boxes1, boxes2, eps=eps, reduction=_reduction(fn, reduction)
@@ -83,7 +98,14 @@ def generalized_box_iou_loss(
 def distance_box_iou_loss(
     boxes1: ArrayLike, boxes2: ArrayLike, reduction: str = "none", eps: float = 1e-7
 ) -> jax.Array:
-    """torchvision.ops.distance_box_iou_loss; see `jaxloss.distance_box_iou_loss`."""
+    """torchvision.ops.distance_box_iou_loss; see `jaxloss.distance_box_iou_loss`.
+
+    Args:
+      boxes1: ``(..., 4)`` predicted boxes, (x1, y1, x2, y2).
+      boxes2: ``(..., 4)`` target boxes, matched one to one.
+      reduction: ``'none'``, ``'mean'`` (0 for no boxes) or ``'sum'``.
+      eps: added where a ratio could be 0/0.
+    """
     fn = "distance_box_iou_loss"
     return detection.distance_box_iou_loss(
         boxes1, boxes2, eps=eps, reduction=_reduction(fn, reduction)
@@ -95,7 +117,14 @@ def complete_box_iou_loss(
 ) -> jax.Array:
     """torchvision.ops.complete_box_iou_loss, with its DIoU part at eps = 1e-7 and aspect
     ratios without eps (a zero-height box gives nan, as there); see
-    `jaxloss.complete_box_iou_loss`."""
+    `jaxloss.complete_box_iou_loss`.
+
+    Args:
+      boxes1: ``(..., 4)`` predicted boxes, (x1, y1, x2, y2).
+      boxes2: ``(..., 4)`` target boxes, matched one to one.
+      reduction: ``'none'``, ``'mean'`` (0 for no boxes) or ``'sum'``.
+      eps: added where a ratio could be 0/0.
+    """
     fn = "complete_box_iou_loss"
     return detection.complete_loss(
         fn,
@@ -111,30 +140,64 @@ def complete_box_iou_loss(
 
 
 def box_convert(boxes: ArrayLike, in_fmt: str, out_fmt: str) -> jax.Array:
-    """torchvision.ops.box_convert for the 'xyxy', 'xywh' and 'cxcywh' formats."""
+    """torchvision.ops.box_convert for the 'xyxy', 'xywh' and 'cxcywh' formats.
+
+    Args:
+      boxes: ``(..., 4)`` boxes.
+      in_fmt: their format.
+      out_fmt: the format to return.
+    """
     return detection.box_convert(boxes, in_fmt, out_fmt)  # type: ignore[arg-type]
 
 
 def box_area(boxes: ArrayLike, fmt: str = "xyxy") -> jax.Array:
-    """torchvision.ops.box_area."""
+    """torchvision.ops.box_area.
+
+    Args:
+      boxes: ``(..., 4)`` boxes.
+      fmt: their format (torchvision takes corners; the others are accepted too).
+    """
     return detection.box_area(boxes, box_format=fmt)  # type: ignore[arg-type]
 
 
 def box_iou(boxes1: ArrayLike, boxes2: ArrayLike, fmt: str = "xyxy") -> jax.Array:
-    """torchvision.ops.box_iou (axis-aligned formats)."""
+    """torchvision.ops.box_iou (axis-aligned formats).
+
+    Args:
+      boxes1: ``(N, 4)`` boxes.
+      boxes2: ``(M, 4)`` boxes.
+      fmt: their format.
+    """
     return detection.box_iou(boxes1, boxes2, box_format=fmt)  # type: ignore[arg-type]
 
 
 def generalized_box_iou(boxes1: ArrayLike, boxes2: ArrayLike) -> jax.Array:
-    """torchvision.ops.generalized_box_iou."""
+    """torchvision.ops.generalized_box_iou.
+
+    Args:
+      boxes1: ``(N, 4)`` boxes, (x1, y1, x2, y2).
+      boxes2: ``(M, 4)`` boxes.
+    """
     return detection.generalized_box_iou(boxes1, boxes2)
 
 
 def distance_box_iou(boxes1: ArrayLike, boxes2: ArrayLike, eps: float = 1e-7) -> jax.Array:
-    """torchvision.ops.distance_box_iou."""
+    """torchvision.ops.distance_box_iou.
+
+    Args:
+      boxes1: ``(N, 4)`` boxes, (x1, y1, x2, y2).
+      boxes2: ``(M, 4)`` boxes.
+      eps: added to the enclosing box's squared diagonal.
+    """
     return detection.distance_box_iou(boxes1, boxes2, eps=eps)
 
 
 def complete_box_iou(boxes1: ArrayLike, boxes2: ArrayLike, eps: float = 1e-7) -> jax.Array:
-    """torchvision.ops.complete_box_iou."""
+    """torchvision.ops.complete_box_iou.
+
+    Args:
+      boxes1: ``(N, 4)`` boxes, (x1, y1, x2, y2).
+      boxes2: ``(M, 4)`` boxes.
+      eps: added to the enclosing box's squared diagonal and the aspect term.
+    """
     return detection.complete_box_iou(boxes1, boxes2, eps=eps)

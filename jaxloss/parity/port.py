@@ -83,7 +83,7 @@ def check_port(
     Returns:
       A `PortCheck`; ``print()`` it for both sides' figures.
 
-    Example:
+    Examples:
       >>> import numpy as np, torch
       >>> from jaxloss.parity import check_port
       >>> logits = np.random.default_rng(0).normal(size=(8, 5))
