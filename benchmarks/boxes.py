@@ -20,7 +20,13 @@ import numpy as np
 import jaxloss
 from jaxloss.compat import torchvision as tv_compat
 from jaxloss.parity.references import torchvision_ops
-from jaxloss.parity.timing import fastest_torch_threads, machine, side_by_side, write_result
+from jaxloss.parity.timing import (
+    default_results_dir,
+    fastest_torch_threads,
+    machine,
+    side_by_side,
+    write_result,
+)
 
 TORCHVISION = ("generalized_box_iou_loss", "distance_box_iou_loss", "complete_box_iou_loss")
 PAPERS = {
@@ -66,7 +72,9 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="4096 boxes, 2 rounds")
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--out", default="benchmarks/results", help="where boxes.json goes")
+    parser.add_argument(
+        "--out", default=default_results_dir(), help="folder of boxes.json (default: per CPU kind)"
+    )
     args = parser.parse_args(argv)
     count, repeats = (4096, 2) if args.quick else (1 << 20, args.repeats)
     prediction, target = _boxes(np.random.default_rng(0), count)

@@ -19,7 +19,13 @@ import numpy as np
 
 from jaxloss.parity.cases import ALL_CRITERIA
 from jaxloss.parity.report import timing_case, timing_steps
-from jaxloss.parity.timing import fastest_torch_threads, machine, side_by_side, write_result
+from jaxloss.parity.timing import (
+    default_results_dir,
+    fastest_torch_threads,
+    machine,
+    side_by_side,
+    write_result,
+)
 
 
 def _optax_equivalents():
@@ -111,7 +117,11 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--repeats", type=int, default=15, help="the fewest rounds (more for fast criteria)"
     )
-    parser.add_argument("--out", default="benchmarks/results", help="where criteria.json goes")
+    parser.add_argument(
+        "--out",
+        default=default_results_dir(),
+        help="folder of criteria.json (default: per CPU kind)",
+    )
     args = parser.parse_args(argv)
     n, c, repeats = (64, 8, 2) if args.quick else (8192, 128, args.repeats)
     optax_losses = _optax_equivalents()

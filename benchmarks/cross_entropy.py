@@ -33,6 +33,7 @@ import jaxloss
 import jaxloss.fused
 from jaxloss._matmul import form_for
 from jaxloss.parity.timing import (
+    default_results_dir,
     fastest_torch_threads,
     interleaved_times,
     machine,
@@ -369,7 +370,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny shapes, 2 repeats")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--fused-repeats", type=int, default=3)
-    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--out", default=default_results_dir(), help="default: per CPU kind")
     args = parser.parse_args(argv)
     if args.quick:
         ce_shapes, fused_shape, repeats, fused_repeats = QUICK_CE_SHAPES, QUICK_FUSED_SHAPE, 2, 1

@@ -20,7 +20,13 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxloss
-from jaxloss.parity.timing import fastest_torch_threads, machine, side_by_side, write_result
+from jaxloss.parity.timing import (
+    default_results_dir,
+    fastest_torch_threads,
+    machine,
+    side_by_side,
+    write_result,
+)
 
 SHAPES = [(16, 200, 32, 50), (64, 500, 100, 100)]
 QUICK_SHAPES = [(2, 12, 5, 4)]
@@ -85,7 +91,9 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="tiny shapes, 2 repeats")
     parser.add_argument("--repeats", type=int, default=21)
-    parser.add_argument("--out", default="benchmarks/results", help="where ctc.json goes")
+    parser.add_argument(
+        "--out", default=default_results_dir(), help="folder of ctc.json (default: per CPU kind)"
+    )
     args = parser.parse_args(argv)
     shapes, repeats = (QUICK_SHAPES, 2) if args.quick else (SHAPES, args.repeats)
     rng = np.random.default_rng(0)

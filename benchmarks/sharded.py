@@ -36,7 +36,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import jaxloss
-from jaxloss.parity.timing import machine, write_result
+from jaxloss.parity.timing import default_results_dir, machine, write_result
 
 _BYTES = {"f64": 8, "f32": 4, "bf16": 2, "f16": 2, "s32": 4, "u32": 4, "s8": 1, "pred": 1}
 _KINDS = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "collective-permute")
@@ -91,7 +91,11 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="tiny shapes, 2 repeats")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", default="benchmarks/results", help="where sharded.json goes")
+    parser.add_argument(
+        "--out",
+        default=default_results_dir(),
+        help="folder of sharded.json (default: per CPU kind)",
+    )
     args = parser.parse_args(argv)
     tokens, vocab, width, chunk = (64, 256, 16, 16) if args.quick else (4096, 16384, 128, 512)
     repeats = 2 if args.quick else args.repeats

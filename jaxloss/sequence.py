@@ -13,7 +13,7 @@ Precision: the recursions hold probabilities as a float mantissa beside an exact
 exponent (see `_scaled_sum`), not as log-probabilities, so no exp or log is in the serial loop
 and a state's rounding does not grow with |log alpha|. Against a float64 reference the float32
 gradient's error is a few roundings (about 1e-7 relative), 25 to 320 times below optax's
-log-space scan in float32 (tests/test_sequence.py, the README).
+log-space scan in float32 (tests/test_sequence.py, docs/sequence.md).
 """
 
 from __future__ import annotations

@@ -150,3 +150,26 @@ def test_avx2_only_runner_still_lets_a_real_segfault_reach_the_programs_handler(
     died = subprocess.run([_AVX2_ONLY, sys.executable, "-c", crash], capture_output=True, text=True)
     assert died.returncode != 0
     assert "Segmentation fault" in died.stderr  # faulthandler's report: its handler ran
+
+
+def test_benchmarks_readme_is_generated_from_the_results():
+    """benchmarks/README.md is exactly what benchmarks/report.py renders from the JSON, so no
+    figure in it is typed by hand (regenerate: python benchmarks/report.py)."""
+    report = runpy.run_path(str(Path(__file__).parents[1] / "benchmarks" / "report.py"))
+    assert report["main"](["--check"]) == 0
+
+
+def test_benchmarks_readme_has_one_table_per_cpu_kind(tmp_path):
+    """Results from two CPU kinds give two tables, each headed by its kind and machine."""
+    report = runpy.run_path(str(Path(__file__).parents[1] / "benchmarks" / "report.py"))
+    machine = {"cpu": "AMD EPYC 9B14", "cores": 2, "jax": "0", "jaxlib": "0", "torch": "0"}
+    row = {"shape": [1, 2, 3, 4], "torch_threads": 1, "ms": {"jaxloss": 1, "optax": 2, "torch": 4}}
+    for slug, simd in [("a", ["avx2", "fma"]), ("b", ["avx2", "fma", "avx512f", "avx512_bf16"])]:
+        (tmp_path / "results" / slug).mkdir(parents=True)
+        record = {**machine, "simd": simd, "hidden_simd": []}
+        (tmp_path / "results" / slug / "ctc.json").write_text(
+            json.dumps({"machine": record, "rows": [row]})
+        )
+    text = report["render"](tmp_path / "results")
+    assert "### AMD EPYC; AVX2 only" in text and "### AMD EPYC; AVX-512, AVX-512 BF16" in text
+    assert text.count("| (1, 2, 3, 4) | 1.000 | 2.000 | 4.000 | 0.50 | 0.25 | 1 |") == 2

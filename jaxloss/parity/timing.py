@@ -86,6 +86,48 @@ def machine() -> str:
     )
 
 
+# The vector features that decide which kernels XLA, YNNPACK and oneDNN run.
+_FEATURE_NAMES = {
+    "avx512f": "AVX-512",
+    "avx512_bf16": "AVX-512 BF16",
+    "amx_bf16": "AMX",
+    "amx_tile": "AMX",
+}
+
+
+def _feature_names(flags) -> list[str]:
+    return list(dict.fromkeys(_FEATURE_NAMES[f] for f in flags if f in _FEATURE_NAMES))
+
+
+def cpu_kind(record: dict[str, object]) -> tuple[str, str]:
+    """The kind of CPU a machine record describes, as ``(slug, label)``: the vendor's model
+    family and the vector features that change which kernels run (AVX2 only, AVX-512, native
+    bf16, AMX), e.g. ``("amd-epyc-avx512-bf16", "AMD EPYC; AVX-512, AVX-512 BF16")``. Features
+    hidden by `benchmarks/avx2_only/run` make a kind of their own (``...-avx2-runner``)."""
+    words = str(record["cpu"]).replace("(R)", "").replace("(TM)", "").split()
+    family = " ".join(w for w in words[:2] if w.isalpha() and w.lower() != "processor")
+    simd: list[str] = record["simd"]  # type: ignore[assignment]
+    hidden: list[str] = record.get("hidden_simd") or []  # type: ignore[assignment]
+    shown = _feature_names(simd)
+    if hidden:
+        label = f"AVX2 only ({', '.join(_feature_names(hidden))} hidden by benchmarks/avx2_only)"
+        suffix = ["avx2", "runner"]
+    elif shown:
+        label = ", ".join(shown)
+        suffix = [n.lower().replace("avx-512 ", "").replace("-", "") for n in shown]
+    else:
+        label = "AVX2 only" if "avx2" in simd else "no AVX2"
+        suffix = ["avx2"] if "avx2" in simd else ["no", "avx2"]
+    return "-".join(family.lower().split() + suffix), f"{family}; {label}"
+
+
+def default_results_dir() -> str:
+    """Where a benchmark writes its JSON unless told: ``benchmarks/results/<CPU kind>``, so
+    figures from different kinds of CPU sit side by side (`benchmarks/report.py` renders each
+    kind's table)."""
+    return f"benchmarks/results/{cpu_kind(machine_record())[0]}"
+
+
 def write_result(path, **figures) -> None:
     """Writes a benchmark's figures as JSON at `path`, with `machine_record()` beside them."""
     import json

@@ -1,0 +1,276 @@
+"""Writes benchmarks/README.md from the figures in benchmarks/results/<CPU kind>/*.json.
+
+    python benchmarks/report.py           # regenerate benchmarks/README.md
+    python benchmarks/report.py --check   # exit 1 if it is not what the JSON gives (tested)
+
+No figure in benchmarks/README.md is typed by hand: each table is rendered from one JSON file,
+which records the machine it was measured on. Every CPU kind that has results gets its own
+table per benchmark, so figures from an AVX2-only EPYC and from a Xeon with AMX stand side by
+side instead of the latest run replacing the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+README = HERE / "README.md"
+sys.path.insert(0, str(HERE.parent))
+
+from jaxloss.parity.timing import cpu_kind  # noqa: E402
+
+
+def _ms(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if value < 10 else f"{value:.1f}" if value < 1000 else f"{value:.0f}"
+
+
+def _ratio(a, b) -> str:
+    return "-" if a is None or b is None else f"{a / b:.2f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _criteria(data) -> list[str]:
+    header = ["criterion", "jaxloss", "torch", "/torch", "torch threads", "optax", "/optax"]
+    header += ["floor", "/floor"]
+    rows = []
+    for row in data["rows"]:
+        ms = row["ms"]
+        ours = ms["jaxloss"]
+        threads = str(row.get("torch_threads", "-"))
+        rows.append(
+            [f"`{row['criterion']}`", _ms(ours), _ms(ms.get("torch"))]
+            + [_ratio(ours, ms.get("torch")), threads, _ms(ms.get("optax"))]
+            + [_ratio(ours, ms.get("optax")), _ms(ms.get("floor")), _ratio(ours, ms.get("floor"))]
+        )
+    intro = f"n = {data['n']}, c = {data['c']}, float32; forward+backward, ms (medians)."
+    return [intro, "", *_table(header, rows)]
+
+
+def _ctc(data) -> list[str]:
+    header = ["(B, T, C, S)", "jaxloss", "optax", "torch", "/optax", "/torch", "torch threads"]
+    rows = []
+    for row in data["rows"]:
+        ms = row["ms"]
+        rows.append(
+            [f"({', '.join(map(str, row['shape']))})", _ms(ms["jaxloss"]), _ms(ms["optax"])]
+            + [_ms(ms["torch"]), _ratio(ms["jaxloss"], ms["optax"])]
+            + [_ratio(ms["jaxloss"], ms["torch"]), str(row["torch_threads"])]
+        )
+    return ["forward+backward w.r.t. the logits, float32, ms (medians).", "", *_table(header, rows)]
+
+
+_CE_CONTENDERS = ["jaxloss", "jaxloss+options", "optax", "torch", "naive", "floor"]
+
+
+def _cross_entropy(data) -> list[str]:
+    by_case: dict[tuple, dict[str, float]] = {}
+    for row in data["cross_entropy"]:
+        case = (tuple(row["shape"]), row["dtype"])
+        by_case.setdefault(case, {})[row["contender"]] = row["median_ms"]
+    header = ["CE fwd+bwd", *_CE_CONTENDERS, "jaxloss/floor", "jaxloss/optax"]
+    rows = []
+    for (shape, dtype), ms in by_case.items():
+        rows.append(
+            [f"{'×'.join(map(str, shape))} {dtype}"]
+            + [_ms(ms.get(c)) for c in _CE_CONTENDERS]
+            + [_ratio(ms.get("jaxloss"), ms.get("floor"))]
+            + [_ratio(ms.get("jaxloss"), ms.get("optax"))]
+        )
+    lines = ["Cross-entropy, integer labels, 'mean', ms (medians).", "", *_table(header, rows)]
+    fused = data.get("linear_cross_entropy", [])
+    if fused:
+        fused_rows = [
+            [
+                f"{'×'.join(map(str, row['shape']))} {row['dtype']}",
+                row["contender"] + (f" [{row['matmul_form']}]" if row.get("matmul_form") else ""),
+                _ms(row["best_ms"]),
+                _ms(row["median_ms"]),
+                "-" if row["xla_temp_bytes"] is None else f"{row['xla_temp_bytes'] / 2**20:.0f}",
+                f"{row['ratio_to_naive']:.2f}",
+            ]
+            for row in fused
+        ]
+        lines += ["", "Fused linear cross-entropy (N, D, V), forward+backward w.r.t. x and W:", ""]
+        lines += _table(
+            ["shape", "contender", "best ms", "median ms", "XLA temp MiB", "/naive"], fused_rows
+        )
+    if "copy_gbps" in data:
+        lines += ["", f"A large memory copy ran at {data['copy_gbps']:.1f} GB/s in the same run."]
+    return lines
+
+
+def _boxes(data) -> list[str]:
+    rows = [
+        [
+            f"`{row['loss']}`",
+            _ms(row["ms"]["jaxloss"]),
+            _ms(row["ms"].get("torchvision")),
+            _ratio(row["ms"]["jaxloss"], row["ms"].get("torchvision")),
+        ]
+        for row in data["rows"]
+    ]
+    intro = f"{data['pairs']:,} float32 box pairs, forward+backward, ms (medians)."
+    return [intro, "", *_table(["loss", "jaxloss", "torchvision", "ratio"], rows)]
+
+
+def _sharded(data) -> list[str]:
+    rows = [
+        [
+            row["layout"],
+            _ms(row["ms"]),
+            _ms(row["unsharded_ms"]),
+            f"{row['temp_mib']:.0f}",
+            ", ".join(f"{kind} {size / 2**10:.1f} KiB" for kind, size in row["collectives"]),
+        ]
+        for row in data["rows"]
+    ]
+    shape = data["shape"]
+    intro = (
+        f"N = {shape['tokens']}, V = {shape['vocab']}, D = {shape['width']}, chunks of "
+        f"{shape['chunk']}, mesh (data 2, model 4) of 8 CPU devices."
+    )
+    header = ["layout", "ms", "unsharded ms", "temp MiB per device", "collectives per device"]
+    return [intro, "", *_table(header, rows)]
+
+
+# Each benchmark: its title, the command that measures it, what it measures, its renderer.
+BENCHMARKS: dict[str, tuple[str, str, str, Callable[[dict], list[str]]]] = {
+    "criteria": (
+        "Every criterion",
+        "benchmarks/criteria.py",
+        "Forward+backward of each criterion, jitted jaxloss against torch eager (at its "
+        "fastest thread count) and optax where optax has the same loss; each elementwise "
+        "criterion also against a floor: one fused pass with the same reads, the same written "
+        "gradient and the same transcendentals. Ratios < 1: jaxloss is faster. Rows within "
+        "about 10–15% of 1 are within this machine's noise; judge them over several runs.",
+        _criteria,
+    ),
+    "cross_entropy": (
+        "Cross-entropy and the fused linear head",
+        "benchmarks/cross_entropy.py",
+        "Cross-entropy forward+backward against optax, torch, naive JAX and a floor (one read "
+        "of the logits and one fresh (N, C) array written, measured in the same rounds); "
+        "'jaxloss+options' adds ignore_index, class weights and label smoothing, which optax "
+        "lacks. The fused linear cross-entropy against the naive head (logits materialised) "
+        "and torch's chunked loss; in bf16 with each form of its 16-bit matmuls forced.",
+        _cross_entropy,
+    ),
+    "ctc": (
+        "CTC",
+        "benchmarks/ctc.py",
+        "CTC forward+backward against optax.losses.ctc_loss and torch's ctc_loss, on the "
+        "same float32 logits and ragged lengths.",
+        _ctc,
+    ),
+    "boxes": (
+        "Box regression losses",
+        "benchmarks/boxes.py",
+        "The IoU losses against torchvision.ops; the papers' losses without a torchvision "
+        "counterpart are timed for their cost.",
+        _boxes,
+    ),
+    "sharded": (
+        "Sharded losses",
+        "benchmarks/sharded.py",
+        "The vocab-parallel and fused losses on 8 CPU devices: bytes moved by collectives "
+        "(read from the compiled HLO), temp memory per device, and time against the "
+        "unsharded loss. The 8 devices share 2 cores, so times show overheads; the bytes and "
+        "memory are what carry over to GPU and TPU meshes.",
+        _sharded,
+    ),
+}
+
+_HEAD = """# Benchmarks
+
+<!-- Generated by benchmarks/report.py from benchmarks/results/*/*.json: do not edit. -->
+
+Every figure below is read from `benchmarks/results/<CPU kind>/<benchmark>.json`, which holds
+the machine it came from (CPU model, SIMD features, cores, jax, jaxlib and torch versions).
+Ratios are jaxloss / other, measured side by side in one run: contenders take turns in
+interleaved rounds and medians are reported; torch runs at its fastest thread count, found in
+the same run, in its own blocks of rounds (`jaxloss/parity/timing.py`). Compare ratios, not
+absolute times, across tables: the machines differ in clock and memory bandwidth.
+
+Run a benchmark (each takes `--quick` for a smoke run and `--out DIR`; by default it writes
+to the folder of this machine's CPU kind), then regenerate this page:
+
+```bash
+.venv/bin/python benchmarks/criteria.py
+.venv/bin/python benchmarks/cross_entropy.py
+.venv/bin/python benchmarks/ctc.py
+.venv/bin/python benchmarks/boxes.py
+.venv/bin/python benchmarks/sharded.py
+.venv/bin/python benchmarks/report.py
+```
+
+`benchmarks/avx2_only/run COMMAND` runs any of them as on an AVX2-only CPU: it hides AVX-512,
+AVX-512 BF16 and AMX from the process (Linux CPUID faulting; XLA's code generator, YNNPACK's
+matmuls and torch's oneDNN all take their AVX2 kernels). It needs a C compiler and the
+`cpuid_fault` CPU flag. Memory and clock stay the host's, so its tables stand in for an
+AVX2-only machine; they do not replace one.
+"""
+
+
+def _machine_line(machine: dict) -> str:
+    simd = ", ".join(machine["simd"])
+    hidden = machine.get("hidden_simd") or []
+    return (
+        f"{machine['cpu']}, {machine['cores']} cores; SIMD seen: {simd}"
+        + (f"; hidden: {', '.join(hidden)}" if hidden else "")
+        + f"; jax {machine['jax']}, jaxlib {machine['jaxlib']}, torch {machine['torch']}."
+    )
+
+
+def render(results: Path = RESULTS) -> str:
+    lines = [_HEAD.rstrip("\n")]
+    found = {}
+    for path in sorted(results.glob("*/*.json")):
+        found.setdefault(path.stem, []).append(path)
+    unknown = sorted(set(found) - set(BENCHMARKS))
+    if unknown:
+        raise ValueError(f"results with no renderer in benchmarks/report.py: {unknown}")
+    for name, (title, command, what, renderer) in BENCHMARKS.items():
+        if name not in found:
+            continue
+        lines += ["", f"## {title}", "", f"`{command}`. {what}"]
+        for path in found[name]:
+            data = json.loads(path.read_text())
+            _, label = cpu_kind(data["machine"])
+            relative = path.relative_to(results.parent).as_posix()
+            lines += ["", f"### {label}", "", f"{_machine_line(data['machine'])} (`{relative}`)"]
+            lines += ["", *renderer(data)]
+            chart = path.with_suffix(".png")
+            if chart.exists():
+                image = chart.relative_to(results.parent).as_posix()
+                lines += ["", f"![{title}, {label}]({image})"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true", help="fail if README.md is stale")
+    args = parser.parse_args(argv)
+    text = render()
+    if args.check:
+        if not README.exists() or README.read_text() != text:
+            print(f"{README} is not what the JSON gives: run python benchmarks/report.py")
+            return 1
+        return 0
+    README.write_text(text)
+    print(f"wrote {README}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
