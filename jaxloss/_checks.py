@@ -328,3 +328,28 @@ def int_in_range(fn: str, name: str, value: Any, low: int, high: int, what: str 
     ):
         raise ValueError(f"{fn}: `{name}` must be an int in [{low}, {high}]{what}; got {value!r}.")
     return int(value)
+
+
+def linear_head(
+    fn: str, x: Any, w: Any, labels: Any, reduction_name: Any, chunk_size: Any
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The arguments of a linear-head loss: x (..., D), w (V, D) (or a vocabulary block of it)
+    and labels x.shape[:-1], checked, with the reduction and the chunk size."""
+    x = float_array(fn, "x", x)
+    w = float_array(fn, "w", w)
+    labels = int_array(fn, "labels", labels)
+    reduction(fn, reduction_name, ("none", "mean", "sum", "sum_and_count"))
+    if x.ndim < 1 or w.ndim != 2 or w.shape[1] != x.shape[-1]:
+        raise ValueError(
+            f"{fn}: `w` must be (V, D) with D = x.shape[-1] = "
+            f"{x.shape[-1] if x.ndim else '?'}; got x {list(x.shape)} and w "
+            f"{list(w.shape)}."
+        )
+    if labels.shape != x.shape[:-1]:
+        raise ValueError(
+            f"{fn}: `labels` must have shape x.shape[:-1] = {list(x.shape[:-1])}; "
+            f"got {list(labels.shape)}."
+        )
+    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
+        raise ValueError(f"{fn}: `chunk_size` must be a positive int; got {chunk_size!r}.")
+    return x, w, labels

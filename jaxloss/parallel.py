@@ -23,17 +23,23 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import jax
 import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
 from . import _checks
+from ._chunked_head import (
+    DEFAULT_CHUNK_SIZE,
+    HeadArrays,
+    HeadOptions,
+    LossOrSumAndCount,
+    head_loss,
+)
 from ._labels import class_indices
+from ._mesh_layouts import block_label_weights
 from ._precision import dtypes
 from ._reduction import finish, reduce_summed
 from ._softmax_ce import ClassAxis, Head, RowTargets, softmax_cross_entropy_rows
-from .fused import DEFAULT_CHUNK_SIZE, _fused_loss, block_label_weights, head_arguments
 
 __all__ = ["cross_entropy", "linear_cross_entropy"]
 
@@ -102,7 +108,7 @@ def cross_entropy(
     where: ArrayLike | None = None,
     reduction: ParallelReduction = "mean",
     batch_axis_name: AxisName | None = None,
-) -> jax.Array | tuple[jax.Array, jax.Array]:
+) -> LossOrSumAndCount:
     r"""Cross-entropy of logits whose class axis is split over mesh axis ``axis_name``, for
     use inside ``jax.shard_map``; equal to `jaxloss.cross_entropy` of the whole logits.
 
@@ -221,7 +227,7 @@ def linear_cross_entropy(
     where: ArrayLike | None = None,
     reduction: ParallelReduction = "mean",
     chunk_size: int = DEFAULT_CHUNK_SIZE,
-) -> Any:
+) -> LossOrSumAndCount:
     r"""The fused `jaxloss.linear_cross_entropy` inside ``jax.shard_map``: this device's
     tokens, and either the whole head or its block of a vocabulary split over ``axis_name``.
 
@@ -274,7 +280,7 @@ def linear_cross_entropy(
       True
     """
     fn = "parallel.linear_cross_entropy"
-    x, w, y = head_arguments(fn, x, w, labels, reduction, chunk_size)
+    x, w, y = _checks.linear_head(fn, x, w, labels, reduction, chunk_size)
     if batch_axis_name is not None:
         _axis_size(fn, "batch_axis_name", batch_axis_name)
     local_width = w.shape[0]
@@ -292,21 +298,22 @@ def linear_cross_entropy(
         num_classes = _num_classes(fn, num_classes, local_width, shards, axis_name)
         classes = ClassAxis(axis_name, local_width * shards)
         class_mask = _padding_mask(classes, local_width, num_classes)
-    return _fused_loss(
-        x,
-        w,
-        y,
-        bias=bias,
-        weight=weight,
+    arrays = HeadArrays(bias=bias, weight=weight, class_mask=class_mask, where=where)
+    options = HeadOptions(
         ignore_index=ignore_index,
         label_smoothing=label_smoothing,
         z_loss=z_loss,
         softcap=softcap,
-        class_mask=class_mask,
-        where=where,
         reduction=reduction,
         chunk_size=chunk_size,
-        fn=fn,
+    )
+    return head_loss(
+        fn,
+        x,
+        w,
+        y,
+        arrays,
+        options,
         classes=classes,
         num_classes=num_classes,
         batch_axis_name=batch_axis_name,

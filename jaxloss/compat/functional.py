@@ -651,7 +651,8 @@ def linear_cross_entropy(
             label_smoothing=label_smoothing,
         )
     chunk = getattr(options, "batch_chunk_size", None) if options is not None else None
-    return fused.linear_cross_entropy(
+    # torch's reductions ('none', 'mean', 'sum') return one array, never a (sum, count) pair
+    return fused.linear_cross_entropy(  # type: ignore[return-value]
         x,
         w,
         y,
