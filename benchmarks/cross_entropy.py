@@ -31,7 +31,7 @@ import numpy as np
 
 import jaxloss
 import jaxloss.fused
-from jaxloss._matmul import form_for
+from jaxloss._kernels.matmul import form_for
 from jaxloss.parity.timing import (
     default_results_dir,
     fastest_torch_threads,

@@ -7,7 +7,7 @@ live in `jaxloss.compat` (``functional``, ``nn`` and ``torchvision``); vocab-par
 """
 
 from . import parallel
-from ._checked import checked
+from ._core.checked_mode import checked
 from .adaptive import adaptive_log_softmax, adaptive_softmax_loss
 from .classification import (
     binary_cross_entropy,

@@ -1,7 +1,7 @@
 """Layouts of a linear-head loss over a mesh: which axes split the tokens and which the
-vocabulary, planned from the inputs' shardings on an Explicit mesh (`run_on_explicit_mesh`),
-and the per-class lookups of a vocabulary split over a mesh axis inside ``shard_map``
-(`block_lookup`, `block_label_weights`). Used by `jaxloss.fused` and `jaxloss.parallel`.
+vocabulary, planned from the inputs' shardings on an Explicit mesh, and the per-device loss
+run there under ``shard_map`` (`run_on_explicit_mesh`, used by `jaxloss.fused`). Inside the
+per-device loss, a vocabulary split over a mesh axis is the one `jaxloss.parallel` takes.
 """
 
 from __future__ import annotations
@@ -10,36 +10,15 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from ._sharding import has_explicit_axes
-from ._softmax_ce import ClassAxis
+from ._core.sharding import has_explicit_axes
+from ._kernels.softmax_ce import ClassAxis
 
 _PER_CLASS = ("bias", "weight", "class_mask")
-
-
-def block_lookup(index, block, classes: ClassAxis):
-    """table[index] of global class indices from this device's block of a per-class table:
-    the device holding the class contributes it, one O(N) psum combines them."""
-    width = block.shape[0]
-    local_index = index - classes.offset(width)
-    here = (local_index >= 0) & (local_index < width)
-    picked = block[jnp.where(here, local_index, 0)]
-    return classes.sum(jnp.where(here, picked, jnp.zeros((), block.dtype)))
-
-
-def block_label_weights(indices, class_weight, classes: ClassAxis, dtype):
-    """w[y] of global labels from this device's block of the class weights (1 without), nan
-    where a counted label is out of range (one O(N) psum, only with class weights)."""
-    if class_weight is None:
-        weights = jnp.ones(indices.safe.shape, dtype)
-    else:
-        weights = block_lookup(indices.safe, class_weight.astype(dtype), classes)
-    return jnp.where(indices.out_of_range, jnp.asarray(jnp.nan, dtype), weights)
 
 
 def _spec_of(a) -> tuple:

@@ -18,10 +18,10 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
-from . import _checks
-from ._labels import class_indices
-from ._precision import dtypes
-from ._reduction import finish, reduce_loss
+from ._core import checks
+from ._core.class_inputs import class_indices
+from ._core.precision import dtypes
+from ._core.reduction import finish, reduce_loss
 
 TailWeights = Sequence[tuple[ArrayLike, ArrayLike]]
 
@@ -34,13 +34,13 @@ def _matmul_t(a, b):
 
 def _inputs(fn, x, head_weight, tail_weights, cutoffs, head_bias):
     """Checked arrays and the class boundaries [cutoffs..., n_classes]."""
-    x = _checks.float_array(fn, "x", x)
-    head_weight = _checks.float_array(fn, "head_weight", head_weight)
+    x = checks.float_array(fn, "x", x)
+    head_weight = checks.float_array(fn, "head_weight", head_weight)
     tails = [
-        tuple(_checks.float_array(fn, f"tail_weights[{i}]", a) for a in pair)
+        tuple(checks.float_array(fn, f"tail_weights[{i}]", a) for a in pair)
         for i, pair in enumerate(tail_weights)
     ]
-    head_bias = None if head_bias is None else _checks.float_array(fn, "head_bias", head_bias)
+    head_bias = None if head_bias is None else checks.float_array(fn, "head_bias", head_bias)
     if x.ndim != 2:
         raise ValueError(f"{fn}: `x` must be (N, in_features); got {list(x.shape)}.")
     cutoffs = list(cutoffs)
@@ -206,9 +206,9 @@ def adaptive_softmax_loss(
       1.6479
     """
     fn = "adaptive_softmax_loss"
-    labels = _checks.int_array(fn, "labels", labels)
-    _checks.reduction(fn, reduction)
-    x = _checks.float_array(fn, "x", x)
+    labels = checks.int_array(fn, "labels", labels)
+    checks.reduction(fn, reduction)
+    x = checks.float_array(fn, "x", x)
     unbatched = labels.ndim == 0
     if unbatched:
         if x.ndim != 1:
@@ -223,7 +223,7 @@ def adaptive_softmax_loss(
     x, head_weight, tails, head_bias, boundaries = _inputs(
         fn, x, head_weight, tail_weights, cutoffs, head_bias
     )
-    where = _checks.where_mask(fn, where, labels.shape, "one loss per row")
+    where = checks.where_mask(fn, where, labels.shape, "one loss per row")
     indices = class_indices(fn, labels, boundaries[-1], where=where)
     log_p = _label_log_probs(
         x, head_weight, head_bias, tails, indices.safe, boundaries=tuple(boundaries)

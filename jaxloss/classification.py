@@ -16,67 +16,21 @@ import numpy as np
 from jax.custom_derivatives import SymbolicZero
 from jax.typing import ArrayLike
 
-from . import _checks
-from ._labels import class_indices, pick_along_axis, pick_with_dense_gradient
-from ._ops import fusible_softplus, strict_hinge, with_partials
-from ._precision import dtypes, upcast
-from ._reduction import Reduction, finish, reduce_loss
-from ._sharding import rowwise
-from ._softmax_ce import Head, RowTargets, softmax_cross_entropy_rows
-
-_ARGMAX_HINT = (
-    " It looks like `logits` holds one value per sample (an already argmax'ed prediction or a "
-    "single binary logit): class scores need a class axis, e.g. shape (N, C); for one logit per "
-    "sample use binary_cross_entropy_with_logits with float labels."
+from ._core import checks
+from ._core.class_inputs import (
+    along_axis,
+    class_indices,
+    no_ignore_index_with_probabilities,
+    pick_along_axis,
+    pick_with_dense_gradient,
+    prepare_class_inputs,
 )
-_ONE_HOT_HINT = (
-    " Integer `labels` with the logits' own shape look like one-hot encodings: pass class indices "
-    "(labels.argmax(axis)) or class probabilities as floats (labels.astype(logits.dtype))."
-)
-_FLOAT_INDEX_HINT = (
-    " Floating-point `labels` are read as class probabilities, which need the logits' shape; "
-    "these have the shape of class indices, so cast them to an integer dtype."
-)
-
-
-def _label_kind(fn, logits, labels, axis, *, allow_probabilities):
-    """Validates labels against logits; returns 'index' or 'probability'."""
-    index_shape = logits.shape[:axis] + logits.shape[axis + 1 :]
-    if jnp.issubdtype(labels.dtype, jnp.integer):
-        if labels.shape == index_shape:
-            return "index"
-        hint = ""
-        if logits.ndim == 1 and labels.ndim == 1:
-            hint = _ARGMAX_HINT
-        elif labels.shape == logits.shape:
-            hint = _ONE_HOT_HINT
-        raise ValueError(
-            f"{fn}: integer `labels` must hold one class index per position, shape "
-            f"{list(index_shape)} for `logits` of shape {list(logits.shape)} (class axis {axis}); "
-            f"got {list(labels.shape)}.{hint}"
-        )
-    if jnp.issubdtype(labels.dtype, jnp.floating):
-        if not allow_probabilities:
-            raise TypeError(
-                f"{fn}: `labels` must hold integer class indices; got {_checks.describe(labels)}."
-                " (Class-probability targets are supported by cross_entropy.)"
-            )
-        if labels.shape == logits.shape:
-            return "probability"
-        hint = _FLOAT_INDEX_HINT if labels.shape == index_shape else ""
-        raise ValueError(
-            f"{fn}: floating-point `labels` are class probabilities and must have the shape of "
-            f"`logits` {list(logits.shape)}; got {list(labels.shape)}.{hint}"
-        )
-    raise TypeError(
-        f"{fn}: `labels` must be integer class indices or floating-point class probabilities; "
-        f"got {_checks.describe(labels)}."
-    )
-
-
-def _along_axis(per_class, ndim, axis):
-    """Reshapes a (C,) vector to broadcast along `axis` of an ndim-dimensional array."""
-    return per_class.reshape([-1 if d == axis else 1 for d in range(ndim)])
+from ._core.ops import fusible_softplus, strict_hinge, with_partials
+from ._core.precision import dtypes, upcast
+from ._core.reduction import Reduction, finish, reduce_loss
+from ._core.sharding import rowwise
+from ._kernels.probability_ce import probability_cross_entropy
+from ._kernels.softmax_ce import Head, RowTargets, softmax_cross_entropy_rows
 
 
 def _index_loss(fn, log_probs, labels, *, axis, weight, ignore_index, where, class_mask, reduction):
@@ -140,38 +94,10 @@ def _fast_index_cross_entropy(
         class_mask,
     )
     rows = _as_rows(logits, axis, num_classes)
-    head = Head(smooth=not _checks.known_zero(label_smoothing))
+    head = Head(smooth=not checks.known_zero(label_smoothing))
     loss = softmax_cross_entropy_rows(rows, targets, head=head).reshape(labels.shape)
     normalizer = None if weight is None else label_weight
     return reduce_loss(loss, reduction, where=indices.valid, normalizer=normalizer)
-
-
-def _prepare_class_inputs(
-    fn,
-    scores,
-    scores_name,
-    labels,
-    axis,
-    weight,
-    where,
-    class_mask,
-    label_smoothing,
-    allow_probabilities,
-):
-    scores = _checks.float_array(fn, scores_name, scores)
-    if scores.ndim == 0:
-        raise ValueError(
-            f"{fn}: `{scores_name}` must have a class axis (at least 1 dimension); got a scalar."
-        )
-    labels = _checks.as_array(fn, "labels", labels)
-    axis = _checks.axis(fn, scores_name, axis, scores.ndim)
-    kind = _label_kind(fn, scores, labels, axis, allow_probabilities=allow_probabilities)
-    weight = _checks.class_weight(fn, weight, scores.shape[axis])
-    _checks.python_number(fn, "label_smoothing", label_smoothing, low=0.0, high=1.0)
-    position_shape = scores.shape[:axis] + scores.shape[axis + 1 :]
-    where = _checks.where_mask(fn, where, position_shape, "one loss per position")
-    class_mask = _checks.class_mask(fn, class_mask, scores.shape, axis)
-    return scores, labels, axis, kind, weight, where, class_mask
 
 
 def cross_entropy(
@@ -247,10 +173,18 @@ def cross_entropy(
       0.6216
     """
     fn = "cross_entropy"
-    logits, labels, axis, kind, weight, where, class_mask = _prepare_class_inputs(
-        fn, logits, "logits", labels, axis, weight, where, class_mask, label_smoothing, True
+    logits, labels, axis, kind, weight, where, class_mask = prepare_class_inputs(
+        fn,
+        logits,
+        labels,
+        axis=axis,
+        weight=weight,
+        where=where,
+        class_mask=class_mask,
+        label_smoothing=label_smoothing,
+        allow_probabilities=True,
     )
-    _checks.reduction(fn, reduction)
+    checks.reduction(fn, reduction)
     result_dtype, compute = dtypes(logits, labels if kind == "probability" else None)
     weight = upcast(weight, compute)
     if kind == "index":
@@ -270,13 +204,8 @@ def cross_entropy(
             compute=compute,
         )
         return finish(loss, result_dtype)
-    if ignore_index is not None and _checks.is_concrete(ignore_index) and ignore_index >= 0:
-        # torch: "ignore_index is not supported for floating point target" (its default -100 is ok).
-        raise ValueError(
-            f"{fn}: `ignore_index`={ignore_index} cannot be used with class-probability labels; "
-            "mask positions with `where` instead."
-        )
-    loss = _probability_cross_entropy(
+    no_ignore_index_with_probabilities(fn, ignore_index)
+    loss = probability_cross_entropy(
         fn,
         logits.astype(compute),
         labels.astype(compute),
@@ -287,53 +216,6 @@ def cross_entropy(
         class_mask=class_mask,
     )
     return finish(reduce_loss(loss, reduction, where=where), result_dtype)
-
-
-def _probability_cross_entropy(
-    fn, logits, targets, *, axis, weight, label_smoothing, where, class_mask, per_class=None
-):
-    """Unreduced -Σ_c w_c q'_c f(log p_c) over the included classes, q' the smoothed targets
-    and f = `per_class` (the identity for cross-entropy; focal and poly-1 weight log p_c)."""
-    if class_mask is None:
-        return _probability_terms(logits, targets, axis, weight, label_smoothing, None, per_class)
-    mask = _along_axis(class_mask, logits.ndim, axis) if class_mask.ndim == 1 else class_mask
-    logits = jnp.where(mask, logits, -jnp.inf)
-    # Probability mass on an excluded class is a label on it: an error, or nan under jit.
-    fine = (targets == 0) | mask
-    if where is not None:
-        fine = fine | ~jnp.expand_dims(where, axis)
-    _checks.value_check(
-        fn,
-        fine,
-        "class-probability `labels` put mass {} on a class that `class_mask` excludes; "
-        "the targets must be 0 there.",
-        _checks.first_violation(targets, fine),
-    )
-    loss = _probability_terms(logits, targets, axis, weight, label_smoothing, mask, per_class)
-    return jnp.where(jnp.all(fine, axis=axis), loss, jnp.asarray(jnp.nan, loss.dtype))
-
-
-def _probability_terms(logits, targets, axis, weight, label_smoothing, mask, per_class=None):
-    """-Σ_c m_c w_c q'_c f(log p_c): the smoothed targets q' spread ε over the included
-    classes."""
-    num_classes = logits.shape[axis]
-    log_probs = jax.nn.log_softmax(logits, axis=axis)
-    if not _checks.known_zero(label_smoothing):
-        included = num_classes if mask is None else jnp.sum(mask, axis=axis, keepdims=True)
-        targets = targets * (1 - label_smoothing) + label_smoothing / included
-    # 0·log 0 = 0: a class without target mass whose logit is -inf (or an excluded class)
-    # adds nothing; zeroing log p there first keeps 0·inf out of the gradient too. Elsewhere
-    # the targets' gradient stays -w log p, also where a target is 0.
-    absent = (targets == 0) & jnp.isneginf(log_probs)
-    if mask is not None:
-        absent = absent | ~mask
-    log_probs = jnp.where(absent, jnp.zeros((), log_probs.dtype), log_probs)
-    if per_class is not None:
-        log_probs = per_class(log_probs)
-    weighted = jnp.where(absent, jnp.zeros((), log_probs.dtype), log_probs * targets)
-    if weight is not None:
-        weighted = weighted * _along_axis(weight, logits.ndim, axis)
-    return -jnp.sum(weighted, axis=axis)
 
 
 def nll_loss(
@@ -378,10 +260,17 @@ def nll_loss(
       0.2413
     """
     fn = "nll_loss"
-    log_probs, labels, axis, _, weight, where, class_mask = _prepare_class_inputs(
-        fn, log_probs, "log_probs", labels, axis, weight, where, class_mask, 0.0, False
+    log_probs, labels, axis, _, weight, where, class_mask = prepare_class_inputs(
+        fn,
+        log_probs,
+        labels,
+        scores_name="log_probs",
+        axis=axis,
+        weight=weight,
+        where=where,
+        class_mask=class_mask,
     )
-    _checks.reduction(fn, reduction)
+    checks.reduction(fn, reduction)
     result_dtype, compute = dtypes(log_probs)
     loss = _index_loss(
         fn,
@@ -438,13 +327,13 @@ def kl_div(
       0.3681
     """
     fn = "kl_div"
-    x = _checks.float_array(fn, "log_predictions", log_predictions)
-    t = _checks.float_array(fn, "targets", targets)
-    shape = _checks.broadcast_shape(fn, ("log_predictions", "targets"), (x, t))
-    _checks.reduction(fn, reduction, ("none", "mean", "sum", "batchmean"))
-    where = _checks.where_mask(fn, where, shape)
+    x = checks.float_array(fn, "log_predictions", log_predictions)
+    t = checks.float_array(fn, "targets", targets)
+    shape = checks.broadcast_shape(fn, ("log_predictions", "targets"), (x, t))
+    checks.reduction(fn, reduction, ("none", "mean", "sum", "batchmean"))
+    where = checks.where_mask(fn, where, shape)
     if class_mask is not None:
-        class_mask = _checks.where_mask(fn, class_mask, shape, "the loss", name="class_mask")
+        class_mask = checks.where_mask(fn, class_mask, shape, "the loss", name="class_mask")
     result_dtype, compute = dtypes(x, t)
     x, t = x.astype(compute), t.astype(compute)
     if log_target:
@@ -456,12 +345,12 @@ def kl_div(
         fine = class_mask | (jnp.isneginf(t_full) if log_target else t_full == 0)
         if where is not None:
             fine = fine | ~where
-        _checks.value_check(
+        checks.value_check(
             fn,
             fine,
             "`targets` put mass {} on an element that `class_mask` excludes; the targets must "
             + ("be -inf (log-targets) there." if log_target else "be 0 there."),
-            _checks.first_violation(t_full, fine),
+            checks.first_violation(t_full, fine),
         )
         # A bad target's element stays counted (as nan), so that the reduction is nan too.
         loss = jnp.where(fine, loss, jnp.asarray(jnp.nan, compute))
@@ -530,16 +419,16 @@ def kl_divergence(
       Array([0.36806..., 0.10536...], dtype=float32)
     """
     fn = "kl_divergence"
-    x = _checks.float_array(fn, "log_predictions", log_predictions)
-    t = _checks.float_array(fn, "targets", targets)
-    shape = _checks.broadcast_shape(fn, ("log_predictions", "targets"), (x, t))
+    x = checks.float_array(fn, "log_predictions", log_predictions)
+    t = checks.float_array(fn, "targets", targets)
+    shape = checks.broadcast_shape(fn, ("log_predictions", "targets"), (x, t))
     if not shape:
         raise ValueError(f"{fn}: the inputs need an axis of classes; got scalars.")
-    axis = _checks.axis(fn, "log_predictions/targets (broadcast)", axis, len(shape))
-    _checks.reduction(fn, reduction)
-    where = _checks.where_mask(fn, where, shape[:axis] + shape[axis + 1 :], "one per position")
+    axis = checks.axis(fn, "log_predictions/targets (broadcast)", axis, len(shape))
+    checks.reduction(fn, reduction)
+    where = checks.where_mask(fn, where, shape[:axis] + shape[axis + 1 :], "one per position")
     if class_mask is not None:
-        class_mask = _checks.where_mask(fn, class_mask, shape, "the inputs", name="class_mask")
+        class_mask = checks.where_mask(fn, class_mask, shape, "the inputs", name="class_mask")
     result_dtype, compute = dtypes(x, t)
     x = jnp.broadcast_to(x.astype(compute), shape)
     t = jnp.broadcast_to(t.astype(compute), shape)
@@ -585,14 +474,14 @@ def smooth_labels(
       Array([0.85, 0.05, 0.05, 0.05], dtype=float32)
     """
     fn = "smooth_labels"
-    q = _checks.float_array(fn, "labels", labels)
+    q = checks.float_array(fn, "labels", labels)
     if q.ndim == 0:
         raise ValueError(f"{fn}: `labels` need a class axis; got a scalar.")
-    axis = _checks.axis(fn, "labels", axis, q.ndim)
-    _checks.python_number(fn, "alpha", alpha, low=0.0, high=1.0)
+    axis = checks.axis(fn, "labels", axis, q.ndim)
+    checks.python_number(fn, "alpha", alpha, low=0.0, high=1.0)
     if class_mask is None:
         return (1 - alpha) * q + alpha / q.shape[axis]
-    mask = _checks.where_mask(fn, class_mask, q.shape, "`labels`", name="class_mask")
+    mask = checks.where_mask(fn, class_mask, q.shape, "`labels`", name="class_mask")
     included = jnp.sum(mask, axis=axis, keepdims=True).astype(q.dtype)
     smoothed = (1 - alpha) * q + alpha / included
     return jnp.where(mask, smoothed, jnp.zeros((), q.dtype))
@@ -659,27 +548,27 @@ def binary_cross_entropy(
       0.1643
     """
     fn = "binary_cross_entropy"
-    p = _checks.float_array(fn, "probs", probs)
-    y = _checks.float_array(fn, "labels", labels, " Cast 0/1 labels to a float dtype.")
-    _checks.shapes_equal(fn, "probs", p, "labels", y)
-    _checks.reduction(fn, reduction)
+    p = checks.float_array(fn, "probs", probs)
+    y = checks.float_array(fn, "labels", labels, " Cast 0/1 labels to a float dtype.")
+    checks.shapes_equal(fn, "probs", p, "labels", y)
+    checks.reduction(fn, reduction)
     if weight is not None:
-        weight = _checks.float_array(fn, "weight", weight)
-        _checks.broadcasts_to(fn, "weight", weight, p.shape, "`probs`")
-    where = _checks.where_mask(fn, where, p.shape)
+        weight = checks.float_array(fn, "weight", weight)
+        checks.broadcasts_to(fn, "weight", weight, p.shape, "`probs`")
+    where = checks.where_mask(fn, where, p.shape)
     p_ok = (p >= 0) & (p <= 1)
-    _checks.value_check(
+    checks.value_check(
         fn,
         p_ok,
         "every element of `probs` must be in [0, 1]; found {}.",
-        _checks.first_violation(p, p_ok),
+        checks.first_violation(p, p_ok),
     )
     y_ok = (y >= 0) & (y <= 1)
-    _checks.value_check(
+    checks.value_check(
         fn,
         y_ok,
         "every element of `labels` must be in [0, 1]; found {}.",
-        _checks.first_violation(y, y_ok),
+        checks.first_violation(y, y_ok),
     )
     result_dtype, compute = dtypes(p, y)
     loss = _bce_terms(p.astype(compute), y.astype(compute))
@@ -743,16 +632,14 @@ def binary_cross_entropy_with_logits(
       0.1809
     """
     fn = "binary_cross_entropy_with_logits"
-    x = _checks.float_array(fn, "logits", logits)
-    y = _checks.float_array(fn, "labels", labels, " Cast 0/1 labels to a float dtype.")
-    _checks.shapes_equal(fn, "logits", x, "labels", y)
-    _checks.reduction(fn, reduction)
+    x = checks.float_array(fn, "logits", logits)
+    y = checks.float_array(fn, "labels", labels, " Cast 0/1 labels to a float dtype.")
+    checks.shapes_equal(fn, "logits", x, "labels", y)
+    checks.reduction(fn, reduction)
     for name, extra in (("weight", weight), ("pos_weight", pos_weight)):
         if extra is not None:
-            _checks.broadcasts_to(
-                fn, name, _checks.float_array(fn, name, extra), x.shape, "`logits`"
-            )
-    where = _checks.where_mask(fn, where, x.shape)
+            checks.broadcasts_to(fn, name, checks.float_array(fn, name, extra), x.shape, "`logits`")
+    where = checks.where_mask(fn, where, x.shape)
     result_dtype, compute = dtypes(x, y)
     x, y = x.astype(compute), y.astype(compute)
     if pos_weight is None:
@@ -792,11 +679,11 @@ def soft_margin_loss(
       0.2201
     """
     fn = "soft_margin_loss"
-    x = _checks.float_array(fn, "scores", scores)
-    y = _checks.real_array(fn, "labels", labels)
-    shape = _checks.broadcast_shape(fn, ("scores", "labels"), (x, y))
-    _checks.reduction(fn, reduction)
-    where = _checks.where_mask(fn, where, shape)
+    x = checks.float_array(fn, "scores", scores)
+    y = checks.real_array(fn, "labels", labels)
+    shape = checks.broadcast_shape(fn, ("scores", "labels"), (x, y))
+    checks.reduction(fn, reduction)
+    where = checks.where_mask(fn, where, shape)
     result_dtype, compute = dtypes(x, y)
     x, y = jnp.broadcast_arrays(x.astype(compute), y.astype(compute))
     loss = _soft_margin_terms(x, y)
@@ -833,17 +720,17 @@ def multilabel_soft_margin_loss(
       0.3048
     """
     fn = "multilabel_soft_margin_loss"
-    x = _checks.float_array(fn, "scores", scores)
+    x = checks.float_array(fn, "scores", scores)
     if x.ndim == 0:
         raise ValueError(f"{fn}: `scores` must have a class axis; got a scalar.")
-    y = _checks.real_array(fn, "labels", labels)
-    _checks.broadcasts_to(fn, "labels", y, x.shape, "`scores`")
-    axis = _checks.axis(fn, "scores", axis, x.ndim)
+    y = checks.real_array(fn, "labels", labels)
+    checks.broadcasts_to(fn, "labels", y, x.shape, "`scores`")
+    axis = checks.axis(fn, "scores", axis, x.ndim)
     if weight is not None:
-        weight = _checks.float_array(fn, "weight", weight)
-        _checks.broadcasts_to(fn, "weight", weight, x.shape, "`scores`")
-    _checks.reduction(fn, reduction)
-    where = _checks.where_mask(
+        weight = checks.float_array(fn, "weight", weight)
+        checks.broadcasts_to(fn, "weight", weight, x.shape, "`scores`")
+    checks.reduction(fn, reduction)
+    where = checks.where_mask(
         fn, where, x.shape[:axis] + x.shape[axis + 1 :], "one loss per sample"
     )
     result_dtype, compute = dtypes(x, y)
@@ -893,12 +780,12 @@ def multi_margin_loss(
       0.325
     """
     fn = "multi_margin_loss"
-    _checks.multi_margin_options(fn, p, weight)
-    x, labels, axis, _, weight, where, _ = _prepare_class_inputs(
-        fn, scores, "scores", labels, axis, weight, where, None, 0.0, False
+    checks.multi_margin_options(fn, p, weight)
+    x, labels, axis, _, weight, where, _ = prepare_class_inputs(
+        fn, scores, labels, scores_name="scores", axis=axis, weight=weight, where=where
     )
-    _checks.python_number(fn, "margin", margin)
-    _checks.reduction(fn, reduction)
+    checks.python_number(fn, "margin", margin)
+    checks.reduction(fn, reduction)
     num_classes = x.shape[axis]
     indices = class_indices(fn, labels, num_classes, where=where)
     result_dtype, compute = dtypes(x)
@@ -910,7 +797,7 @@ def multi_margin_loss(
     hinge = strict_hinge(margin - target_score + x)
     if p == 2:
         hinge = hinge * hinge
-    class_ids = _along_axis(jnp.arange(num_classes), x.ndim, axis)
+    class_ids = along_axis(jnp.arange(num_classes), x.ndim, axis)
     hinge = jnp.where(class_ids == expanded, jnp.zeros((), compute), hinge)
     # w[y] (1 unweighted) is nan for an out-of-range label under jit.
     loss = jnp.sum(hinge, axis=axis) / num_classes * indices.label_weights(weight, compute)
@@ -1030,25 +917,25 @@ def multilabel_margin_loss(
       0.85
     """
     fn = "multilabel_margin_loss"
-    x = _checks.float_array(fn, "scores", scores)
+    x = checks.float_array(fn, "scores", scores)
     if x.ndim == 0:
         raise ValueError(f"{fn}: `scores` must have a class axis; got a scalar.")
-    y = _checks.int_array(fn, "labels", labels)
-    _checks.shapes_equal(
+    y = checks.int_array(fn, "labels", labels)
+    checks.shapes_equal(
         fn, "scores", x, "labels", y, " (Each row lists target classes and ends with -1.)"
     )
-    axis = _checks.axis(fn, "scores", axis, x.ndim)
-    _checks.reduction(fn, reduction)
-    where = _checks.where_mask(
+    axis = checks.axis(fn, "scores", axis, x.ndim)
+    checks.reduction(fn, reduction)
+    where = checks.where_mask(
         fn, where, x.shape[:axis] + x.shape[axis + 1 :], "one loss per sample"
     )
     num_classes = x.shape[axis]
     ok = (y >= -1) & (y < num_classes)
-    _checks.value_check(
+    checks.value_check(
         fn,
         ok,
         f"label {{}} is out of range; expected [-1, {num_classes}).",
-        _checks.first_violation(y, ok),
+        checks.first_violation(y, ok),
     )
     result_dtype, compute = dtypes(x)
     x = jnp.moveaxis(x.astype(compute), axis, -1)

@@ -37,8 +37,8 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
-from . import _checks
-from ._reduction import Reduction, reduce_loss
+from ._core import checks
+from ._core.reduction import Reduction, reduce_loss
 
 BoxFormat = Literal["xyxy", "xywh", "cxcywh"]
 BOX_FORMATS: tuple[str, ...] = ("xyxy", "xywh", "cxcywh")
@@ -56,7 +56,7 @@ def _box_format(fn: str, name: str, value: object) -> str:
 
 def _boxes(fn: str, name: str, boxes: ArrayLike) -> jax.Array:
     """A (..., 4) box array, as float (integers become float32, as torchvision upcasts)."""
-    x = _checks.real_array(fn, name, boxes)
+    x = checks.real_array(fn, name, boxes)
     if x.ndim == 0 or x.shape[-1] != 4:
         raise ValueError(
             f"{fn}: `{name}` must have 4 coordinates on its last axis, shape (..., 4); got "
@@ -97,7 +97,7 @@ def box_convert(boxes: ArrayLike, in_fmt: BoxFormat, out_fmt: BoxFormat) -> jax.
     fn = "box_convert"
     in_fmt = _box_format(fn, "in_fmt", in_fmt)  # type: ignore[assignment]
     out_fmt = _box_format(fn, "out_fmt", out_fmt)  # type: ignore[assignment]
-    x = _checks.real_array(fn, "boxes", boxes)
+    x = checks.real_array(fn, "boxes", boxes)
     if x.ndim == 0 or x.shape[-1] != 4:
         raise ValueError(f"{fn}: `boxes` must have shape (..., 4); got shape {list(x.shape)}.")
     if in_fmt == out_fmt:
@@ -128,7 +128,7 @@ def box_area(boxes: ArrayLike, *, box_format: BoxFormat = "xyxy") -> jax.Array:
     """
     fn = "box_area"
     box_format = _box_format(fn, "box_format", box_format)  # type: ignore[assignment]
-    x = _checks.real_array(fn, "boxes", boxes)
+    x = checks.real_array(fn, "boxes", boxes)
     if x.ndim == 0 or x.shape[-1] != 4:
         raise ValueError(f"{fn}: `boxes` must have shape (..., 4); got shape {list(x.shape)}.")
     if box_format == "xyxy":
@@ -145,8 +145,8 @@ def _clamped(x):
 
 
 def _pairwise_boxes(fn, boxes1, boxes2):
-    a = _checks.real_array(fn, "boxes1", boxes1)
-    b = _checks.real_array(fn, "boxes2", boxes2)
+    a = checks.real_array(fn, "boxes1", boxes1)
+    b = checks.real_array(fn, "boxes2", boxes2)
     for name, x in (("boxes1", a), ("boxes2", b)):
         if x.ndim < 2 or x.shape[-1] != 4:
             raise ValueError(
@@ -413,11 +413,11 @@ def _matched(fn, predictions, targets, box_format, eps, where, reduction):
             f"{fn}: `predictions` and `targets` must be matched boxes of one shape; got "
             f"{list(p.shape)} and {list(t.shape)}."
         )
-    _checks.reduction(fn, reduction)
-    eps = _checks.python_number(fn, "eps", eps, low=0.0)
+    checks.reduction(fn, reduction)
+    eps = checks.python_number(fn, "eps", eps, low=0.0)
     result_dtype = jnp.promote_types(p.dtype, t.dtype)
     p, t = p.astype(result_dtype), t.astype(result_dtype)
-    where = _checks.where_mask(fn, where, p.shape[:-1], "the boxes (predictions.shape[:-1])")
+    where = checks.where_mask(fn, where, p.shape[:-1], "the boxes (predictions.shape[:-1])")
     return _pair(p, t, box_format), eps, where, result_dtype
 
 
@@ -682,7 +682,7 @@ def focal_eiou_loss(
       0.5656...
     """
     fn = "focal_eiou_loss"
-    gamma = _checks.python_number(fn, "gamma", gamma, low=0.0)
+    gamma = checks.python_number(fn, "gamma", gamma, low=0.0)
     pair, eps, where, dtype = _matched(fn, predictions, targets, box_format, eps, where, reduction)
     loss = _eiou(pair, eps)
     if not (isinstance(gamma, (int, float)) and gamma == 0):
@@ -727,7 +727,7 @@ def alpha_iou_loss(
       0.962...
     """
     fn = "alpha_iou_loss"
-    alpha = _checks.python_number(fn, "alpha", alpha, low=0.0, low_inclusive=False)
+    alpha = checks.python_number(fn, "alpha", alpha, low=0.0, low_inclusive=False)
     if base not in ("iou", "giou", "diou", "ciou"):
         raise ValueError(f"{fn}: `base` must be 'iou', 'giou', 'diou' or 'ciou'; got {base!r}.")
     pair, eps, where, dtype = _matched(fn, predictions, targets, box_format, eps, where, reduction)
@@ -786,7 +786,7 @@ def siou_loss(
       0.962...
     """
     fn = "siou_loss"
-    theta = _checks.python_number(fn, "theta", theta, low=0.0, low_inclusive=False)
+    theta = checks.python_number(fn, "theta", theta, low=0.0, low_inclusive=False)
     pair, eps, where, dtype = _matched(fn, predictions, targets, box_format, eps, where, reduction)
     angle = 2 * jnp.abs(pair.dx * pair.dy) / (pair.dx**2 + pair.dy**2 + eps)
     gamma = 2 - angle
@@ -864,14 +864,14 @@ def wise_iou_loss(
     fn = "wise_iou_loss"
     if version not in (1, 2, 3) or isinstance(version, bool):
         raise ValueError(f"{fn}: `version` must be 1, 2 or 3; got {version!r}.")
-    momentum = _checks.python_number(
+    momentum = checks.python_number(
         fn, "momentum", momentum, low=0.0, high=1.0, low_inclusive=False
     )
-    gamma = _checks.python_number(fn, "gamma", gamma, low=0.0)
-    alpha = _checks.python_number(fn, "alpha", alpha, low=0.0, low_inclusive=False)
-    delta = _checks.python_number(fn, "delta", delta)
+    gamma = checks.python_number(fn, "gamma", gamma, low=0.0)
+    alpha = checks.python_number(fn, "alpha", alpha, low=0.0, low_inclusive=False)
+    delta = checks.python_number(fn, "delta", delta)
     pair, eps, where, dtype = _matched(fn, predictions, targets, box_format, eps, where, reduction)
-    mean_so_far = _checks.float_array(fn, "running_mean", jnp.asarray(running_mean, dtype))
+    mean_so_far = checks.float_array(fn, "running_mean", jnp.asarray(running_mean, dtype))
     if mean_so_far.shape != ():
         raise ValueError(
             f"{fn}: `running_mean` must be a scalar; got shape {list(mean_so_far.shape)}."

@@ -14,10 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from . import _checks
-from ._ops import hinge
-from ._precision import dtypes
-from ._reduction import Reduction, finish, reduce_loss
+from ._core import checks
+from ._core.ops import hinge
+from ._core.precision import dtypes
+from ._core.reduction import Reduction, finish, reduce_loss
 
 
 def margin_ranking_loss(
@@ -51,13 +51,13 @@ def margin_ranking_loss(
       0.6
     """
     fn = "margin_ranking_loss"
-    x1 = _checks.float_array(fn, "scores1", scores1)
-    x2 = _checks.float_array(fn, "scores2", scores2)
-    y = _checks.real_array(fn, "labels", labels)
-    shape = _checks.broadcast_shape(fn, ("scores1", "scores2", "labels"), (x1, x2, y))
-    _checks.python_number(fn, "margin", margin)
-    _checks.reduction(fn, reduction)
-    where = _checks.where_mask(fn, where, shape)
+    x1 = checks.float_array(fn, "scores1", scores1)
+    x2 = checks.float_array(fn, "scores2", scores2)
+    y = checks.real_array(fn, "labels", labels)
+    shape = checks.broadcast_shape(fn, ("scores1", "scores2", "labels"), (x1, x2, y))
+    checks.python_number(fn, "margin", margin)
+    checks.reduction(fn, reduction)
+    where = checks.where_mask(fn, where, shape)
     result_dtype, compute = dtypes(x1, x2, y)
     loss = hinge(-y.astype(compute) * (x1.astype(compute) - x2.astype(compute)) + margin)
     return finish(reduce_loss(loss, reduction, where=where), result_dtype)
@@ -92,12 +92,12 @@ def hinge_embedding_loss(
       0.55
     """
     fn = "hinge_embedding_loss"
-    x = _checks.float_array(fn, "distances", distances)
-    y = _checks.real_array(fn, "labels", labels)
-    shape = _checks.broadcast_shape(fn, ("distances", "labels"), (x, y))
-    _checks.python_number(fn, "margin", margin)
-    _checks.reduction(fn, reduction)
-    where = _checks.where_mask(fn, where, shape)
+    x = checks.float_array(fn, "distances", distances)
+    y = checks.real_array(fn, "labels", labels)
+    shape = checks.broadcast_shape(fn, ("distances", "labels"), (x, y))
+    checks.python_number(fn, "margin", margin)
+    checks.reduction(fn, reduction)
+    where = checks.where_mask(fn, where, shape)
     result_dtype, compute = dtypes(x, y)
     x = x.astype(compute)
     zero = jnp.zeros((), compute)
@@ -141,21 +141,21 @@ def cosine_embedding_loss(
       0.5
     """
     fn = "cosine_embedding_loss"
-    x1 = _checks.float_array(fn, "embeddings1", embeddings1)
-    x2 = _checks.float_array(fn, "embeddings2", embeddings2)
-    y = _checks.real_array(fn, "labels", labels)
+    x1 = checks.float_array(fn, "embeddings1", embeddings1)
+    x2 = checks.float_array(fn, "embeddings2", embeddings2)
+    y = checks.real_array(fn, "labels", labels)
     if x1.ndim == 0 or x2.ndim == 0:
         raise ValueError(
             f"{fn}: embeddings need a feature axis; got shapes "
             f"{list(x1.shape)} and {list(x2.shape)}."
         )
-    pair_shape = _checks.broadcast_shape(fn, ("embeddings1", "embeddings2"), (x1, x2))
-    shape = _checks.broadcast_shape(
+    pair_shape = checks.broadcast_shape(fn, ("embeddings1", "embeddings2"), (x1, x2))
+    shape = checks.broadcast_shape(
         fn, ("embeddings1/embeddings2 batch", "labels"), (jnp.empty(pair_shape[:-1]), y)
     )
-    _checks.python_number(fn, "margin", margin)
-    _checks.reduction(fn, reduction)
-    where = _checks.where_mask(fn, where, shape)
+    checks.python_number(fn, "margin", margin)
+    checks.reduction(fn, reduction)
+    where = checks.where_mask(fn, where, shape)
     result_dtype, compute = dtypes(x1, x2, y)
     x1, x2 = x1.astype(compute), x2.astype(compute)
     dot = jnp.sum(x1 * x2, axis=-1)
@@ -197,16 +197,16 @@ def pairwise_distance(
       1.732
     """
     fn = "pairwise_distance"
-    x1 = _checks.float_array(fn, "x1", x1)
-    x2 = _checks.float_array(fn, "x2", x2)
-    _checks.broadcast_shape(fn, ("x1", "x2"), (x1, x2))
-    _checks.python_number(fn, "p", p)
+    x1 = checks.float_array(fn, "x1", x1)
+    x2 = checks.float_array(fn, "x2", x2)
+    checks.broadcast_shape(fn, ("x1", "x2"), (x1, x2))
+    checks.python_number(fn, "p", p)
     result_dtype, compute = dtypes(x1, x2)
     diff = x1.astype(compute) - x2.astype(compute) + eps
     if diff.ndim == 0:
         diff = diff[None]
     if where is not None:
-        mask = _checks.where_mask(fn, where, diff.shape, "the points (..., D)")
+        mask = checks.where_mask(fn, where, diff.shape, "the points (..., D)")
         diff = jnp.where(mask, diff, jnp.zeros((), compute))  # masked features add nothing
     distance = jnp.linalg.norm(diff, ord=p, axis=-1, keepdims=keepdims)
     return distance.astype(result_dtype)
@@ -241,22 +241,22 @@ def cosine_similarity(
       >>> distance = lambda u, v: 1 - jaxloss.cosine_similarity(u, v)  # a triplet distance
     """
     fn = "cosine_similarity"
-    x1 = _checks.float_array(fn, "x1", x1)
-    x2 = _checks.float_array(fn, "x2", x2)
-    shape = _checks.broadcast_shape(fn, ("x1", "x2"), (x1, x2))
+    x1 = checks.float_array(fn, "x1", x1)
+    x2 = checks.float_array(fn, "x2", x2)
+    shape = checks.broadcast_shape(fn, ("x1", "x2"), (x1, x2))
     if not shape:
         # torch reads two scalars as vectors of one element (axis 0 or -1): the result is
         # their signs' product (0 if either is 0).
-        _checks.axis(fn, "x1/x2 (scalars, read as 1-vectors)", axis, 1)
+        checks.axis(fn, "x1/x2 (scalars, read as 1-vectors)", axis, 1)
         x1, x2, shape, axis = x1[None], x2[None], (1,), 0
-    axis = _checks.axis(fn, "x1/x2 (broadcast)", axis, len(shape))
-    _checks.python_number(fn, "eps", eps)
+    axis = checks.axis(fn, "x1/x2 (broadcast)", axis, len(shape))
+    checks.python_number(fn, "eps", eps)
     result_dtype, compute = dtypes(x1, x2)
     # Normalise in the broadcast shape: `axis` refers to it, as in torch.
     x1 = jnp.broadcast_to(x1.astype(compute), shape)
     x2 = jnp.broadcast_to(x2.astype(compute), shape)
     if where is not None:
-        mask = _checks.where_mask(fn, where, shape, "the inputs (broadcast)")
+        mask = checks.where_mask(fn, where, shape, "the inputs (broadcast)")
         zero = jnp.zeros((), compute)
         x1, x2 = jnp.where(mask, x1, zero), jnp.where(mask, x2, zero)
 
@@ -268,7 +268,7 @@ def cosine_similarity(
 
 def _triplet_inputs(fn, anchor, positive, negative, margin, reduction):
     arrays = [
-        _checks.float_array(fn, name, a)
+        checks.float_array(fn, name, a)
         for name, a in (("anchor", anchor), ("positive", positive), ("negative", negative))
     ]
     ndims = {a.ndim for a in arrays}
@@ -277,9 +277,9 @@ def _triplet_inputs(fn, anchor, positive, negative, margin, reduction):
             f"{fn}: `anchor`, `positive` and `negative` must have the same number of dimensions; "
             f"got {arrays[0].ndim}, {arrays[1].ndim} and {arrays[2].ndim}."
         )
-    _checks.broadcast_shape(fn, ("anchor", "positive", "negative"), arrays)
-    _checks.python_number(fn, "margin", margin, low=0.0, low_inclusive=False)
-    _checks.reduction(fn, reduction)
+    checks.broadcast_shape(fn, ("anchor", "positive", "negative"), arrays)
+    checks.python_number(fn, "margin", margin, low=0.0, low_inclusive=False)
+    checks.reduction(fn, reduction)
     return arrays
 
 
@@ -291,7 +291,7 @@ def _triplet_loss(
     if swap:
         d_neg = jnp.minimum(d_neg, distance(positive, negative))
     loss = hinge(margin + d_pos - d_neg)
-    where = _checks.where_mask(fn, where, loss.shape)
+    where = checks.where_mask(fn, where, loss.shape)
     return finish(reduce_loss(loss, reduction, where=where), result_dtype)
 
 
@@ -334,7 +334,7 @@ def triplet_margin_loss(
     """
     fn = "triplet_margin_loss"
     a, pos, neg = _triplet_inputs(fn, anchor, positive, negative, margin, reduction)
-    _checks.python_number(fn, "p", p)
+    checks.python_number(fn, "p", p)
     result_dtype, compute = dtypes(a, pos, neg)
 
     def distance(u, v):
@@ -415,18 +415,18 @@ def triplet_margin_with_distance_loss(
 
 
 def _labelled_batch(fn, embeddings, labels, where):
-    e = _checks.float_array(fn, "embeddings", embeddings)
+    e = checks.float_array(fn, "embeddings", embeddings)
     if e.ndim != 2:
         raise ValueError(
             f"{fn}: `embeddings` must be a batch of vectors, shape (N, D); got {list(e.shape)}."
         )
-    y = _checks.int_array(fn, "labels", labels)
+    y = checks.int_array(fn, "labels", labels)
     if y.shape != e.shape[:1]:
         raise ValueError(
             f"{fn}: `labels` must hold one integer label per embedding, shape [{e.shape[0]}]; "
             f"got {list(y.shape)}."
         )
-    where = _checks.where_mask(fn, where, e.shape[:1], "one per embedding")
+    where = checks.where_mask(fn, where, e.shape[:1], "one per embedding")
     return e, y, where
 
 
@@ -478,9 +478,9 @@ def ntxent_loss(
       0.2965
     """
     fn = "ntxent_loss"
-    _checks.python_number(fn, "temperature", temperature, low=0.0, low_inclusive=False)
-    _checks.python_number(fn, "eps", eps, low=0.0)
-    _checks.reduction(fn, reduction)
+    checks.python_number(fn, "temperature", temperature, low=0.0, low_inclusive=False)
+    checks.python_number(fn, "eps", eps, low=0.0)
+    checks.reduction(fn, reduction)
     e, y, where = _labelled_batch(fn, embeddings, labels, where)
     result_dtype, compute = dtypes(e)
     u = _unit(e.astype(compute), eps)
@@ -543,9 +543,9 @@ def circle_loss(
       0.166
     """
     fn = "circle_loss"
-    _checks.python_number(fn, "gamma", gamma, low=0.0, low_inclusive=False)
-    _checks.python_number(fn, "margin", margin)
-    _checks.reduction(fn, reduction)
+    checks.python_number(fn, "gamma", gamma, low=0.0, low_inclusive=False)
+    checks.python_number(fn, "margin", margin)
+    checks.reduction(fn, reduction)
     e, y, where = _labelled_batch(fn, embeddings, labels, where)
     if (reference_embeddings is None) != (reference_labels is None):
         raise ValueError(
@@ -614,18 +614,18 @@ def ranking_softmax_loss(
       2.8152
     """
     fn = "ranking_softmax_loss"
-    s = _checks.float_array(fn, "scores", scores)
-    r = _checks.real_array(fn, "relevance", relevance)
+    s = checks.float_array(fn, "scores", scores)
+    r = checks.real_array(fn, "relevance", relevance)
     if s.ndim == 0:
         raise ValueError(f"{fn}: `scores` must have an axis of items; got a scalar.")
-    _checks.shapes_equal(fn, "scores", s, "relevance", r)
-    _checks.reduction(fn, reduction)
-    where = _checks.where_mask(fn, where, s.shape, "the scores")
+    checks.shapes_equal(fn, "scores", s, "relevance", r)
+    checks.reduction(fn, reduction)
+    where = checks.where_mask(fn, where, s.shape, "the scores")
     result_dtype, compute = dtypes(s)
     s, r = s.astype(compute), r.astype(compute)
     if weights is not None:
-        w = _checks.float_array(fn, "weights", weights)
-        _checks.broadcasts_to(fn, "weights", w, s.shape, "the scores")
+        w = checks.float_array(fn, "weights", weights)
+        checks.broadcasts_to(fn, "weights", w, s.shape, "the scores")
         r = r * w.astype(compute)
     present = jnp.ones(s.shape, bool) if where is None else where
     r = jnp.where(present, r, 0.0)

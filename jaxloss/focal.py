@@ -21,11 +21,19 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from . import _checks
-from ._labels import class_indices, is_index, pick_along_axis
-from ._precision import dtypes, upcast
-from ._reduction import Reduction, finish, reduce_loss
-from .classification import _along_axis, _prepare_class_inputs, _probability_cross_entropy
+from ._core import checks
+from ._core.class_inputs import (
+    along_axis,
+    are_probabilities,
+    class_indices,
+    is_index,
+    no_ignore_index_with_probabilities,
+    pick_along_axis,
+    prepare_class_inputs,
+)
+from ._core.precision import dtypes, upcast
+from ._core.reduction import Reduction, finish, reduce_loss
+from ._kernels.probability_ce import probability_cross_entropy
 
 
 def _power_of_log(log_q, gamma, dtype):
@@ -100,27 +108,27 @@ def sigmoid_focal_loss(
       0.10017
     """
     fn = "sigmoid_focal_loss"
-    x = _checks.float_array(fn, "logits", logits)
-    t = _checks.float_array(fn, "targets", targets, " Cast 0/1 targets to a float dtype.")
-    _checks.shapes_equal(fn, "logits", x, "targets", t)
-    _checks.reduction(fn, reduction)
+    x = checks.float_array(fn, "logits", logits)
+    t = checks.float_array(fn, "targets", targets, " Cast 0/1 targets to a float dtype.")
+    checks.shapes_equal(fn, "logits", x, "targets", t)
+    checks.reduction(fn, reduction)
     if alpha is not None:
-        _checks.python_number(fn, "alpha", alpha, low=0.0, high=1.0)
-    _checks.python_number(fn, "gamma", gamma, low=0.0)
-    _checks.python_number(fn, "label_smoothing", label_smoothing, low=0.0, high=1.0)
-    where = _checks.where_mask(fn, where, x.shape)
+        checks.python_number(fn, "alpha", alpha, low=0.0, high=1.0)
+    checks.python_number(fn, "gamma", gamma, low=0.0)
+    checks.python_number(fn, "label_smoothing", label_smoothing, low=0.0, high=1.0)
+    where = checks.where_mask(fn, where, x.shape)
     if not from_logits:
         in_range = (x >= 0) & (x <= 1)
-        _checks.value_check(
+        checks.value_check(
             fn,
             in_range,
             "with from_logits=False every element of `logits` is a probability and must be in "
             "[0, 1]; found {}.",
-            _checks.first_violation(x, in_range),
+            checks.first_violation(x, in_range),
         )
     result_dtype, compute = dtypes(x, t)
     x, t = x.astype(compute), t.astype(compute)
-    if not _checks.known_zero(label_smoothing):
+    if not checks.known_zero(label_smoothing):
         t = t * (1 - label_smoothing) + label_smoothing / 2
     # An integer γ (the usual 2) is a product: exact and finite even where 1 - p_t rounds
     # to 0. Another γ goes through log(1 - p_t), computed without cancellation or underflow.
@@ -160,7 +168,7 @@ class _SoftmaxTerms:
     def __init__(self, x, safe_labels, axis, class_mask):
         dtype = x.dtype
         if class_mask is not None:
-            mask = _along_axis(class_mask, x.ndim, axis) if class_mask.ndim == 1 else class_mask
+            mask = along_axis(class_mask, x.ndim, axis) if class_mask.ndim == 1 else class_mask
             x = jnp.where(mask, x, -jnp.inf)
         self.mask = None if class_mask is None else jnp.broadcast_to(mask, x.shape)
         lse = jax.nn.logsumexp(x, axis=axis, keepdims=True)
@@ -182,7 +190,7 @@ class _SoftmaxTerms:
     def smoothing_sum(self, per_class, weight):
         """Σ_c w_c · per_class_c over the included classes, and their count."""
         if weight is not None:
-            per_class = per_class * _along_axis(weight, per_class.ndim, self.axis)
+            per_class = per_class * along_axis(weight, per_class.ndim, self.axis)
         num_classes = per_class.shape[self.axis]
         if self.mask is None:
             return jnp.sum(per_class, axis=self.axis), num_classes
@@ -199,8 +207,15 @@ class _SoftmaxTerms:
 
 def _class_loss(fn, logits, labels, axis, weight, ignore_index, label_smoothing, class_mask, where):
     """Shared set-up of the index-label softmax losses: terms, label weights, validity."""
-    logits, labels, axis, kind, weight, where, class_mask = _prepare_class_inputs(
-        fn, logits, "logits", labels, axis, weight, where, class_mask, label_smoothing, False
+    logits, labels, axis, kind, weight, where, class_mask = prepare_class_inputs(
+        fn,
+        logits,
+        labels,
+        axis=axis,
+        weight=weight,
+        where=where,
+        class_mask=class_mask,
+        label_smoothing=label_smoothing,
     )
     del kind  # integer labels only (checked)
     result_dtype, compute = dtypes(logits)
@@ -219,12 +234,6 @@ def _class_loss(fn, logits, labels, axis, weight, ignore_index, label_smoothing,
     return terms, indices, label_weight, weight, result_dtype, compute
 
 
-def _has_probability_labels(logits, labels):
-    return jnp.issubdtype(jnp.result_type(labels), jnp.floating) and jnp.ndim(labels) == jnp.ndim(
-        logits
-    )
-
-
 def _probability_class_loss(
     fn,
     logits,
@@ -240,17 +249,21 @@ def _probability_class_loss(
 ):
     """-Σ_c w_c q'_c f(log p_c) per position for class-probability labels q (smoothed to q'),
     through cross-entropy's probability path; 'mean' divides by the number of positions."""
-    if ignore_index is not None and _checks.is_concrete(ignore_index) and ignore_index >= 0:
-        raise ValueError(
-            f"{fn}: `ignore_index`={ignore_index} cannot be used with class-probability labels; "
-            "mask positions with `where` instead."
-        )
-    logits, labels, axis, _, weight, where, class_mask = _prepare_class_inputs(
-        fn, logits, "logits", labels, axis, weight, where, class_mask, label_smoothing, True
+    no_ignore_index_with_probabilities(fn, ignore_index)
+    logits, labels, axis, _, weight, where, class_mask = prepare_class_inputs(
+        fn,
+        logits,
+        labels,
+        axis=axis,
+        weight=weight,
+        where=where,
+        class_mask=class_mask,
+        label_smoothing=label_smoothing,
+        allow_probabilities=True,
     )
-    _checks.reduction(fn, reduction)
+    checks.reduction(fn, reduction)
     result_dtype, compute = dtypes(logits, labels)
-    loss = _probability_cross_entropy(
+    loss = probability_cross_entropy(
         fn,
         logits.astype(compute),
         labels.astype(compute),
@@ -320,8 +333,8 @@ def softmax_focal_loss(
       0.2062
     """
     fn = "softmax_focal_loss"
-    _checks.python_number(fn, "gamma", gamma, low=0.0)
-    if _has_probability_labels(logits, labels):
+    checks.python_number(fn, "gamma", gamma, low=0.0)
+    if are_probabilities(labels):
 
         def focal_log_p(log_p):
             log_not_p = _log_of(-jnp.expm1(log_p), log_p.dtype)
@@ -343,10 +356,10 @@ def softmax_focal_loss(
     terms, indices, label_weight, weight, result_dtype, compute = _class_loss(
         fn, logits, labels, axis, weight, ignore_index, label_smoothing, class_mask, where
     )
-    _checks.reduction(fn, reduction)
+    checks.reduction(fn, reduction)
     focus = _power_of_log(terms.log_not_label, gamma, compute)
     loss = -label_weight * focus * terms.log_p_label
-    if not _checks.known_zero(label_smoothing):
+    if not checks.known_zero(label_smoothing):
         log_not_p = _log_of(-jnp.expm1(terms.log_p), compute)
         per_class = _power_of_log(log_not_p, gamma, compute) * terms.safe_log_p()
         total, count = terms.smoothing_sum(per_class, weight)
@@ -395,8 +408,8 @@ def poly1_cross_entropy(
       1.4689
     """
     fn = "poly1_cross_entropy"
-    _checks.python_number(fn, "epsilon", epsilon)
-    if _has_probability_labels(logits, labels):
+    checks.python_number(fn, "epsilon", epsilon)
+    if are_probabilities(labels):
         return _probability_class_loss(
             fn,
             logits,
@@ -413,10 +426,10 @@ def poly1_cross_entropy(
     terms, indices, label_weight, weight, result_dtype, _ = _class_loss(
         fn, logits, labels, axis, weight, ignore_index, label_smoothing, class_mask, where
     )
-    _checks.reduction(fn, reduction)
+    checks.reduction(fn, reduction)
     not_label = jnp.exp(terms.log_not_label)
     loss = -label_weight * (terms.log_p_label - epsilon * not_label)
-    if not _checks.known_zero(label_smoothing):
+    if not checks.known_zero(label_smoothing):
         per_class = terms.safe_log_p() - epsilon * (-jnp.expm1(terms.log_p))
         total, count = terms.smoothing_sum(per_class, weight)
         loss = (1 - label_smoothing) * loss - label_smoothing / count * total
@@ -466,24 +479,30 @@ def generalized_cross_entropy(
       Array([0.3267, 1.3675], dtype=float32)
     """
     fn = "generalized_cross_entropy"
-    _checks.python_number(fn, "q", q, low=0.0, high=1.0, low_inclusive=False)
-    _checks.reduction(fn, reduction)
+    checks.python_number(fn, "q", q, low=0.0, high=1.0, low_inclusive=False)
+    checks.reduction(fn, reduction)
     if from_logits:
         terms, indices, label_weight, weight, result_dtype, _ = _class_loss(
             fn, predictions, labels, axis, weight, ignore_index, 0.0, None, where
         )
         log_p = terms.log_p_label
     else:
-        probs, labels, axis, _, weight, where, _ = _prepare_class_inputs(
-            fn, predictions, "predictions", labels, axis, weight, where, None, 0.0, False
+        probs, labels, axis, _, weight, where, _ = prepare_class_inputs(
+            fn,
+            predictions,
+            labels,
+            scores_name="predictions",
+            axis=axis,
+            weight=weight,
+            where=where,
         )
         result_dtype, compute = dtypes(probs)
         probs = probs.astype(compute)
-        _checks.value_check(
+        checks.value_check(
             fn,
             (probs >= 0) & (probs <= 1),
             "probabilities in `predictions` must lie in [0, 1]; found {}.",
-            _checks.first_violation(probs, (probs >= 0) & (probs <= 1)),
+            checks.first_violation(probs, (probs >= 0) & (probs <= 1)),
         )
         weight = upcast(weight, compute)
         indices = class_indices(
@@ -520,12 +539,12 @@ def z_loss(
       0.480453
     """
     fn = "z_loss"
-    x = _checks.float_array(fn, "logits", logits)
+    x = checks.float_array(fn, "logits", logits)
     if x.ndim == 0:
         raise ValueError(f"{fn}: `logits` must have a class axis; got a scalar.")
-    axis = _checks.axis(fn, "logits", axis, x.ndim)
-    _checks.reduction(fn, reduction)
-    where = _checks.where_mask(fn, where, x.shape[:axis] + x.shape[axis + 1 :], "one per position")
+    axis = checks.axis(fn, "logits", axis, x.ndim)
+    checks.reduction(fn, reduction)
+    where = checks.where_mask(fn, where, x.shape[:axis] + x.shape[axis + 1 :], "one per position")
     result_dtype, compute = dtypes(x)
     lse = jax.nn.logsumexp(x.astype(compute), axis=axis)
     return finish(reduce_loss(lse * lse, reduction, where=where), result_dtype)

@@ -3,7 +3,7 @@ logits.
 
 ``linear_cross_entropy(x, w, labels)`` equals ``cross_entropy(x @ w.T + b, labels)`` but walks
 the tokens in chunks of ``chunk_size`` rows, so at most a (chunk, V) block of logits exists at
-a time (the kernel: `jaxloss._chunked_head`). This module checks the arguments and, on an
+a time (the kernel: `jaxloss._kernels.chunked_head`). This module checks the arguments and, on an
 Explicit mesh, runs the kernel per device in the layout the shardings describe
 (`jaxloss._mesh_layouts`). PaLM's z-loss (λ·logsumexp²) and Gemma 2's logit soft-capping
 (c·tanh(z/c)) are options. The adaptive softmax, the other way to avoid a full (N, V) softmax,
@@ -19,8 +19,9 @@ import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 
-from . import _checks
-from ._chunked_head import (
+from ._core import checks
+from ._core.sharding import has_explicit_axes
+from ._kernels.chunked_head import (
     DEFAULT_CHUNK_SIZE,
     HeadArrays,
     HeadOptions,
@@ -29,7 +30,6 @@ from ._chunked_head import (
     head_loss,
 )
 from ._mesh_layouts import run_on_explicit_mesh
-from ._sharding import has_explicit_axes
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "linear_cross_entropy"]
 
@@ -39,12 +39,12 @@ def _vocabulary_mask(fn, class_mask, valid_vocab_size, num_classes):
     if valid_vocab_size is not None:
         if class_mask is not None:
             raise ValueError(f"{fn}: give `class_mask` or `valid_vocab_size`, not both.")
-        _checks.int_in_range(
+        checks.int_in_range(
             fn, "valid_vocab_size", valid_vocab_size, 1, num_classes, " (V = w.shape[0])"
         )
         return jnp.arange(num_classes) < valid_vocab_size
     # One mask for every token: the shared check, with the vocabulary as the scores' shape.
-    return _checks.class_mask(fn, class_mask, (num_classes,), 0)
+    return checks.class_mask(fn, class_mask, (num_classes,), 0)
 
 
 def linear_cross_entropy(
@@ -109,7 +109,7 @@ def linear_cross_entropy(
     bfloat16/float16 inputs run their matmuls in that dtype with float32 accumulation, or,
     on a CPU where that is slower (no native bf16 arithmetic), as float32 matmuls: measured
     once per shape and cached (``JAXLOSS_MATMUL_16BIT=native|float32`` fixes it; see
-    ``jaxloss/_matmul.py``). The softmax and the sums are float32; gradients come back in the
+    ``jaxloss/matmul.py``). The softmax and the sums are float32; gradients come back in the
     inputs' dtypes. Gradients flow
     to ``x``, ``w`` and ``bias``; ``weight`` and ``label_smoothing`` are constants here
     (use `cross_entropy` to differentiate them).
@@ -124,20 +124,20 @@ def linear_cross_entropy(
       True
     """
     fn = "linear_cross_entropy"
-    x, w, labels = _checks.linear_head(fn, x, w, labels, reduction, chunk_size)
+    x, w, labels = checks.linear_head(fn, x, w, labels, reduction, chunk_size)
     num_classes = w.shape[0]
     if bias is not None:
-        bias = _checks.float_array(fn, "bias", bias)
+        bias = checks.float_array(fn, "bias", bias)
         if bias.shape != (num_classes,):
             raise ValueError(
                 f"{fn}: `bias` must have shape [{num_classes}]; got {list(bias.shape)}."
             )
-    _checks.head_options(fn, label_smoothing, z_loss, softcap)
+    checks.head_options(fn, label_smoothing, z_loss, softcap)
     arrays = HeadArrays(
         bias=bias,
-        weight=_checks.class_weight(fn, weight, num_classes),
+        weight=checks.class_weight(fn, weight, num_classes),
         class_mask=_vocabulary_mask(fn, class_mask, valid_vocab_size, num_classes),
-        where=_checks.where_mask(fn, where, labels.shape, "one loss per token"),
+        where=checks.where_mask(fn, where, labels.shape, "one loss per token"),
     )
     options = HeadOptions(
         ignore_index=ignore_index,

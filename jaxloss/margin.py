@@ -20,20 +20,19 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from . import _checks
-from ._labels import class_indices, is_index, pick_along_axis
-from ._ops import hinge as _relu
-from ._precision import dtypes
-from ._reduction import Reduction, finish, reduce_loss
-from .classification import _prepare_class_inputs
+from ._core import checks
+from ._core.class_inputs import class_indices, is_index, pick_along_axis, prepare_class_inputs
+from ._core.ops import hinge as _relu
+from ._core.precision import dtypes
+from ._core.reduction import Reduction, finish, reduce_loss
 
 
 def _binary_inputs(fn, scores, targets, where, reduction):
-    s = _checks.float_array(fn, "scores", scores)
-    t = _checks.real_array(fn, "targets", targets)
-    shape = _checks.broadcast_shape(fn, ("scores", "targets"), (s, t))
-    _checks.reduction(fn, reduction)
-    where = _checks.where_mask(fn, where, shape)
+    s = checks.float_array(fn, "scores", scores)
+    t = checks.real_array(fn, "targets", targets)
+    shape = checks.broadcast_shape(fn, ("scores", "targets"), (s, t))
+    checks.reduction(fn, reduction)
+    where = checks.where_mask(fn, where, shape)
     result_dtype, compute = dtypes(s, t)
     return s.astype(compute), t.astype(compute), where, result_dtype
 
@@ -72,7 +71,7 @@ def hinge_loss(
       0.5
     """
     fn = "hinge_loss"
-    _checks.python_number(fn, "margin", margin, low=0.0)
+    checks.python_number(fn, "margin", margin, low=0.0)
     s, t, where, result_dtype = _binary_inputs(fn, scores, targets, where, reduction)
     loss = _relu(margin - s * t)
     if squared:
@@ -81,7 +80,7 @@ def hinge_loss(
 
 
 def _position_where(fn, where, shape, axis):
-    return _checks.where_mask(fn, where, shape[:axis] + shape[axis + 1 :], "one loss per position")
+    return checks.where_mask(fn, where, shape[:axis] + shape[axis + 1 :], "one loss per position")
 
 
 def multiclass_hinge_loss(
@@ -122,11 +121,11 @@ def multiclass_hinge_loss(
       Array([0.5, 3. ], dtype=float32)
     """
     fn = "multiclass_hinge_loss"
-    _checks.python_number(fn, "margin", margin, low=0.0)
-    s, labels, axis, _, _, where, _ = _prepare_class_inputs(
-        fn, scores, "scores", labels, axis, None, where, None, 0.0, False
+    checks.python_number(fn, "margin", margin, low=0.0)
+    s, labels, axis, _, _, where, _ = prepare_class_inputs(
+        fn, scores, labels, scores_name="scores", axis=axis, where=where
     )
-    _checks.reduction(fn, reduction)
+    checks.reduction(fn, reduction)
     result_dtype, compute = dtypes(s)
     s = s.astype(compute)
     indices = class_indices(fn, labels, s.shape[axis], where=where)
@@ -154,10 +153,10 @@ def sparsemax(x: ArrayLike, *, axis: int = -1) -> jax.Array:
       Array([0.75, 0.25, 0.  ], dtype=float32)
     """
     fn = "sparsemax"
-    x = _checks.float_array(fn, "x", x)
+    x = checks.float_array(fn, "x", x)
     if x.ndim == 0:
         raise ValueError(f"{fn}: `x` must have at least one dimension; got a scalar.")
-    axis = _checks.axis(fn, "x", axis, x.ndim)
+    axis = checks.axis(fn, "x", axis, x.ndim)
     result_dtype, compute = dtypes(x)
     moved = jnp.moveaxis(x.astype(compute), axis, -1)
     return jnp.moveaxis(_sparsemax_last(moved), -1, axis).astype(result_dtype)
@@ -224,11 +223,11 @@ def sparsemax_loss(
     fn = "sparsemax_loss"
     x, t, where, result_dtype = _binary_inputs(fn, logits, targets, where, reduction)
     in_range = (t >= 0) & (t <= 1)
-    _checks.value_check(
+    checks.value_check(
         fn,
         in_range,
         "`targets` must lie in [0, 1]; found {}.",
-        _checks.first_violation(t, in_range),
+        checks.first_violation(t, in_range),
     )
     loss = jnp.where(in_range, jax.nn.sparse_plus(x) - t * x, jnp.nan)
     return finish(reduce_loss(loss, reduction, where=where), result_dtype)
@@ -265,10 +264,10 @@ def multiclass_sparsemax_loss(
       Array([0.0625, 0.    ], dtype=float32)
     """
     fn = "multiclass_sparsemax_loss"
-    s, labels, axis, kind, _, where, _ = _prepare_class_inputs(
-        fn, scores, "scores", labels, axis, None, where, None, 0.0, True
+    s, labels, axis, kind, _, where, _ = prepare_class_inputs(
+        fn, scores, labels, scores_name="scores", axis=axis, where=where, allow_probabilities=True
     )
-    _checks.reduction(fn, reduction)
+    checks.reduction(fn, reduction)
     result_dtype, compute = dtypes(s, labels if kind == "probability" else None)
     s = jnp.moveaxis(s.astype(compute), axis, -1)
     if kind == "index":
@@ -319,12 +318,12 @@ def make_fenchel_young_loss(
         reduction: Reduction = "mean",
     ) -> jax.Array:
         fn = "fenchel_young_loss"
-        s = _checks.float_array(fn, "scores", scores)
-        t = _checks.float_array(fn, "targets", targets)
+        s = checks.float_array(fn, "scores", scores)
+        t = checks.float_array(fn, "targets", targets)
         if s.ndim == 0:
             raise ValueError(f"{fn}: `scores` must have a class axis; got a scalar.")
-        _checks.shapes_equal(fn, "scores", s, "targets", t)
-        _checks.reduction(fn, reduction)
+        checks.shapes_equal(fn, "scores", s, "targets", t)
+        checks.reduction(fn, reduction)
         where = _position_where(fn, where, s.shape, s.ndim - 1)
         result_dtype, compute = dtypes(s, t)
         s, t = s.astype(compute), t.astype(compute)

@@ -9,7 +9,7 @@ device ever holds a full row. Label smoothing uses the *global* V and Σ_c x_c, 
 soft-capping the global logsumexp. The backward pass is local: each device's gradient block is
 ``p_c`` scaled minus the label and smoothing terms, from the forward pass's logsumexp, with no
 collective. The per-row math is the cross-entropy kernel every other criterion uses
-(`jaxloss._softmax_ce`); this module only maps its arguments onto a split class axis.
+(`jaxloss._kernels.softmax_ce`); this module only maps its arguments onto a split class axis.
 
 Why a separate namespace rather than an ``axis_name=`` argument on `jaxloss.cross_entropy`:
 inside ``shard_map`` the logits are a *block*, not the array the other functions describe
@@ -27,19 +27,19 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
-from . import _checks
-from ._chunked_head import (
+from ._core import checks
+from ._core.class_inputs import class_indices
+from ._core.precision import dtypes
+from ._core.reduction import finish, reduce_summed
+from ._kernels.chunked_head import (
     DEFAULT_CHUNK_SIZE,
     HeadArrays,
     HeadOptions,
     LossOrSumAndCount,
     head_loss,
 )
-from ._labels import class_indices
-from ._mesh_layouts import block_label_weights
-from ._precision import dtypes
-from ._reduction import finish, reduce_summed
-from ._softmax_ce import ClassAxis, Head, RowTargets, softmax_cross_entropy_rows
+from ._kernels.softmax_ce import ClassAxis, Head, RowTargets, softmax_cross_entropy_rows
+from ._kernels.vocab_blocks import block_label_weights
 
 __all__ = ["cross_entropy", "linear_cross_entropy"]
 
@@ -70,7 +70,7 @@ def _num_classes(fn, num_classes, local_width, shards, axis_name) -> int:
     if num_classes is None:
         return padded
     what = f" (the {shards} blocks of {local_width} classes along {axis_name!r})"
-    return _checks.int_in_range(fn, "num_classes", num_classes, 1, padded, what)
+    return checks.int_in_range(fn, "num_classes", num_classes, 1, padded, what)
 
 
 def _padding_mask(classes: ClassAxis, local_width: int, num_classes: int):
@@ -85,7 +85,7 @@ def _block(fn, name, value, width):
     """A per-class array given as this device's (width,) block."""
     if value is None:
         return None
-    value = _checks.float_array(fn, name, value)
+    value = checks.float_array(fn, name, value)
     if value.shape != (width,):
         raise ValueError(
             f"{fn}: `{name}` must be this device's block of the per-class values, shape "
@@ -158,9 +158,9 @@ def cross_entropy(
       True
     """
     fn = "parallel.cross_entropy"
-    z = _checks.float_array(fn, "logits", logits)
-    y = _checks.int_array(fn, "labels", labels)
-    _checks.reduction(fn, reduction, ("none", "mean", "sum", "sum_and_count"))
+    z = checks.float_array(fn, "logits", logits)
+    y = checks.int_array(fn, "labels", labels)
+    checks.reduction(fn, reduction, ("none", "mean", "sum", "sum_and_count"))
     shards = _axis_size(fn, "axis_name", axis_name)
     if batch_axis_name is not None:
         _axis_size(fn, "batch_axis_name", batch_axis_name)
@@ -175,8 +175,8 @@ def cross_entropy(
     num_classes = _num_classes(fn, num_classes, local_width, shards, axis_name)
     padded = local_width * shards
     weight = _block(fn, "weight", weight, local_width)
-    _checks.head_options(fn, label_smoothing, z_loss, softcap)
-    where = _checks.where_mask(fn, where, y.shape, "one loss per token")
+    checks.head_options(fn, label_smoothing, z_loss, softcap)
+    where = checks.where_mask(fn, where, y.shape, "one loss per token")
     result_dtype, compute = dtypes(z)
 
     classes = ClassAxis(axis_name, padded)
@@ -195,7 +195,7 @@ def cross_entropy(
         class_mask,
     )
     head = Head(
-        smooth=not _checks.known_zero(label_smoothing),
+        smooth=not checks.known_zero(label_smoothing),
         z_loss=float(z_loss),
         softcap=None if softcap is None else float(softcap),
         classes=classes,
@@ -280,14 +280,14 @@ def linear_cross_entropy(
       True
     """
     fn = "parallel.linear_cross_entropy"
-    x, w, y = _checks.linear_head(fn, x, w, labels, reduction, chunk_size)
+    x, w, y = checks.linear_head(fn, x, w, labels, reduction, chunk_size)
     if batch_axis_name is not None:
         _axis_size(fn, "batch_axis_name", batch_axis_name)
     local_width = w.shape[0]
     bias = _block(fn, "bias", bias, local_width)
     weight = _block(fn, "weight", weight, local_width)
-    _checks.head_options(fn, label_smoothing, z_loss, softcap)
-    where = _checks.where_mask(fn, where, y.shape, "one loss per token")
+    checks.head_options(fn, label_smoothing, z_loss, softcap)
+    where = checks.where_mask(fn, where, y.shape, "one loss per token")
     classes = class_mask = None
     if axis_name is None:
         if num_classes is not None:

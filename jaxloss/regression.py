@@ -13,27 +13,27 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from . import _checks
-from ._ops import with_partials
-from ._precision import dtypes
-from ._reduction import Reduction, finish, reduce_loss
+from ._core import checks
+from ._core.ops import with_partials
+from ._core.precision import dtypes
+from ._core.reduction import Reduction, finish, reduce_loss
 
 
 def _pointwise_inputs(fn, predictions, targets, weight, where, reduction):
-    x = _checks.float_array(fn, "predictions", predictions)
-    t = _checks.real_array(fn, "targets", targets)  # integer targets (counts) are fine, as in torch
-    _checks.warn_if_broadcasting(fn, x, t)
-    shape = _checks.broadcast_shape(fn, ("predictions", "targets"), (x, t))
-    _checks.reduction(fn, reduction)
+    x = checks.float_array(fn, "predictions", predictions)
+    t = checks.real_array(fn, "targets", targets)  # integer targets (counts) are fine, as in torch
+    checks.warn_if_broadcasting(fn, x, t)
+    shape = checks.broadcast_shape(fn, ("predictions", "targets"), (x, t))
+    checks.reduction(fn, reduction)
     if weight is not None:
-        weight = _checks.float_array(fn, "weight", weight)
+        weight = checks.float_array(fn, "weight", weight)
         if weight.shape != x.shape:
             # torch: "Weights and input must have the same size."
             raise ValueError(
                 f"{fn}: `weight` must have the shape of `predictions` {list(x.shape)}; "
                 f"got {list(weight.shape)}."
             )
-    where = _checks.where_mask(fn, where, shape)
+    where = checks.where_mask(fn, where, shape)
     result_dtype, compute = dtypes(x, t)
     x = jnp.broadcast_to(x.astype(compute), shape)
     t = jnp.broadcast_to(t.astype(compute), shape)
@@ -162,7 +162,7 @@ def huber_loss(
       1.3125
     """
     fn = "huber_loss"
-    _checks.python_number(fn, "delta", delta, low=0.0, low_inclusive=False)
+    checks.python_number(fn, "delta", delta, low=0.0, low_inclusive=False)
     x, t, weight, where, result_dtype = _pointwise_inputs(
         fn, predictions, targets, weight, where, reduction
     )
@@ -204,11 +204,11 @@ def smooth_l1_loss(
       1.3125
     """
     fn = "smooth_l1_loss"
-    _checks.python_number(fn, "beta", beta, low=0.0)
+    checks.python_number(fn, "beta", beta, low=0.0)
     x, t, _, where, result_dtype = _pointwise_inputs(
         fn, predictions, targets, None, where, reduction
     )
-    if _checks.known_zero(beta):
+    if checks.known_zero(beta):
         loss = _absolute_error(x, t)
     else:
         d = x - t
@@ -267,7 +267,7 @@ def poisson_nll_loss(
       0.3591
     """
     fn = "poisson_nll_loss"
-    _checks.python_number(fn, "eps", eps)
+    checks.python_number(fn, "eps", eps)
     x, t, _, where, result_dtype = _pointwise_inputs(
         fn, predictions, targets, None, where, reduction
     )
@@ -347,17 +347,17 @@ def gaussian_nll_loss(
       -0.2216
     """
     fn = "gaussian_nll_loss"
-    _checks.python_number(fn, "eps", eps)
-    x = _checks.float_array(fn, "predictions", predictions)
+    checks.python_number(fn, "eps", eps)
+    x = checks.float_array(fn, "predictions", predictions)
     if isinstance(var, (int, float)) and not isinstance(var, bool):
         if var < 0:
             raise ValueError(f"{fn}: `var` must be non-negative; got {var!r}.")
         v = jnp.full(x.shape, var, dtypes(x)[0])
     else:
-        v = _checks.float_array(fn, "var", var)
+        v = checks.float_array(fn, "var", var)
         v = _gaussian_variance_shape(fn, v, x.shape)
-        _checks.value_check(
-            fn, v >= 0, "`var` must be non-negative; found {}.", _checks.first_violation(v, v >= 0)
+        checks.value_check(
+            fn, v >= 0, "`var` must be non-negative; found {}.", checks.first_violation(v, v >= 0)
         )
     x, t, _, where, result_dtype = _pointwise_inputs(fn, x, targets, None, where, reduction)
     result_dtype, compute = dtypes(jnp.zeros((), result_dtype), v)
@@ -429,7 +429,7 @@ def mape_loss(
       10.0
     """
     fn = "mape_loss"
-    _checks.python_number(fn, "eps", eps, low=0.0, low_inclusive=False)
+    checks.python_number(fn, "eps", eps, low=0.0, low_inclusive=False)
     x, t, _, where, result_dtype = _pointwise_inputs(
         fn, predictions, targets, None, where, reduction
     )
@@ -464,7 +464,7 @@ def msle_loss(
       0.2402
     """
     fn = "msle_loss"
-    _checks.python_number(fn, "eps", eps, low=0.0)
+    checks.python_number(fn, "eps", eps, low=0.0)
     x, t, _, where, result_dtype = _pointwise_inputs(
         fn, predictions, targets, None, where, reduction
     )

@@ -34,9 +34,10 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from . import _checks
-from ._precision import dtypes
-from ._reduction import Reduction, finish, reduce_loss
+from ._core import checks
+from ._core.class_inputs import class_indices
+from ._core.precision import dtypes
+from ._core.reduction import Reduction, finish, reduce_loss
 from .classification import binary_cross_entropy_with_logits, cross_entropy
 from .focal import sigmoid_focal_loss, softmax_focal_loss
 
@@ -58,7 +59,7 @@ class _Segmentation:
         where,
         include_background,
     ):
-        x = _checks.float_array(fn, "predictions", predictions)
+        x = checks.float_array(fn, "predictions", predictions)
         if x.ndim < 2:
             raise ValueError(
                 f"{fn}: `predictions` must be channel-last (N, ..., C), at least 2-D; got "
@@ -68,11 +69,11 @@ class _Segmentation:
             raise ValueError(
                 f"{fn}: `activation` must be 'softmax', 'sigmoid' or 'none'; got {activation!r}."
             )
-        t = _checks.real_array(fn, "targets", targets)
+        t = checks.real_array(fn, "targets", targets)
         num_classes = x.shape[-1]
         result_dtype, compute = dtypes(x)
         x = x.astype(compute)
-        present = None if where is None else _checks.where_mask(fn, where, x.shape[:-1], "pixels")
+        present = None if where is None else checks.where_mask(fn, where, x.shape[:-1], "pixels")
         if jnp.issubdtype(t.dtype, jnp.integer):
             if t.shape != x.shape[:-1]:
                 raise ValueError(
@@ -84,24 +85,23 @@ class _Segmentation:
                     f"{fn}: a softmax over one channel is constant; use activation='sigmoid' "
                     "for binary predictions (N, ..., 1)."
                 )
-            if ignore_index is not None:
-                kept = t != ignore_index
-                present = kept if present is None else present & kept
-            counted = t if present is None else jnp.where(present, t, 0)
-            in_range = (counted >= 0) & (counted < max(num_classes, 2))
-            _checks.value_check(
+            # one channel is binary: indices 0 and 1, the channel the foreground
+            indices = class_indices(
                 fn,
-                in_range,
-                f"class index {{}} in `targets` is out of range; expected [0, "
-                f"{max(num_classes, 2)})"
-                + (f" or ignore_index={ignore_index}." if ignore_index is not None else "."),
-                _checks.first_violation(counted, in_range),
+                t,
+                max(num_classes, 2),
+                ignore_index=ignore_index,
+                where=present,
+                name="targets",
             )
-            if num_classes == 1:  # binary: the one channel is the foreground
-                t = counted[..., None].astype(compute)
+            if ignore_index is not None:
+                present = indices.valid
+            if num_classes == 1:
+                t = indices.safe[..., None].astype(compute)
             else:
-                t = jax.nn.one_hot(counted, num_classes, dtype=compute)
-            t = jnp.where(in_range[..., None], t, jnp.nan)  # a bad label under jit: nan
+                t = jax.nn.one_hot(indices.safe, num_classes, dtype=compute)
+            # a bad label under jit: nan
+            t = jnp.where(indices.out_of_range[..., None], jnp.nan, t)
         else:
             if t.shape != x.shape:
                 raise ValueError(
@@ -124,7 +124,7 @@ class _Segmentation:
             zero = jnp.zeros((), compute)
             p = jnp.where(present[..., None], p, zero)
             t = jnp.where(present[..., None], t, zero)
-        w = _checks.class_weight(fn, class_weights, num_classes)
+        w = checks.class_weight(fn, class_weights, num_classes)
         w = None if w is None else w.astype(compute)
         if not include_background:
             if num_classes == 1:
@@ -172,9 +172,9 @@ class _Segmentation:
 
 
 def _check_common(fn, reduction, smooth_numerator, smooth_denominator):
-    _checks.reduction(fn, reduction)
-    _checks.python_number(fn, "smooth_numerator", smooth_numerator, low=0.0)
-    _checks.python_number(fn, "smooth_denominator", smooth_denominator, low=0.0)
+    checks.reduction(fn, reduction)
+    checks.python_number(fn, "smooth_numerator", smooth_numerator, low=0.0)
+    checks.python_number(fn, "smooth_denominator", smooth_denominator, low=0.0)
 
 
 def _tversky_terms(tp, fp, fn, alpha, beta, smooth_numerator, smooth_denominator, log):
@@ -244,9 +244,9 @@ def tversky_loss(
     """
     fn = "tversky_loss"
     _check_common(fn, reduction, smooth_numerator, smooth_denominator)
-    _checks.python_number(fn, "alpha", alpha, low=0.0)
-    _checks.python_number(fn, "beta", beta, low=0.0)
-    _checks.python_number(fn, "gamma", gamma, low=0.0, low_inclusive=False)
+    checks.python_number(fn, "alpha", alpha, low=0.0)
+    checks.python_number(fn, "beta", beta, low=0.0)
+    checks.python_number(fn, "gamma", gamma, low=0.0, low_inclusive=False)
     seg = _Segmentation(
         fn,
         predictions,
@@ -518,7 +518,7 @@ def mcc_loss(
     """
     fn = "mcc_loss"
     _check_common(fn, reduction, smooth_numerator, smooth_denominator)
-    _checks.python_number(fn, "count_eps", count_eps, low=0.0)
+    checks.python_number(fn, "count_eps", count_eps, low=0.0)
     seg = _Segmentation(
         fn,
         predictions,
@@ -601,7 +601,7 @@ def dice_ce_loss(
     fn = "dice_ce_loss"
     _combined_reduction(fn, reduction)
     for name, value in (("lambda_dice", lambda_dice), ("lambda_ce", lambda_ce)):
-        _checks.python_number(fn, name, value, low=0.0)
+        checks.python_number(fn, name, value, low=0.0)
     dice = dice_loss(
         logits,
         targets,
@@ -647,8 +647,8 @@ def _second_term(
     passed through (softmax), or elementwise over one-hot channels (sigmoid)."""
     if activation not in ("softmax", "sigmoid"):
         raise ValueError(f"{fn}: `activation` must be 'softmax' or 'sigmoid'; got {activation!r}.")
-    x = _checks.float_array(fn, "logits", logits)
-    t = _checks.real_array(fn, "targets", targets)
+    x = checks.float_array(fn, "logits", logits)
+    t = checks.real_array(fn, "targets", targets)
     weights = None if class_weights is None else jnp.asarray(class_weights)
     if activation == "softmax":
         ignore = -100 if ignore_index is None else ignore_index
@@ -728,7 +728,7 @@ def dice_focal_loss(
     fn = "dice_focal_loss"
     _combined_reduction(fn, reduction)
     for name, value in (("lambda_dice", lambda_dice), ("lambda_focal", lambda_focal)):
-        _checks.python_number(fn, name, value, low=0.0)
+        checks.python_number(fn, name, value, low=0.0)
     if alpha is not None and (focal or activation) == "softmax":
         raise ValueError(
             f"{fn}: `alpha` balances the sigmoid focal term; weight the softmax one's classes "
@@ -801,15 +801,15 @@ def _lovasz_flat(errors, fg, valid):
 
 
 def _lovasz_inputs(fn, scores, targets, where, ignore_index):
-    x = _checks.float_array(fn, "predictions", scores)
+    x = checks.float_array(fn, "predictions", scores)
     if x.ndim < 2:
         raise ValueError(f"{fn}: `predictions` must be (N, ...) or (N, ..., C); got a vector.")
-    t = _checks.real_array(fn, "targets", targets)
+    t = checks.real_array(fn, "targets", targets)
     valid = jnp.ones(t.shape, bool)
     if ignore_index is not None:
         valid = t != ignore_index
     if where is not None:
-        valid = valid & _checks.where_mask(fn, where, t.shape, "the targets")
+        valid = valid & checks.where_mask(fn, where, t.shape, "the targets")
     return x, t, valid
 
 
@@ -846,15 +846,15 @@ def lovasz_hinge_loss(
       0.75
     """
     fn = "lovasz_hinge_loss"
-    _checks.reduction(fn, reduction)
+    checks.reduction(fn, reduction)
     x, t, valid = _lovasz_inputs(fn, logits, targets, where, ignore_index)
-    _checks.shapes_equal(fn, "logits", x, "targets", t)
+    checks.shapes_equal(fn, "logits", x, "targets", t)
     binary = (t == 0) | (t == 1) | ~valid
-    _checks.value_check(
+    checks.value_check(
         fn,
         binary,
         "`targets` must be 0 or 1 (or ignore_index); found {}.",
-        _checks.first_violation(t, binary),
+        checks.first_violation(t, binary),
     )
     t = jnp.where(binary, t, jnp.nan)  # under jit a bad target gives nan, never a number
     result_dtype, compute = dtypes(x)
@@ -906,14 +906,14 @@ def lovasz_softmax_loss(
       0.1582
     """
     fn = "lovasz_softmax_loss"
-    _checks.reduction(fn, reduction)
+    checks.reduction(fn, reduction)
     if classes not in ("present", "all"):
         raise ValueError(f"{fn}: `classes` must be 'present' or 'all'; got {classes!r}.")
     x, y, valid = _lovasz_inputs(fn, predictions, labels, where, ignore_index)
     if not jnp.issubdtype(y.dtype, jnp.integer) or y.shape != x.shape[:-1]:
         raise ValueError(
             f"{fn}: `labels` must be integer class indices of shape {list(x.shape[:-1])}; got "
-            f"{_checks.describe(y)}."
+            f"{checks.describe(y)}."
         )
     result_dtype, compute = dtypes(x)
     x = x.astype(compute)

@@ -28,10 +28,10 @@ from jax import lax
 from jax.custom_derivatives import SymbolicZero
 from jax.typing import ArrayLike
 
-from . import _checks, _sharding
-from ._labels import pick_along_axis
-from ._precision import dtypes
-from ._reduction import Reduction, finish, reduce_loss
+from ._core import checks, sharding
+from ._core.class_inputs import pick_along_axis
+from ._core.precision import dtypes
+from ._core.reduction import Reduction, finish, reduce_loss
 
 _SCAN_UNROLL = 1  # 2 measured 2.4x slower at (16, 200, 32, 50): wider bodies, the same carry copies
 
@@ -402,13 +402,13 @@ def _lengths(fn, name, lengths, paddings, padding_name, batch, full):
     if lengths is not None and paddings is not None:
         raise ValueError(f"{fn}: give `{name}` or `{padding_name}`, not both.")
     if paddings is not None:
-        pad = _checks.as_array(fn, padding_name, paddings)
+        pad = checks.as_array(fn, padding_name, paddings)
         if pad.shape != (batch, full):
             raise ValueError(
                 f"{fn}: `{padding_name}` must have shape [{batch}, {full}]; got {list(pad.shape)}."
             )
         pad = pad.astype(bool) if pad.dtype != bool else pad
-        _checks.value_check(
+        checks.value_check(
             fn,
             jnp.all(pad[:, 1:] >= pad[:, :-1]),
             f"`{padding_name}` must mark trailing padding (0...0 then 1...1) in every row.",
@@ -416,17 +416,17 @@ def _lengths(fn, name, lengths, paddings, padding_name, batch, full):
         return (full - jnp.sum(pad, axis=1)).astype(jnp.int32)
     if lengths is None:
         return jnp.full((batch,), full, jnp.int32)
-    lengths = _checks.int_array(fn, name, lengths)
+    lengths = checks.int_array(fn, name, lengths)
     if lengths.shape != (batch,):
         raise ValueError(
             f"{fn}: `{name}` must hold one length per sequence, shape [{batch}]; "
             f"got {list(lengths.shape)}."
         )
-    _checks.value_check(
+    checks.value_check(
         fn,
         (lengths >= 0) & (lengths <= full),
         f"every entry of `{name}` must be in [0, {full}]; found {{}}.",
-        _checks.first_violation(lengths, (lengths >= 0) & (lengths <= full)),
+        checks.first_violation(lengths, (lengths >= 0) & (lengths <= full)),
     )
     return lengths.astype(jnp.int32)
 
@@ -484,9 +484,9 @@ def ctc_loss(
       ((), True)
     """
     fn = "ctc_loss"
-    x = _checks.float_array(fn, "logits", logits)
-    y = _checks.int_array(fn, "labels", labels)
-    _checks.reduction(fn, reduction)
+    x = checks.float_array(fn, "logits", logits)
+    y = checks.int_array(fn, "labels", labels)
+    checks.reduction(fn, reduction)
     if x.ndim not in (2, 3):
         raise ValueError(
             f"{fn}: `logits` must be (B, T, K) or unbatched (T, K); got shape {list(x.shape)}."
@@ -502,12 +502,12 @@ def ctc_loss(
         input_lengths = (
             None
             if input_lengths is None
-            else jnp.reshape(_checks.int_array(fn, "input_lengths", input_lengths), (1,))
+            else jnp.reshape(checks.int_array(fn, "input_lengths", input_lengths), (1,))
         )
         label_lengths = (
             None
             if label_lengths is None
-            else jnp.reshape(_checks.int_array(fn, "label_lengths", label_lengths), (1,))
+            else jnp.reshape(checks.int_array(fn, "label_lengths", label_lengths), (1,))
         )
         logit_paddings, label_paddings = (
             None if p is None else jnp.reshape(jnp.asarray(p), (1, -1))
@@ -536,19 +536,19 @@ def ctc_loss(
     )
     used = jnp.arange(width)[None, :] < lab_len[:, None]
     valid = ~used | ((y >= 0) & (y < num_classes) & (y != blank))
-    _checks.value_check(
+    checks.value_check(
         fn,
         valid,
         f"every label in `labels` must be a class in [0, {num_classes}) other than "
         f"the blank ({blank}); found {{}}.",
-        _checks.first_violation(y, valid),
+        checks.first_violation(y, valid),
     )
-    where = None if where is None else _checks.where_mask(fn, where, (batch,), "sequences")
+    where = None if where is None else checks.where_mask(fn, where, (batch,), "sequences")
 
     result_dtype, compute = dtypes(x)
     x = x.astype(compute)
     safe_labels = jnp.where(used & valid, y, 0).astype(jnp.int32)
-    safe_labels, in_len, lab_len = _sharding.batch_like(x, safe_labels, in_len, lab_len)
+    safe_labels, in_len, lab_len = sharding.batch_like(x, safe_labels, in_len, lab_len)
     nll = _ctc_nll(
         x,
         safe_labels,

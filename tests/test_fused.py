@@ -101,7 +101,7 @@ def test_chunking_is_invisible():
 def test_bfloat16_matmul_forms_agree_with_float32(form, monkeypatch):
     """Both forms of the 16-bit matmuls (the one-time measurement picks the faster on CPU)
     accumulate in float32: the loss and gradients are the float32 ones to bf16 rounding."""
-    from jaxloss import _matmul
+    from jaxloss._kernels import matmul as _matmul
 
     monkeypatch.setenv("JAXLOSS_MATMUL_16BIT", form)
     assert _matmul.form_for(jnp.bfloat16, 8, 4, 16) == form
@@ -121,7 +121,7 @@ def test_bfloat16_matmul_forms_agree_with_float32(form, monkeypatch):
 
 
 def test_matmul_form_is_measured_once_and_can_be_fixed(monkeypatch):
-    from jaxloss import _matmul
+    from jaxloss._kernels import matmul as _matmul
 
     monkeypatch.delenv("JAXLOSS_MATMUL_16BIT", raising=False)
     assert _matmul.form_for(jnp.float32, 8, 4, 16) == "native"  # only 16-bit operands vary

@@ -258,7 +258,7 @@ def test_with_partials_derivatives_are_the_given_partials_to_second_order():
     """The helper behind the pointwise losses' own derivative pass: first derivatives are the
     given partials (in forward and reverse mode), second ones differentiate them, an argument
     without a tangent leaves its partial unevaluated, and a missing partial is an error."""
-    from jaxloss._ops import with_partials
+    from jaxloss._core.ops import with_partials
 
     evaluated = []
 
@@ -327,10 +327,10 @@ def test_float32_cross_entropy_adds_the_label_term_by_scatter(options):
 
 def test_nll_loss_writes_its_gradient_in_one_pass_without_a_scatter():
     """nll_loss's label pick has a tangent whose transpose is one select of an iota compare
-    (`jaxloss._labels.pick_with_dense_gradient`), not autodiff's zeros-then-scatter: the
+    (`jaxloss._core.class_inputs.pick_with_dense_gradient`), not autodiff's zeros-then-scatter: the
     compiled backward holds no scatter, and values, gradients and forward-mode tangents equal
     the plain gather's."""
-    from jaxloss._labels import pick_along_axis, pick_with_dense_gradient
+    from jaxloss._core.class_inputs import pick_along_axis, pick_with_dense_gradient
 
     log_probs = jax.nn.log_softmax(jax.random.normal(jax.random.key(0), (6, 3, 5)), axis=1)
     labels = jax.random.randint(jax.random.key(1), (6, 5), 0, 3)

@@ -19,8 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from .. import _checks, classification, embedding, fused, regression, sequence
-from .._reduction import Reduction
+from .. import classification, embedding, fused, regression, sequence
+from .._core import checks
+from .._core.reduction import Reduction
 
 __all__ = [
     "binary_cross_entropy",
@@ -129,8 +130,8 @@ def _class_axis(input):
 def _vector_or_matrix(fn, input, target):
     """torch's margin kernels take a vector (C,) or a matrix (N, C), and a 0-d input as one
     class; returns (input, target) as the native functions want them."""
-    x = _checks.float_array(fn, "input", input)
-    y = _checks.as_array(fn, "target", target)
+    x = checks.float_array(fn, "input", input)
+    y = checks.as_array(fn, "target", target)
     if x.ndim == 0:
         x, y = x[None], (y[None] if fn == "multilabel_margin_loss" and y.ndim == 0 else y)
     if x.ndim not in (1, 2) or x.shape[-1] == 0:
@@ -501,7 +502,7 @@ def _ctc_lengths(name, lengths):
                 f"ctc_loss: `{name}` given as a sequence must hold ints; got {lengths!r}."
             )
         return jnp.asarray(lengths, jnp.int32).reshape(len(lengths))
-    array = _checks.as_array("ctc_loss", name, lengths)
+    array = checks.as_array("ctc_loss", name, lengths)
     if not jnp.issubdtype(array.dtype, jnp.integer):
         raise TypeError(f"ctc_loss: `{name}` must be integral; got dtype {array.dtype}.")
     return array
@@ -510,7 +511,7 @@ def _ctc_lengths(name, lengths):
 def _unconcatenate(targets, target_lengths):
     """torch's concatenated 1-D targets (sum(target_lengths),) as padded (N, S) labels."""
     total = targets.shape[0]
-    if _checks.is_concrete(target_lengths):
+    if checks.is_concrete(target_lengths):
         expected = int(np.sum(np.asarray(target_lengths)))
         if expected != total:
             raise ValueError(
@@ -541,13 +542,13 @@ def ctc_loss(
     The gradient w.r.t. `log_probs` is torch's (it assumes they came from a log_softmax).
     Computed by `jaxloss.ctc_loss`, whose docstring gives the formula.
     """
-    lp = _checks.float_array("ctc_loss", "log_probs", log_probs)
+    lp = checks.float_array("ctc_loss", "log_probs", log_probs)
     if lp.ndim not in (2, 3):
         raise ValueError(
             f"ctc_loss: `log_probs` must be (T, N, C) or unbatched (T, C); got "
             f"shape {list(lp.shape)}."
         )
-    y = _checks.as_array("ctc_loss", "targets", targets)
+    y = checks.as_array("ctc_loss", "targets", targets)
     if jnp.issubdtype(y.dtype, jnp.floating):
         y = y.astype(jnp.int32)  # torch accepts float targets and truncates them
     input_lengths = _ctc_lengths("input_lengths", input_lengths)
@@ -617,9 +618,9 @@ def linear_cross_entropy(
     weights (C, d_1, ..., d_K, in_features) take torch's reference path: the logits, then
     `cross_entropy`.
     """
-    x = _checks.float_array("linear_cross_entropy", "input", input)
-    w = _checks.float_array("linear_cross_entropy", "linear_weight", linear_weight)
-    y = _checks.as_array("linear_cross_entropy", "target", target)
+    x = checks.float_array("linear_cross_entropy", "input", input)
+    w = checks.float_array("linear_cross_entropy", "linear_weight", linear_weight)
+    y = checks.as_array("linear_cross_entropy", "target", target)
     ignore_index = -100 if ignore_index is None else ignore_index
     if w.ndim < 2 or x.ndim not in (1, 2) or w.shape[-1] != x.shape[-1]:
         raise ValueError(

@@ -38,8 +38,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from .. import _checks
-from .._reduction import reduce_loss
+from .._core import checks
+from .._core.reduction import reduce_loss
 from ..classification import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -248,12 +248,12 @@ def categorical_hinge(y_true: ArrayLike, y_pred: ArrayLike) -> jax.Array:
     fn = "compat.keras.categorical_hinge"
     t, p = _pair(y_true, y_pred, same_rank=False)
     one_hot = jnp.all((t == 0) | (t == 1), axis=-1) & (jnp.sum(t, axis=-1) == 1)
-    _checks.value_check(
+    checks.value_check(
         fn,
         one_hot,
         "`y_true` must be one-hot along the last axis (Keras' categorical hinge takes one-hot "
         "labels); found a row {}.",
-        _checks.first_violation(jnp.sum(t, axis=-1), one_hot),
+        checks.first_violation(jnp.sum(t, axis=-1), one_hot),
     )
     labels = jnp.argmax(t, axis=-1)
     padded = jnp.concatenate([p, jnp.zeros(p.shape[:-1] + (1,), p.dtype)], axis=-1)
@@ -533,7 +533,7 @@ class Loss:
 
 
 def _keras_reduction(values, sample_weight, mask, reduction, dtype):
-    """Keras' reduce_weighted_values, through `_reduction.reduce_loss`."""
+    """Keras' reduce_weighted_values, through `reduction.reduce_loss`."""
     weight = None
     if sample_weight is not None:
         weight = jnp.asarray(sample_weight, dtype)

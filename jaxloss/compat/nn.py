@@ -19,8 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from .. import _checks, adaptive
-from .._reduction import reduce_loss
+from .. import adaptive
+from .._core import checks
+from .._core.reduction import reduce_loss
 from . import functional as F
 
 __all__ = [
@@ -451,7 +452,7 @@ class MultiMarginLoss(_WeightedLoss):
         reduction: str = "mean",
     ) -> None:
         super().__init__(weight, size_average, reduce, reduction)
-        _checks.multi_margin_options("MultiMarginLoss", p, weight)
+        checks.multi_margin_options("MultiMarginLoss", p, weight)
         self.p = p
         self.margin = margin
 
@@ -480,7 +481,7 @@ class TripletMarginLoss(_Loss):
         reduction: str = "mean",
     ) -> None:
         super().__init__(size_average, reduce, reduction)
-        _checks.python_number("TripletMarginLoss", "margin", margin, low=0.0, low_inclusive=False)
+        checks.python_number("TripletMarginLoss", "margin", margin, low=0.0, low_inclusive=False)
         self.margin = margin
         self.p = p
         self.eps = eps
@@ -511,7 +512,7 @@ class TripletMarginWithDistanceLoss(_Loss):
         reduction: str = "mean",
     ) -> None:
         super().__init__(None, None, reduction)
-        _checks.python_number(
+        checks.python_number(
             "TripletMarginWithDistanceLoss", "margin", margin, low=0.0, low_inclusive=False
         )
         self.distance_function = (
@@ -729,8 +730,8 @@ class LinearCrossEntropyLoss(_WeightedLoss):
         label_smoothing: float = 0.0,
         options=None,
     ) -> None:
-        _checks.class_weight("LinearCrossEntropyLoss", weight, num_classes)
-        _checks.python_number(
+        checks.class_weight("LinearCrossEntropyLoss", weight, num_classes)
+        checks.python_number(
             "LinearCrossEntropyLoss", "label_smoothing", label_smoothing, low=0.0, high=1.0
         )
         super().__init__(weight, None, None, reduction)

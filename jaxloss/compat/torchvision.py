@@ -18,7 +18,7 @@ import jax
 from jax.typing import ArrayLike
 
 from .. import detection, focal
-from .._reduction import Reduction
+from .._core.reduction import Reduction
 
 __all__ = [
     "box_area",

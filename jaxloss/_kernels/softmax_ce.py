@@ -31,10 +31,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 from jax import lax
-from jax.custom_derivatives import SymbolicZero
 
-from ._labels import is_index, lookup, pick_along_axis
-from ._sharding import explicitly_sharded
+from .._core.class_inputs import is_index, lookup, pick_along_axis
+from .._core.ops import is_symbolic_zero
+from .._core.sharding import explicitly_sharded
 
 
 def _shifted_logsumexp(xc):
@@ -366,10 +366,6 @@ def logit_grad(
     return LogitGrad(dense, hit, label, scatter_label)
 
 
-def _is_zero(tangent) -> bool:
-    return tangent is None or isinstance(tangent, SymbolicZero)
-
-
 @dataclasses.dataclass(frozen=True)
 class Head:
     """Static options of the rows kernel beyond the targets: smoothing on (False when ε is
@@ -461,17 +457,17 @@ def _weight_tangent(z, targets: RowTargets, stats: RowStats, t_targets: RowTarge
     compute = stats.lse.dtype
     out = jnp.zeros(stats.lse.shape, compute)
     eps = targets.smoothing.astype(compute)
-    if not _is_zero(t_targets.label_weight):
+    if not is_symbolic_zero(t_targets.label_weight):
         hit = stats.nll * ((1 - eps) if smooth else 1)
         out = out + hit * t_targets.label_weight.astype(compute)
-    if smooth and not _is_zero(t_targets.smoothing):
+    if smooth and not is_symbolic_zero(t_targets.smoothing):
         smooth_term = stats.smooth_term
         assert smooth_term is not None, "smoothing on: forward_rows kept its term"
         term = smooth_term - targets.label_weight.astype(compute) * stats.nll
         out = out + term * t_targets.smoothing.astype(compute)
     t_class = t_targets.class_weight
     # Without smoothing (ε known to be 0) class weights enter only through label_weight.
-    if smooth and targets.class_weight is not None and not _is_zero(t_class):
+    if smooth and targets.class_weight is not None and not is_symbolic_zero(t_class):
         assert t_class is not None and stats.class_count is not None
         # d/dw_c of (ε/K)(W·lse_i - Σ_c m_c w_c x_ic) = (ε/K)·m_c·(lse_i - x_ic).
         t_w = _excluding(t_class.astype(compute), targets.class_mask, 0)
@@ -498,7 +494,7 @@ def _rows_jvp(head, primals, tangents):
     z = capped(logits, head)
     loss, stats = head_forward(z, targets, head)
     tangent = jnp.zeros_like(loss)
-    if not _is_zero(t_logits):
+    if not is_symbolic_zero(t_logits):
         tangent = tangent + jax.checkpoint(_logit_tangent, static_argnums=(4,))(
             logits, targets, stats, t_logits, head
         )

@@ -12,7 +12,7 @@ Two layers:
   unit cotangent and reverse mode only scales them; for 'none' the tangent is a checkpointed
   chunk walk that reverse mode turns into the same matmuls per chunk. The per-row math
   (weights, ignore_index, smoothing, masks, z-loss, soft-cap) is the softmax-CE kernel's
-  (`jaxloss._softmax_ce`).
+  (`jaxloss._kernels.softmax_ce`).
 
 Inside ``shard_map`` the head may be one device's block of a vocabulary split over a mesh axis
 (`ClassAxis`); the walk is the same, with O(chunk) statistics combined across the axis.
@@ -28,15 +28,14 @@ from typing import Any, Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 from jax import lax
-from jax.custom_derivatives import SymbolicZero
 
-from . import _checks
-from ._labels import class_indices
-from ._matmul import MatmulForm, form_for, matmul
-from ._mesh_layouts import block_label_weights, block_lookup
-from ._precision import dtypes
-from ._reduction import finish, mean_denominator, reduce_summed
-from ._softmax_ce import (
+from .._core import checks
+from .._core.class_inputs import class_indices
+from .._core.ops import is_symbolic_zero
+from .._core.precision import dtypes
+from .._core.reduction import finish, mean_denominator, reduce_summed
+from .matmul import MatmulForm, form_for, matmul
+from .softmax_ce import (
     ClassAxis,
     Head,
     RowTargets,
@@ -45,6 +44,7 @@ from ._softmax_ce import (
     head_forward,
     head_logit_grad,
 )
+from .vocab_blocks import block_label_weights, block_lookup
 
 DEFAULT_CHUNK_SIZE = 512  # (512, 32768) f32 logits = 64 MiB; measured as fast as 1024
 
@@ -114,7 +114,7 @@ class ChunkSettings:
     head: Head  # smoothing on, z-loss, soft-cap, split vocabulary (the rows kernel's options)
     chunk_size: int  # rows per chunk; N is padded to a multiple of it
     summed: bool  # the loss is Σ rows ('mean'/'sum'), not per row ('none')
-    matmul: MatmulForm = "native"  # 16-bit operands: native or float32 (jaxloss._matmul)
+    matmul: MatmulForm = "native"  # 16-bit operands: native or float32 (jaxloss._kernels.matmul)
 
 
 class _Walked(NamedTuple):
@@ -171,10 +171,6 @@ def _walk_losses(x, w, b, targets: RowTargets, settings: ChunkSettings, *, cotan
     return _Walked(outputs[0].reshape(-1), outputs[1], dx, dw, db)
 
 
-def _is_zero(tangent) -> bool:
-    return tangent is None or isinstance(tangent, SymbolicZero)
-
-
 def _row_tangents(x, w, b, targets: RowTargets, settings: ChunkSettings, lse, t_x, t_w, t_b):
     """Per-row tangents (N,) of the 'none' loss: Σ_c dloss_i/dz_ic · ż_ic with
     ż = ẋ Wᵀ + x Ẇᵀ + ḃ, chunk by chunk. The scan body is checkpointed, so reverse mode (which
@@ -193,15 +189,15 @@ def _row_tangents(x, w, b, targets: RowTargets, settings: ChunkSettings, lse, t_
         ones = jnp.ones_like(lse_c)
         dz = head_logit_grad(z, chunk_targets, lse_c, ones, settings.head, counts)
         z_dot = jnp.zeros(z.shape, compute)
-        if not _is_zero(t_x):
+        if not is_symbolic_zero(t_x):
             z_dot = z_dot + matmul(t_xc, w, ((1,), (1,)), settings.matmul)
-        if not _is_zero(t_w):
+        if not is_symbolic_zero(t_w):
             z_dot = z_dot + matmul(xc, t_w, ((1,), (1,)), settings.matmul)
-        if b is not None and not _is_zero(t_b):
+        if b is not None and not is_symbolic_zero(t_b):
             z_dot = z_dot + t_b.astype(compute)
         return None, dz.dot(z_dot)
 
-    rows = (x, *_target_rows(targets), lse.reshape(-1), no_t_x if _is_zero(t_x) else t_x)
+    rows = (x, *_target_rows(targets), lse.reshape(-1), no_t_x if is_symbolic_zero(t_x) else t_x)
     _, tangents = scan_row_chunks(body, None, rows, size)
     tangents = tangents.reshape(-1)
     classes = settings.head.classes
@@ -232,18 +228,18 @@ def _losses_jvp(settings, primals, tangents):
     t_x, t_w, t_b = tangents[:3]
     if not settings.summed:
         walked = _walk_losses(x, w, b, targets, settings)
-        if _is_zero(t_x) and _is_zero(t_w) and (b is None or _is_zero(t_b)):
+        if is_symbolic_zero(t_x) and is_symbolic_zero(t_w) and (b is None or is_symbolic_zero(t_b)):
             return walked.losses, jnp.zeros_like(walked.losses)
         return walked.losses, _row_tangents(x, w, b, targets, settings, walked.lse, t_x, t_w, t_b)
     unit = jnp.ones(targets.labels.shape, jnp.promote_types(x.dtype, jnp.float32))
     walked = _walk_losses(x, w, b, targets, settings, cotangent=unit)
     total = jnp.sum(walked.losses)
     tangent = jnp.zeros_like(total)
-    if not _is_zero(t_x):
+    if not is_symbolic_zero(t_x):
         tangent = tangent + _inner(walked.dx, t_x)
-    if not _is_zero(t_w):
+    if not is_symbolic_zero(t_w):
         tangent = tangent + _inner(walked.dw, t_w)
-    if b is not None and not _is_zero(t_b):
+    if b is not None and not is_symbolic_zero(t_b):
         tangent = tangent + _inner(walked.db, t_b)
     classes = settings.head.classes
     # Over a split vocabulary dx is partial and dW, db are blocks: the tangent sums every
@@ -344,7 +340,7 @@ def head_loss(
 
     settings = ChunkSettings(
         head=Head(
-            smooth=not _checks.known_zero(options.label_smoothing),
+            smooth=not checks.known_zero(options.label_smoothing),
             z_loss=float(options.z_loss),
             softcap=None if options.softcap is None else float(options.softcap),
             classes=classes,

@@ -65,3 +65,9 @@ def with_partials(value: Callable, *partials: Callable) -> Callable:
 
     function.defjvp(jvp, symbolic_zeros=True)
     return function
+
+
+def is_symbolic_zero(tangent) -> bool:
+    """A tangent known to be zero without looking at values: absent, or JAX's symbolic zero
+    (custom JVP rules skip its terms)."""
+    return tangent is None or isinstance(tangent, SymbolicZero)

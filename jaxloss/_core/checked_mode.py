@@ -9,7 +9,7 @@ from typing import Any
 import jax
 from jax.experimental import checkify
 
-from ._checks import checking_enabled
+from .checks import checking_enabled
 
 
 def checked(
