@@ -107,7 +107,7 @@ def _ce_contenders(n, c, dtype):
     losses = {
         "jaxloss": (lambda x, y, w: jaxloss.cross_entropy(x, y), y),
         "jaxloss+options": (
-            lambda x, y, w: jaxloss.cross_entropy(x, y, weight=w, label_smoothing=0.1),
+            lambda x, y, w: jaxloss.cross_entropy(x, y, class_weights=w, label_smoothing=0.1),
             y_ignored,
         ),
         "optax": (

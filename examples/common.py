@@ -357,4 +357,4 @@ def plot(history: dict, out: Path, name: str) -> Path:
 
 def cross_entropy(weight=None):
     """The examples' criterion: jaxloss's cross-entropy (torch's CrossEntropyLoss)."""
-    return lambda logits, labels: jaxloss.cross_entropy(logits, labels, weight=weight)
+    return lambda logits, labels: jaxloss.cross_entropy(logits, labels, class_weights=weight)

@@ -17,8 +17,8 @@ def main():
     class_weight = jnp.array([1.0, 2.0, 0.5])
 
     # Native: class axis last, keyword-only options, jit/grad/vmap as usual.
-    native = jaxloss.cross_entropy(logits, labels, weight=class_weight, label_smoothing=0.1)
-    grads = jax.grad(jaxloss.cross_entropy)(logits, labels, weight=class_weight)
+    native = jaxloss.cross_entropy(logits, labels, class_weights=class_weight, label_smoothing=0.1)
+    grads = jax.grad(jaxloss.cross_entropy)(logits, labels, class_weights=class_weight)
     masked = jaxloss.cross_entropy(
         logits, jnp.array([0, 1, 2]), where=jnp.array([True, False, True])
     )

@@ -28,6 +28,7 @@ from ._core.class_inputs import (
 from ._core.ops import fusible_softplus, strict_hinge, with_partials
 from ._core.precision import dtypes, upcast
 from ._core.reduction import Reduction, finish, reduce_loss
+from ._core.renames import renamed_keywords
 from ._core.sharding import rowwise
 from ._kernels.probability_ce import probability_cross_entropy
 from ._kernels.softmax_ce import Head, RowTargets, softmax_cross_entropy_rows
@@ -100,12 +101,13 @@ def _fast_index_cross_entropy(
     return reduce_loss(loss, reduction, where=indices.valid, normalizer=normalizer)
 
 
+@renamed_keywords(weight="class_weights")
 def cross_entropy(
     logits: ArrayLike,
     labels: ArrayLike,
     *,
     axis: int = -1,
-    weight: ArrayLike | None = None,
+    class_weights: ArrayLike | None = None,
     ignore_index: int | None = -100,
     label_smoothing: float = 0.0,
     class_mask: ArrayLike | None = None,
@@ -132,7 +134,7 @@ def cross_entropy(
       labels: integer indices of shape ``logits.shape`` without ``axis``, or float class
         probabilities of the logits' shape.
       axis: the class axis of ``logits``.
-      weight: optional ``(C,)`` class weights.
+      class_weights: optional ``(C,)`` class weights.
       ignore_index: label value that is ignored (index labels only); ``None`` ignores nothing.
       label_smoothing: ε in [0, 1].
       class_mask: optional boolean mask of the *classes* that take part, ``(C,)`` for every
@@ -160,7 +162,7 @@ def cross_entropy(
       >>> round(float(jaxloss.cross_entropy(logits, jnp.array([0, 2]))), 4)
       0.6216
       >>> loss = jaxloss.cross_entropy(logits, jnp.array([0, -100]), label_smoothing=0.1,
-      ...                              weight=jnp.array([1.0, 2.0, 0.5]))
+      ...                              class_weights=jnp.array([1.0, 2.0, 0.5]))
       >>> round(float(loss), 4)
       0.3953
 
@@ -173,12 +175,12 @@ def cross_entropy(
       0.6216
     """
     fn = "cross_entropy"
-    logits, labels, axis, kind, weight, where, class_mask = prepare_class_inputs(
+    logits, labels, axis, kind, class_weights, where, class_mask = prepare_class_inputs(
         fn,
         logits,
         labels,
         axis=axis,
-        weight=weight,
+        weight=class_weights,
         where=where,
         class_mask=class_mask,
         label_smoothing=label_smoothing,
@@ -186,7 +188,7 @@ def cross_entropy(
     )
     checks.reduction(fn, reduction)
     result_dtype, compute = dtypes(logits, labels if kind == "probability" else None)
-    weight = upcast(weight, compute)
+    class_weights = upcast(class_weights, compute)
     if kind == "index":
         # 16-bit logits go in as they are: the kernel accumulates in float32 and returns the
         # gradient in their dtype, without a float32 copy of the logits.
@@ -195,7 +197,7 @@ def cross_entropy(
             logits,
             labels,
             axis=axis,
-            weight=weight,
+            weight=class_weights,
             ignore_index=ignore_index,
             label_smoothing=label_smoothing,
             where=where,
@@ -210,7 +212,7 @@ def cross_entropy(
         logits.astype(compute),
         labels.astype(compute),
         axis=axis,
-        weight=weight,
+        weight=class_weights,
         label_smoothing=label_smoothing,
         where=where,
         class_mask=class_mask,
@@ -218,12 +220,13 @@ def cross_entropy(
     return finish(reduce_loss(loss, reduction, where=where), result_dtype)
 
 
+@renamed_keywords(weight="class_weights")
 def nll_loss(
     log_probs: ArrayLike,
     labels: ArrayLike,
     *,
     axis: int = -1,
-    weight: ArrayLike | None = None,
+    class_weights: ArrayLike | None = None,
     ignore_index: int | None = -100,
     class_mask: ArrayLike | None = None,
     where: ArrayLike | None = None,
@@ -240,7 +243,7 @@ def nll_loss(
         ``jax.nn.log_softmax``; nothing requires them to be normalised).
       labels: integer indices of ``log_probs.shape`` without ``axis``.
       axis: the class axis.
-      weight: optional ``(C,)`` class weights.
+      class_weights: optional ``(C,)`` class weights.
       ignore_index: label value that is ignored; ``None`` ignores nothing.
       class_mask: optional boolean mask of the classes that exist, ``(C,)`` or broadcastable
         to ``log_probs``' shape (as in `cross_entropy`). The loss reads only the label's
@@ -260,13 +263,13 @@ def nll_loss(
       0.2413
     """
     fn = "nll_loss"
-    log_probs, labels, axis, _, weight, where, class_mask = prepare_class_inputs(
+    log_probs, labels, axis, _, class_weights, where, class_mask = prepare_class_inputs(
         fn,
         log_probs,
         labels,
         scores_name="log_probs",
         axis=axis,
-        weight=weight,
+        weight=class_weights,
         where=where,
         class_mask=class_mask,
     )
@@ -277,7 +280,7 @@ def nll_loss(
         log_probs.astype(compute),
         labels,
         axis=axis,
-        weight=upcast(weight, compute),
+        weight=upcast(class_weights, compute),
         ignore_index=ignore_index,
         where=where,
         class_mask=class_mask,
@@ -286,17 +289,18 @@ def nll_loss(
     return finish(loss, result_dtype)
 
 
+@renamed_keywords(log_target="log_targets")
 def kl_div(
     log_predictions: ArrayLike,
     targets: ArrayLike,
     *,
-    log_target: bool = False,
+    log_targets: bool = False,
     class_mask: ArrayLike | None = None,
     where: ArrayLike | None = None,
     reduction: Literal["none", "mean", "sum", "batchmean"] = "mean",
 ) -> jax.Array:
     r"""Pointwise Kullback-Leibler divergence, as torch's ``kl_div``:
-    $\ell = t\,(\log t - x)$ (as ``xlogy``: t = 0 gives 0), or with ``log_target=True``
+    $\ell = t\,(\log t - x)$ (as ``xlogy``: t = 0 gives 0), or with ``log_targets=True``
     $\ell = e^{t}(t - x)$, where x are log-predictions.
 
     'mean' averages over every element (torch's default, which is *not* the KL divergence);
@@ -305,9 +309,9 @@ def kl_div(
 
     Args:
       log_predictions: float log-probabilities x.
-      targets: probabilities t (or log-probabilities with ``log_target``), broadcastable with
+      targets: probabilities t (or log-probabilities with ``log_targets``), broadcastable with
         ``log_predictions``.
-      log_target: whether ``targets`` are log-probabilities (-inf is a valid one).
+      log_targets: whether ``targets`` are log-probabilities (-inf is a valid one).
       class_mask: optional boolean mask of the classes that exist, broadcastable to the
         loss (``(C,)`` masks the last axis of every row). Excluded elements give 0, get a zero
         gradient whatever ``log_predictions`` hold there, and are not counted by 'mean'
@@ -336,20 +340,20 @@ def kl_div(
         class_mask = checks.where_mask(fn, class_mask, shape, "the loss", name="class_mask")
     result_dtype, compute = dtypes(x, t)
     x, t = x.astype(compute), t.astype(compute)
-    if log_target:
+    if log_targets:
         loss = jnp.exp(t) * (t - x)
     else:
         loss = _kl_terms(x, t)
     if class_mask is not None:
         t_full = jnp.broadcast_to(t, shape)
-        fine = class_mask | (jnp.isneginf(t_full) if log_target else t_full == 0)
+        fine = class_mask | (jnp.isneginf(t_full) if log_targets else t_full == 0)
         if where is not None:
             fine = fine | ~where
         checks.value_check(
             fn,
             fine,
             "`targets` put mass {} on an element that `class_mask` excludes; the targets must "
-            + ("be -inf (log-targets) there." if log_target else "be 0 there."),
+            + ("be -inf (log-targets) there." if log_targets else "be 0 there."),
             checks.first_violation(t_full, fine),
         )
         # A bad target's element stays counted (as nan), so that the reduction is nan too.
@@ -518,11 +522,12 @@ def _bce_jvp(primals, tangents):
 _bce_terms.defjvp(_bce_jvp, symbolic_zeros=True)
 
 
+@renamed_keywords(weight="weights")
 def binary_cross_entropy(
     probs: ArrayLike,
     labels: ArrayLike,
     *,
-    weight: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
     where: ArrayLike | None = None,
     reduction: Reduction = "mean",
 ) -> jax.Array:
@@ -535,7 +540,7 @@ def binary_cross_entropy(
     Args:
       probs: float probabilities in [0, 1] (outside raises when concrete).
       labels: float targets in [0, 1] of ``probs``' shape.
-      weight: optional weights broadcastable to ``probs``.
+      weights: optional weights broadcastable to ``probs``.
       where: optional boolean mask of ``probs``' shape.
       reduction: ``'none'``, ``'mean'`` or ``'sum'`` ('mean' divides by the element count).
 
@@ -552,9 +557,9 @@ def binary_cross_entropy(
     y = checks.float_array(fn, "labels", labels, " Cast 0/1 labels to a float dtype.")
     checks.shapes_equal(fn, "probs", p, "labels", y)
     checks.reduction(fn, reduction)
-    if weight is not None:
-        weight = checks.float_array(fn, "weight", weight)
-        checks.broadcasts_to(fn, "weight", weight, p.shape, "`probs`")
+    if weights is not None:
+        weights = checks.float_array(fn, "weights", weights)
+        checks.broadcasts_to(fn, "weights", weights, p.shape, "`probs`")
     where = checks.where_mask(fn, where, p.shape)
     p_ok = (p >= 0) & (p <= 1)
     checks.value_check(
@@ -572,8 +577,8 @@ def binary_cross_entropy(
     )
     result_dtype, compute = dtypes(p, y)
     loss = _bce_terms(p.astype(compute), y.astype(compute))
-    if weight is not None:
-        loss = loss * weight.astype(compute)
+    if weights is not None:
+        loss = loss * weights.astype(compute)
     return finish(reduce_loss(loss, reduction, where=where), result_dtype)
 
 
@@ -600,11 +605,12 @@ _soft_margin_terms = with_partials(
 )
 
 
+@renamed_keywords(weight="weights")
 def binary_cross_entropy_with_logits(
     logits: ArrayLike,
     labels: ArrayLike,
     *,
-    weight: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
     pos_weight: ArrayLike | None = None,
     where: ArrayLike | None = None,
     reduction: Reduction = "mean",
@@ -617,7 +623,7 @@ def binary_cross_entropy_with_logits(
     Args:
       logits: float logits x.
       labels: float targets y in [0, 1] of the logits' shape.
-      weight: optional weights broadcastable to ``logits``.
+      weights: optional weights broadcastable to ``logits``.
       pos_weight: optional weight of the positive term, broadcastable to ``logits`` (e.g.
         one per class, ``(C,)``).
       where: optional boolean mask of the logits' shape.
@@ -636,7 +642,7 @@ def binary_cross_entropy_with_logits(
     y = checks.float_array(fn, "labels", labels, " Cast 0/1 labels to a float dtype.")
     checks.shapes_equal(fn, "logits", x, "labels", y)
     checks.reduction(fn, reduction)
-    for name, extra in (("weight", weight), ("pos_weight", pos_weight)):
+    for name, extra in (("weights", weights), ("pos_weight", pos_weight)):
         if extra is not None:
             checks.broadcasts_to(fn, name, checks.float_array(fn, name, extra), x.shape, "`logits`")
     where = checks.where_mask(fn, where, x.shape)
@@ -647,8 +653,8 @@ def binary_cross_entropy_with_logits(
     else:
         log_weight = (jnp.asarray(pos_weight).astype(compute) - 1) * y + 1
         loss = _weighted_logistic_terms(x, y, jnp.broadcast_to(log_weight, x.shape))
-    if weight is not None:
-        loss = loss * jnp.asarray(weight).astype(compute)
+    if weights is not None:
+        loss = loss * jnp.asarray(weights).astype(compute)
     return finish(reduce_loss(loss, reduction, where=where), result_dtype)
 
 
@@ -690,12 +696,13 @@ def soft_margin_loss(
     return finish(reduce_loss(loss, reduction, where=where), result_dtype)
 
 
+@renamed_keywords(weight="weights")
 def multilabel_soft_margin_loss(
     scores: ArrayLike,
     labels: ArrayLike,
     *,
     axis: int = -1,
-    weight: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
     where: ArrayLike | None = None,
     reduction: Reduction = "mean",
 ) -> jax.Array:
@@ -707,7 +714,7 @@ def multilabel_soft_margin_loss(
       scores: float scores with the classes on ``axis`` (torch uses the last axis too).
       labels: 0/1 (or soft) targets broadcastable to ``scores``.
       axis: the class axis.
-      weight: optional weights broadcastable to ``scores`` (typically ``(C,)``).
+      weights: optional weights broadcastable to ``scores`` (typically ``(C,)``).
       where: optional boolean mask of samples (``scores.shape`` without ``axis``).
       reduction: ``'none'``, ``'mean'`` or ``'sum'``.
 
@@ -726,9 +733,9 @@ def multilabel_soft_margin_loss(
     y = checks.real_array(fn, "labels", labels)
     checks.broadcasts_to(fn, "labels", y, x.shape, "`scores`")
     axis = checks.axis(fn, "scores", axis, x.ndim)
-    if weight is not None:
-        weight = checks.float_array(fn, "weight", weight)
-        checks.broadcasts_to(fn, "weight", weight, x.shape, "`scores`")
+    if weights is not None:
+        weights = checks.float_array(fn, "weights", weights)
+        checks.broadcasts_to(fn, "weights", weights, x.shape, "`scores`")
     checks.reduction(fn, reduction)
     where = checks.where_mask(
         fn, where, x.shape[:axis] + x.shape[axis + 1 :], "one loss per sample"
@@ -736,12 +743,13 @@ def multilabel_soft_margin_loss(
     result_dtype, compute = dtypes(x, y)
     x, y = x.astype(compute), y.astype(compute)
     loss = _logistic_terms(x, jnp.broadcast_to(y, x.shape))
-    if weight is not None:
-        loss = loss * weight.astype(compute)
+    if weights is not None:
+        loss = loss * weights.astype(compute)
     loss = jnp.sum(loss, axis=axis) / x.shape[axis]
     return finish(reduce_loss(loss, reduction, where=where), result_dtype)
 
 
+@renamed_keywords(weight="class_weights")
 def multi_margin_loss(
     scores: ArrayLike,
     labels: ArrayLike,
@@ -749,7 +757,7 @@ def multi_margin_loss(
     axis: int = -1,
     p: int = 1,
     margin: float = 1.0,
-    weight: ArrayLike | None = None,
+    class_weights: ArrayLike | None = None,
     where: ArrayLike | None = None,
     reduction: Reduction = "mean",
 ) -> jax.Array:
@@ -765,8 +773,8 @@ def multi_margin_loss(
       axis: the class axis.
       p: 1 or 2.
       margin: the required gap between the label's score and the others.
-      weight: optional ``(C,)`` class weights (w_y scales the sample; 'mean' does not divide by
-        them).
+      class_weights: optional ``(C,)`` class weights (w_y scales the sample; 'mean' does not
+        divide by them).
       where: optional boolean mask of positions (``scores.shape`` without ``axis``); masked
         positions give 0, are not counted by 'mean', and may hold any label.
       reduction: ``'none'``, ``'mean'`` or ``'sum'``.
@@ -780,9 +788,15 @@ def multi_margin_loss(
       0.325
     """
     fn = "multi_margin_loss"
-    checks.multi_margin_options(fn, p, weight)
-    x, labels, axis, _, weight, where, _ = prepare_class_inputs(
-        fn, scores, labels, scores_name="scores", axis=axis, weight=weight, where=where
+    checks.multi_margin_options(fn, p, class_weights)
+    x, labels, axis, _, class_weights, where, _ = prepare_class_inputs(
+        fn,
+        scores,
+        labels,
+        scores_name="scores",
+        axis=axis,
+        weight=class_weights,
+        where=where,
     )
     checks.python_number(fn, "margin", margin)
     checks.reduction(fn, reduction)
@@ -800,7 +814,7 @@ def multi_margin_loss(
     class_ids = along_axis(jnp.arange(num_classes), x.ndim, axis)
     hinge = jnp.where(class_ids == expanded, jnp.zeros((), compute), hinge)
     # w[y] (1 unweighted) is nan for an out-of-range label under jit.
-    loss = jnp.sum(hinge, axis=axis) / num_classes * indices.label_weights(weight, compute)
+    loss = jnp.sum(hinge, axis=axis) / num_classes * indices.label_weights(class_weights, compute)
     return finish(reduce_loss(loss, reduction, where=where), result_dtype)
 
 

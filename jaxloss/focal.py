@@ -33,6 +33,7 @@ from ._core.class_inputs import (
 )
 from ._core.precision import dtypes, upcast
 from ._core.reduction import Reduction, finish, reduce_loss
+from ._core.renames import renamed_keywords
 from ._kernels.probability_ce import probability_cross_entropy
 
 
@@ -286,13 +287,14 @@ def _finish_class_loss(loss, indices, label_weight, weight, reduction, result_dt
     )
 
 
+@renamed_keywords(weight="class_weights")
 def softmax_focal_loss(
     logits: ArrayLike,
     labels: ArrayLike,
     *,
     gamma: float = 2.0,
     axis: int = -1,
-    weight: ArrayLike | None = None,
+    class_weights: ArrayLike | None = None,
     ignore_index: int | None = -100,
     label_smoothing: float = 0.0,
     class_mask: ArrayLike | None = None,
@@ -306,7 +308,7 @@ def softmax_focal_loss(
     weighting: 'mean' divides by $\sum w_y$ over the positions that count.
 
     With class-probability labels q (Keras' ``CategoricalFocalCrossentropy``, whose scalar
-    α is ``weight=jnp.full(C, α)``), $\ell = -\sum_c w_c\,q'_c (1 - p_c)^\gamma \log p_c$
+    α is ``class_weights=jnp.full(C, α)``), $\ell = -\sum_c w_c\,q'_c (1 - p_c)^\gamma \log p_c$
     with $q'$ the smoothed q, and 'mean' divides by the number of positions, as
     `jaxloss.cross_entropy` does.
 
@@ -316,7 +318,7 @@ def softmax_focal_loss(
         probabilities of the logits' shape.
       gamma: γ >= 0, the focusing exponent.
       axis: the class axis.
-      weight: optional ``(C,)`` class weights (α per class).
+      class_weights: optional ``(C,)`` class weights (α per class).
       ignore_index: label value that is ignored; ``None`` ignores nothing.
       label_smoothing: ε in [0, 1].
       class_mask: optional boolean mask of the classes in the softmax, ``(C,)`` or
@@ -345,7 +347,7 @@ def softmax_focal_loss(
             logits,
             labels,
             axis,
-            weight,
+            class_weights,
             ignore_index,
             label_smoothing,
             class_mask,
@@ -353,8 +355,8 @@ def softmax_focal_loss(
             reduction,
             focal_log_p,
         )
-    terms, indices, label_weight, weight, result_dtype, compute = _class_loss(
-        fn, logits, labels, axis, weight, ignore_index, label_smoothing, class_mask, where
+    terms, indices, label_weight, class_weights, result_dtype, compute = _class_loss(
+        fn, logits, labels, axis, class_weights, ignore_index, label_smoothing, class_mask, where
     )
     checks.reduction(fn, reduction)
     focus = _power_of_log(terms.log_not_label, gamma, compute)
@@ -362,18 +364,19 @@ def softmax_focal_loss(
     if not checks.known_zero(label_smoothing):
         log_not_p = _log_of(-jnp.expm1(terms.log_p), compute)
         per_class = _power_of_log(log_not_p, gamma, compute) * terms.safe_log_p()
-        total, count = terms.smoothing_sum(per_class, weight)
+        total, count = terms.smoothing_sum(per_class, class_weights)
         loss = (1 - label_smoothing) * loss - label_smoothing / count * total
-    return _finish_class_loss(loss, indices, label_weight, weight, reduction, result_dtype)
+    return _finish_class_loss(loss, indices, label_weight, class_weights, reduction, result_dtype)
 
 
+@renamed_keywords(weight="class_weights")
 def poly1_cross_entropy(
     logits: ArrayLike,
     labels: ArrayLike,
     *,
     epsilon: float = 2.0,
     axis: int = -1,
-    weight: ArrayLike | None = None,
+    class_weights: ArrayLike | None = None,
     ignore_index: int | None = -100,
     label_smoothing: float = 0.0,
     class_mask: ArrayLike | None = None,
@@ -392,7 +395,7 @@ def poly1_cross_entropy(
       epsilon: ε, the weight of the first polynomial term (may be negative, >= -1 keeps the
         loss convex in p_y).
       axis: the class axis.
-      weight: optional ``(C,)`` class weights.
+      class_weights: optional ``(C,)`` class weights.
       ignore_index: label value that is ignored; ``None`` ignores nothing.
       label_smoothing: ε_s in [0, 1], as in `jaxloss.cross_entropy`.
       class_mask: optional boolean mask of the classes in the softmax.
@@ -415,7 +418,7 @@ def poly1_cross_entropy(
             logits,
             labels,
             axis,
-            weight,
+            class_weights,
             ignore_index,
             label_smoothing,
             class_mask,
@@ -423,19 +426,20 @@ def poly1_cross_entropy(
             reduction,
             lambda log_p: log_p + epsilon * jnp.expm1(log_p),
         )
-    terms, indices, label_weight, weight, result_dtype, _ = _class_loss(
-        fn, logits, labels, axis, weight, ignore_index, label_smoothing, class_mask, where
+    terms, indices, label_weight, class_weights, result_dtype, _ = _class_loss(
+        fn, logits, labels, axis, class_weights, ignore_index, label_smoothing, class_mask, where
     )
     checks.reduction(fn, reduction)
     not_label = jnp.exp(terms.log_not_label)
     loss = -label_weight * (terms.log_p_label - epsilon * not_label)
     if not checks.known_zero(label_smoothing):
         per_class = terms.safe_log_p() - epsilon * (-jnp.expm1(terms.log_p))
-        total, count = terms.smoothing_sum(per_class, weight)
+        total, count = terms.smoothing_sum(per_class, class_weights)
         loss = (1 - label_smoothing) * loss - label_smoothing / count * total
-    return _finish_class_loss(loss, indices, label_weight, weight, reduction, result_dtype)
+    return _finish_class_loss(loss, indices, label_weight, class_weights, reduction, result_dtype)
 
 
+@renamed_keywords(weight="class_weights")
 def generalized_cross_entropy(
     predictions: ArrayLike,
     labels: ArrayLike,
@@ -443,7 +447,7 @@ def generalized_cross_entropy(
     q: float = 0.7,
     from_logits: bool = True,
     axis: int = -1,
-    weight: ArrayLike | None = None,
+    class_weights: ArrayLike | None = None,
     ignore_index: int | None = -100,
     where: ArrayLike | None = None,
     reduction: Reduction = "mean",
@@ -463,7 +467,7 @@ def generalized_cross_entropy(
         defaults to 0.5).
       from_logits: whether ``predictions`` are logits (softmax applied here) or probabilities.
       axis: the class axis.
-      weight: optional ``(C,)`` class weights; 'mean' then divides by $\sum w_y$.
+      class_weights: optional ``(C,)`` class weights; 'mean' then divides by $\sum w_y$.
       ignore_index: label value that is ignored; ``None`` ignores nothing.
       where: optional boolean mask of positions.
       reduction: ``'none'``, ``'mean'`` or ``'sum'``.
@@ -482,18 +486,18 @@ def generalized_cross_entropy(
     checks.python_number(fn, "q", q, low=0.0, high=1.0, low_inclusive=False)
     checks.reduction(fn, reduction)
     if from_logits:
-        terms, indices, label_weight, weight, result_dtype, _ = _class_loss(
-            fn, predictions, labels, axis, weight, ignore_index, 0.0, None, where
+        terms, indices, label_weight, class_weights, result_dtype, _ = _class_loss(
+            fn, predictions, labels, axis, class_weights, ignore_index, 0.0, None, where
         )
         log_p = terms.log_p_label
     else:
-        probs, labels, axis, _, weight, where, _ = prepare_class_inputs(
+        probs, labels, axis, _, class_weights, where, _ = prepare_class_inputs(
             fn,
             predictions,
             labels,
             scores_name="predictions",
             axis=axis,
-            weight=weight,
+            weight=class_weights,
             where=where,
         )
         result_dtype, compute = dtypes(probs)
@@ -504,14 +508,14 @@ def generalized_cross_entropy(
             "probabilities in `predictions` must lie in [0, 1]; found {}.",
             checks.first_violation(probs, (probs >= 0) & (probs <= 1)),
         )
-        weight = upcast(weight, compute)
+        class_weights = upcast(class_weights, compute)
         indices = class_indices(
             fn, labels, probs.shape[axis], ignore_index=ignore_index, where=where
         )
-        label_weight = indices.label_weights(weight, compute)
+        label_weight = indices.label_weights(class_weights, compute)
         log_p = _log_of(pick_along_axis(probs, indices.safe, axis), compute)
     loss = -label_weight * jnp.expm1(q * log_p) / q
-    return _finish_class_loss(loss, indices, label_weight, weight, reduction, result_dtype)
+    return _finish_class_loss(loss, indices, label_weight, class_weights, reduction, result_dtype)
 
 
 def z_loss(

@@ -20,6 +20,7 @@ from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 
 from ._core import checks
+from ._core.renames import renamed_keywords
 from ._core.sharding import has_explicit_axes
 from ._kernels.chunked_head import (
     DEFAULT_CHUNK_SIZE,
@@ -47,13 +48,14 @@ def _vocabulary_mask(fn, class_mask, valid_vocab_size, num_classes):
     return checks.class_mask(fn, class_mask, (num_classes,), 0)
 
 
+@renamed_keywords(weight="class_weights")
 def linear_cross_entropy(
     x: ArrayLike,
     w: ArrayLike,
     labels: ArrayLike,
     *,
     bias: ArrayLike | None = None,
-    weight: ArrayLike | None = None,
+    class_weights: ArrayLike | None = None,
     ignore_index: int | None = -100,
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
@@ -67,7 +69,7 @@ def linear_cross_entropy(
     r"""Cross-entropy of a linear head, $\mathrm{CE}(x W^\top + b,\ y)$, without ever
     materialising the (N, V) logits.
 
-    Equal to ``cross_entropy(x @ w.T + bias, labels, weight=..., ignore_index=...,
+    Equal to ``cross_entropy(x @ w.T + bias, labels, class_weights=..., ignore_index=...,
     label_smoothing=...)`` (same weighting and 'mean' normalisation), computed ``chunk_size``
     rows at a time: extra memory is O(chunk_size · V) besides the gradients. With ``softcap``
     the logits are $c\tanh(z/c)$ (Gemma 2); with ``z_loss`` = λ each counted row adds
@@ -78,7 +80,7 @@ def linear_cross_entropy(
       w: ``(V, D)`` head weight (torch's Linear layout).
       labels: integer classes of ``x.shape[:-1]``; ``ignore_index`` rows count for nothing.
       bias: optional ``(V,)`` head bias.
-      weight: optional ``(V,)`` class weights.
+      class_weights: optional ``(V,)`` class weights.
       ignore_index: label value that is ignored; ``None`` ignores nothing.
       label_smoothing: ε in [0, 1].
       z_loss: λ >= 0 of PaLM's z-loss.
@@ -111,7 +113,7 @@ def linear_cross_entropy(
     once per shape and cached (``JAXLOSS_MATMUL_16BIT=native|float32`` fixes it; see
     ``jaxloss/matmul.py``). The softmax and the sums are float32; gradients come back in the
     inputs' dtypes. Gradients flow
-    to ``x``, ``w`` and ``bias``; ``weight`` and ``label_smoothing`` are constants here
+    to ``x``, ``w`` and ``bias``; ``class_weights`` and ``label_smoothing`` are constants here
     (use `cross_entropy` to differentiate them).
 
     Examples:
@@ -135,7 +137,7 @@ def linear_cross_entropy(
     checks.head_options(fn, label_smoothing, z_loss, softcap)
     arrays = HeadArrays(
         bias=bias,
-        weight=checks.class_weight(fn, weight, num_classes),
+        weight=checks.class_weight(fn, class_weights, num_classes),
         class_mask=_vocabulary_mask(fn, class_mask, valid_vocab_size, num_classes),
         where=checks.where_mask(fn, where, labels.shape, "one loss per token"),
     )

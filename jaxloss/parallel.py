@@ -31,6 +31,7 @@ from ._core import checks
 from ._core.class_inputs import class_indices
 from ._core.precision import dtypes
 from ._core.reduction import finish, reduce_summed
+from ._core.renames import renamed_keywords
 from ._kernels.chunked_head import (
     DEFAULT_CHUNK_SIZE,
     HeadArrays,
@@ -94,13 +95,14 @@ def _block(fn, name, value, width):
     return value
 
 
+@renamed_keywords(weight="class_weights")
 def cross_entropy(
     logits: ArrayLike,
     labels: ArrayLike,
     *,
     axis_name: AxisName,
     num_classes: int | None = None,
-    weight: ArrayLike | None = None,
+    class_weights: ArrayLike | None = None,
     ignore_index: int | None = -100,
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
@@ -123,7 +125,7 @@ def cross_entropy(
         of the shard count (``V_padded = k·V/k``): padding classes ``>= num_classes`` are
         left out of the softmax, so the loss and gradients equal the unpadded ones. Default:
         the padded size.
-      weight: this device's ``(V/k,)`` block of the class weights (sharded like the
+      class_weights: this device's ``(V/k,)`` block of the class weights (sharded like the
         classes), or None. A constant here (no gradient).
       ignore_index: label value that is ignored; ``None`` ignores nothing.
       label_smoothing: ε in [0, 1], spread over the global V (or ``num_classes``).
@@ -174,7 +176,7 @@ def cross_entropy(
     local_width = z.shape[-1]
     num_classes = _num_classes(fn, num_classes, local_width, shards, axis_name)
     padded = local_width * shards
-    weight = _block(fn, "weight", weight, local_width)
+    class_weights = _block(fn, "class_weights", class_weights, local_width)
     checks.head_options(fn, label_smoothing, z_loss, softcap)
     where = checks.where_mask(fn, where, y.shape, "one loss per token")
     result_dtype, compute = dtypes(z)
@@ -183,7 +185,9 @@ def cross_entropy(
     class_mask = _padding_mask(classes, local_width, num_classes)
     indices = class_indices(fn, y, num_classes, ignore_index=ignore_index, where=where)
     safe = indices.safe.reshape(-1)
-    class_weight = None if weight is None else lax.stop_gradient(weight.astype(compute))
+    class_weight = (
+        None if class_weights is None else lax.stop_gradient(class_weights.astype(compute))
+    )
     label_weight = block_label_weights(indices, class_weight, classes, compute).reshape(-1)
     valid = indices.valid.reshape(-1)
     targets = RowTargets(
@@ -210,6 +214,7 @@ def cross_entropy(
     )
 
 
+@renamed_keywords(weight="class_weights")
 def linear_cross_entropy(
     x: ArrayLike,
     w: ArrayLike,
@@ -219,7 +224,7 @@ def linear_cross_entropy(
     batch_axis_name: AxisName | None = None,
     num_classes: int | None = None,
     bias: ArrayLike | None = None,
-    weight: ArrayLike | None = None,
+    class_weights: ArrayLike | None = None,
     ignore_index: int | None = -100,
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
@@ -237,7 +242,7 @@ def linear_cross_entropy(
       ``w`` on every device: each device walks its own tokens in chunks; JAX's transpose of
       the replicated head sums dW (and db) over the token shards, one psum of (V, D).
     - the head split on the vocabulary over ``axis_name`` (tensor parallelism): ``w`` is
-      this device's ``(V/k, D)`` block (``bias`` and ``weight`` its ``(V/k,)`` blocks); per
+      this device's ``(V/k, D)`` block (``bias`` and ``class_weights`` its ``(V/k,)`` blocks); per
       chunk an online logsumexp is combined across ``axis_name`` with O(chunk) collectives,
       and dx, partial on each device, is summed by one psum. No device holds more than a
       (chunk, V/k) block of logits.
@@ -252,7 +257,7 @@ def linear_cross_entropy(
       num_classes: with ``axis_name``, the true vocabulary size of a padded one (see
         `jaxloss.parallel.cross_entropy`).
       bias: optional ``(V,)`` bias, or with ``axis_name`` this device's ``(V/k,)`` block.
-      weight: optional ``(V,)`` class weights, or with ``axis_name`` this device's block.
+      class_weights: optional ``(V,)`` class weights, or with ``axis_name`` this device's block.
       ignore_index: as in `jaxloss.linear_cross_entropy`.
       label_smoothing: as in `jaxloss.linear_cross_entropy` (over the global vocabulary).
       z_loss: as in `jaxloss.linear_cross_entropy` (of the global logsumexp).
@@ -285,7 +290,7 @@ def linear_cross_entropy(
         _axis_size(fn, "batch_axis_name", batch_axis_name)
     local_width = w.shape[0]
     bias = _block(fn, "bias", bias, local_width)
-    weight = _block(fn, "weight", weight, local_width)
+    class_weights = _block(fn, "class_weights", class_weights, local_width)
     checks.head_options(fn, label_smoothing, z_loss, softcap)
     where = checks.where_mask(fn, where, y.shape, "one loss per token")
     classes = class_mask = None
@@ -298,7 +303,7 @@ def linear_cross_entropy(
         num_classes = _num_classes(fn, num_classes, local_width, shards, axis_name)
         classes = ClassAxis(axis_name, local_width * shards)
         class_mask = _padding_mask(classes, local_width, num_classes)
-    arrays = HeadArrays(bias=bias, weight=weight, class_mask=class_mask, where=where)
+    arrays = HeadArrays(bias=bias, weight=class_weights, class_mask=class_mask, where=where)
     options = HeadOptions(
         ignore_index=ignore_index,
         label_smoothing=label_smoothing,

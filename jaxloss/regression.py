@@ -17,6 +17,7 @@ from ._core import checks
 from ._core.ops import with_partials
 from ._core.precision import dtypes
 from ._core.reduction import Reduction, finish, reduce_loss
+from ._core.renames import renamed_keywords
 
 
 def _pointwise_inputs(fn, predictions, targets, weight, where, reduction):
@@ -26,11 +27,11 @@ def _pointwise_inputs(fn, predictions, targets, weight, where, reduction):
     shape = checks.broadcast_shape(fn, ("predictions", "targets"), (x, t))
     checks.reduction(fn, reduction)
     if weight is not None:
-        weight = checks.float_array(fn, "weight", weight)
+        weight = checks.float_array(fn, "weights", weight)
         if weight.shape != x.shape:
             # torch: "Weights and input must have the same size."
             raise ValueError(
-                f"{fn}: `weight` must have the shape of `predictions` {list(x.shape)}; "
+                f"{fn}: `weights` must have the shape of `predictions` {list(x.shape)}; "
                 f"got {list(weight.shape)}."
             )
     where = checks.where_mask(fn, where, shape)
@@ -58,11 +59,12 @@ _squared_error = with_partials(
 )
 
 
+@renamed_keywords(weight="weights")
 def l1_loss(
     predictions: ArrayLike,
     targets: ArrayLike,
     *,
-    weight: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
     where: ArrayLike | None = None,
     reduction: Reduction = "mean",
 ) -> jax.Array:
@@ -72,8 +74,8 @@ def l1_loss(
       predictions: float array.
       targets: array broadcastable with ``predictions``; integer targets are accepted, as in
         torch, and a shape that differs from ``predictions`` warns, as torch does.
-      weight: optional per-element weights of ``predictions``' shape; 'mean' is then
-        $\sum w|x-t| / \sum w$, as torch's ``l1_loss(weight=...)``.
+      weights: optional per-element weights of ``predictions``' shape; 'mean' is then
+        $\sum w|x-t| / \sum w$, as torch's ``l1_loss(weights=...)``.
       where: optional boolean mask over the broadcast loss; masked elements count for nothing.
       reduction: ``'none'``, ``'mean'`` or ``'sum'``.
 
@@ -86,18 +88,19 @@ def l1_loss(
       >>> float(jaxloss.l1_loss(jnp.array([1.0, 2.0]), jnp.array([1.5, 2.0])))
       0.25
     """
-    x, t, weight, where, result_dtype = _pointwise_inputs(
-        "l1_loss", predictions, targets, weight, where, reduction
+    x, t, weights, where, result_dtype = _pointwise_inputs(
+        "l1_loss", predictions, targets, weights, where, reduction
     )
-    loss = _weighted_sum_over_weights(_absolute_error(x, t), weight, where, reduction)
+    loss = _weighted_sum_over_weights(_absolute_error(x, t), weights, where, reduction)
     return finish(loss, result_dtype)
 
 
+@renamed_keywords(weight="weights")
 def mse_loss(
     predictions: ArrayLike,
     targets: ArrayLike,
     *,
-    weight: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
     where: ArrayLike | None = None,
     reduction: Reduction = "mean",
 ) -> jax.Array:
@@ -107,8 +110,8 @@ def mse_loss(
       predictions: float array.
       targets: array broadcastable with ``predictions``; integer targets are accepted, as in
         torch, and a shape that differs from ``predictions`` warns, as torch does.
-      weight: optional per-element weights of ``predictions``' shape; 'mean' is then
-        $\sum w(x-t)^2 / \sum w$, as torch's ``mse_loss(weight=...)``.
+      weights: optional per-element weights of ``predictions``' shape; 'mean' is then
+        $\sum w(x-t)^2 / \sum w$, as torch's ``mse_loss(weights=...)``.
       where: optional boolean mask over the broadcast loss; masked elements count for nothing.
       reduction: ``'none'``, ``'mean'`` or ``'sum'``.
 
@@ -121,19 +124,20 @@ def mse_loss(
       >>> float(jaxloss.mse_loss(jnp.array([1.0, 2.0]), jnp.array([1.5, 2.0])))
       0.125
     """
-    x, t, weight, where, result_dtype = _pointwise_inputs(
-        "mse_loss", predictions, targets, weight, where, reduction
+    x, t, weights, where, result_dtype = _pointwise_inputs(
+        "mse_loss", predictions, targets, weights, where, reduction
     )
-    loss = _weighted_sum_over_weights(_squared_error(x, t), weight, where, reduction)
+    loss = _weighted_sum_over_weights(_squared_error(x, t), weights, where, reduction)
     return finish(loss, result_dtype)
 
 
+@renamed_keywords(weight="weights")
 def huber_loss(
     predictions: ArrayLike,
     targets: ArrayLike,
     *,
     delta: float = 1.0,
-    weight: ArrayLike | None = None,
+    weights: ArrayLike | None = None,
     where: ArrayLike | None = None,
     reduction: Reduction = "mean",
 ) -> jax.Array:
@@ -146,7 +150,7 @@ def huber_loss(
       targets: array broadcastable with ``predictions``; integer targets are accepted, as in
         torch, and a shape that differs from ``predictions`` warns, as torch does.
       delta: δ > 0, where the loss turns from quadratic to linear.
-      weight: optional per-element weights of ``predictions``' shape; the loss is
+      weights: optional per-element weights of ``predictions``' shape; the loss is
         $w\,\ell$ and 'mean' divides by the number of elements (not by the weights),
         as torch's ``huber_loss``.
       where: optional boolean mask over the broadcast loss; masked elements count for nothing.
@@ -163,14 +167,14 @@ def huber_loss(
     """
     fn = "huber_loss"
     checks.python_number(fn, "delta", delta, low=0.0, low_inclusive=False)
-    x, t, weight, where, result_dtype = _pointwise_inputs(
-        fn, predictions, targets, weight, where, reduction
+    x, t, weights, where, result_dtype = _pointwise_inputs(
+        fn, predictions, targets, weights, where, reduction
     )
     d = x - t
     abs_d = jnp.abs(d)
     loss = jnp.where(abs_d < delta, 0.5 * d * d, delta * (abs_d - 0.5 * delta))
-    if weight is not None:
-        loss = loss * weight
+    if weights is not None:
+        loss = loss * weights
     return finish(reduce_loss(loss, reduction, where=where), result_dtype)
 
 

@@ -627,14 +627,14 @@ def dice_ce_loss(
         softmax=lambda x, t, w, ignore, mask: cross_entropy(
             x,
             t,
-            weight=w,
+            class_weights=w,
             ignore_index=ignore,
             label_smoothing=label_smoothing,
             where=mask,
             reduction=reduction,
         ),
         sigmoid=lambda x, t, w, mask: binary_cross_entropy_with_logits(
-            x, t, weight=w, where=mask, reduction=reduction
+            x, t, weights=w, where=mask, reduction=reduction
         ),
     )
     return lambda_dice * dice + lambda_ce * ce
@@ -757,7 +757,7 @@ def dice_focal_loss(
         ignore_index,
         where,
         softmax=lambda x, t, w, ignore, mask: softmax_focal_loss(
-            x, t, gamma=gamma, weight=w, ignore_index=ignore, where=mask, reduction=reduction
+            x, t, gamma=gamma, class_weights=w, ignore_index=ignore, where=mask, reduction=reduction
         ),
         sigmoid=lambda x, t, w, mask: _weighted(
             sigmoid_focal_loss(x, t, alpha=alpha, gamma=gamma, where=mask, reduction="none"),

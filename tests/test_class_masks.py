@@ -62,11 +62,11 @@ def test_padded_vocabulary_equals_unpadded(dtype, smoothing, weighted):
 
     def padded(x, w):
         return jaxloss.cross_entropy(
-            x, LABELS, weight=w, label_smoothing=smoothing, class_mask=mask
+            x, LABELS, class_weights=w, label_smoothing=smoothing, class_mask=mask
         )
 
     def unpadded(x, w):
-        return jaxloss.cross_entropy(x, LABELS, weight=w, label_smoothing=smoothing)
+        return jaxloss.cross_entropy(x, LABELS, class_weights=w, label_smoothing=smoothing)
 
     args = (logits, weight)
     short = (logits[:, :K], None if weight is None else weight[:K])
@@ -143,7 +143,7 @@ def test_matches_optax_where(dtype, mask_kind):
     log_p = jax.nn.log_softmax(jnp.where(full, logits, -jnp.inf))
     kl = jaxloss.kl_div(log_p, targets, class_mask=mask, reduction="none").sum(-1)
     _close(kl, optax.losses.kl_divergence(log_p, targets, where=full), dtype)
-    kl_log = jaxloss.kl_div(log_p, log_q, log_target=True, class_mask=mask, reduction="none")
+    kl_log = jaxloss.kl_div(log_p, log_q, log_targets=True, class_mask=mask, reduction="none")
     _close(
         kl_log.sum(-1), optax.losses.kl_divergence_with_log_targets(log_p, log_q, where=full), dtype
     )
@@ -176,7 +176,12 @@ def test_matches_naive_masked_log_softmax(dtype, smoothing, weighted, mask_kind)
 
     def ours(x):
         return jaxloss.cross_entropy(
-            x, LABELS, weight=weight, label_smoothing=smoothing, class_mask=mask, reduction="none"
+            x,
+            LABELS,
+            class_weights=weight,
+            label_smoothing=smoothing,
+            class_mask=mask,
+            reduction="none",
         )
 
     def naive(x):
@@ -194,7 +199,7 @@ def test_matches_naive_masked_log_softmax(dtype, smoothing, weighted, mask_kind)
                 jaxloss.cross_entropy(
                     logits,
                     LABELS,
-                    weight=w,
+                    class_weights=w,
                     label_smoothing=smoothing,
                     class_mask=mask,
                     reduction="none",
@@ -235,13 +240,17 @@ def test_excluded_logits_may_hold_anything(x64):
 
         def loss(x, smoothing=smoothing):
             return jaxloss.cross_entropy(
-                x, LABELS, weight=jnp.asarray(WEIGHT), label_smoothing=smoothing, class_mask=mask
+                x,
+                LABELS,
+                class_weights=jnp.asarray(WEIGHT),
+                label_smoothing=smoothing,
+                class_mask=mask,
             )
 
         clean = jaxloss.cross_entropy(
             jnp.asarray(LOGITS[:, :K]),
             LABELS,
-            weight=jnp.asarray(WEIGHT[:K]),
+            class_weights=jnp.asarray(WEIGHT[:K]),
             label_smoothing=smoothing,
         )
         _close(loss(garbage), clean, "float64")
@@ -265,7 +274,7 @@ def test_rows_with_every_class_excluded_count_for_nothing_when_masked(x64):
             class_mask=mask,
             where=where,
             label_smoothing=0.1,
-            weight=jnp.asarray(WEIGHT),
+            class_weights=jnp.asarray(WEIGHT),
         )
     )(jnp.asarray(LOGITS))
     expected = _naive_masked(

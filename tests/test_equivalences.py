@@ -69,7 +69,7 @@ def test_differences_the_tables_state(x64):
     # optax's cross-entropies take no class weights, ignore_index or smoothing: the unweighted,
     # unsmoothed loss is what they give.
     logits, labels = jnp.asarray(v["logits"]), jnp.asarray(v["labels"])
-    weighted = jaxloss.cross_entropy(logits, labels, weight=jnp.linspace(0.5, 2, C))
+    weighted = jaxloss.cross_entropy(logits, labels, class_weights=jnp.linspace(0.5, 2, C))
     plain = jnp.mean(optax.losses.softmax_cross_entropy_with_integer_labels(logits, labels))
     assert abs(float(weighted - plain)) > 1e-3
 

@@ -134,7 +134,7 @@ def test_sigmoid_focal_is_finite_and_exact_at_large_logits(gamma):
 def test_softmax_focal_matches_the_reference(smoothing, weighted, gamma):
     weight = np.linspace(0.5, 2.0, 5) if weighted else None
     per, mean = ref_softmax_focal(X, Y, gamma, weight, smoothing)
-    kwargs = dict(gamma=gamma, weight=weight, label_smoothing=smoothing)
+    kwargs = dict(gamma=gamma, class_weights=weight, label_smoothing=smoothing)
 
     @jax.jit
     def ours(x):
@@ -142,7 +142,7 @@ def test_softmax_focal_matches_the_reference(smoothing, weighted, gamma):
             return jaxloss.softmax_focal_loss(x, Y, **kwargs)
 
         def cross_entropy(x):
-            return jaxloss.cross_entropy(x, Y, weight=weight, label_smoothing=smoothing)
+            return jaxloss.cross_entropy(x, Y, class_weights=weight, label_smoothing=smoothing)
 
         unreduced = jaxloss.softmax_focal_loss(x, Y, reduction="none", **kwargs)
         return unreduced, focal(x), jax.grad(focal)(x), cross_entropy(x), jax.grad(cross_entropy)(x)
@@ -162,7 +162,7 @@ def test_softmax_focal_gradient_matches_central_differences():
     grad = jax.jit(
         jax.grad(
             lambda x: jaxloss.softmax_focal_loss(
-                x, Y, weight=np.linspace(0.5, 2.0, 5), label_smoothing=0.2
+                x, Y, class_weights=np.linspace(0.5, 2.0, 5), label_smoothing=0.2
             )
         )
     )(X)
@@ -243,13 +243,15 @@ def test_poly1_matches_optax_and_the_reference(epsilon):
     per, mean = ref_poly1(X, labels, epsilon, weight, 0.2)
     np.testing.assert_allclose(
         jaxloss.poly1_cross_entropy(
-            X, labels, epsilon=epsilon, weight=weight, label_smoothing=0.2, reduction="none"
+            X, labels, epsilon=epsilon, class_weights=weight, label_smoothing=0.2, reduction="none"
         ),
         per,
         rtol=1e-11,
     )
     np.testing.assert_allclose(
-        jaxloss.poly1_cross_entropy(X, labels, epsilon=epsilon, weight=weight, label_smoothing=0.2),
+        jaxloss.poly1_cross_entropy(
+            X, labels, epsilon=epsilon, class_weights=weight, label_smoothing=0.2
+        ),
         mean,
         rtol=1e-11,
     )

@@ -50,6 +50,8 @@ def test_linear_cross_entropy_matches_torch(options, reduction, dtype, tol):
     x, w, b = (a.astype(dtype) for a in (X, W, B))
     kwargs = {k: (v.astype(dtype) if isinstance(v, np.ndarray) else v) for k, v in options.items()}
     value, grads = _torch_linear_ce(x, w, b, Y, reduction, **kwargs)
+    if "weight" in kwargs:  # torch's name, jaxloss's
+        kwargs["class_weights"] = kwargs.pop("weight")
     fn = functools.partial(
         jaxloss.linear_cross_entropy, labels=Y, reduction=reduction, chunk_size=8, **kwargs
     )
@@ -208,7 +210,7 @@ def test_cross_entropy_weight_and_smoothing_gradients_are_exact(options):
         return jnp.sum(jnp.where(valid, rows, 0)) / jnp.sum(jnp.where(valid, w_y, 0))
 
     def ours(x, w, e):
-        return jaxloss.cross_entropy(x, labels, weight=w, label_smoothing=e)
+        return jaxloss.cross_entropy(x, labels, class_weights=w, label_smoothing=e)
 
     for argnum in (0, 1, 2):
         np.testing.assert_allclose(

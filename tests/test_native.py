@@ -38,10 +38,19 @@ def test_where_equals_dropping_the_masked_positions():
     weight = np.linspace(0.5, 2.0, 4)
     for reduction in ("mean", "sum"):
         masked = jaxloss.cross_entropy(
-            logits, labels, weight=weight, where=keep, label_smoothing=0.1, reduction=reduction
+            logits,
+            labels,
+            class_weights=weight,
+            where=keep,
+            label_smoothing=0.1,
+            reduction=reduction,
         )
         dropped = jaxloss.cross_entropy(
-            logits[keep], labels[keep], weight=weight, label_smoothing=0.1, reduction=reduction
+            logits[keep],
+            labels[keep],
+            class_weights=weight,
+            label_smoothing=0.1,
+            reduction=reduction,
         )
         np.testing.assert_allclose(masked, dropped, rtol=1e-12)
     none = jaxloss.cross_entropy(logits, labels, where=keep, reduction="none")
@@ -292,7 +301,7 @@ def test_bfloat16_cross_entropy_writes_no_float32_copy_of_the_logits():
     assert "f32[512,1024]" not in entry
 
 
-@pytest.mark.parametrize("options", [{}, {"label_smoothing": 0.1, "weight": "classes"}])
+@pytest.mark.parametrize("options", [{}, {"label_smoothing": 0.1, "class_weights": "classes"}])
 def test_float32_cross_entropy_adds_the_label_term_by_scatter(options):
     """For logits in the compute dtype the backward pass writes the dense terms of the gradient
     and scatters the label's N values onto it in place, instead of an iota compare over all
@@ -301,8 +310,8 @@ def test_float32_cross_entropy_adds_the_label_term_by_scatter(options):
     updates) and no (N, C) compare. Gradients equal the reference formula."""
     logits = jax.random.normal(jax.random.key(0), (128, 1024), jnp.float32)
     labels = jax.random.randint(jax.random.key(1), (128,), 0, 1024)
-    if options.get("weight") == "classes":
-        options = {**options, "weight": jnp.linspace(0.5, 2.0, 1024)}
+    if options.get("class_weights") == "classes":
+        options = {**options, "class_weights": jnp.linspace(0.5, 2.0, 1024)}
 
     def loss(x):
         return jaxloss.cross_entropy(x, labels, **options)
@@ -312,7 +321,7 @@ def test_float32_cross_entropy_adds_the_label_term_by_scatter(options):
     assert "scatter-add" in program
     assert "pred[128,1024]" not in program
     smoothing = options.get("label_smoothing", 0.0)
-    weight = options.get("weight", jnp.ones(1024))
+    weight = options.get("class_weights", jnp.ones(1024))
     target = (1 - smoothing) * jax.nn.one_hot(labels, 1024) + smoothing / 1024
 
     def reference(x):
@@ -335,7 +344,7 @@ def test_nll_loss_writes_its_gradient_in_one_pass_without_a_scatter():
     log_probs = jax.nn.log_softmax(jax.random.normal(jax.random.key(0), (6, 3, 5)), axis=1)
     labels = jax.random.randint(jax.random.key(1), (6, 5), 0, 3)
     weight = jnp.array([0.5, 1.0, 2.0])
-    step = jax.jit(jax.grad(lambda x: jaxloss.nll_loss(x, labels, axis=1, weight=weight)))
+    step = jax.jit(jax.grad(lambda x: jaxloss.nll_loss(x, labels, axis=1, class_weights=weight)))
     assert "scatter-add" not in step.lower(log_probs).compile().as_text()
 
     def plain(x):

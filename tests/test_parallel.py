@@ -45,7 +45,7 @@ def _parallel(mesh, reduction="mean", **options):
             z,
             y,
             axis_name="model",
-            weight=w,
+            class_weights=w,
             where=where,
             reduction=reduction,
             batch_axis_name=batch if reduced else None,
@@ -91,7 +91,7 @@ def _reference(logits, labels, weight, options):
             logits,
             jnp.eye(V, dtype=logits.dtype),
             labels,
-            weight=weight,
+            class_weights=weight,
             label_smoothing=options.get("label_smoothing", 0.0),
             z_loss=options.get("z_loss", 0.0),
             softcap=options.get("softcap"),
@@ -100,7 +100,7 @@ def _reference(logits, labels, weight, options):
     return jaxloss.cross_entropy(
         logits,
         labels,
-        weight=weight,
+        class_weights=weight,
         label_smoothing=options.get("label_smoothing", 0.0),
         class_mask=mask,
     )
@@ -152,14 +152,14 @@ def test_global_mean_over_uneven_shards_is_not_a_mean_of_means():
     loss = _parallel(_mesh((2, 4)), label_smoothing=0.1)
     value, grad = _value_and_grad(loss, logits, labels, weight)
     expected, expected_grad = jax.value_and_grad(
-        lambda z: jaxloss.cross_entropy(z, labels, weight=weight, label_smoothing=0.1)
+        lambda z: jaxloss.cross_entropy(z, labels, class_weights=weight, label_smoothing=0.1)
     )(logits)
     np.testing.assert_allclose(value, expected, rtol=1e-6)
     np.testing.assert_allclose(grad, expected_grad, rtol=1e-5, atol=1e-7)
     # A mean of the two shards' means would weigh the lone token of shard 0 as much as the
     # six of shard 1.
     per_token = jaxloss.cross_entropy(
-        logits, labels, weight=weight, label_smoothing=0.1, reduction="none"
+        logits, labels, class_weights=weight, label_smoothing=0.1, reduction="none"
     )
     w_y = jnp.where(labels >= 0, weight[jnp.clip(labels, 0)], 0.0)
     means = [jnp.sum(per_token[s]) / jnp.sum(w_y[s]) for s in (slice(0, 6), slice(6, 12))]
@@ -220,7 +220,7 @@ def test_auto_mesh():
     loss = _parallel(_mesh((2, 4), AxisType.Auto), label_smoothing=0.1)
     value, grad = _value_and_grad(loss, logits, labels, weight)
     expected, expected_grad = jax.value_and_grad(
-        lambda z: jaxloss.cross_entropy(z, labels, weight=weight, label_smoothing=0.1)
+        lambda z: jaxloss.cross_entropy(z, labels, class_weights=weight, label_smoothing=0.1)
     )(logits)
     np.testing.assert_allclose(value, expected, rtol=1e-6)
     np.testing.assert_allclose(grad, expected_grad, rtol=1e-5, atol=1e-7)
@@ -296,8 +296,8 @@ def test_errors_inside_shard_map_name_the_argument():
 
     with pytest.raises(ValueError, match="num_classes"):
         run(num_classes=17)  # more than the 8 blocks of 2 hold
-    with pytest.raises(ValueError, match="weight"):
-        run(weight=jnp.ones(V))  # the whole table, not this device's block
+    with pytest.raises(ValueError, match="class_weights"):
+        run(class_weights=jnp.ones(V))  # the whole table, not this device's block
     with pytest.raises(ValueError, match="reduction"):
         run(reduction="batchmean")
     # A label on a padding class (labels hold 15) raises with concrete labels, and makes
@@ -332,7 +332,7 @@ def _fused_problem():
 def _fused_expected(x, w, bias, weight, labels, **options):
     def loss(x, w, bias):
         return jaxloss.linear_cross_entropy(
-            x, w, labels, bias=bias, weight=weight, **FUSED_OPTIONS, **options
+            x, w, labels, bias=bias, class_weights=weight, **FUSED_OPTIONS, **options
         )
 
     return jax.value_and_grad(loss, argnums=(0, 1, 2))(x, w, bias)
@@ -359,7 +359,7 @@ def test_fused_layouts_under_jit_equal_one_device(layout, axis_type):
 
     def loss(x, w, bias):
         return jaxloss.linear_cross_entropy(
-            x, w, labels_s, bias=bias, weight=weight_s, **FUSED_OPTIONS
+            x, w, labels_s, bias=bias, class_weights=weight_s, **FUSED_OPTIONS
         )
 
     step = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))
@@ -387,7 +387,7 @@ def _fused_in_shard_map(mesh, scale=1.0, reduction="mean"):
             w,
             labels,
             bias=bias,
-            weight=weight,
+            class_weights=weight,
             axis_name="model",
             batch_axis_name="data",
             reduction=reduction,

@@ -66,7 +66,7 @@ W = np.linspace(0.5, 2.0, C)
 # name -> (loss, names of its inputs (the first is differentiated), class axis sharded too?)
 CRITERIA = {
     "cross_entropy": (
-        p(jaxloss.cross_entropy, weight=W, label_smoothing=0.1),
+        p(jaxloss.cross_entropy, class_weights=W, label_smoothing=0.1),
         ("logits", "labels"),
         True,
     ),
@@ -76,7 +76,7 @@ CRITERIA = {
         ("logits", "labels_below_7"),
         True,
     ),
-    "nll_loss": (p(jaxloss.nll_loss, weight=W), ("logits", "labels"), True),
+    "nll_loss": (p(jaxloss.nll_loss, class_weights=W), ("logits", "labels"), True),
     "kl_div": (p(jaxloss.kl_div, reduction="batchmean"), ("logits", "targets"), True),
     "binary_cross_entropy": (jaxloss.binary_cross_entropy, ("probs", "binary"), False),
     "binary_cross_entropy_with_logits": (
@@ -90,7 +90,11 @@ CRITERIA = {
         ("logits", "binary"),
         True,
     ),
-    "multi_margin_loss": (p(jaxloss.multi_margin_loss, p=2, weight=W), ("logits", "labels"), True),
+    "multi_margin_loss": (
+        p(jaxloss.multi_margin_loss, p=2, class_weights=W),
+        ("logits", "labels"),
+        True,
+    ),
     "multilabel_margin_loss": (jaxloss.multilabel_margin_loss, ("logits", "multilabels"), False),
     "l1_loss": (jaxloss.l1_loss, ("x", "y"), False),
     "mse_loss": (jaxloss.mse_loss, ("x", "y"), False),

@@ -38,7 +38,7 @@ def _native_calls():
     return [
         (
             "cross_entropy",
-            p(jaxloss.cross_entropy, weight=w, label_smoothing=0.2),
+            p(jaxloss.cross_entropy, class_weights=w, label_smoothing=0.2),
             (logits, labels),
         ),
         (
@@ -48,10 +48,10 @@ def _native_calls():
         ),
         (
             "cross_entropy_class_mask",
-            p(jaxloss.cross_entropy, weight=w, label_smoothing=0.2, class_mask=row_mask),
+            p(jaxloss.cross_entropy, class_weights=w, label_smoothing=0.2, class_mask=row_mask),
             (logits, labels),
         ),
-        ("nll_loss", p(jaxloss.nll_loss, weight=w), (logits - 2.0, labels)),
+        ("nll_loss", p(jaxloss.nll_loss, class_weights=w), (logits - 2.0, labels)),
         (
             "kl_div_class_mask",
             p(jaxloss.kl_div, reduction="mean", class_mask=row_mask),
@@ -137,18 +137,23 @@ def _native_calls():
         ),
         (
             "softmax_focal_loss",
-            p(jaxloss.softmax_focal_loss, weight=w, label_smoothing=0.2, class_mask=row_mask),
+            p(
+                jaxloss.softmax_focal_loss,
+                class_weights=w,
+                label_smoothing=0.2,
+                class_mask=row_mask,
+            ),
             (logits, labels),
         ),
         (
             "poly1_cross_entropy",
-            p(jaxloss.poly1_cross_entropy, weight=w, label_smoothing=0.2),
+            p(jaxloss.poly1_cross_entropy, class_weights=w, label_smoothing=0.2),
             (logits, labels),
         ),
         ("z_loss", jaxloss.z_loss, (logits,)),
         (
             "generalized_cross_entropy",
-            p(jaxloss.generalized_cross_entropy, q=0.6, weight=w),
+            p(jaxloss.generalized_cross_entropy, q=0.6, class_weights=w),
             (logits, labels),
         ),
         (

@@ -73,13 +73,13 @@ def _batched_native_calls():
     return [
         (
             "cross_entropy",
-            functools.partial(jaxloss.cross_entropy, weight=w, label_smoothing=0.2),
+            functools.partial(jaxloss.cross_entropy, class_weights=w, label_smoothing=0.2),
             (logits, labels),
         ),
         ("cross_entropy_probs", jaxloss.cross_entropy, (logits, jax.nn.softmax(y[..., :c]))),
         (
             "nll_loss",
-            functools.partial(jaxloss.nll_loss, weight=w),
+            functools.partial(jaxloss.nll_loss, class_weights=w),
             (jax.nn.log_softmax(logits), labels),
         ),
         (

@@ -243,13 +243,14 @@ def class_mask(
     return jnp.broadcast_to(m, tuple(shape))
 
 
-def class_weight(fn: str, weight: Any, num_classes: int):
+def class_weight(fn: str, weight: Any, num_classes: int, name: str = "class_weights"):
+    """Per-class weights: a float ``(num_classes,)`` array, or None."""
     if weight is None:
         return None
-    w = float_array(fn, "weight", weight)
+    w = float_array(fn, name, weight)
     if w.shape != (num_classes,):
         raise ValueError(
-            f"{fn}: `weight` must hold one weight per class, shape [{num_classes}]; "
+            f"{fn}: `{name}` must hold one weight per class, shape [{num_classes}]; "
             f"got {list(w.shape)}."
         )
     return w
@@ -306,7 +307,7 @@ def multi_margin_options(fn: str, p: Any, weight: Any = None) -> None:
         raise ValueError(f"{fn}: `p` must be 1 or 2; got {p!r}.")
     if weight is not None and np.ndim(weight) != 1:
         raise ValueError(
-            f"{fn}: `weight` must be one-dimensional (one weight per class); got "
+            f"{fn}: `class_weights` must be one-dimensional (one weight per class); got "
             f"shape {list(np.shape(weight))}."
         )
 

@@ -84,7 +84,7 @@ def _torch_names(**native_to_torch):
     return decorate
 
 
-_REGRESSION = dict(predictions="input", targets="target")
+_REGRESSION = dict(predictions="input", targets="target", weights="weight")
 _CLASSES = dict(
     logits="input",
     log_probs="input",
@@ -94,6 +94,9 @@ _CLASSES = dict(
     distances="input",
     log_predictions="input",
     targets="target",
+    class_weights="weight",
+    weights="weight",
+    log_targets="log_target",
 )
 _PAIRS = dict(
     scores1="input1", scores2="input2", embeddings1="input1", embeddings2="input2", labels="target"
@@ -152,7 +155,7 @@ def l1_loss(
     weight: ArrayLike | None = None,
 ) -> jax.Array:
     reduction = legacy_reduction(size_average, reduce, reduction)
-    return regression.l1_loss(input, target, weight=weight, reduction=reduction)
+    return regression.l1_loss(input, target, weights=weight, reduction=reduction)
 
 
 @_torch_names(**_REGRESSION)
@@ -165,7 +168,7 @@ def mse_loss(
     weight: ArrayLike | None = None,
 ) -> jax.Array:
     reduction = legacy_reduction(size_average, reduce, reduction)
-    return regression.mse_loss(input, target, weight=weight, reduction=reduction)
+    return regression.mse_loss(input, target, weights=weight, reduction=reduction)
 
 
 @_torch_names(**_CLASSES)
@@ -184,7 +187,7 @@ def cross_entropy(
         input,
         target,
         axis=_class_axis(input),
-        weight=weight,
+        class_weights=weight,
         ignore_index=ignore_index,
         label_smoothing=label_smoothing,
         reduction=reduction,
@@ -206,7 +209,7 @@ def nll_loss(
         input,
         target,
         axis=_class_axis(input),
-        weight=weight,
+        class_weights=weight,
         ignore_index=ignore_index,
         reduction=reduction,
     )
@@ -259,7 +262,7 @@ def kl_div(
             stacklevel=2,
         )
     reduction = legacy_reduction(size_average, reduce, reduction)
-    return classification.kl_div(input, target, log_target=log_target, reduction=reduction)
+    return classification.kl_div(input, target, log_targets=log_target, reduction=reduction)
 
 
 @_torch_names(**_CLASSES)
@@ -272,7 +275,7 @@ def binary_cross_entropy(
     reduction: Reduction = "mean",
 ) -> jax.Array:
     reduction = legacy_reduction(size_average, reduce, reduction)
-    return classification.binary_cross_entropy(input, target, weight=weight, reduction=reduction)
+    return classification.binary_cross_entropy(input, target, weights=weight, reduction=reduction)
 
 
 @_torch_names(**_CLASSES)
@@ -287,7 +290,7 @@ def binary_cross_entropy_with_logits(
 ) -> jax.Array:
     reduction = legacy_reduction(size_average, reduce, reduction)
     return classification.binary_cross_entropy_with_logits(
-        input, target, weight=weight, pos_weight=pos_weight, reduction=reduction
+        input, target, weights=weight, pos_weight=pos_weight, reduction=reduction
     )
 
 
@@ -345,7 +348,7 @@ def huber_loss(
     delta: float = 1.0,
     weight: ArrayLike | None = None,
 ) -> jax.Array:
-    return regression.huber_loss(input, target, delta=delta, weight=weight, reduction=reduction)
+    return regression.huber_loss(input, target, delta=delta, weights=weight, reduction=reduction)
 
 
 @_torch_names(**_REGRESSION)
@@ -384,7 +387,7 @@ def multilabel_soft_margin_loss(
 ) -> jax.Array:
     reduction = legacy_reduction(size_average, reduce, reduction)
     return classification.multilabel_soft_margin_loss(
-        input, target, axis=-1, weight=weight, reduction=reduction
+        input, target, axis=-1, weights=weight, reduction=reduction
     )
 
 
@@ -437,7 +440,7 @@ def multi_margin_loss(
         axis=_class_axis(input),
         p=p,
         margin=margin,
-        weight=weight,
+        class_weights=weight,
         reduction=reduction,
     )
 
@@ -593,7 +596,9 @@ def ctc_loss(
     )
 
 
-_LINEAR = dict(x="input", w="linear_weight", labels="target", bias="linear_bias")
+_LINEAR = dict(
+    x="input", w="linear_weight", labels="target", bias="linear_bias", class_weights="weight"
+)
 
 
 @_torch_names(**_LINEAR)
@@ -658,7 +663,7 @@ def linear_cross_entropy(
         w,
         y,
         bias=linear_bias,
-        weight=weight,
+        class_weights=weight,
         ignore_index=ignore_index,
         label_smoothing=label_smoothing,
         reduction=reduction,
@@ -820,11 +825,10 @@ _EXAMPLES = {
 def _docstring(name, fn) -> str:
     import inspect
 
-    native = "ctc_loss" if name == "ctc_loss" else name
     lines = [
         f"``torch.nn.functional.{name}`` with torch 2.13's signature, defaults and "
         f"semantics (class axis 1);",
-        f"computed by `jaxloss.{native}`, whose docstring gives the formula and the conventions.",
+        f"computed by `jaxloss.{name}`, whose docstring gives the formula and the conventions.",
         "",
         "Args:",
     ]

@@ -336,7 +336,7 @@ def categorical_focal_crossentropy(
         t,
         gamma=gamma,
         axis=axis,
-        weight=weight,
+        class_weights=weight,
         label_smoothing=label_smoothing,
         reduction="none",
     )

@@ -730,7 +730,7 @@ class LinearCrossEntropyLoss(_WeightedLoss):
         label_smoothing: float = 0.0,
         options=None,
     ) -> None:
-        checks.class_weight("LinearCrossEntropyLoss", weight, num_classes)
+        checks.class_weight("LinearCrossEntropyLoss", weight, num_classes, name="weight")
         checks.python_number(
             "LinearCrossEntropyLoss", "label_smoothing", label_smoothing, low=0.0, high=1.0
         )
