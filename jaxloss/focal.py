@@ -135,13 +135,12 @@ def sigmoid_focal_loss(
     # to 0. Another γ goes through log(1 - p_t), computed without cancellation or underflow.
     integer_gamma = isinstance(gamma, (int, float)) and float(gamma).is_integer()
     if from_logits:
-        # σ(|x|) and σ(-|x|) from one exp, no cancellation in either.
-        small = jnp.exp(-jnp.abs(x))
-        big_side, small_side = 1 / (1 + small), small / (1 + small)
-        positive = x >= 0
-        p = jnp.where(positive, big_side, small_side)  # σ(x)
-        not_p = jnp.where(positive, small_side, big_side)  # σ(-x)
-        bce = (1 - t) * x + jnp.maximum(-x, 0) + jnp.log1p(small)
+        # σ(x), σ(-x) and softplus(-x) have no cancellation, and their derivatives are smooth
+        # at x = 0, where a zero-initialised head puts every logit (|x| and max(-x, 0) are not).
+        # BCE as t·softplus(-x) + (1 - t)·softplus(x): each term is exact in its own tail, where
+        # (1 - t)·x + softplus(-x) would cancel (x ≪ 0 with t = 0: -x + x + e^x).
+        p, not_p = jax.nn.sigmoid(x), jax.nn.sigmoid(-x)
+        bce = t * jax.nn.softplus(-x) + (1 - t) * jax.nn.softplus(x)
         if integer_gamma:
             focus = (t * not_p + (1 - t) * p) ** int(gamma)
         else:

@@ -127,6 +127,41 @@ def test_sigmoid_focal_is_finite_and_exact_at_large_logits(gamma):
         np.testing.assert_allclose(grad, grad_theirs, rtol=1e-6, atol=1e-15)
 
 
+def _focal_sum(x, t, alpha, gamma):
+    return jaxloss.sigmoid_focal_loss(x, t, alpha=alpha, gamma=gamma, reduction="sum")
+
+
+@pytest.mark.parametrize("x", [0.0, 1.0, -1.0], ids=lambda v: f"x={v}")
+@pytest.mark.parametrize("t", [1.0, 0.0, 0.3], ids=lambda v: f"t={v}")
+@pytest.mark.parametrize(
+    "alpha, gamma", [(None, 0.0), (0.25, 2.0), (None, 0.5), (0.25, 1.5)], ids=str
+)
+def test_sigmoid_focal_gradient_at_zero_and_one_equals_central_differences(x, t, alpha, gamma):
+    """A zero-initialised head puts every logit at exactly 0: the gradient there is the
+    derivative of the formula (BCE's σ(0) - t = -0.5 at γ = 0, t = 1), not a one-sided one."""
+    x, t = jnp.float64(x), jnp.float64(t)
+    h = 1e-6
+    central = (_focal_sum(x + h, t, alpha, gamma) - _focal_sum(x - h, t, alpha, gamma)) / (2 * h)
+    grad = jax.grad(_focal_sum)(x, t, alpha, gamma)
+    np.testing.assert_allclose(grad, central, rtol=1e-7, atol=1e-10)
+    theirs = jax.grad(
+        lambda x: jnp.sum(optax.losses.sigmoid_focal_loss(x, t, alpha=alpha, gamma=gamma))
+    )(x)
+    np.testing.assert_allclose(grad, theirs, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("x, t", [(-20.0, 0.0), (20.0, 1.0), (-50.0, 0.0), (50.0, 1.0)])
+def test_sigmoid_focal_float32_gradient_keeps_its_digits_in_the_tails(x, t):
+    """Where the loss is e^{-(1+γ)|x|}-small, the float32 gradient is within a few roundings
+    of the float64 one (the BCE is summed as t·softplus(-x) + (1 - t)·softplus(x), no
+    cancellation), for γ = 0.5 as in optax's extreme-logits test."""
+    exact = jax.grad(_focal_sum)(jnp.float64(x), jnp.float64(t), None, 0.5)
+    single = jax.grad(_focal_sum)(jnp.float32(x), jnp.float32(t), None, 0.5)
+    assert single.dtype == jnp.float32
+    np.testing.assert_allclose(single, exact, rtol=1e-5)
+    assert exact != 0
+
+
 @pytest.mark.parametrize(
     "smoothing,weighted,gamma",
     [(0.0, False, 0.0), (0.3, True, 0.0), (0.0, True, 0.5), (0.3, False, 2.0), (0.3, True, 2.0)],
