@@ -146,7 +146,7 @@ def jaxloss_function(case: Case):
 def run_jax(case: Case, cotangent, *, jit: bool = True):
     """(value, grads) of the jaxloss call. With `jit` (default) forward and backward compile
     as one program: the code users run under jit, and 2-3x faster than op-by-op dispatch,
-    which compiles every primitive of every new shape (tests/test_transforms.py checks that
+    which compiles every primitive of every new shape (tests/test_transformations.py checks that
     eager equals jit). ``jit=False`` runs eagerly, where value checks on concrete inputs raise
     as they do for a user's eager call."""
     call, primals = jaxloss_function(case)
