@@ -21,7 +21,10 @@ Conventions shared by the losses:
   w / (h + eps) (CIoU), the centre distance (SIoU).
 - 'mean' of no boxes (an empty input, or ``where`` all False) is 0, as torchvision's
   losses give, so a batch without matched boxes adds nothing to a detector's loss.
-- Integer boxes are taken as float32, as torchvision upcasts them.
+- Box dtypes, as torchvision computes: the matched losses take integer and 16-bit boxes as
+  float32 and return float32 (float64 boxes stay float64); the pairwise IoUs and
+  ``box_area`` widen integers narrower than 32 bits to int32 and 16-bit floats to float32
+  before any product of coordinates, so no area overflows.
 - Gradients are finite for identical, nested, touching, disjoint and zero-width or
   zero-height boxes (tested); powers of a quantity that can be 0 (α-IoU, Focal-EIoU) are
   taken as 0 there with a zero gradient.
@@ -120,7 +123,9 @@ def box_area(boxes: ArrayLike, *, box_format: BoxFormat = "xyxy") -> jax.Array:
       box_format: ``'xyxy'``, ``'xywh'`` or ``'cxcywh'``.
 
     Returns:
-      ``boxes.shape[:-1]``: one area per box.
+      ``boxes.shape[:-1]``: one area per box, as torchvision computes it: integer boxes
+      narrower than 32 bits give int32 areas, 16-bit float boxes float32 ones, wider types
+      their own.
 
     Examples:
       >>> jaxloss.box_area(jnp.array([[0.0, 0.0, 4.0, 2.0]]))
@@ -131,6 +136,7 @@ def box_area(boxes: ArrayLike, *, box_format: BoxFormat = "xyxy") -> jax.Array:
     x = checks.real_array(fn, "boxes", boxes)
     if x.ndim == 0 or x.shape[-1] != 4:
         raise ValueError(f"{fn}: `boxes` must have shape (..., 4); got shape {list(x.shape)}.")
+    x = _widened(x)
     if box_format == "xyxy":
         return (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])
     return x[..., 2] * x[..., 3]
@@ -144,9 +150,18 @@ def _clamped(x):
     return jnp.where(x >= 0, x, jnp.zeros((), x.dtype))
 
 
+def _widened(x: jax.Array) -> jax.Array:
+    """torchvision's upcast before products of coordinates: integers narrower than 32 bits
+    become int32 and 16-bit floats float32 (an int16 or float16 area overflows at a few
+    hundred pixels a side); wider types stay as they are."""
+    if x.dtype.itemsize >= 4:
+        return x
+    return x.astype(jnp.float32 if jnp.issubdtype(x.dtype, jnp.floating) else jnp.int32)
+
+
 def _pairwise_boxes(fn, boxes1, boxes2):
-    a = checks.real_array(fn, "boxes1", boxes1)
-    b = checks.real_array(fn, "boxes2", boxes2)
+    a = _widened(checks.real_array(fn, "boxes1", boxes1))
+    b = _widened(checks.real_array(fn, "boxes2", boxes2))
     for name, x in (("boxes1", a), ("boxes2", b)):
         if x.ndim < 2 or x.shape[-1] != 4:
             raise ValueError(
@@ -203,7 +218,9 @@ def box_iou(boxes1: ArrayLike, boxes2: ArrayLike, *, box_format: BoxFormat = "xy
       box_format: ``'xyxy'``, ``'xywh'`` or ``'cxcywh'``.
 
     Returns:
-      ``(..., N, M)``: one value per pair.
+      ``(..., N, M)``: one value per pair, float32 for integer and 16-bit boxes (computed
+      as torchvision does: integers widened to int32, 16-bit floats to float32), else the
+      boxes' float dtype.
 
     Examples:
       >>> a = jnp.array([[0.0, 0.0, 2.0, 2.0]])
@@ -231,7 +248,9 @@ def generalized_box_iou(
       box_format: ``'xyxy'``, ``'xywh'`` or ``'cxcywh'``.
 
     Returns:
-      ``(..., N, M)``: one value per pair.
+      ``(..., N, M)``: one value per pair, float32 for integer and 16-bit boxes (computed
+      as torchvision does: integers widened to int32, 16-bit floats to float32), else the
+      boxes' float dtype.
 
     Examples:
       >>> a = jnp.array([[0.0, 0.0, 1.0, 1.0]])
@@ -276,7 +295,9 @@ def distance_box_iou(
       eps: added to the squared diagonal of the enclosing box.
 
     Returns:
-      ``(..., N, M)``: one value per pair.
+      ``(..., N, M)``: one value per pair, float32 for integer and 16-bit boxes (computed
+      as torchvision does: integers widened to int32, 16-bit floats to float32), else the
+      boxes' float dtype.
 
     Examples:
       >>> a = jnp.array([[0.0, 0.0, 2.0, 2.0]])
@@ -309,7 +330,9 @@ def complete_box_iou(
       eps: added to the squared diagonal and to the aspect term's denominator.
 
     Returns:
-      ``(..., N, M)``: one value per pair.
+      ``(..., N, M)``: one value per pair, float32 for integer and 16-bit boxes (computed
+      as torchvision does: integers widened to int32, 16-bit floats to float32), else the
+      boxes' float dtype.
 
     Examples:
       >>> a = jnp.array([[0.0, 0.0, 2.0, 2.0]])

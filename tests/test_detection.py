@@ -467,6 +467,40 @@ def test_integer_boxes_are_upcast_as_torchvision_does():
         np.testing.assert_allclose(ours, theirs, rtol=1e-6, err_msg=name)
 
 
+@pytest.mark.parametrize("dtype", ["int16", "uint8", "int32", "float16", "float32", "float64"])
+def test_box_dtypes_compute_as_torchvision_does(dtype):
+    """Integers narrower than 32 bits are widened and 16-bit floats computed in float32 before
+    any product of coordinates (an int16 or float16 area of a 400x300 box overflows); the
+    result dtypes are torchvision's. Unsigned boxes are the one deliberate difference:
+    torchvision subtracts uint8 corners before widening them, so a disjoint pair wraps around
+    (its IoU comes out -2.06); jaxloss widens first and matches torchvision on the same boxes
+    as int32."""
+    from jaxloss.parity.references import torchvision_ops
+
+    torch = pytest.importorskip("torch")
+    tv = torchvision_ops()
+    p = np.array([[0, 0, 100, 100], [0, 0, 200, 150], [10, 20, 250, 240]]).astype(dtype)
+    t = np.array([[200, 200, 250, 250], [0, 0, 200, 150], [30, 10, 240, 250]]).astype(dtype)
+    reference = "int32" if dtype == "uint8" else dtype
+    torch_p, torch_t = (torch.from_numpy(a.astype(reference)) for a in (p, t))
+    for name in ("box_iou", "generalized_box_iou", "distance_box_iou", "complete_box_iou"):
+        theirs = getattr(tv, name)(torch_p, torch_t).numpy()
+        ours = np.asarray(getattr(tv_compat, name)(p, t))
+        assert ours.dtype == theirs.dtype, (name, ours.dtype, theirs.dtype)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6, err_msg=name)
+    for name in ("generalized_box_iou_loss", "distance_box_iou_loss", "complete_box_iou_loss"):
+        theirs = getattr(tv, name)(torch_p, torch_t).numpy()
+        ours = np.asarray(getattr(tv_compat, name)(p, t))
+        assert ours.dtype == theirs.dtype, (name, ours.dtype, theirs.dtype)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6, err_msg=name)
+    side = (250, 200) if dtype == "uint8" else (400, 300)  # an area past int16's, float16's max
+    big = np.array([[0, 0, *side]]).astype(dtype)
+    area = jaxloss.box_area(big)
+    assert area.dtype == tv.box_area(torch.from_numpy(big.astype(reference))).numpy().dtype
+    assert float(area[0]) == side[0] * side[1]
+    np.testing.assert_allclose(jaxloss.box_iou(big, big), 1.0)
+
+
 def test_pairwise_functions_take_leading_batch_axes():
     rng = np.random.default_rng(13)
     a, b = _boxes(rng, 6).reshape(2, 3, 4), _boxes(rng, 8).reshape(2, 4, 4)
