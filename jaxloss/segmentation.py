@@ -641,10 +641,21 @@ def dice_ce_loss(
 
 
 def _second_term(
-    fn, logits, targets, activation, class_weights, ignore_index, where, *, softmax, sigmoid
+    fn,
+    logits,
+    targets,
+    activation,
+    class_weights,
+    ignore_index,
+    where,
+    *,
+    softmax,
+    sigmoid,
+    include_background=True,
 ):
     """The cross-entropy or focal term beside a Dice term: on class indices with ignored pixels
-    passed through (softmax), or elementwise over one-hot channels (sigmoid)."""
+    passed through (softmax), or elementwise over one-hot channels (sigmoid), channel 0 left
+    out without `include_background` (MONAI's DiceFocalLoss)."""
     if activation not in ("softmax", "sigmoid"):
         raise ValueError(f"{fn}: `activation` must be 'softmax' or 'sigmoid'; got {activation!r}.")
     x = checks.float_array(fn, "logits", logits)
@@ -664,9 +675,13 @@ def _second_term(
         where=where,
         include_background=True,
     )
+    x, t = seg.logits, seg.targets
+    if not include_background:  # the Dice term has checked that C > 1
+        x, t = x[..., 1:], t[..., 1:]
+        weights = None if weights is None else weights[1:]
     mask = None if seg.present is None else jnp.broadcast_to(seg.present[..., None], x.shape)
     w = None if weights is None else jnp.broadcast_to(weights.astype(seg.compute), x.shape)
-    return sigmoid(seg.logits, seg.targets, w, mask)
+    return sigmoid(x, t, w, mask)
 
 
 def dice_focal_loss(
@@ -709,7 +724,9 @@ def dice_focal_loss(
       squared: V-Net denominators in the Dice term.
       smooth_numerator: the Dice term's $s_n$.
       smooth_denominator: the Dice term's $s_d$.
-      include_background: keep class 0 in the Dice term.
+      include_background: keep class 0, in the Dice term and in the sigmoid focal term
+        (MONAI's ``DiceFocalLoss``, whose ``include_background`` applies to both); the
+        softmax focal term is over every class either way.
       batch: the Dice term per class over the whole batch.
       class_weights: optional ``(C,)`` weights of the Dice term's classes and of the focal
         term's.
@@ -765,6 +782,7 @@ def dice_focal_loss(
             mask,
             reduction,
         ),
+        include_background=include_background,
     )
     return lambda_dice * dice + lambda_focal * focal_term
 

@@ -242,3 +242,27 @@ def test_where_is_ignore_index_by_another_name():
     np.testing.assert_allclose(lovasz[0], lovasz[1], rtol=1e-13)
     unmasked = jaxloss.dice_loss(x, y, reduction="none")
     assert not np.allclose(overlap[0], unmasked)
+
+
+@pytest.mark.parametrize("include_background", [False, True])
+def test_dice_focal_without_background_leaves_class_0_out_of_both_terms_as_monai(
+    include_background,
+):
+    """MONAI's DiceFocalLoss passes include_background to its Dice and its (sigmoid) focal
+    term alike: without it, channel 0 is out of both."""
+    torch = pytest.importorskip("torch")
+    from monai.losses import DiceFocalLoss
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2, 3, 4, 4))  # MONAI's channels-first layout
+    labels = rng.integers(0, 3, size=(2, 1, 4, 4))
+    theirs = DiceFocalLoss(softmax=True, to_onehot_y=True, include_background=include_background)(
+        torch.from_numpy(logits), torch.from_numpy(labels)
+    )
+    ours = jaxloss.dice_focal_loss(
+        np.moveaxis(logits, 1, -1),
+        labels[:, 0],
+        focal="sigmoid",
+        include_background=include_background,
+    )
+    np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-6)

@@ -773,6 +773,19 @@ def _monai_comparisons() -> list[Comparison]:
             float32_inside=True,
             note="MONAI's FocalLoss casts its inputs to float32",
         ),
+        comparison(
+            "DiceFocalLoss",
+            "DiceFocalLoss(include_background=False: class 0 out of both terms)",
+            lambda x, y: jaxloss.dice_focal_loss(
+                x, y, focal="sigmoid", gamma=2.0, include_background=False
+            ),
+            lambda x, y: ml_dice.DiceFocalLoss(
+                softmax=True, to_onehot_y=True, gamma=2.0, include_background=False
+            )(_channels_first(x), labels_first(y)),
+            _with(_seg_logits, _seg_labels),
+            float32_inside=True,
+            note="MONAI's FocalLoss casts its inputs to float32",
+        ),
     ]
 
 
