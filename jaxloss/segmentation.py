@@ -490,7 +490,9 @@ def mcc_loss(
     $$\mathrm{MCC} = \frac{TP\cdot TN - FP\cdot FN + s_n}
     {\sqrt{(TP+FP)(TP+FN)(TN+FP)(TN+FN) + s_d}};$$
 
-    a class predicted perfectly (FP = FN = 0) has loss 0, as in MONAI.
+    a class predicted perfectly (FP = FN = 0) has loss 0, as in MONAI. With ``count_eps`` > 0
+    the formula alone decides, as in segmentation_models_pytorch (whose all-positive perfect
+    prediction scores 1/2: its TN, FP and FN are all ``count_eps``).
 
     Args:
       predictions: float ``(N, ..., C)`` logits (or probabilities with ``activation="none"``).
@@ -500,7 +502,8 @@ def mcc_loss(
       smooth_numerator: $s_n$ >= 0.
       smooth_denominator: $s_d$ >= 0, inside the square root (MONAI's ``smooth_dr``).
       count_eps: added to each of TP, TN, FP and FN first (segmentation_models_pytorch's
-        ``eps`` = 1e-5, which also has $s_d$ = 0 and one score over the batch).
+        ``eps`` = 1e-5, which also has $s_n$ = $s_d$ = 0, ``batch=True`` and
+        ``activation="none"``).
       include_background: keep class 0.
       batch: one score per class over the whole batch.
       class_weights: optional ``(C,)`` weights of the per-class losses.
@@ -536,7 +539,10 @@ def mcc_loss(
     numerator = tp * tn - fp * fn_ + smooth_numerator
     product = (tp + fp) * (tp + fn_) * (tn + fp) * (tn + fn_) + smooth_denominator
     loss = 1 - numerator / jnp.sqrt(product)
-    loss = jnp.where(perfect, jnp.zeros((), loss.dtype), loss)
+    if checks.known_zero(count_eps):
+        # MONAI's rule; with count_eps the counts are segmentation_models_pytorch's, which
+        # scores a perfect prediction by its formula (1/2 when every pixel is positive)
+        loss = jnp.where(perfect, jnp.zeros((), loss.dtype), loss)
     return seg.finish(loss, reduction)
 
 

@@ -266,3 +266,28 @@ def test_dice_focal_without_background_leaves_class_0_out_of_both_terms_as_monai
         include_background=include_background,
     )
     np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["all-positive", "all-negative", "random"])
+def test_mcc_with_count_eps_is_segmentation_models_pytorch_mcc(case):
+    """smp's MCCLoss (eps = 1e-5 on every count, no smoothing, one score over the batch) is
+    reachable by arguments alone, perfect predictions included (smp: 1/2 when every pixel is
+    positive; MONAI's rule, loss 0, holds only without count_eps)."""
+    torch = pytest.importorskip("torch")
+    from jaxloss.parity.references import smp_losses
+
+    rng = np.random.default_rng(5)
+    if case == "random":
+        p = rng.uniform(size=(2, 6, 6, 1))
+        t = (rng.uniform(size=(2, 6, 6, 1)) < 0.4).astype(float)
+    else:
+        p = t = np.full((2, 6, 6, 1), 1.0 if case == "all-positive" else 0.0)
+    theirs = smp_losses().MCCLoss()(
+        torch.from_numpy(np.moveaxis(p, -1, 1)), torch.from_numpy(np.moveaxis(t, -1, 1))
+    )
+    smp_form = dict(activation="none", batch=True, count_eps=1e-5, smooth_denominator=0.0)
+    ours = jaxloss.mcc_loss(p, t, smooth_numerator=0.0, **smp_form)
+    np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-9)
+    if case == "all-positive":
+        assert float(ours) == pytest.approx(0.5, abs=1e-6)
+        assert float(jaxloss.mcc_loss(p, t, activation="none")) == 0.0  # MONAI's rule
