@@ -113,3 +113,24 @@ def test_report_prints_every_library(capsys):
     assert report.main(["--libraries", "--library", "monai", "--match", "MCCLoss"]) == 0
     out = capsys.readouterr().out
     assert "monai.losses.MCCLoss" in out and "0 mismatching" in out
+
+
+def test_keras_categorical_hinge_takes_a_row_of_zeros_as_keras_does(x64):
+    """Keras' own test has an all-zero y_true row: its loss is max(0, 1 + max_c s_c), the
+    hinge with the extra zero-score class as the label. A soft row is refused."""
+    import keras
+
+    from jaxloss.compat import keras as jaxloss_keras
+
+    y_true = np.array([[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    y_pred = np.array([[0.3, 0.2, 0.1], [0.1, 0.9, 0.2], [-0.4, -1.2, -0.3]])
+    theirs = np.asarray(keras.losses.categorical_hinge(y_true, y_pred))
+    ours = jaxloss_keras.categorical_hinge(y_true, y_pred)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+    np.testing.assert_allclose(
+        jaxloss_keras.CategoricalHinge()(y_true, y_pred),
+        keras.losses.CategoricalHinge()(y_true, y_pred),
+        rtol=1e-6,
+    )
+    with pytest.raises(ValueError, match="one-hot"):
+        jaxloss_keras.categorical_hinge(np.array([[0.5, 0.5, 0.0]]), y_pred[:1])

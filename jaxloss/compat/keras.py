@@ -22,10 +22,15 @@ onto a native criterion). Keras' own conventions are kept on purpose:
   the paper and of `jaxloss.tversky_loss`, whose α weights false positives);
 - the classes compute in ``dtype`` (float32 when None, Keras' default floatx).
 
-Where jaxloss differs from Keras, it is in precision only: from logits, the categorical and
-binary (focal) cross-entropies are computed in log space, where Keras computes the softmax or
-sigmoid and clips it at 1e-7; both agree wherever that clip is inactive, and beyond it Keras'
-loss saturates at -log(1e-7) ≈ 16.1 with a zero gradient while jaxloss's stays exact.
+Where jaxloss differs from Keras:
+
+- precision: from logits, the categorical and binary (focal) cross-entropies are computed in
+  log space, where Keras computes the softmax or sigmoid and clips it at 1e-7; both agree
+  wherever that clip is inactive, and beyond it Keras' loss saturates at -log(1e-7) ≈ 16.1
+  with a zero gradient while jaxloss's stays exact;
+- ``categorical_hinge`` takes one-hot rows and rows of zeros, as Keras' tests use; a soft or
+  multi-hot row raises (nan under ``jit``), where Keras computes a number that is not the
+  hinge of any one label.
 """
 
 from __future__ import annotations
@@ -238,27 +243,30 @@ def squared_hinge(y_true: ArrayLike, y_pred: ArrayLike) -> jax.Array:
 
 
 def categorical_hinge(y_true: ArrayLike, y_pred: ArrayLike) -> jax.Array:
-    """``keras.losses.categorical_hinge`` for one-hot ``y_true``:
-    max(0, 1 + max(0, max_{c≠y} s_c) - s_y).
+    """``keras.losses.categorical_hinge`` for one-hot or all-zero rows of ``y_true``:
+    max(0, 1 + max(0, max_{c≠y} s_c) - s_y), and max(0, 1 + max_c s_c) for a row of zeros.
 
     Keras' ``max((1 - y_true) * y_pred)`` counts the true class as a score of 0, which is
     the Crammer-Singer hinge (`jaxloss.multiclass_hinge_loss`) over the scores with one more
-    class of score 0; that is how it is computed here.
+    class of score 0; that is how it is computed here, and a row of zeros is that extra class
+    as its label (the same number Keras gives). Other rows (soft or multi-hot labels) raise,
+    or give nan under ``jit``: Keras' formula for them is not a hinge of one label.
     """
     fn = "compat.keras.categorical_hinge"
     t, p = _pair(y_true, y_pred, same_rank=False)
-    one_hot = jnp.all((t == 0) | (t == 1), axis=-1) & (jnp.sum(t, axis=-1) == 1)
+    total = jnp.sum(t, axis=-1)
+    binary = jnp.all((t == 0) | (t == 1), axis=-1)
+    allowed = binary & ((total == 1) | (total == 0))
     checks.value_check(
         fn,
-        one_hot,
-        "`y_true` must be one-hot along the last axis (Keras' categorical hinge takes one-hot "
-        "labels); found a row {}.",
-        checks.first_violation(jnp.sum(t, axis=-1), one_hot),
+        allowed,
+        "`y_true` must be one-hot (or all zeros) along the last axis; found a row summing to {}.",
+        checks.first_violation(total, allowed),
     )
-    labels = jnp.argmax(t, axis=-1)
+    labels = jnp.where(total == 0, p.shape[-1], jnp.argmax(t, axis=-1))
     padded = jnp.concatenate([p, jnp.zeros(p.shape[:-1] + (1,), p.dtype)], axis=-1)
     loss = multiclass_hinge_loss(padded, labels, reduction="none")
-    return jnp.where(one_hot, loss, jnp.nan)
+    return jnp.where(allowed, loss, jnp.nan)
 
 
 def binary_crossentropy(
