@@ -31,6 +31,7 @@ from ._core.class_inputs import (
     pick_along_axis,
     prepare_class_inputs,
 )
+from ._core.ops import is_symbolic_zero
 from ._core.precision import dtypes, upcast
 from ._core.reduction import Reduction, finish, reduce_loss
 from ._core.renames import renamed_keywords
@@ -53,17 +54,34 @@ def _log_of(q, dtype):
     )
 
 
-def _log_one_minus_pt(x, t, dtype):
+@jax.custom_jvp
+def _log_one_minus_pt(x, t):
     """log(1 - p_t) = log(t σ(-x) + (1 - t) σ(x)) for logits x and targets t in [0, 1].
 
-    The direct sum has no cancellation and gives the exact gradient in t; only where it
-    underflows (|x| large, t at 0 or 1) is it replaced by the same sum in log space."""
-    direct = t * jax.nn.sigmoid(-x) + (1 - t) * jax.nn.sigmoid(x)
-    log_t = _log_of(t, dtype)
-    log_not_t = _log_of(1 - t, dtype)
-    in_log_space = jnp.logaddexp(log_t + jax.nn.log_sigmoid(-x), log_not_t + jax.nn.log_sigmoid(x))
-    usable = direct > jnp.finfo(dtype).tiny * 2**24
-    return jnp.where(usable, _log_of(jnp.where(usable, direct, 1), dtype), in_log_space)
+    The value is a log-sum-exp of the two terms' logs (a target of 0 or 1 drops its term
+    exactly). The derivatives are closed forms whose ratios are taken in log space,
+    σ(x)σ(-x)/q = exp(log σ(x) + log σ(-x) - log q) with q = 1 - p_t >= min(σ(x), σ(-x)), so no
+    small number is divided by another: first and second derivatives stay finite where
+    1 - p_t underflows (a saturated logit), which autodiff of log(q) does not."""
+    return jnp.logaddexp(jnp.log(t) + jax.nn.log_sigmoid(-x), jnp.log1p(-t) + jax.nn.log_sigmoid(x))
+
+
+def _log_one_minus_pt_jvp(primals, tangents):
+    x, t = primals
+    t_x, t_t = tangents
+    log_q = _log_one_minus_pt(x, t)
+    log_p, log_not_p = jax.nn.log_sigmoid(x), jax.nn.log_sigmoid(-x)
+    tangent = jnp.zeros_like(log_q)
+    if not is_symbolic_zero(t_x):
+        tangent = tangent + (1 - 2 * t) * jnp.exp(log_p + log_not_p - log_q) * t_x
+    # d/dt = (σ(-x) - σ(x)) / q overflows where a saturated logit meets the opposite target:
+    # it is formed only when the targets have a tangent, so a constant target adds nothing
+    if not is_symbolic_zero(t_t):
+        tangent = tangent + (jnp.exp(log_not_p - log_q) - jnp.exp(log_p - log_q)) * t_t
+    return log_q, tangent
+
+
+_log_one_minus_pt.defjvp(_log_one_minus_pt_jvp, symbolic_zeros=True)
 
 
 def sigmoid_focal_loss(
@@ -144,7 +162,7 @@ def sigmoid_focal_loss(
         if integer_gamma:
             focus = (t * not_p + (1 - t) * p) ** int(gamma)
         else:
-            focus = _power_of_log(_log_one_minus_pt(x, t, compute), gamma, compute)
+            focus = _power_of_log(_log_one_minus_pt(x, t), gamma, compute)
     else:
         log_p = jnp.maximum(_log_of(x, compute), -100.0)
         log_not_p = jnp.maximum(_log_of(1 - x, compute), -100.0)

@@ -162,6 +162,33 @@ def test_sigmoid_focal_float32_gradient_keeps_its_digits_in_the_tails(x, t):
     assert exact != 0
 
 
+@pytest.mark.parametrize("dtype", ["float32", pytest.param("float64", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "x, t", [(50.0, 1.0), (-50.0, 0.0), (100.0, 1.0), (100.0, 0.0), (0.0, 1.0)]
+)
+@pytest.mark.parametrize("gamma", [0.5, pytest.param(1.5, marks=pytest.mark.slow)])
+def test_sigmoid_focal_hessian_is_finite_and_optax_s_at_saturated_logits(gamma, x, t, dtype):
+    """optax's test_extreme_logits_finite_gradients: at γ < 2 non-integer, 1 - p_t underflows
+    at saturated logits and autodiff of its log divides 0 by 0; the closed-form derivatives of
+    log(1 - p_t) keep the Hessian finite and equal to optax's."""
+    x, t = jnp.asarray(x, dtype), jnp.asarray(t, dtype)
+    ours = jax.hessian(_focal_sum)(x, t, None, gamma)
+    theirs = jax.hessian(
+        lambda x: jnp.sum(optax.losses.sigmoid_focal_loss(x, t, alpha=None, gamma=gamma))
+    )(x)
+    assert np.isfinite(ours)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5 if dtype == "float32" else 1e-12, atol=0)
+    targets_gradient = jax.grad(lambda t: _focal_sum(jnp.asarray(2.0, dtype), t, None, gamma))(
+        jnp.asarray(0.3, dtype)
+    )
+    reference = jax.grad(
+        lambda t: jnp.sum(
+            optax.losses.sigmoid_focal_loss(jnp.asarray(2.0, dtype), t, alpha=None, gamma=gamma)
+        )
+    )(jnp.asarray(0.3, dtype))
+    np.testing.assert_allclose(targets_gradient, reference, rtol=1e-5)
+
+
 @pytest.mark.parametrize(
     "smoothing,weighted,gamma",
     [(0.0, False, 0.0), (0.3, True, 0.0), (0.0, True, 0.5), (0.3, False, 2.0), (0.3, True, 2.0)],
