@@ -595,7 +595,9 @@ _weighted_logistic_terms = with_partials(
     lambda x, y, w: x - x * y + w * fusible_softplus(-x),
     lambda x, y, w: (1 - y) - w * jax.nn.sigmoid(-x),
     lambda x, y, w: -x,
-    lambda x, y, w: fusible_softplus(-x),
+    # a partial is differentiated for second derivatives: jax.nn.softplus's is right at
+    # x = 0, where fusible_softplus's max and |x| have kinks
+    lambda x, y, w: jax.nn.softplus(-x),
 )
 # softplus(-y·x), the two-class logistic loss of ±1 labels.
 _soft_margin_terms = with_partials(
