@@ -75,7 +75,7 @@ def l1_loss(
       targets: array broadcastable with ``predictions``; integer targets are accepted, as in
         torch, and a shape that differs from ``predictions`` warns, as torch does.
       weights: optional per-element weights of ``predictions``' shape; 'mean' is then
-        $\sum w|x-t| / \sum w$, as torch's ``l1_loss(weights=...)``.
+        $\sum w|x-t| / \sum w$, as torch's ``l1_loss(weight=...)``.
       where: optional boolean mask over the broadcast loss; masked elements count for nothing.
       reduction: ``'none'``, ``'mean'`` or ``'sum'``.
 
@@ -111,7 +111,7 @@ def mse_loss(
       targets: array broadcastable with ``predictions``; integer targets are accepted, as in
         torch, and a shape that differs from ``predictions`` warns, as torch does.
       weights: optional per-element weights of ``predictions``' shape; 'mean' is then
-        $\sum w(x-t)^2 / \sum w$, as torch's ``mse_loss(weights=...)``.
+        $\sum w(x-t)^2 / \sum w$, as torch's ``mse_loss(weight=...)``.
       where: optional boolean mask over the broadcast loss; masked elements count for nothing.
       reduction: ``'none'``, ``'mean'`` or ``'sum'``.
 
