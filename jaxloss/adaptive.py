@@ -23,6 +23,13 @@ from ._core.class_inputs import class_indices
 from ._core.precision import dtypes
 from ._core.reduction import finish, reduce_loss
 
+# The public functions, in the order their docs page lists them (jaxloss and the
+# page read this list).
+__all__ = [
+    "adaptive_log_softmax",
+    "adaptive_softmax_loss",
+]
+
 TailWeights = Sequence[tuple[ArrayLike, ArrayLike]]
 
 

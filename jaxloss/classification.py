@@ -33,6 +33,22 @@ from ._core.sharding import rowwise
 from ._kernels.probability_ce import probability_cross_entropy
 from ._kernels.softmax_ce import Head, RowTargets, softmax_cross_entropy_rows
 
+# The public functions, in the order their docs page lists them (jaxloss and the
+# page read this list).
+__all__ = [
+    "cross_entropy",
+    "nll_loss",
+    "kl_div",
+    "kl_divergence",
+    "smooth_labels",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "soft_margin_loss",
+    "multilabel_soft_margin_loss",
+    "multi_margin_loss",
+    "multilabel_margin_loss",
+]
+
 
 def _index_loss(fn, log_probs, labels, *, axis, weight, ignore_index, where, class_mask, reduction):
     """Weighted NLL of class indices (torch's exact weighting): -w[y]·logp[y] per position;

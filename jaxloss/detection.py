@@ -43,6 +43,26 @@ from jax.typing import ArrayLike
 from ._core import checks
 from ._core.reduction import Reduction, reduce_loss
 
+# The public functions, in the order their docs page lists them (jaxloss and the
+# page read this list).
+__all__ = [
+    "iou_loss",
+    "generalized_box_iou_loss",
+    "distance_box_iou_loss",
+    "complete_box_iou_loss",
+    "eiou_loss",
+    "focal_eiou_loss",
+    "alpha_iou_loss",
+    "siou_loss",
+    "wise_iou_loss",
+    "box_convert",
+    "box_area",
+    "box_iou",
+    "generalized_box_iou",
+    "distance_box_iou",
+    "complete_box_iou",
+]
+
 BoxFormat = Literal["xyxy", "xywh", "cxcywh"]
 BOX_FORMATS: tuple[str, ...] = ("xyxy", "xywh", "cxcywh")
 IouBase = Literal["iou", "giou", "diou", "ciou"]
@@ -571,7 +591,7 @@ def _ciou(pair: _Pair, eps, distance_eps, aspect_eps):
     return _diou(pair, distance_eps) + alpha * v
 
 
-def complete_loss(
+def _complete_loss(
     fn, predictions, targets, *, box_format, eps, distance_eps, aspect_eps, where, reduction
 ):
     """CIoU loss with its three eps given apart (`complete_box_iou_loss` passes one for all;
@@ -616,7 +636,7 @@ def complete_box_iou_loss(
       >>> float(jaxloss.complete_box_iou_loss(p, jnp.array([[0.0, 0.0, 2.0, 4.0]])))
       0.55...
     """
-    return complete_loss(
+    return _complete_loss(
         "complete_box_iou_loss",
         predictions,
         targets,

@@ -19,6 +19,21 @@ from ._core.ops import hinge
 from ._core.precision import dtypes
 from ._core.reduction import Reduction, finish, reduce_loss
 
+# The public functions, in the order their docs page lists them (jaxloss and the
+# page read this list).
+__all__ = [
+    "margin_ranking_loss",
+    "hinge_embedding_loss",
+    "cosine_embedding_loss",
+    "triplet_margin_loss",
+    "triplet_margin_with_distance_loss",
+    "pairwise_distance",
+    "cosine_similarity",
+    "ntxent_loss",
+    "circle_loss",
+    "ranking_softmax_loss",
+]
+
 
 def margin_ranking_loss(
     scores1: ArrayLike,

@@ -37,6 +37,16 @@ from ._core.reduction import Reduction, finish, reduce_loss
 from ._core.renames import renamed_keywords
 from ._kernels.probability_ce import probability_cross_entropy
 
+# The public functions, in the order their docs page lists them (jaxloss and the
+# page read this list).
+__all__ = [
+    "sigmoid_focal_loss",
+    "softmax_focal_loss",
+    "poly1_cross_entropy",
+    "generalized_cross_entropy",
+    "z_loss",
+]
+
 
 def _power_of_log(log_q, gamma, dtype):
     """q**gamma from log q (log q = -inf: 0, or 1 when gamma = 0), with finite gradients."""

@@ -32,7 +32,7 @@ from ._kernels.chunked_head import (
 )
 from ._mesh_layouts import run_on_explicit_mesh
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "linear_cross_entropy"]
+__all__ = ["linear_cross_entropy"]
 
 
 def _vocabulary_mask(fn, class_mask, valid_vocab_size, num_classes):

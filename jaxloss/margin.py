@@ -26,6 +26,17 @@ from ._core.ops import hinge as _relu
 from ._core.precision import dtypes
 from ._core.reduction import Reduction, finish, reduce_loss
 
+# The public functions, in the order their docs page lists them (jaxloss and the
+# page read this list).
+__all__ = [
+    "hinge_loss",
+    "multiclass_hinge_loss",
+    "sparsemax",
+    "sparsemax_loss",
+    "multiclass_sparsemax_loss",
+    "make_fenchel_young_loss",
+]
+
 
 def _binary_inputs(fn, scores, targets, where, reduction):
     s = checks.float_array(fn, "scores", scores)

@@ -19,6 +19,20 @@ from ._core.precision import dtypes
 from ._core.reduction import Reduction, finish, reduce_loss
 from ._core.renames import renamed_keywords
 
+# The public functions, in the order their docs page lists them (jaxloss and the
+# page read this list).
+__all__ = [
+    "l1_loss",
+    "mse_loss",
+    "huber_loss",
+    "smooth_l1_loss",
+    "poisson_nll_loss",
+    "gaussian_nll_loss",
+    "log_cosh_loss",
+    "mape_loss",
+    "msle_loss",
+]
+
 
 def _pointwise_inputs(fn, predictions, targets, weight, where, reduction):
     x = checks.float_array(fn, "predictions", predictions)

@@ -41,6 +41,20 @@ from ._core.reduction import Reduction, finish, reduce_loss
 from .classification import binary_cross_entropy_with_logits, cross_entropy
 from .focal import sigmoid_focal_loss, softmax_focal_loss
 
+# The public functions, in the order their docs page lists them (jaxloss and the
+# page read this list).
+__all__ = [
+    "dice_loss",
+    "jaccard_loss",
+    "tversky_loss",
+    "generalized_dice_loss",
+    "mcc_loss",
+    "dice_ce_loss",
+    "dice_focal_loss",
+    "lovasz_hinge_loss",
+    "lovasz_softmax_loss",
+]
+
 Activation = Literal["softmax", "sigmoid", "none"]
 
 

@@ -61,26 +61,46 @@ def test_every_parameter_is_documented_where_the_renderer_reads_it(name, functio
     )
 
 
-@pytest.mark.slow  # two strict builds of the site (~15 s)
+def _append(page: str, text: str):
+    def edit(docs: Path) -> None:
+        (docs / page).write_text((docs / page).read_text() + "\n" + text + "\n")
+
+    return edit
+
+
+def _drop_entry(page: str, entry: str):
+    def edit(docs: Path) -> None:
+        (docs / page).write_text((docs / page).read_text().replace(entry + "\n", ""))
+
+    return edit
+
+
+@pytest.mark.slow  # three strict builds of the site (~20 s)
 @pytest.mark.parametrize(
     "breakage, message",
     [
-        ("See [the missing one][jaxloss.no_such_function].", "Could not find cross-reference"),
-        ("A formula: $\\notamacro{x}$.", "KaTeX cannot render"),
+        (
+            _append("index.md", "See [the missing one][jaxloss.no_such_function]."),
+            "Could not find cross-reference",
+        ),
+        (_append("index.md", "A formula: $\\notamacro{x}$."), "KaTeX cannot render"),
+        (
+            _drop_entry("detection.md", "::: jaxloss.siou_loss"),
+            "jaxloss.siou_loss is public (jaxloss.__all__) but has no entry",
+        ),
     ],
-    ids=["broken-reference", "broken-formula"],
+    ids=["broken-reference", "broken-formula", "function-without-a-page"],
 )
 def test_strict_docs_build_fails_on_a_warning(tmp_path, breakage, message):
     """What ./dev test's docs step runs (mkdocs build --strict, no --quiet) fails on a page
-    with a broken reference or a formula KaTeX rejects."""
+    with a broken reference, a formula KaTeX rejects, or a public function on no page."""
     for item in ("mkdocs.yml", "docs", "jaxloss"):
         source = ROOT / item
         if source.is_dir():
             shutil.copytree(source, tmp_path / item, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(source, tmp_path / item)
-    page = tmp_path / "docs" / "index.md"
-    page.write_text(page.read_text() + "\n" + breakage + "\n")
+    breakage(tmp_path / "docs")
     mkdocs = Path(sys.executable).with_name("mkdocs")
     result = subprocess.run(
         [str(mkdocs), "build", "--strict"],
@@ -90,6 +110,7 @@ def test_strict_docs_build_fails_on_a_warning(tmp_path, breakage, message):
         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
         timeout=300,
     )
+    output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert message in result.stderr
-    assert "Aborted with" in result.stderr
+    assert message in output
+    assert "Aborted with" in output

@@ -77,3 +77,39 @@ def test_the_floors_are_checked():
     """The rule above has something to read in each floor."""
     floors = {_floor(_module_name(p)) for p in SOURCES}
     assert {"_core", "_kernels", "family", "compat", "parity"} <= floors
+
+
+FAMILIES = [
+    "classification",
+    "regression",
+    "embedding",
+    "sequence",
+    "detection",
+    "focal",
+    "margin",
+    "segmentation",
+    "fused",
+    "adaptive",
+]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_family_s_all_is_its_public_functions(family):
+    """A loss is registered once, in its family's `__all__`: jaxloss exports it from there and
+    the family's docs page lists it from there (docs/hooks/api_pages.py), so every public
+    function of the module must be in it and nothing else."""
+    import importlib
+    import inspect
+
+    import jaxloss
+
+    module = importlib.import_module(f"jaxloss.{family}")
+    defined = {
+        name
+        for name, obj in vars(module).items()
+        if inspect.isfunction(obj)
+        and not name.startswith("_")
+        and obj.__module__ == module.__name__
+    }
+    assert set(module.__all__) == defined, sorted(set(module.__all__) ^ defined)
+    assert all(getattr(jaxloss, name) is getattr(module, name) for name in module.__all__)

@@ -126,7 +126,7 @@ def complete_box_iou_loss(
       eps: added where a ratio could be 0/0.
     """
     fn = "complete_box_iou_loss"
-    return detection.complete_loss(
+    return detection._complete_loss(
         fn,
         boxes1,
         boxes2,
