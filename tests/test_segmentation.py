@@ -244,7 +244,7 @@ def test_where_is_ignore_index_by_another_name():
     assert not np.allclose(overlap[0], unmasked)
 
 
-@pytest.mark.parametrize("include_background", [False, True])
+@pytest.mark.parametrize("include_background", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_dice_focal_without_background_leaves_class_0_out_of_both_terms_as_monai(
     include_background,
 ):
