@@ -48,6 +48,7 @@ __all__ = [
     "jaccard_loss",
     "tversky_loss",
     "generalized_dice_loss",
+    "class_frequency_weights",
     "mcc_loss",
     "dice_ce_loss",
     "dice_focal_loss",
@@ -403,6 +404,66 @@ def jaccard_loss(
     tp, fp, fn_ = seg.counts(batch, soft_labels=soft_labels)
     loss = _tversky_terms(tp, fp, fn_, 1.0, 1.0, smooth_numerator, smooth_denominator, log)
     return seg.finish(loss, reduction)
+
+
+def class_frequency_weights(
+    targets: ArrayLike,
+    *,
+    num_classes: int | None = None,
+    power: float = 2.0,
+    eps: float = 1e-7,
+    normalize: bool = True,
+) -> jax.Array:
+    r"""Per-class weights from the classes' frequencies over the whole batch,
+    $w_c = 1 / (f_c^{\,p} + \epsilon)$ with $f_c$ the number (or soft mass) of pixels of class
+    c, normalised to a mean of 1: the weighting of optax's
+    ``multiclass_generalized_dice_loss`` (p = 2), which is
+    ``mean(dice_loss(..., class_weights=class_frequency_weights(targets), reduction="none"))``.
+    The weights depend on the targets only and carry no gradient.
+
+    Args:
+      targets: integer class indices ``(N, ...)`` (with ``num_classes``) or float one-hot or
+        probability targets ``(N, ..., C)``.
+      num_classes: C, for integer targets.
+      power: p >= 0 (2: inverse squared frequency; 1: inverse frequency).
+      eps: ε >= 0 added to $f_c^{\,p}$, so an absent class gets a large but finite weight.
+      normalize: scale the weights to a mean of 1 over the classes.
+
+    Returns:
+      ``(C,)`` weights: for integer targets in JAX's default float dtype (float32, float64
+      with ``jax_enable_x64``), else in the targets' float dtype.
+
+    Examples:
+      >>> weights = jaxloss.class_frequency_weights(jnp.array([[0, 0, 0, 1]]), num_classes=2)
+      >>> [round(float(w), 4) for w in weights]  # 1/9 and 1/1, scaled to a mean of 1
+      [0.2, 1.8]
+    """
+    fn = "class_frequency_weights"
+    t = checks.real_array(fn, "targets", targets)
+    checks.python_number(fn, "power", power, low=0.0)
+    checks.python_number(fn, "eps", eps, low=0.0)
+    if jnp.issubdtype(t.dtype, jnp.integer):
+        if num_classes is None:
+            raise ValueError(f"{fn}: integer `targets` are class indices; give `num_classes` (C).")
+        checks.int_in_range(fn, "num_classes", num_classes, 1, 2**31 - 1)
+        indices = class_indices(fn, t, num_classes, name="targets")
+        counted = jnp.where(indices.out_of_range, jnp.nan, 1.0)
+        default_float = jax.dtypes.canonicalize_dtype(jnp.float64)  # float32 without x64
+        counted = counted.astype(default_float)
+        t = jax.nn.one_hot(indices.safe, num_classes, dtype=default_float) * counted[..., None]
+    elif t.ndim == 0:
+        raise ValueError(f"{fn}: float `targets` must be (..., C); got a scalar.")
+    elif num_classes is not None and t.shape[-1] != num_classes:
+        raise ValueError(
+            f"{fn}: float `targets` have {t.shape[-1]} classes on their last axis; "
+            f"`num_classes` is {num_classes}."
+        )
+    result_dtype, compute = dtypes(t)
+    frequency = jnp.sum(t.astype(compute), axis=tuple(range(t.ndim - 1)))
+    weights = 1 / (frequency**power + eps)
+    if normalize:
+        weights = weights / jnp.sum(weights) * weights.shape[0]
+    return jax.lax.stop_gradient(weights).astype(result_dtype)
 
 
 def generalized_dice_loss(

@@ -291,3 +291,26 @@ def test_mcc_with_count_eps_is_segmentation_models_pytorch_mcc(case):
     if case == "all-positive":
         assert float(ours) == pytest.approx(0.5, abs=1e-6)
         assert float(jaxloss.mcc_loss(p, t, activation="none")) == 0.0  # MONAI's rule
+
+
+def test_class_frequency_weights_are_optax_s_generalized_dice_weights():
+    """1/(f² + 1e-7) of the batch's class frequencies, normalised to mean 1, from class
+    indices or one-hot targets alike; other powers, no normalisation, no gradient, errors."""
+    labels = np.array([[0, 0, 1, 1, 1, 2], [0, 1, 1, 1, 1, 1]])
+    frequency = np.array([3.0, 8.0, 1.0])
+    expected = 1 / (frequency**2 + 1e-7)
+    expected = expected / expected.sum() * 3
+    from_indices = jaxloss.class_frequency_weights(labels, num_classes=3)
+    one_hot = jax.nn.one_hot(labels, 3, dtype=jnp.float64)
+    np.testing.assert_allclose(from_indices, expected, rtol=1e-12)
+    np.testing.assert_allclose(jaxloss.class_frequency_weights(one_hot), expected, rtol=1e-12)
+    np.testing.assert_allclose(
+        jaxloss.class_frequency_weights(one_hot, power=1.0, eps=0.0, normalize=False),
+        1 / frequency,
+        rtol=1e-12,
+    )
+    assert not np.any(jax.grad(lambda t: jnp.sum(jaxloss.class_frequency_weights(t)))(one_hot))
+    with pytest.raises(ValueError, match="num_classes"):
+        jaxloss.class_frequency_weights(labels)
+    with pytest.raises(ValueError, match="out of range"):
+        jaxloss.class_frequency_weights(labels + 1, num_classes=3)

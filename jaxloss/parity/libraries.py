@@ -1001,11 +1001,13 @@ def _optax_segmentation_comparisons() -> list[Comparison]:
     def generalized_ours(x, y):
         # optax's "generalized" Dice: per-class Dice losses weighted by the inverse squared
         # class frequency of the batch (normalised to mean 1), not Sudre et al.'s ratio of sums
-        frequency = jnp.sum(one_hot(y, x), axis=(0, 1, 2))
-        w = 1 / (frequency**2 + 1e-7)
-        w = w / jnp.sum(w) * c
         per_class = jaxloss.dice_loss(
-            x, y, smooth_numerator=2.0, smooth_denominator=2.0, class_weights=w, reduction="none"
+            x,
+            y,
+            smooth_numerator=2.0,
+            smooth_denominator=2.0,
+            class_weights=jaxloss.class_frequency_weights(y, num_classes=c),
+            reduction="none",
         )
         return jnp.mean(per_class)
 
