@@ -352,6 +352,7 @@ def jaccard_loss(
     activation: Activation = "softmax",
     smooth_numerator: float = 1e-5,
     smooth_denominator: float = 1e-5,
+    squared: bool = False,
     soft_labels: bool = False,
     log: bool = False,
     include_background: bool = True,
@@ -372,6 +373,8 @@ def jaccard_loss(
       smooth_numerator: $s_n$ >= 0 (MONAI's ``DiceLoss(jaccard=True)`` with ``smooth_nr``
         has $s_n$ = smooth_nr / 2; segmentation_models_pytorch's ``smooth`` is $s_n = s_d$).
       smooth_denominator: $s_d$ >= 0.
+      squared: count the union with squares, $\sum p^2 + \sum t^2 - \sum pt$ (MONAI's
+        ``DiceLoss(jaccard=True, squared_pred=True)``).
       soft_labels: count TP in the L1 form that is exact for soft labels.
       log: $-\log(\text{IoU})$ instead of $1 - \text{IoU}$.
       include_background: keep class 0.
@@ -401,7 +404,7 @@ def jaccard_loss(
         where=where,
         include_background=include_background,
     )
-    tp, fp, fn_ = seg.counts(batch, soft_labels=soft_labels)
+    tp, fp, fn_ = seg.counts(batch, squared=squared, soft_labels=soft_labels)
     loss = _tversky_terms(tp, fp, fn_, 1.0, 1.0, smooth_numerator, smooth_denominator, log)
     return seg.finish(loss, reduction)
 

@@ -314,3 +314,33 @@ def test_class_frequency_weights_are_optax_s_generalized_dice_weights():
         jaxloss.class_frequency_weights(labels)
     with pytest.raises(ValueError, match="out of range"):
         jaxloss.class_frequency_weights(labels + 1, num_classes=3)
+
+
+def test_jaccard_with_squared_denominators_is_monai_s_jaccard_squared_pred():
+    """MONAI's DiceLoss(jaccard=True, squared_pred=True): 1 - (2TP + s_nr)/(2(Σp² + Σt² - TP)
+    + s_dr), i.e. jaxloss.jaccard_loss(squared=True) with s_n = s_nr/2 and s_d = s_dr/2."""
+    torch = pytest.importorskip("torch")
+    from monai.losses import DiceLoss
+
+    rng = np.random.default_rng(4)
+    logits = rng.normal(size=(2, 3, 5, 4))  # channels first, MONAI's layout
+    labels = rng.integers(0, 3, size=(2, 1, 5, 4))
+    theirs = DiceLoss(
+        softmax=True,
+        to_onehot_y=True,
+        jaccard=True,
+        squared_pred=True,
+        smooth_nr=1e-4,
+        smooth_dr=2e-4,
+        reduction="none",
+    )(torch.from_numpy(logits), torch.from_numpy(labels))
+    ours = jaxloss.jaccard_loss(
+        np.moveaxis(logits, 1, -1),
+        labels[:, 0],
+        squared=True,
+        smooth_numerator=0.5e-4,
+        smooth_denominator=1e-4,
+        reduction="none",
+    )
+    # MONAI's one-hot targets are float32: agreement at float32's precision
+    np.testing.assert_allclose(ours, theirs.numpy().reshape(2, 3), rtol=1e-6)
