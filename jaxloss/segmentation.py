@@ -646,6 +646,7 @@ def dice_ce_loss(
     include_background: bool = True,
     batch: bool = False,
     class_weights: ArrayLike | None = None,
+    pos_weight: ArrayLike | None = None,
     ignore_index: int | None = None,
     where: ArrayLike | None = None,
     reduction: Literal["mean", "sum"] = "mean",
@@ -670,6 +671,9 @@ def dice_ce_loss(
       batch: the Dice term per class over the whole batch.
       class_weights: optional ``(C,)`` weights of the Dice term's classes and of the
         cross-entropy (softmax) or of the elementwise BCE (sigmoid).
+      pos_weight: optional ``(C,)`` weights of the sigmoid cross-entropy's positive terms
+        (`jaxloss.binary_cross_entropy_with_logits`' ``pos_weight``): MONAI's
+        ``DiceCELoss(weight=w)`` on one channel is ``pos_weight=w`` here.
       ignore_index: a target class index whose pixels are left out of both terms.
       where: optional boolean ``(N, ...)`` mask of the pixels that count.
       reduction: ``'mean'`` or ``'sum'``, of each term.
@@ -683,6 +687,11 @@ def dice_ce_loss(
       0.2657
     """
     fn = "dice_ce_loss"
+    if pos_weight is not None and activation != "sigmoid":
+        raise ValueError(
+            f"{fn}: `pos_weight` weights the sigmoid cross-entropy's positive terms; with "
+            f"activation={activation!r} weight the classes with `class_weights`."
+        )
     _combined_reduction(fn, reduction)
     for name, value in (("lambda_dice", lambda_dice), ("lambda_ce", lambda_ce)):
         checks.python_number(fn, name, value, low=0.0)
@@ -718,7 +727,7 @@ def dice_ce_loss(
             reduction=reduction,
         ),
         sigmoid=lambda x, t, w, mask: binary_cross_entropy_with_logits(
-            x, t, weights=w, where=mask, reduction=reduction
+            x, t, weights=w, pos_weight=pos_weight, where=mask, reduction=reduction
         ),
     )
     return lambda_dice * dice + lambda_ce * ce

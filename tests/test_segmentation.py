@@ -344,3 +344,29 @@ def test_jaccard_with_squared_denominators_is_monai_s_jaccard_squared_pred():
     )
     # MONAI's one-hot targets are float32: agreement at float32's precision
     np.testing.assert_allclose(ours, theirs.numpy().reshape(2, 3), rtol=1e-6)
+
+
+def test_dice_ce_on_one_channel_takes_monai_s_weight_as_pos_weight():
+    """MONAI's DiceCELoss on one channel passes its `weight` to BCEWithLogitsLoss as
+    pos_weight (its Dice term ignores a class weight for one class): pos_weight here."""
+    torch = pytest.importorskip("torch")
+    from monai.losses import DiceCELoss
+
+    rng = np.random.default_rng(6)
+    logits = rng.normal(size=(2, 1, 4, 4))
+    targets = (rng.uniform(size=(2, 1, 4, 4)) < 0.4).astype(float)
+    weight = torch.tensor([2.5], dtype=torch.float64)
+    theirs = DiceCELoss(sigmoid=True, weight=weight)(
+        torch.from_numpy(logits), torch.from_numpy(targets)
+    )
+    ours = jaxloss.dice_ce_loss(
+        np.moveaxis(logits, 1, -1),
+        np.moveaxis(targets, 1, -1),
+        activation="sigmoid",
+        pos_weight=jnp.array([2.5]),
+    )
+    np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-6)
+    with pytest.raises(ValueError, match="pos_weight"):
+        jaxloss.dice_ce_loss(
+            np.moveaxis(logits, 1, -1), targets[:, 0].astype(int), pos_weight=jnp.array([2.5])
+        )
