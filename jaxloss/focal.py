@@ -102,6 +102,8 @@ def sigmoid_focal_loss(
     gamma: float = 2.0,
     label_smoothing: float = 0.0,
     from_logits: bool = True,
+    reduced_threshold: float | None = None,
+    normalized: bool = False,
     where: ArrayLike | None = None,
     reduction: Reduction = "mean",
 ) -> jax.Array:
@@ -112,6 +114,13 @@ def sigmoid_focal_loss(
     With ``label_smoothing`` ε the targets first become $t(1 - ε) + ε/2$ (Keras'
     ``BinaryFocalCrossentropy``), and every term uses them. ``alpha=None`` leaves out the
     balancing (torchvision's ``alpha=-1``; Keras' ``apply_class_balancing=False``).
+
+    Two variants, as segmentation_models_pytorch has them (exact to its
+    ``focal_loss_with_logits`` for hard targets, whose $p_t$ it takes as $e^{-\mathrm{BCE}}$):
+    the reduced focal loss (Sergievskiy & Ponamarev 2019) with ``reduced_threshold`` r uses
+    $((1 - p_t)/r)^\gamma$ where $p_t \ge r$ and 1 where $p_t < r$; the normalised one
+    (``normalized``) divides every term by $\sum (1 - p_t)^\gamma$ over the counted elements
+    (at least 1e-6), gradient included.
 
     Exact to torchvision's ``sigmoid_focal_loss`` (``jaxloss.compat.torchvision``) where
     that is finite; at saturated logits with γ < 1, where torch's gradient is nan, this one
@@ -125,6 +134,8 @@ def sigmoid_focal_loss(
       label_smoothing: ε in [0, 1].
       from_logits: whether ``logits`` are logits (default) or probabilities in [0, 1] (their
         logs clamped at -100, as torch's ``binary_cross_entropy``).
+      reduced_threshold: r in (0, 1] of the reduced focal loss, or None.
+      normalized: divide by the sum of the focal factors (the normalised focal loss).
       where: optional boolean mask of the logits' shape.
       reduction: ``'none'``, ``'mean'`` or ``'sum'``.
 
@@ -145,6 +156,10 @@ def sigmoid_focal_loss(
         checks.python_number(fn, "alpha", alpha, low=0.0, high=1.0)
     checks.python_number(fn, "gamma", gamma, low=0.0)
     checks.python_number(fn, "label_smoothing", label_smoothing, low=0.0, high=1.0)
+    if reduced_threshold is not None:
+        checks.python_number(
+            fn, "reduced_threshold", reduced_threshold, low=0.0, high=1.0, low_inclusive=False
+        )
     where = checks.where_mask(fn, where, x.shape)
     if not from_logits:
         in_range = (x >= 0) & (x <= 1)
@@ -169,8 +184,9 @@ def sigmoid_focal_loss(
         # (1 - t)·x + softplus(-x) would cancel (x ≪ 0 with t = 0: -x + x + e^x).
         p, not_p = jax.nn.sigmoid(x), jax.nn.sigmoid(-x)
         bce = t * jax.nn.softplus(-x) + (1 - t) * jax.nn.softplus(x)
+        q = t * not_p + (1 - t) * p  # 1 - p_t
         if integer_gamma:
-            focus = (t * not_p + (1 - t) * p) ** int(gamma)
+            focus = q ** int(gamma)
         else:
             focus = _power_of_log(_log_one_minus_pt(x, t), gamma, compute)
     else:
@@ -181,7 +197,12 @@ def sigmoid_focal_loss(
         focus = (
             q ** int(gamma) if integer_gamma else _power_of_log(_log_of(q, compute), gamma, compute)
         )
+    if reduced_threshold is not None:
+        focus = jnp.where(q > 1 - reduced_threshold, 1.0, focus / reduced_threshold**gamma)
     loss = focus * bce
+    if normalized:
+        counted = focus if where is None else jnp.where(where, focus, 0.0)
+        loss = loss / jnp.maximum(jnp.sum(counted), 1e-6)
     if not from_logits:  # under jit an out-of-range probability gives nan, never a number
         loss = jnp.where((x >= 0) & (x <= 1), loss, jnp.nan)
     if alpha is not None:

@@ -376,3 +376,36 @@ def test_probability_labels_refuse_ignore_index():
     for loss in (jaxloss.softmax_focal_loss, jaxloss.poly1_cross_entropy):
         with pytest.raises(ValueError, match="ignore_index"):
             loss(jnp.zeros((2, 3)), probs, ignore_index=0)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"reduced_threshold": 0.5},
+        {"normalized": True},
+        {"reduced_threshold": 0.3, "normalized": True, "alpha": None, "gamma": 1.5},
+    ],
+    ids=["reduced", "normalized", "both"],
+)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_sigmoid_focal_variants_are_segmentation_models_pytorch_s(options, reduction):
+    """smp's focal_loss_with_logits with reduced_threshold and normalized (hard targets, where
+    its e^{-BCE} is p_t): values and gradients."""
+    import torch
+
+    from jaxloss.parity.references import smp_losses
+
+    smp_focal = smp_losses().focal_loss_with_logits
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(4, 6)) * 2
+    t = (rng.uniform(size=(4, 6)) < 0.3).astype(float)
+    kwargs = {"alpha": 0.25, "gamma": 2.0, **options}
+    xt = torch.tensor(x, requires_grad=True)
+    theirs = smp_focal(xt, torch.tensor(t), reduction=reduction, **kwargs)
+    theirs.backward()
+
+    def ours(x):
+        return jaxloss.sigmoid_focal_loss(x, t, reduction=reduction, **kwargs)
+
+    np.testing.assert_allclose(ours(x), theirs.detach().numpy(), rtol=1e-10)
+    np.testing.assert_allclose(jax.grad(ours)(x), xt.grad.numpy(), rtol=1e-9, atol=1e-14)
