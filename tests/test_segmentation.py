@@ -370,3 +370,23 @@ def test_dice_ce_on_one_channel_takes_monai_s_weight_as_pos_weight():
         jaxloss.dice_ce_loss(
             np.moveaxis(logits, 1, -1), targets[:, 0].astype(int), pos_weight=jnp.array([2.5])
         )
+
+
+def test_monai_masked_dice_is_dice_with_where():
+    """MONAI's MaskedDiceLoss (one-hot targets, background kept, a spatial mask) is dice_loss
+    with the mask as `where`, on one-hot or index targets alike."""
+    torch = pytest.importorskip("torch")
+    from monai.losses import MaskedDiceLoss
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2, 3, 4, 4))
+    labels = rng.integers(0, 3, size=(2, 4, 4))
+    mask = rng.uniform(size=(2, 1, 4, 4)) < 0.6
+    one_hot = np.moveaxis(np.eye(3)[labels], -1, 1)
+    theirs = MaskedDiceLoss(softmax=True)(
+        torch.from_numpy(logits), torch.from_numpy(one_hot), mask=torch.from_numpy(mask * 1.0)
+    )
+    channels_last = np.moveaxis(logits, 1, -1)
+    for targets in (np.moveaxis(one_hot, 1, -1), labels):
+        ours = jaxloss.dice_loss(channels_last, targets, where=mask[:, 0])
+        np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-10)
