@@ -104,6 +104,7 @@ def sigmoid_focal_loss(
     from_logits: bool = True,
     reduced_threshold: float | None = None,
     normalized: bool = False,
+    weights: ArrayLike | None = None,
     where: ArrayLike | None = None,
     reduction: Reduction = "mean",
 ) -> jax.Array:
@@ -136,6 +137,9 @@ def sigmoid_focal_loss(
         logs clamped at -100, as torch's ``binary_cross_entropy``).
       reduced_threshold: r in (0, 1] of the reduced focal loss, or None.
       normalized: divide by the sum of the focal factors (the normalised focal loss).
+      weights: optional per-element weights broadcastable to the logits, e.g. ``(C,)`` class
+        weights on a channels-last input (MONAI's ``FocalLoss(weight=...)``); 'mean' still
+        divides by the number of elements.
       where: optional boolean mask of the logits' shape.
       reduction: ``'none'``, ``'mean'`` or ``'sum'``.
 
@@ -161,6 +165,9 @@ def sigmoid_focal_loss(
             fn, "reduced_threshold", reduced_threshold, low=0.0, high=1.0, low_inclusive=False
         )
     where = checks.where_mask(fn, where, x.shape)
+    if weights is not None:
+        weights = checks.float_array(fn, "weights", weights)
+        checks.broadcasts_to(fn, "weights", weights, x.shape, "`logits`")
     if not from_logits:
         in_range = (x >= 0) & (x <= 1)
         checks.value_check(
@@ -207,6 +214,8 @@ def sigmoid_focal_loss(
         loss = jnp.where((x >= 0) & (x <= 1), loss, jnp.nan)
     if alpha is not None:
         loss = (alpha * t + (1 - alpha) * (1 - t)) * loss
+    if weights is not None:
+        loss = loss * weights.astype(compute)
     return finish(reduce_loss(loss, reduction, where=where), result_dtype)
 
 

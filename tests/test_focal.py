@@ -409,3 +409,34 @@ def test_sigmoid_focal_variants_are_segmentation_models_pytorch_s(options, reduc
 
     np.testing.assert_allclose(ours(x), theirs.detach().numpy(), rtol=1e-10)
     np.testing.assert_allclose(jax.grad(ours)(x), xt.grad.numpy(), rtol=1e-9, atol=1e-14)
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+def test_sigmoid_focal_weights_are_monai_s_focal_class_weights(reduction):
+    """MONAI's FocalLoss(weight=w) multiplies each channel's elementwise focal loss by w_c,
+    'none' and 'mean' alike: weights=w on a channels-last input here."""
+    import torch
+    from monai.losses import FocalLoss
+
+    rng = np.random.default_rng(10)
+    logits = rng.normal(size=(2, 3, 4, 4)) * 2  # MONAI's channels first
+    targets = (rng.uniform(size=(2, 3, 4, 4)) < 0.3).astype(float)
+    w = np.array([0.5, 2.0, 1.5])
+    theirs = FocalLoss(gamma=2.0, weight=torch.tensor(w), reduction=reduction)(
+        torch.from_numpy(logits), torch.from_numpy(targets)
+    ).numpy()
+    ours = jaxloss.sigmoid_focal_loss(
+        np.moveaxis(logits, 1, -1),
+        np.moveaxis(targets, 1, -1),
+        alpha=None,
+        weights=w,
+        reduction=reduction,
+    )
+    if reduction == "none":
+        theirs = np.moveaxis(theirs, 1, -1)
+    # MONAI's FocalLoss casts its inputs to float32
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-8)
+    with pytest.raises(ValueError, match="weights"):
+        jaxloss.sigmoid_focal_loss(
+            np.moveaxis(logits, 1, -1), np.moveaxis(targets, 1, -1), weights=np.ones(5)
+        )
