@@ -461,6 +461,15 @@ def class_frequency_weights(
             f"{fn}: float `targets` have {t.shape[-1]} classes on their last axis; "
             f"`num_classes` is {num_classes}."
         )
+    else:
+        non_negative = t >= 0
+        checks.value_check(
+            fn,
+            non_negative,
+            "float `targets` are one-hot or class probabilities, never negative; found {}.",
+            checks.first_violation(t, non_negative),
+        )
+        t = jnp.where(non_negative, t, jnp.nan)  # under jit: nan weights, never a number
     result_dtype, compute = dtypes(t)
     frequency = jnp.sum(t.astype(compute), axis=tuple(range(t.ndim - 1)))
     weights = 1 / (frequency**power + eps)

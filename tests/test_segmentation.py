@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import torch
 
 import jaxloss
 
@@ -250,7 +251,6 @@ def test_dice_focal_without_background_leaves_class_0_out_of_both_terms_as_monai
 ):
     """MONAI's DiceFocalLoss passes include_background to its Dice and its (sigmoid) focal
     term alike: without it, channel 0 is out of both."""
-    torch = pytest.importorskip("torch")
     from monai.losses import DiceFocalLoss
 
     rng = np.random.default_rng(0)
@@ -273,7 +273,6 @@ def test_mcc_with_count_eps_is_segmentation_models_pytorch_mcc(case):
     """smp's MCCLoss (eps = 1e-5 on every count, no smoothing, one score over the batch) is
     reachable by arguments alone, perfect predictions included (smp: 1/2 when every pixel is
     positive; MONAI's rule, loss 0, holds only without count_eps)."""
-    torch = pytest.importorskip("torch")
     from jaxloss.parity.references import smp_losses
 
     rng = np.random.default_rng(5)
@@ -314,12 +313,14 @@ def test_class_frequency_weights_are_optax_s_generalized_dice_weights():
         jaxloss.class_frequency_weights(labels)
     with pytest.raises(ValueError, match="out of range"):
         jaxloss.class_frequency_weights(labels + 1, num_classes=3)
+    with pytest.raises(ValueError, match="never negative"):
+        jaxloss.class_frequency_weights(-one_hot)
+    assert np.all(np.isnan(jax.jit(jaxloss.class_frequency_weights)(-one_hot)))
 
 
 def test_jaccard_with_squared_denominators_is_monai_s_jaccard_squared_pred():
     """MONAI's DiceLoss(jaccard=True, squared_pred=True): 1 - (2TP + s_nr)/(2(Σp² + Σt² - TP)
     + s_dr), i.e. jaxloss.jaccard_loss(squared=True) with s_n = s_nr/2 and s_d = s_dr/2."""
-    torch = pytest.importorskip("torch")
     from monai.losses import DiceLoss
 
     rng = np.random.default_rng(4)
@@ -349,7 +350,6 @@ def test_jaccard_with_squared_denominators_is_monai_s_jaccard_squared_pred():
 def test_dice_ce_on_one_channel_takes_monai_s_weight_as_pos_weight():
     """MONAI's DiceCELoss on one channel passes its `weight` to BCEWithLogitsLoss as
     pos_weight (its Dice term ignores a class weight for one class): pos_weight here."""
-    torch = pytest.importorskip("torch")
     from monai.losses import DiceCELoss
 
     rng = np.random.default_rng(6)
@@ -375,7 +375,6 @@ def test_dice_ce_on_one_channel_takes_monai_s_weight_as_pos_weight():
 def test_monai_masked_dice_is_dice_with_where():
     """MONAI's MaskedDiceLoss (one-hot targets, background kept, a spatial mask) is dice_loss
     with the mask as `where`, on one-hot or index targets alike."""
-    torch = pytest.importorskip("torch")
     from monai.losses import MaskedDiceLoss
 
     rng = np.random.default_rng(0)
