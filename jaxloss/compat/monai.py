@@ -25,8 +25,9 @@ this module maps MONAI's arguments onto them and applies MONAI's conventions, ke
   softmax, which is then over the other channels).
 
 Where this differs from MONAI: it computes in the inputs' floating dtype (MONAI casts to
-float32), and bad arguments raise ``ValueError`` naming them where MONAI warns and goes on
-(``to_onehot_y`` or ``include_background=False`` with one channel are ignored, as there).
+float32), and ``DiceFocalLoss`` refuses ``other_act`` (a torch callable; activate the logits
+first). As in MONAI, ``to_onehot_y`` and ``include_background=False`` are ignored with one
+channel.
 """
 
 from __future__ import annotations
