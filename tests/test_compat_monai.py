@@ -10,13 +10,12 @@ import warnings
 
 import jax
 import jax.numpy as jnp
+import monai.losses as monai_losses
 import numpy as np
 import pytest
 import torch
 
 from jaxloss.compat import monai as compat_monai
-
-monai_losses = pytest.importorskip("monai.losses")
 
 IGNORE = 255
 
@@ -180,7 +179,7 @@ def test_dice_focal_with_one_class_left_weighs_only_the_focal_term(x64):
         (
             lambda: compat_monai.FocalLoss(alpha=[0.1, 0.2]),
             lambda loss: loss(np.zeros((1, 3, 2, 2)), np.zeros((1, 3, 2, 2))),
-            r"`alpha` must be a number or hold one value per class \(3",
+            r"`alpha` must hold one weight per class, shape \[3\]; got \[2\]",
         ),
         (
             lambda: compat_monai.FocalLoss(weight=[1.0, -1.0, 1.0]),

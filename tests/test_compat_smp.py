@@ -130,5 +130,7 @@ def test_inputs_of_the_wrong_shape_name_themselves():
     loss = compat_smp.FocalLoss("multiclass", class_weights=[1.0, 2.0])
     with pytest.raises(ValueError, match=r"`y_true` must be class indices of shape \[2, 4\]"):
         loss(np.zeros((2, 3, 4)), np.zeros((2, 3, 4), int))
-    with pytest.raises(ValueError, match=r"one weight per class \(3\); got 2"):
+    with pytest.raises(
+        ValueError, match=r"`class_weights` must hold one weight per class, shape \[3\]; got \[2\]"
+    ):
         loss(np.zeros((2, 3, 4)), np.zeros((2, 4), int))

@@ -446,9 +446,10 @@ def test_reductions_where_and_empty_inputs():
 
 
 def test_integer_boxes_are_upcast_as_torchvision_does():
+    import torch
+
     from jaxloss.parity.references import torchvision_ops
 
-    torch = pytest.importorskip("torch")
     tv = torchvision_ops()
     rng = np.random.default_rng(12)
     a = rng.integers(0, 20, (5, 2))

@@ -42,6 +42,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from .._core import checks
+from .._core.class_inputs import along_axis
 from ..focal import sigmoid_focal_loss, softmax_focal_loss
 from ..segmentation import dice_loss, jaccard_loss
 
@@ -58,17 +59,23 @@ def _channels_first(x):
     return jnp.moveaxis(x, -1, 1)
 
 
-def _weight_vector(fn, name, value, num_classes, *, negative_ok=False):
-    """A per-class sequence as a float (C,) array, or a float as a 0-d one, checked."""
-    array = jnp.asarray(value, dtype=float)
-    if array.ndim > 1 or (array.ndim == 1 and array.shape[0] != num_classes):
-        raise ValueError(
-            f"{fn}: `{name}` must be a number or hold one value per class ({num_classes}, "
-            f"after include_background); got shape {list(array.shape)}."
-        )
-    if not negative_ok and checks.is_concrete(array) and bool(jnp.any(array < 0)):
-        raise ValueError(f"{fn}: `{name}` must be non-negative; got {value}.")
+def _per_class(fn, name, value, num_classes, dtype):
+    """A number (0-d) or one value per class ``(C,)``, as a non-negative array of `dtype`."""
+    array = jnp.asarray(value, dtype)
+    if array.ndim:
+        checks.class_weight(fn, array, num_classes, name=name)  # one per class
+    checks.value_check(
+        fn,
+        array >= 0,
+        f"`{name}` must be non-negative; found {{}}.",
+        checks.first_violation(array, array >= 0),
+    )
     return array
+
+
+def _on_channels(values, ndim):
+    """A 0-d value as it is, a (C,) one along the channel axis 1."""
+    return values if values.ndim == 0 else along_axis(values, ndim, 1)
 
 
 def _ignore_mask(target, ignore_index):
@@ -165,24 +172,23 @@ class FocalLoss:
         num_classes = x.shape[1]
         class_weight = None
         if self.weight is not None:
-            class_weight = _weight_vector(fn, "weight", self.weight, num_classes).astype(x.dtype)
+            class_weight = _per_class(fn, "weight", self.weight, num_classes, x.dtype)
             if class_weight.ndim == 1 and num_classes == 1:
                 raise ValueError(f"{fn}: a per-class `weight` needs more than one channel.")
-        per_class = _along_channels(class_weight, x.ndim)
         if self.use_softmax:
             loss = self._softmax_elements(fn, x, t, class_weight)
         else:
             loss = self._sigmoid_elements(fn, x, t)
-            if per_class is not None:
-                loss = loss * per_class
+            if class_weight is not None:
+                loss = loss * _on_channels(class_weight, x.ndim)
         return _monai_reduction(loss, mask, self.reduction, num_classes)
 
     def _sigmoid_elements(self, fn, x, t):
         alpha = self.alpha
         if alpha is None or isinstance(alpha, (int, float)):
             return sigmoid_focal_loss(x, t, alpha=alpha, gamma=self.gamma, reduction="none")
-        per_class = _weight_vector(fn, "alpha", alpha, x.shape[1]).astype(x.dtype)
-        positives = jnp.where(t == 1, _along_channels(per_class, x.ndim), 1.0)
+        per_class = _per_class(fn, "alpha", alpha, x.shape[1], x.dtype)
+        positives = jnp.where(t == 1, _on_channels(per_class, x.ndim), 1.0)
         return sigmoid_focal_loss(
             x, t, alpha=None, gamma=self.gamma, weights=positives, reduction="none"
         )
@@ -202,7 +208,7 @@ class FocalLoss:
         elif isinstance(alpha, (int, float)):
             factors = jnp.asarray([1 - alpha] + [alpha] * (num_classes - 1), x.dtype)
         else:
-            factors = _weight_vector(fn, "alpha", alpha, num_classes).astype(x.dtype)
+            factors = _per_class(fn, "alpha", alpha, num_classes, x.dtype)
         if class_weight is not None:
             factors = factors * class_weight
         logits, labels = _channels_last(x), _channels_last(t)
@@ -220,12 +226,6 @@ class FocalLoss:
         if self.reduction != "none":  # the sums need only each pixel's sum over the classes
             return one_class(jnp.ones((num_classes,), x.dtype))[:, None]
         return jnp.moveaxis(jax.vmap(one_class)(jnp.eye(num_classes, dtype=x.dtype)), 0, 1)
-
-
-def _along_channels(values, ndim):
-    if values is None or values.ndim == 0:
-        return values
-    return values.reshape((1, -1) + (1,) * (ndim - 2))
 
 
 def _monai_reduction(loss, mask, reduction, num_classes):
@@ -355,8 +355,8 @@ class DiceFocalLoss:
             activation = "none"  # MONAI warns and skips it
         class_weights = None
         if self.weight is not None and num_classes > 1:
-            class_weights = _weight_vector(fn, "weight", self.weight, num_classes)
-            class_weights = jnp.broadcast_to(class_weights, (num_classes,)).astype(x.dtype)
+            class_weights = _per_class(fn, "weight", self.weight, num_classes, x.dtype)
+            class_weights = jnp.broadcast_to(class_weights, (num_classes,))
             if dropped:  # jaxloss weighs all C classes; class 0 is left out anyway
                 class_weights = jnp.concatenate([jnp.ones((1,), x.dtype), class_weights])
         if not self.jaccard:

@@ -107,11 +107,12 @@ class FocalLoss:
         self.class_weights = None
         if class_weights is not None:
             weights = jnp.asarray(class_weights, dtype=float)
-            if weights.ndim != 1 or (checks.is_concrete(weights) and bool(jnp.any(weights < 0))):
-                raise ValueError(
-                    f"{fn}: `class_weights` must be one non-negative weight per class; got "
-                    f"{class_weights}."
-                )
+            checks.value_check(
+                fn,
+                weights >= 0,
+                "`class_weights` must be non-negative; found {}.",
+                checks.first_violation(weights, weights >= 0),
+            )
             self.class_weights = weights
 
     def _focal(self, logits, targets, where):
@@ -163,10 +164,6 @@ class FocalLoss:
         per_class = jax.vmap(self._focal, in_axes=(1, 1, None))(x, targets, where)  # (C,)
         if self.class_weights is None:
             return jnp.mean(per_class)
-        if self.class_weights.shape != (num_classes,):
-            raise ValueError(
-                f"{fn}: `class_weights` must hold one weight per class ({num_classes}); got "
-                f"{self.class_weights.shape[0]}."
-            )
+        checks.class_weight(fn, self.class_weights, num_classes)  # one per class
         weights = self.class_weights.astype(per_class.dtype)
         return jnp.sum(per_class * weights) / jnp.sum(weights)
