@@ -28,6 +28,7 @@ $(2TP + s_n)/(2TP + FP + FN + s_d)$), Jaccard α = β = 1.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import jax
@@ -52,6 +53,7 @@ __all__ = [
     "mcc_loss",
     "dice_ce_loss",
     "dice_focal_loss",
+    "asymmetric_unified_focal_loss",
     "lovasz_hinge_loss",
     "lovasz_softmax_loss",
 ]
@@ -887,6 +889,123 @@ def dice_focal_loss(
         include_background=include_background,
     )
     return lambda_dice * dice + lambda_focal * focal_term
+
+
+def asymmetric_unified_focal_loss(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    activation: Activation = "softmax",
+    lambda_focal: float = 0.5,
+    delta: float = 0.6,
+    gamma: float = 0.5,
+    epsilon: float = 1e-7,
+    include_background: bool = True,
+    ignore_index: int | None = None,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> jax.Array:
+    r"""Asymmetric unified focal loss (Yeung et al. 2022): an asymmetric focal loss plus an
+    asymmetric focal Tversky loss, in which class 0 is the background, whose easy pixels are
+    suppressed, and classes 1.. the foreground, whose losses are enhanced. Per sample and
+    class, with probabilities clipped to $[\epsilon, 1 - \epsilon]$,
+
+    $$\ell_c = \lambda\,F_c + (1 - \lambda)\,T_c,\qquad
+    \mathrm{TI}_c = \frac{TP_c + \epsilon}{TP_c + \delta\,FN_c + (1 - \delta)\,FP_c
+    + \epsilon},$$
+
+    $$F_0 = (1 - \delta)\,\overline{(1 - p_0)^{\gamma}\,(-t_0 \log p_0)},\quad
+    F_{c \ge 1} = \delta\,\overline{-t_c \log p_c},\quad
+    T_0 = 1 - \mathrm{TI}_0,\quad T_{c \ge 1} = (1 - \mathrm{TI}_c)^{1 - \gamma},$$
+
+    where the bar is the mean over the sample's pixels that count. δ > ½ penalises false
+    negatives more than false positives. One channel is binary: it is the foreground and
+    $1 - p$ the background, as in MONAI. The gradient of $T_c$ at a perfect score
+    ($\mathrm{TI}_c = 1$, where $x^{1-\gamma}$ has an infinite slope) is taken as 0.
+
+    Args:
+      predictions: float ``(N, ..., C)`` logits (or probabilities with ``activation="none"``).
+      targets: integer class indices ``(N, ...)`` or float probabilities ``(N, ..., C)``.
+      activation: ``"softmax"``, ``"sigmoid"`` or ``"none"``.
+      lambda_focal: λ in [0, 1], the focal term's share (the Tversky term's is 1 - λ).
+      delta: δ in [0, 1], the weight of the foreground's false negatives and of its focal term
+        (the background's take 1 - δ).
+      gamma: γ in [0, 1]: suppresses the background's focal term by $(1 - p_0)^γ$ and enhances
+        the foreground's Tversky term by the exponent 1 - γ.
+      epsilon: ε in (0, ½): the probabilities' clip and the Tversky index's smoothing.
+      include_background: keep class 0's loss (its probabilities count either way).
+      ignore_index: a target class index whose pixels are left out (integer targets).
+      where: optional boolean ``(N, ...)`` mask of the pixels that count.
+      reduction: ``'none'`` ``(N, C)`` (``(N, C - 1)`` without the background), ``'mean'``
+        or ``'sum'``.
+
+    Returns:
+      ``(N, C)`` with ``'none'``, else a scalar.
+
+    Examples:
+      >>> logits = jnp.array([[[2.0, -1.0], [0.5, 1.5], [-1.0, 2.0]]])
+      >>> jaxloss.asymmetric_unified_focal_loss(logits, jnp.array([[0, 1, 1]]), reduction="none")
+      Array([[0.07067..., 0.20226...]], dtype=float32)
+    """
+    fn = "asymmetric_unified_focal_loss"
+    checks.reduction(fn, reduction)
+    for name, value in (("lambda_focal", lambda_focal), ("delta", delta), ("gamma", gamma)):
+        checks.python_number(fn, name, value, low=0.0, high=1.0)
+    checks.python_number(
+        fn, "epsilon", epsilon, low=0.0, high=0.5, low_inclusive=False, high_inclusive=False
+    )
+    x = checks.float_array(fn, "predictions", predictions)
+    if activation == "softmax" and x.ndim >= 2 and x.shape[-1] == 1:
+        raise ValueError(
+            f"{fn}: a softmax over one channel is constant; use activation='sigmoid' for "
+            "binary predictions (N, ..., 1)."
+        )
+    seg = _Segmentation(
+        fn,
+        x,
+        targets,
+        activation=activation,
+        class_weights=None,
+        ignore_index=ignore_index,
+        where=where,
+        include_background=True,
+    )
+    p, t = seg.probabilities, seg.targets
+    if p.shape[-1] == 1:  # binary: the channel is the foreground, 1 - p the background
+        p = jnp.concatenate([1 - p, p], axis=-1)
+        t = jnp.concatenate([1 - t, t], axis=-1)
+    if seg.present is None:
+        inside, pixels = jnp.ones((), p.dtype), math.prod(p.shape[1:-1])
+    else:
+        inside = seg.present[..., None].astype(p.dtype)
+        pixels = jnp.maximum(jnp.sum(inside, axis=tuple(range(1, p.ndim - 1))), 1)
+    p = jnp.clip(p, epsilon, 1 - epsilon)
+    t = t * inside  # a left-out pixel's 1 - t of a binary channel is no background
+    axes = tuple(range(1, p.ndim - 1))
+    cross_entropy = -t * jnp.log(p)
+    suppressed = _power_of_nonnegative(1 - p[..., :1], gamma) * cross_entropy[..., :1]
+    focal = jnp.concatenate([(1 - delta) * suppressed, delta * cross_entropy[..., 1:]], axis=-1)
+    focal = jnp.sum(focal, axis=axes) / pixels
+    counted = p * inside
+    tp = jnp.sum(t * counted, axis=axes)
+    fn_ = jnp.sum(t * (1 - p), axis=axes)
+    fp = jnp.sum((inside - t) * counted, axis=axes)
+    tversky = (tp + epsilon) / (tp + delta * fn_ + (1 - delta) * fp + epsilon)
+    miss = 1 - tversky  # >= 0: the denominator is at least the numerator
+    enhanced = _power_of_nonnegative(miss, 1 - gamma)
+    tversky_term = jnp.concatenate([miss[..., :1], enhanced[..., 1:]], axis=-1)
+    loss = lambda_focal * focal + (1 - lambda_focal) * tversky_term
+    if not include_background:
+        loss = loss[..., 1:]
+    return finish(reduce_loss(loss, reduction), seg.result_dtype)
+
+
+def _power_of_nonnegative(base, exponent):
+    """base ** exponent for base >= 0, with 0 (not inf or nan) as its derivative at base 0
+    (where the value is 0, or 1 for the exponent 0)."""
+    positive = base > 0
+    at_zero = jnp.where(exponent == 0, 1.0, 0.0).astype(base.dtype)
+    return jnp.where(positive, jnp.where(positive, base, 1) ** exponent, at_zero)
 
 
 def _weighted(loss, weight, where, reduction):

@@ -1,7 +1,7 @@
-"""jaxloss.compat.monai against MONAI 1.6 itself: every combination of FocalLoss's and
-DiceFocalLoss's arguments, values and gradients in float64 (MONAI computes its focal term in
-float32, hence the tolerances), a representative per argument value in the default tier and
-the rest in --full."""
+"""jaxloss.compat.monai against MONAI 1.6 itself: every combination of FocalLoss's,
+DiceFocalLoss's and AsymmetricUnifiedFocalLoss's arguments, values and gradients in float64
+(MONAI computes its focal term in float32, hence the tolerances), a representative per argument
+value in the default tier and the rest in --full."""
 
 from __future__ import annotations
 
@@ -200,6 +200,37 @@ def test_dice_focal_with_one_class_left_weighs_only_the_focal_term(x64):
         (lambda: compat_monai.DiceFocalLoss(sigmoid=True, softmax=True), None, "exclusive"),
         (lambda: compat_monai.DiceFocalLoss(lambda_focal=-1.0), None, "lambda_focal"),
         (
+            lambda: compat_monai.AsymmetricUnifiedFocalLoss(num_classes=3),
+            None,
+            "computes `num_classes=2` only; got 3",
+        ),
+        (lambda: compat_monai.AsymmetricUnifiedFocalLoss(gamma=1.5), None, "`gamma` must be in"),
+        (
+            lambda: compat_monai.AsymmetricUnifiedFocalLoss(),
+            lambda loss: loss(np.zeros((1, 3, 2, 2)), np.zeros((1, 3, 2, 2))),
+            "binary, `input` must have 1 or 2 channels; got 3",
+        ),
+        (
+            lambda: compat_monai.AsymmetricUnifiedFocalLoss(),
+            lambda loss: loss(np.zeros((1, 2, 2)), np.zeros((1, 2, 2))),
+            r"`input` must be \(B, C, H, W\) or \(B, C, H, W, D\); got shape \[1, 2, 2\]",
+        ),
+        (
+            lambda: compat_monai.AsymmetricUnifiedFocalLoss(to_onehot_y=True),
+            lambda loss: loss(np.zeros((1, 2, 2, 2)), np.zeros((1, 2, 2, 2), int)),
+            r"`target` must have shape \[1, 1, 2, 2\]",
+        ),
+        (
+            lambda: compat_monai.AsymmetricUnifiedFocalLoss(to_onehot_y=True),
+            lambda loss: loss(np.zeros((1, 2, 2, 2)), np.full((1, 1, 2, 2), 2)),
+            "`target` labels must be 0 or 1; found 2",
+        ),
+        (
+            lambda: compat_monai.AsymmetricUnifiedFocalLoss(),
+            lambda loss: loss(np.zeros((1, 1, 2, 2)), np.full((1, 1, 2, 2), 2.0)),
+            "`target` must not exceed 1",
+        ),
+        (
             lambda: compat_monai.DiceFocalLoss(),
             lambda loss: loss(np.zeros((1, 3, 2, 2)), np.zeros((1, 2, 2, 2))),
             r"`target` must be \(B, 1, \*spatial\) or \(B, C, \*spatial\)",
@@ -211,3 +242,73 @@ def test_bad_arguments_name_themselves(make, call, match):
         loss = make()
         if call is not None:
             call(loss)
+
+
+def _unified_inputs(form, spatial, ignore_index, seed=1):
+    """(input, target, to_onehot_y) of MONAI 1.6's binary AsymmetricUnifiedFocalLoss."""
+    rng = np.random.default_rng(seed)
+    shape = (2, 1, *spatial)
+    probabilities = 1 / (1 + np.exp(-2 * rng.standard_normal(shape)))
+    labels = rng.integers(0, 2, shape)
+    if ignore_index == IGNORE and form == "labels":
+        labels.reshape(-1)[:3] = IGNORE
+    if form == "binary":
+        return probabilities, labels.astype(np.float64), False
+    probabilities = np.concatenate([1 - probabilities, probabilities], axis=1)
+    if form == "labels":
+        return probabilities, labels, True
+    target = np.concatenate([1 - labels, labels], axis=1).astype(np.float64)
+    if form == "soft":
+        target = rng.uniform(size=target.shape)
+    if ignore_index == IGNORE:  # MONAI's sentinel on one-hot targets: all-zero pixels
+        target.reshape(2, 2, -1)[0, :, :3] = 0.0
+    return probabilities, target, False
+
+
+UNIFIED_CASES = list(
+    itertools.product(
+        ["onehot", "labels", "binary", "soft"],  # the target's form
+        [None, 1, IGNORE],  # ignore_index
+        [(0.5, 0.5, 0.7), (0.2, 0.9, 0.4), (1.0, 0.0, 1.0)],  # weight, gamma, delta
+        ["mean", "sum", "none"],  # reduction
+        [(4, 5), (3, 2, 4)],  # spatial axes
+    )
+)
+
+
+@pytest.mark.parametrize(
+    "form,ignore_index,options,reduction,spatial",
+    _tiered(UNIFIED_CASES, lambda i: i % 13 == 0),
+)
+def test_asymmetric_unified_focal_loss_is_monai_s(
+    form, ignore_index, options, reduction, spatial, x64
+):
+    x, y, to_onehot_y = _unified_inputs(form, spatial, ignore_index)
+    weight, gamma, delta = options
+    kwargs = dict(
+        to_onehot_y=to_onehot_y,
+        weight=weight,
+        gamma=gamma,
+        delta=delta,
+        reduction=reduction,
+        ignore_index=ignore_index,
+    )
+    _against_monai(
+        compat_monai.AsymmetricUnifiedFocalLoss(**kwargs),
+        monai_losses.AsymmetricUnifiedFocalLoss(**kwargs),
+        x,
+        y,
+        rtol=1e-12,
+        atol=1e-14,
+    )
+
+
+def test_asymmetric_unified_focal_loss_in_float32_is_monai_s():
+    x, y, _ = _unified_inputs("labels", (8, 8), None)
+    kwargs = dict(to_onehot_y=True)
+    value = compat_monai.AsymmetricUnifiedFocalLoss(**kwargs)(x.astype(np.float32), y)
+    assert value.dtype == jnp.float32
+    expected = monai_losses.AsymmetricUnifiedFocalLoss(**kwargs)(
+        torch.from_numpy(x).float(), torch.from_numpy(y)
+    )
+    np.testing.assert_allclose(value, expected.numpy(), rtol=1e-6)

@@ -389,3 +389,130 @@ def test_monai_masked_dice_is_dice_with_where():
     for targets in (np.moveaxis(one_hot, 1, -1), labels):
         ours = jaxloss.dice_loss(channels_last, targets, where=mask[:, 0])
         np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-10)
+
+
+def _unified_focal_reference(p, t, counted, lam, delta, gamma, eps):
+    """Yeung et al.'s asymmetric unified focal loss per (sample, class), NumPy, channel last:
+    p and t (N, P, C) over P pixels, `counted` (N, P) the pixels that count."""
+    p = np.clip(p, eps, 1 - eps)
+    losses = np.zeros((p.shape[0], p.shape[-1]))
+    for n in range(p.shape[0]):
+        k = counted[n]
+        if not k.any():
+            continue  # an image without a counted pixel scores 0
+        pn, tn = p[n][k], t[n][k]
+        ce = -tn * np.log(pn)
+        for c in range(p.shape[-1]):
+            if c == 0:
+                focal = (1 - delta) * np.mean((1 - pn[:, 0]) ** gamma * ce[:, 0])
+            else:
+                focal = delta * np.mean(ce[:, c])
+            tp = np.sum(tn[:, c] * pn[:, c])
+            fn = np.sum(tn[:, c] * (1 - pn[:, c]))
+            fp = np.sum((1 - tn[:, c]) * pn[:, c])
+            index = (tp + eps) / (tp + delta * fn + (1 - delta) * fp + eps)
+            tversky = 1 - index if c == 0 else (1 - index) ** (1 - gamma)
+            losses[n, c] = lam * focal + (1 - lam) * tversky
+    return losses
+
+
+@pytest.mark.parametrize(
+    "activation,include_background,masked",
+    [
+        ("softmax", True, False),
+        ("softmax", False, True),
+        pytest.param("sigmoid", True, True, marks=pytest.mark.slow),
+        ("none", True, False),
+    ],
+)
+def test_asymmetric_unified_focal_against_the_paper_s_formula(
+    activation, include_background, masked
+):
+    rng = np.random.default_rng(3)
+    logits = rng.normal(0, 2, (3, 5, 4, 3))
+    labels = rng.integers(0, 3, (3, 5, 4))
+    counted = np.ones((3, 5, 4), bool)
+    ignore_index = None
+    if masked:
+        labels[0, 1, :3] = 255
+        labels[2] = 255  # an image without a counted pixel scores 0
+        counted = labels != 255
+        ignore_index = 255
+    if activation == "softmax":
+        p = _softmax(logits)
+    elif activation == "sigmoid":
+        p = 1 / (1 + np.exp(-logits))
+    else:
+        p = logits = _softmax(logits)
+    kwargs = dict(lambda_focal=0.3, delta=0.65, gamma=0.4, epsilon=1e-6)
+    ours = jaxloss.asymmetric_unified_focal_loss(
+        logits,
+        labels,
+        activation=activation,
+        include_background=include_background,
+        ignore_index=ignore_index,
+        reduction="none",
+        **kwargs,
+    )
+    t = np.eye(3)[np.where(counted, labels, 0)]
+    expected = _unified_focal_reference(
+        p.reshape(3, 20, 3), t.reshape(3, 20, 3), counted.reshape(3, 20), 0.3, 0.65, 0.4, 1e-6
+    )
+    if not include_background:
+        expected = expected[:, 1:]
+    np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-15)
+
+
+def test_asymmetric_unified_focal_binary_channel_is_foreground():
+    """One channel: the foreground, with 1 - p the background (MONAI's two-channel form)."""
+    rng = np.random.default_rng(4)
+    logits = rng.normal(0, 2, (2, 6, 1))
+    t = (rng.uniform(size=(2, 6, 1)) < 0.5).astype(float)
+    where = np.ones((2, 6), bool)
+    where[1, :2] = False
+    ours = jaxloss.asymmetric_unified_focal_loss(
+        logits, t, activation="sigmoid", where=where, reduction="none"
+    )
+    p = 1 / (1 + np.exp(-logits))
+    two = lambda a: np.concatenate([1 - a, a], axis=-1)
+    expected = _unified_focal_reference(two(p), two(t), where, 0.5, 0.6, 0.5, 1e-7)
+    np.testing.assert_allclose(ours, expected, rtol=1e-12)
+
+
+def test_asymmetric_unified_focal_reference_values_and_perfect_score():
+    """MONAI's own test values for its multi-class form (B=1, C=3), and at a perfect score, where
+    the foreground's (1 - TI)^(1-γ) has an infinite slope, a finite gradient."""
+    logits = np.moveaxis(np.array([[[[-10.0, -10.0]], [[10.0, 10.0]], [[-10.0, -10.0]]]]), 1, -1)
+    target = np.moveaxis(np.array([[[[1.0, 1.0]], [[0.0, 0.0]], [[0.0, 0.0]]]]), 1, -1)
+    loss = jaxloss.asymmetric_unified_focal_loss(logits, target)
+    assert float(loss) == pytest.approx(1.518984, rel=1e-6)
+    perfect = np.eye(3)[np.array([[0, 1, 2, 2]])]
+    # ε so small that the clip leaves 1 at 1 and the Tversky index is exactly 1
+    value, grad = jax.value_and_grad(
+        lambda p: jaxloss.asymmetric_unified_focal_loss(
+            p, perfect, activation="none", epsilon=1e-300
+        )
+    )(perfect)
+    assert float(value) == 0.0
+    assert np.all(np.isfinite(grad))
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(lambda_focal=1.5), r"`lambda_focal` must be in \[0.0, 1.0\]; got 1.5"),
+        (dict(delta=-0.1), "`delta` must be in"),
+        (dict(gamma=2.0), r"`gamma` must be in \[0.0, 1.0\]; got 2.0"),
+        (dict(epsilon=0.5), r"`epsilon` must be in \(0.0, 0.5\); got 0.5"),
+        (dict(epsilon=0.0), r"`epsilon` must be in \(0.0, 0.5\); got 0.0"),
+        (dict(reduction="batchmean"), "reduction"),
+    ],
+)
+def test_asymmetric_unified_focal_bad_options(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        jaxloss.asymmetric_unified_focal_loss(np.zeros((1, 2, 3)), np.zeros((1, 2), int), **kwargs)
+
+
+def test_asymmetric_unified_focal_softmax_of_one_channel_is_refused():
+    with pytest.raises(ValueError, match="softmax over one channel is constant"):
+        jaxloss.asymmetric_unified_focal_loss(np.zeros((1, 2, 1)), np.zeros((1, 2, 1)))

@@ -195,6 +195,11 @@ def _native_calls():
         ("mcc_loss", jaxloss.mcc_loss, (segment, pixels)),
         ("dice_ce_loss", p(jaxloss.dice_ce_loss, class_weights=w), (segment, pixels)),
         ("dice_focal_loss", jaxloss.dice_focal_loss, (segment, pixels)),
+        (
+            "asymmetric_unified_focal_loss",
+            jaxloss.asymmetric_unified_focal_loss,
+            (segment, pixels),
+        ),
         ("lovasz_hinge_loss", jaxloss.lovasz_hinge_loss, (segment[..., 0], pixels % 2)),
         ("lovasz_softmax_loss", jaxloss.lovasz_softmax_loss, (segment, pixels)),
         (

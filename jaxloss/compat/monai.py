@@ -1,12 +1,13 @@
-"""MONAI's focal losses (MONAI 1.6), on jaxloss's criteria: ``FocalLoss`` and
-``DiceFocalLoss`` with every constructor argument, channels first (``(B, C, *spatial)``), so a
-ported MONAI model means here what it meant there::
+"""MONAI's focal losses (MONAI 1.6), on jaxloss's criteria: ``FocalLoss``, ``DiceFocalLoss``
+and ``AsymmetricUnifiedFocalLoss`` with every constructor argument, channels first (``(B, C,
+*spatial)``), so a ported MONAI model means here what it meant there::
 
     from jaxloss.compat import monai
     loss = monai.FocalLoss(to_onehot_y=True, use_softmax=True, alpha=[0.2, 0.8], ignore_index=255)
     value = loss(logits, labels)  # logits (B, C, H, W), labels (B, 1, H, W)
 
-The focal math is jaxloss's (`jaxloss.sigmoid_focal_loss` and `jaxloss.softmax_focal_loss`);
+The focal math is jaxloss's (`jaxloss.sigmoid_focal_loss`, `jaxloss.softmax_focal_loss` and
+`jaxloss.asymmetric_unified_focal_loss`);
 this module maps MONAI's arguments onto them and applies MONAI's conventions, kept on purpose:
 
 - ``reduction="sum"`` is a sum over images and channels of each channel's *spatial mean*
@@ -44,9 +45,9 @@ from jax.typing import ArrayLike
 from .._core import checks
 from .._core.class_inputs import along_axis
 from ..focal import sigmoid_focal_loss, softmax_focal_loss
-from ..segmentation import dice_loss, jaccard_loss
+from ..segmentation import asymmetric_unified_focal_loss, dice_loss, jaccard_loss
 
-__all__ = ["DiceFocalLoss", "FocalLoss"]
+__all__ = ["AsymmetricUnifiedFocalLoss", "DiceFocalLoss", "FocalLoss"]
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -83,7 +84,10 @@ def _ignore_mask(target, ignore_index):
     if target.shape[1] == 1:
         return (target != ignore_index).astype(jnp.float32)
     if 0 <= ignore_index < target.shape[1]:
-        return 1.0 - target[:, ignore_index : ignore_index + 1].astype(jnp.float32)
+        ignored = target[:, ignore_index : ignore_index + 1]
+        if not jnp.issubdtype(ignored.dtype, jnp.floating):
+            ignored = ignored.astype(jnp.float32)
+        return 1.0 - ignored  # soft targets give a soft mask, in their own precision
     return (jnp.sum(target, axis=1, keepdims=True) > 0).astype(jnp.float32)
 
 
@@ -381,3 +385,126 @@ class DiceFocalLoss:
         if self.reduction == "sum":
             return jnp.sum(values)
         return values.reshape(values.shape + (1,) * (x.ndim - 2))
+
+
+class AsymmetricUnifiedFocalLoss:
+    """MONAI 1.6's ``AsymmetricUnifiedFocalLoss`` (its arguments and defaults), binary only
+    as there: `jaxloss.asymmetric_unified_focal_loss` of ``(B, 2, *spatial)`` or ``(B, 1,
+    *spatial)`` *probabilities* (MONAI's docstring says logits, but its code applies no
+    activation) with 2 or 1 spatial axes, and targets of their shape or, with
+    ``to_onehot_y``, ``(B, 1, *spatial)`` labels. One channel is the foreground, with
+    ``1 - p`` the background.
+
+    MONAI's conventions, kept: the loss is always the mean over images and both classes, so
+    ``reduction`` ("mean", "sum" or "none") changes nothing (MONAI's inner losses reduce by
+    their mean first); ``ignore_index`` zeroes the probabilities and targets of the pixels
+    it marks, which still count in the focal term's mean and, clipped to ε = 1e-7, in the
+    false positives; a label outside ``[0, 2)`` is one-hot encoded as class 0 first.
+
+    Where this differs from MONAI: the foreground's Tversky term has gradient 0 instead of
+    inf at a perfect score, and more than two channels (which MONAI 1.6 reads as two,
+    ignoring the rest) or ``num_classes != 2`` raise; use
+    `jaxloss.asymmetric_unified_focal_loss` for more classes.
+
+    Args:
+      to_onehot_y: one-hot encode ``(B, 1, ...)`` class-index targets (two channels).
+      num_classes: 2, the only value MONAI 1.6 computes.
+      weight: λ in [0, 1], the focal term's share.
+      gamma: γ in [0, 1].
+      delta: δ in [0, 1], the foreground's weight.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"``, all the mean.
+      ignore_index: a target value whose pixels are zeroed, or None.
+
+    Examples:
+      >>> probabilities = jnp.array([[[[0.9, 0.2]], [[0.1, 0.8]]]])  # (1, 2, 1, 2)
+      >>> labels = jnp.array([[[[0, 1]]]])
+      >>> round(float(AsymmetricUnifiedFocalLoss(to_onehot_y=True)(probabilities, labels)), 5)
+      0.15699
+    """
+
+    def __init__(
+        self,
+        to_onehot_y: bool = False,
+        num_classes: int = 2,
+        weight: float = 0.5,
+        gamma: float = 0.5,
+        delta: float = 0.7,
+        reduction: str = "mean",
+        ignore_index: int | None = None,
+    ) -> None:
+        fn = "AsymmetricUnifiedFocalLoss"
+        if reduction not in _REDUCTIONS:
+            raise ValueError(f"{fn}: `reduction` must be one of {_REDUCTIONS}; got {reduction!r}.")
+        if num_classes != 2:
+            raise ValueError(
+                f"{fn}: MONAI 1.6 computes `num_classes=2` only; got {num_classes!r}. Use "
+                "jaxloss.asymmetric_unified_focal_loss for more classes."
+            )
+        for name, value in (("weight", weight), ("gamma", gamma), ("delta", delta)):
+            checks.python_number(fn, name, value, low=0.0, high=1.0)
+        self.to_onehot_y = to_onehot_y
+        self.num_classes = num_classes
+        self.weight, self.gamma, self.delta = weight, gamma, delta
+        self.reduction = reduction
+        self.ignore_index = ignore_index
+
+    def __call__(self, input: ArrayLike, target: ArrayLike) -> jax.Array:
+        fn = "AsymmetricUnifiedFocalLoss"
+        x = checks.float_array(fn, "input", input)
+        t = checks.as_array(fn, "target", target)
+        if x.ndim not in (4, 5):
+            raise ValueError(
+                f"{fn}: `input` must be (B, C, H, W) or (B, C, H, W, D); got shape {list(x.shape)}."
+            )
+        num_channels = x.shape[1]
+        if num_channels > 2:
+            raise ValueError(
+                f"{fn}: MONAI 1.6's loss is binary, `input` must have 1 or 2 channels; got "
+                f"{num_channels}. Use jaxloss.asymmetric_unified_focal_loss for more classes."
+            )
+        onehot = self.to_onehot_y and num_channels == 2
+        expected = (x.shape[0], 1, *x.shape[2:]) if onehot or num_channels == 1 else x.shape
+        if t.shape != expected:
+            raise ValueError(
+                f"{fn}: `target` must have shape {list(expected)} for `input` of shape "
+                f"{list(x.shape)}; got {list(t.shape)}."
+            )
+        original_target = t
+        if num_channels == 1:
+            x = jnp.concatenate([1 - x, x], axis=1)
+        if onehot:
+            ignore = self.ignore_index
+            if ignore is not None and not 0 <= ignore < self.num_classes:
+                t = jnp.where(t == ignore, 0, t)
+            label = (t >= 0) & (t < 2)
+            checks.value_check(
+                fn,
+                label,
+                "`target` labels must be 0 or 1; found {}.",
+                checks.first_violation(t, label),
+            )
+            t = _channels_first(jax.nn.one_hot(t[:, 0], 2, dtype=x.dtype))
+            t = jnp.where(label, t, jnp.nan)  # a bad label under jit: nan
+        elif num_channels == 1:
+            t = t.astype(x.dtype)
+            t = jnp.concatenate([1 - t, t], axis=1)
+        t = t.astype(x.dtype)
+        if self.ignore_index is None:
+            checks.value_check(
+                fn,
+                t <= 1,
+                "`target` must not exceed 1 (MONAI's check of the class index); found {}.",
+                checks.first_violation(t, t <= 1),
+            )
+        else:
+            mask = _ignore_mask(original_target, self.ignore_index).astype(x.dtype)
+            x, t = x * mask, t * mask
+        return asymmetric_unified_focal_loss(
+            _channels_last(x),
+            _channels_last(t),
+            activation="none",
+            lambda_focal=self.weight,
+            delta=self.delta,
+            gamma=self.gamma,
+            reduction="mean",
+        )
