@@ -1,6 +1,6 @@
 r"""Segmentation overlap losses: soft Dice, Jaccard (IoU), Tversky and focal Tversky,
-generalized Dice, Matthews correlation, Dice + cross-entropy, Dice + focal, and the Lovász
-hinge and Lovász-softmax.
+generalized Dice, Matthews correlation, Dice + cross-entropy, Dice + focal, the asymmetric
+unified focal loss, and the Lovász hinge and Lovász-softmax.
 
 Layout: predictions are channel-last, ``(N, ..., C)``: a batch, any spatial axes, then
 classes. Targets are integer class indices ``(N, ...)`` or float class probabilities
@@ -20,8 +20,9 @@ Options shared by the overlap losses:
   the weighted losses (MONAI's and optax's convention; segmentation_models_pytorch divides by
   the weights' sum instead: ``reduction="sum"`` divided by ``class_weights.sum()``).
 
-With soft counts $TP = \sum p\,t$, $FP = \sum p(1 - t)$, $FN = \sum (1 - p)t$ over the
-pixels (and the batch with ``batch=True``), every overlap score is a Tversky index
+With soft counts $TP = \sum p\,t$, $FP = \sum p(1 - t)$, $FN = \sum (1 - p)t$ (summed as
+written: no cancellation near a perfect prediction) over the pixels (and the batch with
+``batch=True``), every overlap score is a Tversky index
 $(TP + s_n)/(TP + \alpha FP + \beta FN + s_d)$: Dice is α = β = ½ (written as
 $(2TP + s_n)/(2TP + FP + FN + s_d)$), Jaccard α = β = 1.
 """
@@ -178,8 +179,8 @@ class _Segmentation:
             tp = (total_p + total_t - jnp.sum(jnp.abs(p - t), axis=axes)) / 2
             fp, fn = total_p - tp, total_t - tp
         else:
-            fp = jnp.sum(p, axis=axes) - tp
-            fn = jnp.sum(t, axis=axes) - tp
+            fp = jnp.sum(p * (1 - t), axis=axes)
+            fn = jnp.sum((1 - p) * t, axis=axes)
         return tp, fp, fn
 
     def finish(self, loss, reduction):

@@ -516,3 +516,23 @@ def test_asymmetric_unified_focal_bad_options(kwargs, match):
 def test_asymmetric_unified_focal_softmax_of_one_channel_is_refused():
     with pytest.raises(ValueError, match="softmax over one channel is constant"):
         jaxloss.asymmetric_unified_focal_loss(np.zeros((1, 2, 1)), np.zeros((1, 2, 1)))
+
+
+@pytest.mark.parametrize("weighting", ["square", "simple", "uniform"])
+@pytest.mark.parametrize("batch,soft_labels", [(False, False), (True, True), (False, True)])
+def test_generalized_dice_of_a_perfect_prediction_is_exactly_0_in_float32(
+    weighting, batch, soft_labels
+):
+    """MONAI gives exactly 0 for a perfect prediction, one-hot or soft; so must float32 here
+    (not 1 - (1 - ulp))."""
+    rng = np.random.default_rng(6)
+    labels = rng.integers(0, 4, (3, 7, 5))
+    labels[1][labels[1] == 2] = 0  # a class absent from one sample
+    one_hot = np.eye(4, dtype=np.float32)[labels]
+    soft = rng.uniform(size=one_hot.shape).astype(np.float32)
+    for p in (one_hot, soft) if soft_labels else (one_hot,):
+        loss = jaxloss.generalized_dice_loss(
+            p, p, activation="none", weighting=weighting, batch=batch, soft_labels=soft_labels
+        )
+        assert loss.dtype == jnp.float32
+        assert float(loss) == 0.0
