@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 
@@ -33,19 +32,6 @@ from ._kernels.chunked_head import (
 from ._mesh_layouts import run_on_explicit_mesh
 
 __all__ = ["linear_cross_entropy"]
-
-
-def _vocabulary_mask(fn, class_mask, valid_vocab_size, num_classes):
-    """The (V,) mask of `class_mask` or `valid_vocab_size` (None when neither is given)."""
-    if valid_vocab_size is not None:
-        if class_mask is not None:
-            raise ValueError(f"{fn}: give `class_mask` or `valid_vocab_size`, not both.")
-        checks.int_in_range(
-            fn, "valid_vocab_size", valid_vocab_size, 1, num_classes, " (V = w.shape[0])"
-        )
-        return jnp.arange(num_classes) < valid_vocab_size
-    # One mask for every token: the shared check, with the vocabulary as the scores' shape.
-    return checks.class_mask(fn, class_mask, (num_classes,), 0)
 
 
 @renamed_keywords(weight="class_weights")
@@ -138,7 +124,7 @@ def linear_cross_entropy(
     arrays = HeadArrays(
         bias=bias,
         weight=checks.class_weight(fn, class_weights, num_classes),
-        class_mask=_vocabulary_mask(fn, class_mask, valid_vocab_size, num_classes),
+        class_mask=checks.vocabulary_mask(fn, class_mask, valid_vocab_size, num_classes),
         where=checks.where_mask(fn, where, labels.shape, "one loss per token"),
     )
     options = HeadOptions(

@@ -90,6 +90,29 @@ def test_z_loss_and_softcap_match_their_formulas(reduction):
         np.testing.assert_allclose(a, c, atol=1e-12)
 
 
+@pytest.mark.parametrize("argnums", [1, (1, 2)])
+def test_per_token_gradient_of_the_head_alone(argnums):
+    """The gradient of w (and bias) alone with reduction='none', x's tangent absent (a frozen
+    trunk): the chunk walk's empty tangent rows once failed to reshape."""
+    rng = np.random.default_rng(0)
+    x, w, b = rng.normal(size=(8, 4)), rng.normal(size=(5, 4)), rng.normal(size=5)
+    labels = np.arange(8) % 5
+
+    def total(loss):
+        return lambda x, w, b: jnp.sum(loss(x, w, b) * np.arange(1.0, 9.0))
+
+    fused = total(
+        lambda x, w, b: jaxloss.linear_cross_entropy(
+            x, w, labels, bias=b, reduction="none", chunk_size=4
+        )
+    )
+    naive = total(lambda x, w, b: jaxloss.cross_entropy(x @ w.T + b, labels, reduction="none"))
+    got = jax.grad(fused, argnums)(x, w, b)
+    want = jax.grad(naive, argnums)(x, w, b)
+    for g, e in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6)
+
+
 def test_chunking_is_invisible():
     values = [
         jaxloss.linear_cross_entropy(X, W, Y, bias=B, chunk_size=c, reduction="none")

@@ -331,6 +331,20 @@ def int_in_range(fn: str, name: str, value: Any, low: int, high: int, what: str 
     return int(value)
 
 
+def vocabulary_mask(
+    fn: str, mask: Any, valid_vocab_size: Any, num_classes: int, what: str = " (V = w.shape[0])"
+) -> jax.Array | None:
+    """The (V,) mask of a vocabulary from `class_mask` (`mask`) or `valid_vocab_size` (None
+    when neither is given); `what` says where V comes from."""
+    if valid_vocab_size is not None:
+        if mask is not None:
+            raise ValueError(f"{fn}: give `class_mask` or `valid_vocab_size`, not both.")
+        int_in_range(fn, "valid_vocab_size", valid_vocab_size, 1, num_classes, what)
+        return jnp.arange(num_classes) < valid_vocab_size
+    # One mask for every token: the shared check, with the vocabulary as the scores' shape.
+    return class_mask(fn, mask, (num_classes,), 0)
+
+
 def linear_head(
     fn: str, x: Any, w: Any, labels: Any, reduction_name: Any, chunk_size: Any
 ) -> tuple[jax.Array, jax.Array, jax.Array]:

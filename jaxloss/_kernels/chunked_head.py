@@ -30,7 +30,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from .._core import checks
-from .._core.class_inputs import class_indices
+from .._core.class_inputs import ClassIndices, class_indices
 from .._core.ops import is_symbolic_zero
 from .._core.precision import dtypes
 from .._core.reduction import finish, mean_denominator, reduce_summed
@@ -100,7 +100,8 @@ def scan_row_chunks(
     multiple of the chunk size long) is split into (N / chunk, chunk, ...) and the body gets
     one chunk of each. The carry (accumulated dW, db, ...) is typed as varying like
     `varying_with` inside shard_map."""
-    chunked = tuple(a.reshape((-1, chunk_size) + a.shape[1:]) for a in rows)
+    # the leading size spelt out: a row of width 0 (an absent tangent) cannot infer a -1
+    chunked = tuple(a.reshape((a.shape[0] // chunk_size, chunk_size) + a.shape[1:]) for a in rows)
     return lax.scan(body, _varying_like(carry, varying_with), chunked)
 
 
@@ -284,6 +285,41 @@ class HeadOptions:
     chunk_size: int = DEFAULT_CHUNK_SIZE
 
 
+def head_label_indices(
+    fn, labels, local_width, ignore_index, where, class_mask, classes, num_classes
+) -> ClassIndices:
+    """The labels of a linear head checked against its vocabulary: the whole head's
+    (`local_width` entries, `class_mask` (V,)), or with `classes` a vocabulary of `num_classes`
+    split over a mesh axis, `class_mask` this device's block (one O(N) psum looks a label's
+    entry up where it lives; a counted label on an excluded entry is as bad as one out of
+    range)."""
+    if classes is None:
+        return class_indices(
+            fn, labels, local_width, ignore_index=ignore_index, where=where, class_mask=class_mask
+        )
+    assert num_classes is not None
+    indices = class_indices(fn, labels, num_classes, ignore_index=ignore_index, where=where)
+    if class_mask is None:
+        return indices
+    included = block_lookup(indices.safe, class_mask.astype(jnp.float32), classes) > 0
+    bad = indices.valid & ~indices.out_of_range & ~included
+    return dataclasses.replace(
+        indices, safe=jnp.where(bad, 0, indices.safe), out_of_range=indices.out_of_range | bad
+    )
+
+
+def row_chunks(n: int, chunk_size: int) -> tuple[int, Callable]:
+    """The chunk of a walk over `n` rows (at most `chunk_size`, at least 1) and the function
+    that pads an array's rows to a multiple of it with a given value."""
+    chunk = max(1, min(chunk_size, n))
+    pad = -(-n // chunk) * chunk - n
+
+    def pad_rows(a, value):
+        return jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1), constant_values=value) if pad else a
+
+    return chunk, pad_rows
+
+
 def head_loss(
     fn: str,
     x: jax.Array,
@@ -305,38 +341,23 @@ def head_loss(
     weight, class_mask = arrays.weight, arrays.class_mask
     # Class weights and ε are constants of this loss: gradients flow to x, w and bias.
     class_weight = None if weight is None else lax.stop_gradient(weight.astype(compute))
+    indices = head_label_indices(
+        fn,
+        labels,
+        local_width,
+        options.ignore_index,
+        arrays.where,
+        class_mask,
+        classes,
+        num_classes,
+    )
     if classes is None:
-        indices = class_indices(
-            fn,
-            labels,
-            local_width,
-            ignore_index=options.ignore_index,
-            where=arrays.where,
-            class_mask=class_mask,
-        )
         label_weight = indices.label_weights(class_weight, compute)
     else:
-        assert num_classes is not None
-        indices = class_indices(
-            fn, labels, num_classes, ignore_index=options.ignore_index, where=arrays.where
-        )
-        if class_mask is not None:  # this block's mask: a label on an excluded class is bad
-            included = block_lookup(indices.safe, class_mask.astype(compute), classes) > 0
-            bad = indices.valid & ~indices.out_of_range & ~included
-            indices = dataclasses.replace(
-                indices,
-                safe=jnp.where(bad, 0, indices.safe),
-                out_of_range=indices.out_of_range | bad,
-            )
         label_weight = block_label_weights(indices, class_weight, classes, compute)
 
     rows = x.reshape(-1, x.shape[-1])
-    n = rows.shape[0]
-    chunk = max(1, min(options.chunk_size, n))
-    pad = -(-n // chunk) * chunk - n
-
-    def pad_rows(a, value):
-        return jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1), constant_values=value) if pad else a
+    chunk, pad_rows = row_chunks(rows.shape[0], options.chunk_size)
 
     settings = ChunkSettings(
         head=Head(
@@ -359,7 +380,7 @@ def head_loss(
     )
     out = _chunked_losses(pad_rows(rows, 0), w, arrays.bias, targets, settings=settings)
     if options.reduction == "none":
-        loss = out[:n].reshape(labels.shape)
+        loss = out[: rows.shape[0]].reshape(labels.shape)
         return finish(jnp.where(indices.valid, loss, jnp.zeros((), loss.dtype)), result_dtype)
     count = mean_denominator(
         labels.shape,
