@@ -1,9 +1,9 @@
 """jaxloss: every PyTorch loss criterion as a pure, jit/vmap/grad-compatible JAX function.
 
 Native functions live here, grouped by family (classification, regression, embedding,
-sequence, detection, focal, margin, segmentation); torch's and torchvision's exact signatures
-live in `jaxloss.compat` (``functional``, ``nn`` and ``torchvision``); vocab-parallel losses for
-``shard_map`` code live in `jaxloss.parallel`.
+sequence, detection, focal, margin, segmentation, fused, post_training, adaptive); torch's and
+torchvision's exact signatures live in `jaxloss.compat` (``functional``, ``nn`` and
+``torchvision``); vocab-parallel losses for ``shard_map`` code live in `jaxloss.parallel`.
 """
 
 # Each family module lists its public functions in its `__all__` (in the order of its docs
@@ -17,6 +17,7 @@ from . import (
     fused,
     margin,
     parallel,
+    post_training,
     regression,
     segmentation,
     sequence,
@@ -29,6 +30,7 @@ from .embedding import *  # noqa: F403
 from .focal import *  # noqa: F403
 from .fused import *  # noqa: F403
 from .margin import *  # noqa: F403
+from .post_training import *  # noqa: F403
 from .regression import *  # noqa: F403
 from .segmentation import *  # noqa: F403
 from .sequence import *  # noqa: F403
@@ -47,4 +49,5 @@ __all__ += focal.__all__
 __all__ += margin.__all__
 __all__ += segmentation.__all__
 __all__ += fused.__all__
+__all__ += post_training.__all__
 __all__ += adaptive.__all__

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import jax
 import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
@@ -40,9 +41,10 @@ from ._kernels.chunked_head import (
     head_loss,
 )
 from ._kernels.softmax_ce import ClassAxis, Head, RowTargets, softmax_cross_entropy_rows
+from ._kernels.token_stats import HeadStatsOptions, TokenStats, head_log_probs
 from ._kernels.vocab_blocks import block_label_weights
 
-__all__ = ["cross_entropy", "linear_cross_entropy"]
+__all__ = ["cross_entropy", "linear_cross_entropy", "linear_log_probs"]
 
 ParallelReduction = Literal["none", "mean", "sum", "sum_and_count"]
 AxisName = str | tuple[str, ...]
@@ -323,3 +325,83 @@ def linear_cross_entropy(
         num_classes=num_classes,
         batch_axis_name=batch_axis_name,
     )
+
+
+def linear_log_probs(
+    x: ArrayLike,
+    w: ArrayLike,
+    labels: ArrayLike,
+    *,
+    axis_name: AxisName | None = None,
+    num_classes: int | None = None,
+    bias: ArrayLike | None = None,
+    temperature: float = 1.0,
+    softcap: float | None = None,
+    ignore_index: int | None = -100,
+    where: ArrayLike | None = None,
+    with_entropy: bool = False,
+    with_logsumexp: bool = False,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> jax.Array | TokenStats:
+    r"""`jaxloss.linear_log_probs` inside ``jax.shard_map``: this device's tokens, and either
+    the whole head or its block of a vocabulary split over ``axis_name``. Over a split
+    vocabulary each chunk's row max is one pmax and its statistics (Σ e^z, the label's logit,
+    and for the entropy Σ e^z z) one psum of O(chunk) values; dx, partial on each device, is
+    summed by one psum in the backward pass. Nothing is reduced over the tokens, so a token
+    split needs no axis name (JAX's transpose of a replicated head sums dW over the token
+    shards).
+
+    Args:
+      x: this device's ``(..., D)`` hidden states.
+      w: the ``(V, D)`` head, or with ``axis_name`` this device's ``(V/k, D)`` block.
+      labels: integer *global* token indices of ``x.shape[:-1]``.
+      axis_name: the mesh axis (or axes) the vocabulary is split over, or None.
+      num_classes: with ``axis_name``, the true vocabulary size of a padded one: entries at
+        or beyond it get probability exactly 0.
+      bias: optional ``(V,)`` bias, or with ``axis_name`` this device's ``(V/k,)`` block.
+      temperature: as in `jaxloss.linear_log_probs`.
+      softcap: as in `jaxloss.linear_log_probs`.
+      ignore_index: as in `jaxloss.linear_log_probs`.
+      where: optional boolean mask of this device's tokens.
+      with_entropy: also return the entropy.
+      with_logsumexp: also return the logsumexp.
+      chunk_size: tokens per chunk.
+
+    Returns:
+      As `jaxloss.linear_log_probs`, for this device's tokens.
+
+    Examples:
+      >>> from jax.sharding import NamedSharding, PartitionSpec as P
+      >>> mesh = jax.make_mesh((1, 1), ("data", "model"))
+      >>> x = jax.random.normal(jax.random.key(0), (8, 4))
+      >>> w = jax.random.normal(jax.random.key(1), (10, 4))
+      >>> labels = jnp.arange(8)
+      >>> shard = lambda a, spec: jax.device_put(a, NamedSharding(mesh, spec))
+      >>> log_probs = jax.shard_map(
+      ...     lambda x, w, y: jaxloss.parallel.linear_log_probs(x, w, y, axis_name="model"),
+      ...     mesh=mesh, in_specs=(P("data"), P("model"), P("data")), out_specs=P("data"),
+      ... )(shard(x, P("data")), shard(w, P("model")), shard(labels, P("data")))
+      >>> bool(jnp.allclose(log_probs, jaxloss.token_log_probs(x @ w.T, labels), atol=1e-6))
+      True
+    """
+    fn = "parallel.linear_log_probs"
+    x, w, y = checks.linear_head(fn, x, w, labels, "none", chunk_size)
+    local_width = w.shape[0]
+    bias = _block(fn, "bias", bias, local_width)
+    checks.head_options(fn, 0.0, 0.0, softcap)
+    where = checks.where_mask(fn, where, y.shape, "one value per token")
+    classes = class_mask = None
+    if axis_name is None:
+        if num_classes is not None:
+            raise ValueError(f"{fn}: `num_classes` is for a split vocabulary (`axis_name`).")
+        num_classes = local_width
+    else:
+        shards = _axis_size(fn, "axis_name", axis_name)
+        num_classes = _num_classes(fn, num_classes, local_width, shards, axis_name)
+        classes = ClassAxis(axis_name, local_width * shards)
+        class_mask = _padding_mask(classes, local_width, num_classes)
+    options = HeadStatsOptions(
+        temperature, softcap, ignore_index, with_entropy, with_logsumexp, chunk_size
+    )
+    arrays = HeadArrays(bias=bias, class_mask=class_mask, where=where)
+    return head_log_probs(fn, x, w, y, arrays, options, classes=classes, num_classes=num_classes)

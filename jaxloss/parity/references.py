@@ -16,6 +16,7 @@ import importlib
 import importlib.util
 import sys
 import types
+from collections.abc import Sequence
 from pathlib import Path
 
 _TORCHVISION_FILES = (
@@ -98,36 +99,60 @@ def torchvision_ops() -> types.SimpleNamespace:
 _SMP_FILES = ("constants", "_functional", "dice", "jaccard", "tversky", "lovasz", "mcc", "focal")
 
 
-@functools.cache
-def smp_losses() -> types.SimpleNamespace:
-    """segmentation_models_pytorch.losses (``DiceLoss``, ``JaccardLoss``, ``TverskyLoss``,
-    ``LovaszLoss``, ``MCCLoss``, ``FocalLoss``, ...), loaded from the installed package
-    without its ``__init__`` (which imports timm and a CUDA-linked torchvision)."""
+def _files_without_init(
+    package: str, subpackage: str, files: Sequence[str]
+) -> types.SimpleNamespace:
+    """The public names of `package.subpackage`'s `files`, loaded from the installed package
+    without running its ``__init__`` files (stand-in package modules while they load; the
+    stand-ins and the loaded modules are removed from ``sys.modules`` afterwards)."""
     import torch  # noqa: F401  (the files import it)
 
-    root = _installed_directory("segmentation_models_pytorch")
-    stand_in = types.ModuleType("segmentation_models_pytorch")
+    root = _installed_directory(package)
+    stand_in = types.ModuleType(package)
     stand_in.__path__ = []
-    losses = types.ModuleType("segmentation_models_pytorch.losses")
-    losses.__path__ = [str(root / "losses")]  # the real files, without losses/__init__.py
-    stand_in.losses = losses  # type: ignore[attr-defined]
-    names = ("segmentation_models_pytorch", "segmentation_models_pytorch.losses")
+    inner = types.ModuleType(f"{package}.{subpackage}")
+    inner.__path__ = [str(root / subpackage)]  # the real files, without their __init__.py
+    setattr(stand_in, subpackage, inner)
+    names = (package, f"{package}.{subpackage}")
     saved = {name: sys.modules.get(name) for name in names}
-    sys.modules.update(dict(zip(names, (stand_in, losses))))
+    sys.modules.update(dict(zip(names, (stand_in, inner))))
     try:
-        modules = [
-            importlib.import_module(f"segmentation_models_pytorch.losses.{name}")
-            for name in _SMP_FILES
-        ]
+        modules = [importlib.import_module(f"{package}.{subpackage}.{name}") for name in files]
     finally:
         for name, module in saved.items():
             if module is None:
                 sys.modules.pop(name, None)
             else:
                 sys.modules[name] = module
-        for name in [m for m in sys.modules if m.startswith("segmentation_models_pytorch.")]:
+        for name in [m for m in sys.modules if m.startswith(f"{package}.")]:
             del sys.modules[name]
     found = {}
     for module in modules:
         found.update({n: v for n, v in vars(module).items() if not n.startswith("__")})
     return types.SimpleNamespace(**found)
+
+
+@functools.cache
+def smp_losses() -> types.SimpleNamespace:
+    """segmentation_models_pytorch.losses (``DiceLoss``, ``JaccardLoss``, ``TverskyLoss``,
+    ``LovaszLoss``, ``MCCLoss``, ``FocalLoss``, ...), loaded from the installed package
+    without its ``__init__`` (which imports timm and a CUDA-linked torchvision)."""
+    return _files_without_init("segmentation_models_pytorch", "losses", _SMP_FILES)
+
+
+_LIGER_FILES = (
+    "fused_linear_ppo",
+    "fused_linear_preference",
+    "fused_linear_distillation",
+    "jsd_loss",
+    "cosine_similarity_loss",
+)
+
+
+@functools.cache
+def liger_chunked_loss() -> types.SimpleNamespace:
+    """Liger-Kernel's pure-torch ``liger_kernel.chunked_loss`` (the fused JSD and cosine
+    distillation losses, the preference and PPO bases and their selective log-probabilities),
+    loaded without the package's ``__init__``, which imports triton (and with it a CUDA
+    torch)."""
+    return _files_without_init("liger_kernel", "chunked_loss", _LIGER_FILES)

@@ -1,0 +1,220 @@
+r"""Post-training statistics of a language model's head: the log-probability of each chosen
+token, the entropy of each position's distribution and its logsumexp, from the hidden states
+and the head without ever forming the (N, V) logits (`linear_log_probs`), or from logits a
+caller already holds (`token_log_probs`).
+
+Preference optimisation (DPO, IPO, SimPO, KTO), policy gradients (PPO, GRPO) and
+distillation need log p(token), not a cross-entropy: this is TRL's selective log-softmax and
+entropy, and the per-token log-probabilities that Liger-Kernel's chunked preference and PPO
+losses compute, streamed over the vocabulary as the fused cross-entropy head is
+(`jaxloss._kernels.token_stats`), with exact gradients for any cotangent on each output.
+
+Conventions, shared by both functions (TRL's and Liger's): the logits are soft-capped first
+(Gemma 2's $c\tanh(z/c)$, part of the model), then divided by the temperature:
+$z = \mathrm{cap}(x W^\top + b)/T$. Positions that do not count (``ignore_index``, ``where``)
+return exactly 0 and get no gradient. Excluded vocabulary entries (``class_mask``,
+``valid_vocab_size``) get exactly zero probability, soft-capped or not.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import PartitionSpec as P
+from jax.typing import ArrayLike
+
+from ._core import checks
+from ._core.class_inputs import class_indices
+from ._core.sharding import has_explicit_axes
+from ._kernels.chunked_head import DEFAULT_CHUNK_SIZE, HeadArrays
+from ._kernels.token_stats import (
+    HeadStatsOptions,
+    StatsSettings,
+    TokenStats,
+    TokenTargets,
+    bad_labels_nan,
+    head_log_probs,
+    inverse_temperature,
+    logit_token_stats,
+    results,
+)
+from ._mesh_layouts import run_on_explicit_mesh
+
+# The public functions, in the order their docs page lists them (`TokenStats`, the type of
+# their results with the entropy or the logsumexp, is `jaxloss.post_training.TokenStats`).
+__all__ = ["token_log_probs", "linear_log_probs"]
+
+
+def token_log_probs(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    temperature: float = 1.0,
+    softcap: float | None = None,
+    class_mask: ArrayLike | None = None,
+    valid_vocab_size: int | None = None,
+    ignore_index: int | None = -100,
+    where: ArrayLike | None = None,
+    with_entropy: bool = False,
+    with_logsumexp: bool = False,
+) -> jax.Array | TokenStats:
+    r"""log p(label) of each position of ``logits (..., V)``, and optionally the entropy and
+    the logsumexp of its distribution: TRL's ``selective_log_softmax`` and
+    ``entropy_from_logits`` in one pass,
+
+    $$\log p_i = z_{i,y_i} - \log\sum_c e^{z_{ic}},\qquad H_i = \log\sum_c e^{z_{ic}} -
+    \sum_c p_{ic} z_{ic},\qquad z = \mathrm{cap}(\text{logits})/T.$$
+
+    Its backward pass recomputes the softmax from the logits and the saved logsumexp in one
+    elementwise pass: no (N, V) log-softmax is written besides the gradient itself.
+
+    Args:
+      logits: float ``(..., V)``.
+      labels: integer tokens of ``logits.shape[:-1]``.
+      temperature: T > 0 dividing the (soft-capped) logits.
+      softcap: c > 0 of Gemma 2's soft-capping, applied before the temperature, or None.
+      class_mask: optional boolean ``(V,)``: the vocabulary entries in the softmax; the others
+        get probability exactly 0. A counted label on an excluded entry is an error.
+      valid_vocab_size: optional K: only the first K entries (a padded vocabulary); give
+        this or ``class_mask``.
+      ignore_index: a label value whose positions return 0 (None: none).
+      where: optional boolean mask of ``labels.shape``: the positions that count.
+      with_entropy: also return the entropy.
+      with_logsumexp: also return the logsumexp.
+
+    Returns:
+      ``log_probs`` of ``labels.shape``, or with ``with_entropy`` / ``with_logsumexp`` a
+      ``jaxloss.post_training.TokenStats`` named tuple (``log_probs``, ``entropy``,
+      ``logsumexp``; None where not asked for). float32 for 16-bit logits (the statistics
+      are float32).
+
+    Examples:
+      >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+      >>> jaxloss.token_log_probs(logits, jnp.array([0, 2]))
+      Array([-0.24131..., -1.00194...], dtype=float32)
+    """
+    fn = "token_log_probs"
+    z = checks.float_array(fn, "logits", logits)
+    y = checks.int_array(fn, "labels", labels)
+    if z.ndim < 1 or y.shape != z.shape[:-1]:
+        raise ValueError(
+            f"{fn}: `labels` must have shape logits.shape[:-1] = {list(z.shape[:-1])}; got "
+            f"{list(y.shape)}."
+        )
+    checks.head_options(fn, 0.0, 0.0, softcap)
+    num_classes = z.shape[-1]
+    mask = checks.vocabulary_mask(
+        fn, class_mask, valid_vocab_size, num_classes, " (V = logits.shape[-1])"
+    )
+    where = checks.where_mask(fn, where, y.shape, "one value per token")
+    indices = class_indices(
+        fn, y, num_classes, ignore_index=ignore_index, where=where, class_mask=mask
+    )
+    compute = jnp.promote_types(z.dtype, jnp.float32)
+    targets = TokenTargets(
+        indices.safe.reshape(-1),
+        indices.valid.reshape(-1),
+        mask,
+        inverse_temperature(fn, temperature, compute),
+    )
+    settings = StatsSettings(
+        softcap=None if softcap is None else float(softcap), entropy=with_entropy
+    )
+    outputs = logit_token_stats(z.reshape(-1, num_classes), targets, settings=settings)
+    outputs = bad_labels_nan(outputs, indices)
+    return results(outputs, y.shape, with_entropy, with_logsumexp)
+
+
+def linear_log_probs(
+    x: ArrayLike,
+    w: ArrayLike,
+    labels: ArrayLike,
+    *,
+    bias: ArrayLike | None = None,
+    temperature: float = 1.0,
+    softcap: float | None = None,
+    class_mask: ArrayLike | None = None,
+    valid_vocab_size: int | None = None,
+    ignore_index: int | None = -100,
+    where: ArrayLike | None = None,
+    with_entropy: bool = False,
+    with_logsumexp: bool = False,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> jax.Array | TokenStats:
+    r"""`token_log_probs` of the linear head ``x @ w.T + bias`` without ever forming its
+    (N, V) logits: the tokens are walked ``chunk_size`` rows at a time, so at most a
+    (chunk, V) block of logits exists, and the backward pass recomputes each chunk's logits
+    and forms dx, dW and db from them (three matmuls per chunk).
+
+    Exact gradients for ``x``, ``w`` and ``bias`` with any cotangent on each output (the
+    log-probabilities, the entropy, the logsumexp); forward mode, ``jit``, ``vmap`` and
+    Hessian-vector products work as for the rest of the library. 16-bit inputs run their
+    matmuls in that dtype with float32 accumulation (see `jaxloss.linear_cross_entropy`) and
+    their statistics in float32.
+
+    Sharded inputs: on an Explicit mesh it runs per device in the layout the shardings
+    describe, as `jaxloss.linear_cross_entropy` does (tokens split, the vocabulary split with
+    one O(N) reduction per statistic, both, or FSDP); inside ``shard_map`` use
+    `jaxloss.parallel.linear_log_probs`.
+
+    Args:
+      x: ``(..., D)`` hidden states (leading axes are tokens).
+      w: ``(V, D)`` head weight (torch's Linear layout).
+      labels: integer tokens of ``x.shape[:-1]``.
+      bias: optional ``(V,)`` head bias.
+      temperature: T > 0 dividing the (soft-capped) logits.
+      softcap: c > 0 of Gemma 2's soft-capping, applied before the temperature, or None.
+      class_mask: optional boolean ``(V,)``: the vocabulary entries in the softmax.
+      valid_vocab_size: optional K: only the first K entries (a head padded to a multiple of
+        128); give this or ``class_mask``.
+      ignore_index: a label value whose positions return 0 (None: none).
+      where: optional boolean mask of ``labels.shape``.
+      with_entropy: also return the entropy.
+      with_logsumexp: also return the logsumexp.
+      chunk_size: rows per chunk (a Python int >= 1).
+
+    Returns:
+      As `token_log_probs`.
+
+    Examples:
+      >>> x = jax.random.normal(jax.random.key(0), (6, 16))
+      >>> w = jax.random.normal(jax.random.key(1), (50, 16)) * 0.1
+      >>> labels = jnp.array([3, 7, 0, 49, 12, -100])
+      >>> fused = jaxloss.linear_log_probs(x, w, labels, chunk_size=4)
+      >>> bool(jnp.allclose(fused, jaxloss.token_log_probs(x @ w.T, labels), atol=1e-6))
+      True
+    """
+    fn = "linear_log_probs"
+    x, w, y = checks.linear_head(fn, x, w, labels, "none", chunk_size)
+    num_classes = w.shape[0]
+    if bias is not None:
+        bias = checks.float_array(fn, "bias", bias)
+        if bias.shape != (num_classes,):
+            raise ValueError(
+                f"{fn}: `bias` must have shape [{num_classes}]; got {list(bias.shape)}."
+            )
+    checks.head_options(fn, 0.0, 0.0, softcap)
+    arrays = HeadArrays(
+        bias=bias,
+        class_mask=checks.vocabulary_mask(fn, class_mask, valid_vocab_size, num_classes),
+        where=checks.where_mask(fn, where, y.shape, "one value per token"),
+    )
+    options = HeadStatsOptions(
+        temperature, softcap, ignore_index, with_entropy, with_logsumexp, chunk_size
+    )
+    per_device = functools.partial(head_log_probs, fn, options=options)
+    if has_explicit_axes(x) or has_explicit_axes(w):
+
+        def out_spec(token_spec) -> Any:
+            spec: Any = P(*token_spec)
+            if not (with_entropy or with_logsumexp):
+                return spec
+            return TokenStats(
+                spec, spec if with_entropy else None, spec if with_logsumexp else None
+            )
+
+        return run_on_explicit_mesh(fn, per_device, x, w, y, arrays, out_spec)
+    return per_device(x, w, y, arrays)

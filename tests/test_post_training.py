@@ -1,0 +1,388 @@
+"""The post-training statistics (jaxloss.post_training): per-token log-probabilities, entropy
+and logsumexp from logits and from the chunked linear head, against naive JAX (full logits,
+log-softmax, gather), against TRL 1.16's ``selective_log_softmax`` and ``entropy_from_logits``
+(transcribed as NumPy: importing TRL pulls in transformers) and against Liger-Kernel 0.8.5's
+chunked selective log-probability (its pure-torch ``chunked_loss``, loaded without the triton
+``__init__``), values and gradients with a cotangent on every output, in float64 and float32;
+forward mode and Hessian-vector products; padded vocabularies; bf16; sharded layouts; errors.
+"""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from jax.sharding import AxisType, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+import jaxloss
+from jaxloss.parity.references import liger_chunked_loss
+
+N, D, V = 37, 8, 23  # 37 tokens: a last chunk shorter than the others
+
+
+def _problem(seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(N, D)).astype(dtype)
+    w = (rng.normal(size=(V, D)) * 0.7).astype(dtype)
+    b = rng.normal(size=V).astype(dtype)
+    y = rng.integers(0, V, N)
+    y[[3, 20]] = -100
+    return x, w, b, y
+
+
+def _naive(logits, y, temperature=1.0, softcap=None):
+    """Full logits, log-softmax and a gather: the statistics every stack builds today."""
+    z = logits if softcap is None else softcap * jnp.tanh(logits / softcap)
+    z = z / temperature
+    log_softmax = jax.nn.log_softmax(z)
+    valid = y != -100
+    safe = jnp.where(valid, y, 0)
+    log_prob = jnp.take_along_axis(log_softmax, safe[:, None], -1)[:, 0]
+    p = jnp.exp(log_softmax)
+    entropy = -jnp.sum(p * log_softmax, -1)
+    lse = jax.nn.logsumexp(z, -1)
+    return tuple(jnp.where(valid, s, 0.0) for s in (log_prob, entropy, lse))
+
+
+def _weighted(outputs, cotangents):
+    """Σ over the outputs of ⟨output, cotangent⟩: a scalar whose gradient has a cotangent on
+    every output."""
+    return sum(jnp.sum(o * c) for o, c in zip(outputs, cotangents))
+
+
+OPTIONS = {
+    "plain": dict(),
+    "bias": dict(bias=True),
+    "temperature": dict(bias=True, temperature=0.7),
+    "softcap": dict(softcap=2.5, temperature=1.6),
+    "padded": dict(bias=True, softcap=3.0, valid_vocab_size=19),
+}
+
+
+@pytest.mark.parametrize("name", list(OPTIONS))
+def test_linear_and_logit_forms_equal_naive_jax(name, x64):
+    options = dict(OPTIONS[name])
+    x, w, b, y = _problem()
+    if options.pop("bias", False) is False:
+        b = None
+    mask = None
+    if "valid_vocab_size" in options:
+        mask = np.arange(V) < options["valid_vocab_size"]
+        y = np.where(y >= options["valid_vocab_size"], 1, y)
+    cotangents = [np.random.default_rng(1).normal(size=N) for _ in range(3)]
+    naive_options = {k: v for k, v in options.items() if k != "valid_vocab_size"}
+
+    def naive(x, w, b):
+        logits = x @ w.T + (0 if b is None else b)
+        if mask is not None:  # the padded head's statistics are the unpadded head's
+            logits = logits[:, : int(mask.sum())]
+        return _weighted(_naive(logits, y, **naive_options), cotangents)
+
+    def fused(x, w, b):
+        stats = jaxloss.linear_log_probs(
+            x, w, y, bias=b, with_entropy=True, with_logsumexp=True, chunk_size=8, **options
+        )
+        return _weighted(stats, cotangents)
+
+    def from_logits(x, w, b):
+        logits = x @ w.T + (0 if b is None else b)
+        stats = jaxloss.token_log_probs(
+            logits, y, with_entropy=True, with_logsumexp=True, **options
+        )
+        return _weighted(stats, cotangents)
+
+    args = (x, w, b)
+    argnums = (0, 1) if b is None else (0, 1, 2)
+    expected, expected_grads = jax.value_and_grad(naive, argnums)(*args)
+    for ours in (fused, from_logits):
+        value, grads = jax.value_and_grad(ours, argnums)(*args)
+        np.testing.assert_allclose(value, expected, rtol=1e-12)
+        for got, want in zip(grads, expected_grads):
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    if mask is not None:  # the padded rows of w take no gradient at all
+        grad_w = jax.grad(fused, 1)(*args)
+        assert np.all(np.asarray(grad_w)[~mask] == 0.0)
+
+
+def test_forward_mode_and_hessian_vector_products(x64):
+    x, w, b, y = _problem(2)
+    rng = np.random.default_rng(3)
+    cotangents = [rng.normal(size=N) for _ in range(3)]
+    tangents = tuple(rng.normal(size=a.shape) for a in (x, w, b))
+
+    def naive(x, w, b):
+        return _weighted(_naive(x @ w.T + b, y, temperature=0.8, softcap=4.0), cotangents)
+
+    def fused(x, w, b):
+        stats = jaxloss.linear_log_probs(
+            x, w, y, bias=b, temperature=0.8, softcap=4.0, with_entropy=True,
+            with_logsumexp=True, chunk_size=16,
+        )  # fmt: skip
+        return _weighted(stats, cotangents)
+
+    for fn in (jax.jvp, lambda f, p, t: jax.jvp(jax.grad(f, (0, 1, 2)), p, t)):
+        want = jax.tree.leaves(fn(naive, (x, w, b), tangents)[1])
+        got = jax.tree.leaves(fn(fused, (x, w, b), tangents)[1])
+        for g, e in zip(got, want):
+            np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-12)
+
+
+def _trl_selective_log_softmax(logits, index):
+    """TRL 1.16 ``selective_log_softmax`` (float32/64 path): the gathered logit minus the
+    row's logsumexp."""
+    top = logits.max(-1, keepdims=True)
+    lse = (top + np.log(np.exp(logits - top).sum(-1, keepdims=True)))[..., 0]
+    return np.take_along_axis(logits, index[..., None], -1)[..., 0] - lse
+
+
+def _trl_entropy_from_logits(logits):
+    """TRL 1.16 ``entropy_from_logits``: -Σ p log p from the log-softmax, per position."""
+    shifted = logits - logits.max(-1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    return -(np.exp(log_p) * log_p).sum(-1)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_token_log_probs_are_trl_s(dtype, x64):
+    rng = np.random.default_rng(4)
+    logits = (rng.normal(size=(3, 11, V)) * 3).astype(dtype)
+    labels = rng.integers(0, V, (3, 11))
+    stats = jaxloss.token_log_probs(logits, labels, with_entropy=True, ignore_index=None)
+    rtol = 1e-12 if dtype == "float64" else 2e-6
+    np.testing.assert_allclose(
+        stats.log_probs, _trl_selective_log_softmax(logits, labels), rtol=rtol, atol=rtol
+    )
+    np.testing.assert_allclose(
+        stats.entropy, _trl_entropy_from_logits(logits), rtol=rtol, atol=rtol
+    )
+    assert stats.log_probs.dtype == dtype and stats.logsumexp is None
+
+
+@pytest.mark.parametrize(
+    "dtype,bias,temperature",
+    [("float64", True, 0.7), ("float32", False, 1.0), ("float32", True, 1.3)],
+)
+def test_linear_log_probs_are_liger_s(dtype, bias, temperature, x64):
+    """Liger's chunked selective log-probability (the primitive of its PPO/GRPO losses and
+    TRL 1.14's replacement for them): values and gradients of x, w and bias. Liger forms its
+    logits in float32 whatever the inputs' dtype, so float64 agrees to float32's precision;
+    float64 exactness is the naive-JAX test's."""
+    liger = liger_chunked_loss()
+    x, w, b, y = _problem(5, np.dtype(dtype))
+    y = np.where(y < 0, 0, y)  # Liger has no ignored positions in this function
+    g = np.random.default_rng(6).normal(size=N).astype(dtype)
+    tensors = [torch.from_numpy(a).requires_grad_(True) for a in (x, w, b)]
+    theirs = liger._ChunkedSelectiveLogProbFunction.apply(
+        tensors[0], tensors[1], torch.from_numpy(y), tensors[2] if bias else None, temperature, 8
+    )
+    theirs.backward(torch.from_numpy(g).to(theirs.dtype))
+
+    def ours(x, w, b):
+        return jaxloss.linear_log_probs(
+            x, w, y, bias=b if bias else None, temperature=temperature, chunk_size=8
+        )
+
+    value, pullback = jax.vjp(ours, x, w, b)
+    grads = pullback(jnp.asarray(g, value.dtype))
+    # Liger computes its logits and statistics in float32 whatever the inputs' dtype
+    rtol, atol = (2e-6, 2e-6) if dtype == "float64" else (2e-5, 2e-5)
+    np.testing.assert_allclose(value, theirs.detach().numpy(), rtol=rtol, atol=atol)
+    for got, tensor in zip(grads[:3] if bias else grads[:2], tensors):
+        np.testing.assert_allclose(got, tensor.grad.numpy(), rtol=rtol, atol=atol)
+    if not bias:
+        assert np.all(np.asarray(grads[2]) == 0.0)
+
+
+def test_ignored_positions_return_0_and_take_no_gradient(x64):
+    x, w, _, y = _problem(7)
+    x[3] = np.nan  # an ignored position's hidden state may hold anything
+    where = np.ones(N, bool)
+    where[5] = False
+
+    def total(x, w):
+        stats = jaxloss.linear_log_probs(
+            x, w, y, where=where, with_entropy=True, with_logsumexp=True, chunk_size=8
+        )
+        return sum(jnp.sum(s) for s in stats), stats
+
+    (value, stats), (grad_x, grad_w) = jax.value_and_grad(total, (0, 1), has_aux=True)(x, w)
+    for s in stats:
+        assert np.all(np.asarray(s)[[3, 5, 20]] == 0.0)
+    assert np.isfinite(value) and np.all(np.isfinite(grad_w))
+    assert np.all(np.asarray(grad_x)[[3, 5, 20]] == 0.0)
+
+
+def test_padded_vocabulary_has_zero_probability_with_softcap(x64):
+    """unsloth#10616: a soft-capped padded head leaked mass onto the padding lanes; here they
+    get probability exactly 0, so the statistics equal those of the unpadded head."""
+    x, w, _, y = _problem(8)
+    y = np.where(y >= 19, 2, y)
+    padded = np.concatenate([w[:19], np.full((5, D), 50.0)])  # lanes that would dominate
+    fused = jaxloss.linear_log_probs(
+        x, padded, y, softcap=3.0, valid_vocab_size=19, with_entropy=True, chunk_size=8
+    )
+    exact = jaxloss.token_log_probs(x @ w[:19].T, y, softcap=3.0, with_entropy=True)
+    for got, want in zip(fused[:2], exact[:2]):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-14)
+
+
+def test_bfloat16_runs_with_float32_statistics():
+    x, w, _, y = _problem(9, np.float32)
+    xb, wb = jnp.asarray(x, jnp.bfloat16), jnp.asarray(w, jnp.bfloat16)
+    stats = jaxloss.linear_log_probs(xb, wb, y, with_entropy=True, chunk_size=8)
+    assert stats.log_probs.dtype == jnp.float32
+    reference = jaxloss.token_log_probs(
+        xb.astype(jnp.float32) @ wb.astype(jnp.float32).T, y, with_entropy=True
+    )
+    np.testing.assert_allclose(stats.log_probs, reference.log_probs, rtol=2e-2, atol=2e-2)
+    grads = jax.grad(lambda x, w: jnp.sum(jaxloss.linear_log_probs(x, w, y)), (0, 1))(xb, wb)
+    assert [g.dtype for g in grads] == [jnp.bfloat16, jnp.bfloat16]
+
+
+def test_jit_vmap_and_leading_axes(x64):
+    x, w, _, y = _problem(10)
+    x3, y3 = x[:36].reshape(3, 12, D), y[:36].reshape(3, 12)
+    flat = jaxloss.linear_log_probs(x[:36], w, y[:36], chunk_size=5)
+    np.testing.assert_allclose(
+        jaxloss.linear_log_probs(x3, w, y3, chunk_size=5), flat.reshape(3, 12)
+    )
+    jitted = jax.jit(lambda x, y: jaxloss.linear_log_probs(x, w, y, chunk_size=5))
+    np.testing.assert_allclose(jax.vmap(jitted)(x3, y3), flat.reshape(3, 12), rtol=1e-13)
+
+
+@pytest.mark.parametrize(
+    "call,words",
+    [
+        (lambda x, w, y: jaxloss.linear_log_probs(x, w, np.full(N, V)), "out of range"),
+        (
+            lambda x, w, y: jaxloss.linear_log_probs(x, w, np.full(N, 20), valid_vocab_size=19),
+            "class index 20 in `labels` points at a class that `class_mask` excludes",
+        ),
+        (lambda x, w, y: jaxloss.linear_log_probs(x, w[:, :5], y), r"D = x.shape\[-1\] = 8"),
+        (lambda x, w, y: jaxloss.linear_log_probs(x, w, y, temperature=-1.0), "temperature"),
+        (lambda x, w, y: jaxloss.token_log_probs(x @ w.T, y, temperature=0.0), "temperature"),
+        (lambda x, w, y: jaxloss.linear_log_probs(x, w, y, chunk_size=0), "chunk_size"),
+        (lambda x, w, y: jaxloss.token_log_probs(x @ w.T, y[:5]), r"logits.shape\[:-1\] = \[37\]"),
+    ],
+)
+def test_errors_name_the_argument(call, words):
+    x, w, _, y = _problem()
+    with pytest.raises(ValueError, match=words):
+        call(x, w, y)
+
+
+def test_bad_labels_and_temperature_are_nan_under_jit():
+    x, w, _, y = _problem(11, np.float32)
+    bad = y.copy()
+    bad[0] = V
+    out = jax.jit(lambda y: jaxloss.linear_log_probs(x, w, y, chunk_size=8))(bad)
+    assert np.isnan(out[0]) and np.all(np.isfinite(out[1:]))
+    hot = jax.jit(lambda t: jaxloss.linear_log_probs(x, w, y, temperature=t, chunk_size=8))
+    assert np.all(np.isnan(np.asarray(hot(-1.0))[y != -100]))
+
+
+# ------------------------------------------------------------------------------ sharded
+
+
+LAYOUTS = {
+    "tokens": (P("data"), P()),
+    "vocabulary": (P(), P("model")),
+    "both": (P("data"), P("model")),
+    "fsdp": (P("data"), P("data")),
+}
+
+
+def _sharded_problem():
+    rng = np.random.default_rng(12)
+    x = jnp.asarray(rng.normal(size=(16, 4)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(16, 4)), jnp.float32)
+    bias = jnp.asarray(rng.normal(size=16), jnp.float32)
+    labels = np.array([3, 12, -100, 5, -100, -100, 1, 9, 4, 7, 8, 11, 0, 15, 14, 14])
+    cotangents = [jnp.asarray(rng.normal(size=16), jnp.float32) for _ in range(3)]
+    return x, w, bias, jnp.asarray(labels), cotangents
+
+
+def _stats(x, w, bias, labels, cotangents, **options):
+    stats = jaxloss.linear_log_probs(
+        x, w, labels, bias=bias, softcap=5.0, temperature=0.9, with_entropy=True,
+        with_logsumexp=True, chunk_size=4, **options,
+    )  # fmt: skip
+    return _weighted(stats, cotangents), stats
+
+
+@pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 (CPU) devices")
+@pytest.mark.parametrize(
+    "layout,axis_type",
+    [
+        *itertools.product(LAYOUTS, ["Explicit"]),
+        pytest.param("both", "Auto", marks=pytest.mark.slow),
+    ],
+)
+def test_sharded_layouts_equal_one_device(layout, axis_type):
+    x, w, bias, labels, cotangents = _sharded_problem()
+    mesh = jax.make_mesh((2, 4), ("data", "model"), axis_types=(AxisType[axis_type],) * 2)
+    x_spec, w_spec = LAYOUTS[layout]
+    put = lambda a, spec: jax.device_put(a, NamedSharding(mesh, spec))
+    args = (put(x, x_spec), put(w, w_spec), put(bias, P(*w_spec[:1])))
+    labels_s = put(labels, P(*x_spec[:1]))
+    step = jax.jit(
+        jax.value_and_grad(
+            lambda x, w, b: _stats(x, w, b, labels_s, cotangents), (0, 1, 2), has_aux=True
+        )
+    )
+    with jax.set_mesh(mesh):
+        (value, stats), grads = step(*args)
+    (expected, expected_stats), expected_grads = jax.value_and_grad(
+        lambda x, w, b: _stats(x, w, b, labels, cotangents), (0, 1, 2), has_aux=True
+    )(x, w, bias)
+    np.testing.assert_allclose(value, expected, rtol=1e-5)
+    for got, want in zip(stats, expected_stats):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    for got, want in zip(grads, expected_grads):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    if axis_type == "Explicit":
+        for got, arg in zip(grads, args):
+            assert got.sharding.is_equivalent_to(arg.sharding, got.ndim), (got.sharding, arg)
+
+
+@pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 (CPU) devices")
+def test_parallel_variant_in_shard_map_with_a_padded_vocabulary():
+    """jaxloss.parallel.linear_log_probs: tokens over 'data', the vocabulary over 'model',
+    the last 2 of its 16 entries padding (num_classes=14)."""
+    x, w, bias, labels, cotangents = _sharded_problem()
+    labels = jnp.where(labels >= 14, 2, labels)
+    mesh = jax.make_mesh((2, 4), ("data", "model"))
+
+    def local(x, w, bias, labels):
+        return jaxloss.parallel.linear_log_probs(
+            x, w, labels, bias=bias, axis_name="model", num_classes=14, softcap=5.0,
+            temperature=0.9, with_entropy=True, with_logsumexp=True, chunk_size=4,
+        )  # fmt: skip
+
+    specs = (P("data"), P("model"), P("model"), P("data"))
+    out = jaxloss.post_training.TokenStats(P("data"), P("data"), P("data"))
+
+    def total(x, w, bias):
+        args = [
+            jax.sharding.reshard(a, NamedSharding(mesh, s))
+            for a, s in zip((x, w, bias, labels), specs)
+        ]
+        stats = jax.shard_map(local, mesh=mesh, in_specs=specs, out_specs=out)(*args)
+        return _weighted(stats, cotangents)
+
+    def expected(x, w, bias):
+        stats = jaxloss.linear_log_probs(
+            x, w[:14], labels, bias=bias[:14], softcap=5.0, temperature=0.9,
+            with_entropy=True, with_logsumexp=True,
+        )  # fmt: skip
+        return _weighted(stats, cotangents)
+
+    value, grads = jax.jit(jax.value_and_grad(total, (0, 1, 2)))(x, w, bias)
+    want, want_grads = jax.value_and_grad(expected, (0, 1, 2))(x, w, bias)
+    np.testing.assert_allclose(value, want, rtol=1e-5)
+    for got, wanted in zip(grads, want_grads):
+        np.testing.assert_allclose(got, wanted, rtol=1e-5, atol=1e-5)
+    assert np.all(np.asarray(grads[1])[14:] == 0.0)  # the padding's rows of w
