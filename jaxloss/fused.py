@@ -114,12 +114,7 @@ def linear_cross_entropy(
     fn = "linear_cross_entropy"
     x, w, labels = checks.linear_head(fn, x, w, labels, reduction, chunk_size)
     num_classes = w.shape[0]
-    if bias is not None:
-        bias = checks.float_array(fn, "bias", bias)
-        if bias.shape != (num_classes,):
-            raise ValueError(
-                f"{fn}: `bias` must have shape [{num_classes}]; got {list(bias.shape)}."
-            )
+    bias = checks.head_bias(fn, bias, num_classes)
     checks.head_options(fn, label_smoothing, z_loss, softcap)
     arrays = HeadArrays(
         bias=bias,

@@ -84,6 +84,19 @@ def _padding_mask(classes: ClassAxis, local_width: int, num_classes: int):
     return positions + classes.offset(local_width) < num_classes
 
 
+def _head_vocabulary(fn, axis_name, num_classes, local_width):
+    """(classes, padding mask, true size) of a linear head's vocabulary: whole on this device
+    (None, None, V) without `axis_name`, else split over it in blocks of `local_width`."""
+    if axis_name is None:
+        if num_classes is not None:
+            raise ValueError(f"{fn}: `num_classes` is for a split vocabulary (`axis_name`).")
+        return None, None, local_width
+    shards = _axis_size(fn, "axis_name", axis_name)
+    num_classes = _num_classes(fn, num_classes, local_width, shards, axis_name)
+    classes = ClassAxis(axis_name, local_width * shards)
+    return classes, _padding_mask(classes, local_width, num_classes), num_classes
+
+
 def _block(fn, name, value, width):
     """A per-class array given as this device's (width,) block."""
     if value is None:
@@ -295,16 +308,7 @@ def linear_cross_entropy(
     class_weights = _block(fn, "class_weights", class_weights, local_width)
     checks.head_options(fn, label_smoothing, z_loss, softcap)
     where = checks.where_mask(fn, where, y.shape, "one loss per token")
-    classes = class_mask = None
-    if axis_name is None:
-        if num_classes is not None:
-            raise ValueError(f"{fn}: `num_classes` is for a split vocabulary (`axis_name`).")
-        num_classes = local_width
-    else:
-        shards = _axis_size(fn, "axis_name", axis_name)
-        num_classes = _num_classes(fn, num_classes, local_width, shards, axis_name)
-        classes = ClassAxis(axis_name, local_width * shards)
-        class_mask = _padding_mask(classes, local_width, num_classes)
+    classes, class_mask, num_classes = _head_vocabulary(fn, axis_name, num_classes, local_width)
     arrays = HeadArrays(bias=bias, weight=class_weights, class_mask=class_mask, where=where)
     options = HeadOptions(
         ignore_index=ignore_index,
@@ -390,16 +394,7 @@ def linear_log_probs(
     bias = _block(fn, "bias", bias, local_width)
     checks.head_options(fn, 0.0, 0.0, softcap)
     where = checks.where_mask(fn, where, y.shape, "one value per token")
-    classes = class_mask = None
-    if axis_name is None:
-        if num_classes is not None:
-            raise ValueError(f"{fn}: `num_classes` is for a split vocabulary (`axis_name`).")
-        num_classes = local_width
-    else:
-        shards = _axis_size(fn, "axis_name", axis_name)
-        num_classes = _num_classes(fn, num_classes, local_width, shards, axis_name)
-        classes = ClassAxis(axis_name, local_width * shards)
-        class_mask = _padding_mask(classes, local_width, num_classes)
+    classes, class_mask, num_classes = _head_vocabulary(fn, axis_name, num_classes, local_width)
     options = HeadStatsOptions(
         temperature, softcap, ignore_index, with_entropy, with_logsumexp, chunk_size
     )

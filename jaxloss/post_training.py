@@ -190,12 +190,7 @@ def linear_log_probs(
     fn = "linear_log_probs"
     x, w, y = checks.linear_head(fn, x, w, labels, "none", chunk_size)
     num_classes = w.shape[0]
-    if bias is not None:
-        bias = checks.float_array(fn, "bias", bias)
-        if bias.shape != (num_classes,):
-            raise ValueError(
-                f"{fn}: `bias` must have shape [{num_classes}]; got {list(bias.shape)}."
-            )
+    bias = checks.head_bias(fn, bias, num_classes)
     checks.head_options(fn, 0.0, 0.0, softcap)
     arrays = HeadArrays(
         bias=bias,

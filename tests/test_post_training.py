@@ -265,6 +265,11 @@ def test_jit_vmap_and_leading_axes(x64):
         (lambda x, w, y: jaxloss.linear_log_probs(x, w, y, temperature=-1.0), "temperature"),
         (lambda x, w, y: jaxloss.token_log_probs(x @ w.T, y, temperature=0.0), "temperature"),
         (lambda x, w, y: jaxloss.linear_log_probs(x, w, y, chunk_size=0), "chunk_size"),
+        (
+            lambda x, w, y: jaxloss.linear_log_probs(x, w, y, bias=np.zeros(3)),
+            r"`bias` must have shape \[23\]; got \[3\]",
+        ),
+        (lambda x, w, y: jaxloss.token_log_probs(x @ w.T, y, softcap=-1.0), "softcap"),
         (lambda x, w, y: jaxloss.token_log_probs(x @ w.T, y[:5]), r"logits.shape\[:-1\] = \[37\]"),
     ],
 )

@@ -331,6 +331,16 @@ def int_in_range(fn: str, name: str, value: Any, low: int, high: int, what: str 
     return int(value)
 
 
+def head_bias(fn: str, bias: Any, num_classes: int) -> jax.Array | None:
+    """A linear head's optional ``(V,)`` bias, checked."""
+    if bias is None:
+        return None
+    bias = float_array(fn, "bias", bias)
+    if bias.shape != (num_classes,):
+        raise ValueError(f"{fn}: `bias` must have shape [{num_classes}]; got {list(bias.shape)}.")
+    return bias
+
+
 def vocabulary_mask(
     fn: str, mask: Any, valid_vocab_size: Any, num_classes: int, what: str = " (V = w.shape[0])"
 ) -> jax.Array | None:
