@@ -41,6 +41,7 @@ from jax import lax
 from jax.typing import ArrayLike
 
 from ._core import checks
+from ._core.ops import power_of_nonnegative
 from ._core.reduction import Reduction, reduce_loss
 
 # The public functions, in the order their docs page lists them (jaxloss and the
@@ -435,17 +436,6 @@ def _aspect_terms(pair: _Pair, iou, eps, aspect_eps):
     return v, lax.stop_gradient(v / (1 - iou + v + eps))
 
 
-def _power(x, exponent):
-    """x**exponent for x >= 0, 0 with a zero gradient at x = 0 (where a power below 1 has
-    an infinite slope)."""
-    if isinstance(exponent, (int, float)) and exponent == 1:
-        return x
-    positive = x > 0
-    safe = jnp.where(positive, x, jnp.ones((), x.dtype))
-    at_zero = jnp.where(jnp.asarray(exponent) == 0, 1, 0).astype(x.dtype)  # 0**0 = 1
-    return jnp.where(positive, safe**exponent, at_zero)
-
-
 def _matched(fn, predictions, targets, box_format, eps, where, reduction):
     """Checked, promoted inputs of a matched-box loss, its `_Pair`, mask and dtype."""
     box_format = _box_format(fn, "box_format", box_format)
@@ -729,7 +719,7 @@ def focal_eiou_loss(
     pair, eps, where, dtype = _matched(fn, predictions, targets, box_format, eps, where, reduction)
     loss = _eiou(pair, eps)
     if not (isinstance(gamma, (int, float)) and gamma == 0):
-        loss = _power(_iou(pair, eps), gamma) * loss
+        loss = power_of_nonnegative(_iou(pair, eps), gamma) * loss
     return _reduced(loss, where, reduction).astype(dtype)
 
 
@@ -774,14 +764,14 @@ def alpha_iou_loss(
     if base not in ("iou", "giou", "diou", "ciou"):
         raise ValueError(f"{fn}: `base` must be 'iou', 'giou', 'diou' or 'ciou'; got {base!r}.")
     pair, eps, where, dtype = _matched(fn, predictions, targets, box_format, eps, where, reduction)
-    loss = 1 - _power(_iou(pair, eps), alpha)
+    loss = 1 - power_of_nonnegative(_iou(pair, eps), alpha)
     if base == "giou":
-        loss = loss + _power(_clamped(_generalized_penalty(pair, eps)), alpha)
+        loss = loss + power_of_nonnegative(_clamped(_generalized_penalty(pair, eps)), alpha)
     elif base in ("diou", "ciou"):
-        loss = loss + _power(_distance_penalty(pair, eps), alpha)
+        loss = loss + power_of_nonnegative(_distance_penalty(pair, eps), alpha)
     if base == "ciou":
         v, weight = _aspect_terms(pair, _iou(pair, eps), eps, eps)
-        loss = loss + _power(weight * v, alpha)
+        loss = loss + power_of_nonnegative(weight * v, alpha)
     return _reduced(loss, where, reduction).astype(dtype)
 
 
@@ -842,7 +832,9 @@ def siou_loss(
     omega_h = jnp.abs(pair.height - pair.target_height) / (
         jnp.maximum(pair.height, pair.target_height) + eps
     )
-    shape = _power(1 - jnp.exp(-omega_w), theta) + _power(1 - jnp.exp(-omega_h), theta)
+    shape = power_of_nonnegative(1 - jnp.exp(-omega_w), theta) + power_of_nonnegative(
+        1 - jnp.exp(-omega_h), theta
+    )
     loss = 1 - _iou(pair, eps) + (distance + shape) / 2
     return _reduced(loss, where, reduction).astype(dtype)
 
@@ -928,7 +920,7 @@ def wise_iou_loss(
     if version > 1:
         beta = detached / jnp.maximum(new_mean, jnp.finfo(dtype).tiny)
         if version == 2:
-            loss = _power(beta, gamma) * loss
+            loss = power_of_nonnegative(beta, gamma) * loss
         else:
             loss = beta / (delta * jnp.power(alpha, beta - delta)) * loss
     return _reduced(loss, where, reduction).astype(dtype), new_mean

@@ -38,6 +38,7 @@ from jax.typing import ArrayLike
 
 from ._core import checks
 from ._core.class_inputs import class_indices
+from ._core.ops import power_of_nonnegative
 from ._core.precision import dtypes
 from ._core.reduction import Reduction, finish, reduce_loss
 from .classification import binary_cross_entropy_with_logits, cross_entropy
@@ -234,7 +235,8 @@ def tversky_loss(
       beta: β >= 0, the weight of false negatives.
       gamma: γ > 0, the focal exponent of each class's loss (the paper writes it as 1/γ with
         its γ in [1, 3]); 1 is the plain Tversky loss. segmentation_models_pytorch raises the
-        *mean over classes* to γ instead; the two agree for one class.
+        *mean over classes* to γ instead; the two agree for one class. At a perfect score
+        (loss 0), where γ < 1 has an infinite slope, the gradient is 0, not nan.
       activation: ``"softmax"``, ``"sigmoid"`` or ``"none"``.
       smooth_numerator: $s_n$ >= 0.
       smooth_denominator: $s_d$ >= 0; with $s_n = s_d > 0$ a class absent from both target
@@ -277,8 +279,8 @@ def tversky_loss(
     )
     tp, fp, fn_ = seg.counts(batch, soft_labels=soft_labels)
     loss = _tversky_terms(tp, fp, fn_, alpha, beta, smooth_numerator, smooth_denominator, log)
-    if not (isinstance(gamma, (int, float)) and gamma == 1):
-        loss = jnp.where(loss > 0, jnp.maximum(loss, 0) ** gamma, 0)
+    # a perfect score (loss 0) takes a zero gradient, where γ < 1 has an infinite slope
+    loss = power_of_nonnegative(jnp.maximum(loss, 0), gamma)
     return seg.finish(loss, reduction)
 
 
@@ -984,7 +986,7 @@ def asymmetric_unified_focal_loss(
     t = t * inside  # a left-out pixel's 1 - t of a binary channel is no background
     axes = tuple(range(1, p.ndim - 1))
     cross_entropy = -t * jnp.log(p)
-    suppressed = _power_of_nonnegative(1 - p[..., :1], gamma) * cross_entropy[..., :1]
+    suppressed = power_of_nonnegative(1 - p[..., :1], gamma) * cross_entropy[..., :1]
     focal = jnp.concatenate([(1 - delta) * suppressed, delta * cross_entropy[..., 1:]], axis=-1)
     focal = jnp.sum(focal, axis=axes) / pixels
     counted = p * inside
@@ -993,20 +995,12 @@ def asymmetric_unified_focal_loss(
     fp = jnp.sum((inside - t) * counted, axis=axes)
     tversky = (tp + epsilon) / (tp + delta * fn_ + (1 - delta) * fp + epsilon)
     miss = 1 - tversky  # >= 0: the denominator is at least the numerator
-    enhanced = _power_of_nonnegative(miss, 1 - gamma)
+    enhanced = power_of_nonnegative(miss, 1 - gamma)
     tversky_term = jnp.concatenate([miss[..., :1], enhanced[..., 1:]], axis=-1)
     loss = lambda_focal * focal + (1 - lambda_focal) * tversky_term
     if not include_background:
         loss = loss[..., 1:]
     return finish(reduce_loss(loss, reduction), seg.result_dtype)
-
-
-def _power_of_nonnegative(base, exponent):
-    """base ** exponent for base >= 0, with 0 (not inf or nan) as its derivative at base 0
-    (where the value is 0, or 1 for the exponent 0)."""
-    positive = base > 0
-    at_zero = jnp.where(exponent == 0, 1.0, 0.0).astype(base.dtype)
-    return jnp.where(positive, jnp.where(positive, base, 1) ** exponent, at_zero)
 
 
 def _weighted(loss, weight, where, reduction):

@@ -479,22 +479,16 @@ def test_asymmetric_unified_focal_binary_channel_is_foreground():
     np.testing.assert_allclose(ours, expected, rtol=1e-12)
 
 
-def test_asymmetric_unified_focal_reference_values_and_perfect_score():
-    """MONAI's own test values for its multi-class form (B=1, C=3), and at a perfect score, where
-    the foreground's (1 - TI)^(1-γ) has an infinite slope, a finite gradient."""
+def test_asymmetric_unified_focal_reference_values():
+    """MONAI's own test values for its multi-class form (B=1, C=3): an imperfect prediction,
+    and a confident perfect one (close to 0)."""
     logits = np.moveaxis(np.array([[[[-10.0, -10.0]], [[10.0, 10.0]], [[-10.0, -10.0]]]]), 1, -1)
     target = np.moveaxis(np.array([[[[1.0, 1.0]], [[0.0, 0.0]], [[0.0, 0.0]]]]), 1, -1)
     loss = jaxloss.asymmetric_unified_focal_loss(logits, target)
     assert float(loss) == pytest.approx(1.518984, rel=1e-6)
-    perfect = np.eye(3)[np.array([[0, 1, 2, 2]])]
-    # ε so small that the clip leaves 1 at 1 and the Tversky index is exactly 1
-    value, grad = jax.value_and_grad(
-        lambda p: jaxloss.asymmetric_unified_focal_loss(
-            p, perfect, activation="none", epsilon=1e-300
-        )
-    )(perfect)
-    assert float(value) == 0.0
-    assert np.all(np.isfinite(grad))
+    labels = np.array([[[0, 1], [2, 2]]])
+    confident = np.where(np.eye(3)[labels] > 0, 10.0, -10.0)
+    assert float(jaxloss.asymmetric_unified_focal_loss(confident, labels)) < 1e-3
 
 
 @pytest.mark.parametrize(
@@ -536,3 +530,19 @@ def test_generalized_dice_of_a_perfect_prediction_is_exactly_0_in_float32(
         )
         assert loss.dtype == jnp.float32
         assert float(loss) == 0.0
+
+
+@pytest.mark.parametrize("loss", ["tversky", "unified"])
+def test_a_perfect_score_has_a_finite_gradient_under_a_power_below_1(loss):
+    """(1 - TI)^γ with γ < 1 has an infinite slope at a perfect score; the gradient there is
+    0 (it was nan for the focal Tversky loss, whatever the smoothing)."""
+    perfect = np.eye(3)[np.array([[0, 1, 2, 2]])]
+    if loss == "tversky":
+        fn = lambda p: jaxloss.tversky_loss(p, perfect, activation="none", gamma=0.75)
+    else:  # ε so small that the clip leaves 1 at 1 and the Tversky index is exactly 1
+        fn = lambda p: jaxloss.asymmetric_unified_focal_loss(
+            p, perfect, activation="none", epsilon=1e-300
+        )
+    value, grad = jax.value_and_grad(fn)(perfect)
+    assert float(value) == 0.0
+    assert np.all(np.isfinite(grad))

@@ -1,5 +1,6 @@
-"""Small elementwise helpers whose gradients follow torch's at the kinks, and
-`with_partials`, which gives an elementwise loss its own derivative pass."""
+"""Small elementwise helpers whose gradients follow torch's at the kinks (and stay finite
+where a power below 1 has an infinite slope), and `with_partials`, which gives an elementwise
+loss its own derivative pass."""
 
 from __future__ import annotations
 
@@ -27,6 +28,17 @@ def fusible_softplus(z):
     ops that XLA:CPU fuses into a reduction (logaddexp's select is not; the loss would be
     written out and read back). For values whose derivatives `with_partials` gives."""
     return jnp.maximum(z, 0) + jnp.log1p(jnp.exp(-jnp.abs(z)))
+
+
+def power_of_nonnegative(x, exponent):
+    """x ** exponent for x >= 0, with a zero gradient at x = 0, where a power below 1 has an
+    infinite slope (the value there is 0, or 1 for the exponent 0)."""
+    if isinstance(exponent, (int, float)) and exponent == 1:
+        return x
+    positive = x > 0
+    safe = jnp.where(positive, x, jnp.ones((), x.dtype))
+    at_zero = jnp.where(jnp.asarray(exponent) == 0, 1, 0).astype(x.dtype)  # 0**0 = 1
+    return jnp.where(positive, safe**exponent, at_zero)
 
 
 def with_partials(value: Callable, *partials: Callable) -> Callable:
