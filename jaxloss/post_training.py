@@ -99,7 +99,9 @@ def token_log_probs(
     fn = "token_log_probs"
     z = checks.float_array(fn, "logits", logits)
     y = checks.int_array(fn, "labels", labels)
-    if z.ndim < 1 or y.shape != z.shape[:-1]:
+    if z.ndim < 1:
+        raise ValueError(f"{fn}: `logits` must be (..., V); got a scalar.")
+    if y.shape != z.shape[:-1]:
         raise ValueError(
             f"{fn}: `labels` must have shape logits.shape[:-1] = {list(z.shape[:-1])}; got "
             f"{list(y.shape)}."

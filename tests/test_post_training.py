@@ -283,6 +283,7 @@ def test_jit_vmap_and_leading_axes(x64):
         ),
         (lambda x, w, y: jaxloss.token_log_probs(x @ w.T, y, softcap=-1.0), "softcap"),
         (lambda x, w, y: jaxloss.token_log_probs(x @ w.T, y[:5]), r"logits.shape\[:-1\] = \[37\]"),
+        (lambda x, w, y: jaxloss.token_log_probs(1.0, 0), r"`logits` must be \(..., V\)"),
     ],
 )
 def test_errors_name_the_argument(call, words):

@@ -391,7 +391,7 @@ class AsymmetricUnifiedFocalLoss:
     """MONAI 1.6's ``AsymmetricUnifiedFocalLoss`` (its arguments and defaults), binary only
     as there: `jaxloss.asymmetric_unified_focal_loss` of ``(B, 2, *spatial)`` or ``(B, 1,
     *spatial)`` *probabilities* (MONAI's docstring says logits, but its code applies no
-    activation) with 2 or 1 spatial axes, and targets of their shape or, with
+    activation) with 2 or 3 spatial axes, and targets of their shape or, with
     ``to_onehot_y``, ``(B, 1, *spatial)`` labels. One channel is the foreground, with
     ``1 - p`` the background.
 
