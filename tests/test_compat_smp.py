@@ -134,3 +134,14 @@ def test_inputs_of_the_wrong_shape_name_themselves():
         ValueError, match=r"`class_weights` must hold one weight per class, shape \[3\]; got \[2\]"
     ):
         loss(np.zeros((2, 3, 4)), np.zeros((2, 4), int))
+
+
+def test_multiclass_label_out_of_range_raises_or_is_nan_under_jit():
+    """smp counts a label outside [0, C) as a negative of every class; here it is an error
+    (nan under jit), and ignore_index is still allowed."""
+    loss = compat_smp.FocalLoss("multiclass", ignore_index=IGNORE)
+    logits = np.zeros((1, 3, 4))
+    with pytest.raises(ValueError, match=r"class index 3 in `y_true` is out of range; expected"):
+        loss(logits, np.array([[0, 1, 3, IGNORE]]))
+    assert np.isnan(float(jax.jit(loss)(logits, np.array([[0, 1, 3, IGNORE]]))))
+    assert np.isfinite(float(loss(logits, np.array([[0, 1, 2, IGNORE]]))))

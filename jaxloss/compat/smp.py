@@ -22,7 +22,8 @@ smp's conventions, kept on purpose:
 Where this differs from smp: ``reduction`` is ``"mean"`` or ``"sum"`` (and ``"none"``, flat
 as smp's, in the binary mode without ``ignore_index``): smp's other combinations return ragged
 or mis-broadcast arrays. ``ignore_index`` in the multilabel mode raises (smp's indexing fails
-there).
+there). A multiclass label outside ``[0, C)`` (other than ``ignore_index``) raises, or gives
+nan under ``jit``, where smp counts it as a negative of every class.
 """
 
 from __future__ import annotations
@@ -156,8 +157,20 @@ class FocalLoss:
                     f"{list(expected)}; got {list(y.shape)}."
                 )
             where = None if self.ignore_index is None else y != self.ignore_index
+            counted = jnp.ones(y.shape, bool) if where is None else where
+            ok = ~counted | ((y >= 0) & (y < num_classes))
+            checks.value_check(
+                fn,
+                ok,
+                f"class index {{}} in `y_true` is out of range; expected [0, {num_classes})"
+                + ("" if self.ignore_index is None else f" or ignore_index={self.ignore_index}")
+                + ".",
+                checks.first_violation(y, ok),
+            )
             classes = jnp.arange(num_classes).reshape((1, -1) + (1,) * (x.ndim - 2))
             targets = (y[:, None] == classes).astype(x.dtype)
+            # a bad label under jit: nan
+            targets = jnp.where(ok[:, None], targets, jnp.nan)
         else:
             checks.shapes_equal(fn, "y_pred", x, "y_true", y)
             where, targets = None, y.astype(x.dtype)
