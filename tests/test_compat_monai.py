@@ -200,6 +200,16 @@ def test_dice_focal_with_one_class_left_weighs_only_the_focal_term(x64):
         (lambda: compat_monai.DiceFocalLoss(sigmoid=True, softmax=True), None, "exclusive"),
         (lambda: compat_monai.DiceFocalLoss(lambda_focal=-1.0), None, "lambda_focal"),
         (
+            lambda: compat_monai.FocalLoss(to_onehot_y=True, ignore_index=255),
+            lambda loss: loss(np.zeros((1, 3, 1, 2)), np.array([[[[255, 3]]]])),
+            r"`target` class index 3 is out of range; expected \[0, 3\)",
+        ),
+        (
+            lambda: compat_monai.DiceFocalLoss(to_onehot_y=True),
+            lambda loss: loss(np.zeros((1, 3, 1, 2)), np.array([[[[0, -1]]]])),
+            r"`target` class index -1 is out of range",
+        ),
+        (
             lambda: compat_monai.AsymmetricUnifiedFocalLoss(num_classes=3),
             None,
             "computes `num_classes=2` only; got 3",
@@ -223,7 +233,7 @@ def test_dice_focal_with_one_class_left_weighs_only_the_focal_term(x64):
         (
             lambda: compat_monai.AsymmetricUnifiedFocalLoss(to_onehot_y=True),
             lambda loss: loss(np.zeros((1, 2, 2, 2)), np.full((1, 1, 2, 2), 2)),
-            "`target` labels must be 0 or 1; found 2",
+            r"`target` class index 2 is out of range; expected \[0, 2\)",
         ),
         (
             lambda: compat_monai.AsymmetricUnifiedFocalLoss(),
@@ -312,3 +322,8 @@ def test_asymmetric_unified_focal_loss_in_float32_is_monai_s():
         torch.from_numpy(x).float(), torch.from_numpy(y)
     )
     np.testing.assert_allclose(value, expected.numpy(), rtol=1e-6)
+
+
+def test_a_bad_label_under_jit_is_nan():
+    loss = jax.jit(compat_monai.FocalLoss(to_onehot_y=True))
+    assert np.isnan(float(loss(np.zeros((1, 3, 1, 2)), np.array([[[[0, 3]]]]))))

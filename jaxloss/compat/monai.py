@@ -79,6 +79,23 @@ def _on_channels(values, ndim):
     return values if values.ndim == 0 else along_axis(values, ndim, 1)
 
 
+def _one_hot(fn, labels, num_classes, ignore_index, dtype):
+    """MONAI's one-hot encoding of ``(B, 1, *spatial)`` class indices, channels first: a
+    sentinel `ignore_index` (outside ``[0, C)``) is encoded as class 0 first; any other label
+    outside ``[0, C)`` raises (MONAI's ``one_hot`` fails there), or gives nan under jit."""
+    if ignore_index is not None and not 0 <= ignore_index < num_classes:
+        labels = jnp.where(labels == ignore_index, 0, labels)
+    ok = (labels >= 0) & (labels < num_classes)
+    checks.value_check(
+        fn,
+        ok,
+        f"`target` class index {{}} is out of range; expected [0, {num_classes}).",
+        checks.first_violation(labels, ok),
+    )
+    encoded = _channels_first(jax.nn.one_hot(labels[:, 0], num_classes, dtype=dtype))
+    return jnp.where(ok, encoded, jnp.nan)
+
+
 def _ignore_mask(target, ignore_index):
     """MONAI's ``create_ignore_mask``: (B, 1, *spatial), 1 where a pixel counts."""
     if target.shape[1] == 1:
@@ -157,10 +174,7 @@ class FocalLoss:
                     f"{fn}: with to_onehot_y, `target` must be (B, 1, *spatial) class indices; "
                     f"got shape {list(t.shape)}."
                 )
-            ignore = self.ignore_index
-            if ignore is not None and not 0 <= ignore < num_channels:
-                t = jnp.where(t == ignore, 0, t)
-            t = _channels_first(jax.nn.one_hot(t[:, 0], num_channels, dtype=x.dtype))
+            t = _one_hot(fn, t, num_channels, self.ignore_index, x.dtype)
         if not self.include_background and num_channels > 1:
             x, t = x[:, 1:], t[:, 1:]
         if t.shape != x.shape:
@@ -346,7 +360,7 @@ class DiceFocalLoss:
             )
         num_channels = x.shape[1]
         if self.to_onehot_y and num_channels > 1:
-            t = _channels_first(jax.nn.one_hot(t[:, 0], num_channels, dtype=x.dtype))
+            t = _one_hot(fn, t, num_channels, None, x.dtype)
         t = t.astype(x.dtype)
         return self.lambda_dice * self._dice(fn, x, t) + self.lambda_focal * self.focal(x, t)
 
@@ -473,18 +487,7 @@ class AsymmetricUnifiedFocalLoss:
         if num_channels == 1:
             x = jnp.concatenate([1 - x, x], axis=1)
         if onehot:
-            ignore = self.ignore_index
-            if ignore is not None and not 0 <= ignore < self.num_classes:
-                t = jnp.where(t == ignore, 0, t)
-            label = (t >= 0) & (t < 2)
-            checks.value_check(
-                fn,
-                label,
-                "`target` labels must be 0 or 1; found {}.",
-                checks.first_violation(t, label),
-            )
-            t = _channels_first(jax.nn.one_hot(t[:, 0], 2, dtype=x.dtype))
-            t = jnp.where(label, t, jnp.nan)  # a bad label under jit: nan
+            t = _one_hot(fn, t, self.num_classes, self.ignore_index, x.dtype)
         elif num_channels == 1:
             t = t.astype(x.dtype)
             t = jnp.concatenate([1 - t, t], axis=1)
