@@ -19,10 +19,11 @@ return exactly 0 and get no gradient. Excluded vocabulary entries (``class_mask`
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 
@@ -43,9 +44,9 @@ from ._kernels.token_stats import (
 )
 from ._mesh_layouts import run_on_explicit_mesh
 
-# The public functions, in the order their docs page lists them (`TokenStats`, the type of
-# their results with the entropy or the logsumexp, is `jaxloss.post_training.TokenStats`).
-__all__ = ["token_log_probs", "linear_log_probs"]
+# The public functions, in the order their docs page lists them (`TokenStats` and
+# `SequenceSums`, the types of their results, are importable from this module).
+__all__ = ["token_log_probs", "linear_log_probs", "sequence_sums", "sequence_reduce"]
 
 
 def token_log_probs(
@@ -215,3 +216,187 @@ def linear_log_probs(
 
         return run_on_explicit_mesh(fn, per_device, x, w, y, arrays, out_spec)
     return per_device(x, w, y, arrays)
+
+
+# ------------------------------------------------------------------- per-sequence reductions
+
+
+class SequenceSums(NamedTuple):
+    """Per sequence: ``sums`` of the values over its counted tokens and ``counts`` of those
+    tokens (float, the values' dtype)."""
+
+    sums: jax.Array
+    counts: jax.Array
+
+
+def _segments(fn, segment_ids, num_segments, shape):
+    """Checked packed-sequence ids of `shape` (0: padding, 1..S: the sequences of a row, each
+    one contiguous run): each token's membership (..., T, S) and, per row and sequence, whether
+    it is well formed (..., S) (a sequence split into several runs, or an id outside [0, S],
+    is not: an error when concrete, nan under jit)."""
+    ids = checks.int_array(fn, "segment_ids", segment_ids)
+    if ids.shape != tuple(shape):
+        raise ValueError(
+            f"{fn}: `segment_ids` must have the values' shape {list(shape)}; got {list(ids.shape)}."
+        )
+    if not isinstance(num_segments, int) or isinstance(num_segments, bool) or num_segments < 1:
+        raise ValueError(
+            f"{fn}: with `segment_ids`, `num_segments` (the most sequences a row holds, a "
+            f"Python int >= 1, for static shapes) is required; got {num_segments!r}."
+        )
+    in_range = (ids >= 0) & (ids <= num_segments)
+    checks.value_check(
+        fn,
+        in_range,
+        f"`segment_ids` must be in [0, {num_segments}] (0 is padding); found {{}}.",
+        checks.first_violation(ids, in_range),
+    )
+    # A sequence is one contiguous run when its last position - its first + 1 is its number
+    # of tokens (reductions only: no shifted copy, which a token axis split over a mesh
+    # cannot slice).
+    segment = jnp.arange(1, num_segments + 1, dtype=ids.dtype)
+    member = ids[..., None] == segment  # (..., T, S)
+    position = jnp.arange(ids.shape[-1], dtype=jnp.int32)[:, None]
+    first = jnp.min(jnp.where(member, position, ids.shape[-1]), axis=-2)
+    last = jnp.max(jnp.where(member, position, -1), axis=-2)
+    tokens = jnp.sum(member, axis=-2, dtype=jnp.int32)
+    contiguous = (tokens == 0) | (last - first + 1 == tokens)
+    checks.value_check(
+        fn,
+        contiguous,
+        "each sequence of `segment_ids` must be one contiguous run of tokens; sequence {} "
+        "of a row is split.",
+        checks.first_violation(jnp.broadcast_to(segment, contiguous.shape), contiguous),
+    )
+    well_formed = contiguous & jnp.all(in_range, axis=-1, keepdims=True)
+    return member, well_formed
+
+
+def sequence_sums(
+    values: ArrayLike,
+    *,
+    where: ArrayLike | None = None,
+    segment_ids: ArrayLike | None = None,
+    num_segments: int | None = None,
+    axis_name: Any = None,
+) -> SequenceSums:
+    r"""Per-sequence sums of per-token values (log-probabilities, losses, KL terms) and token
+    counts, over padded or packed batches, with static shapes.
+
+    - Padded: ``values (..., T)``, one sequence per row, ``where`` marks its tokens; the
+      result is ``(...,)``.
+    - Packed (MaxText's, Tunix's and Levanter's layout): ``segment_ids (..., T)`` number the
+      sequences of each row 1..S (0 is padding), each one contiguous run of tokens; the
+      result is ``(..., S)`` with ``S = num_segments``, and a sequence absent from a row sums
+      to 0 over 0 tokens. ``where`` further masks tokens (a prompt, say).
+
+    Sums run over the whole token axis: on an Explicit mesh that splits the tokens, XLA sums
+    across the shards; inside ``shard_map`` with the tokens split over a mesh axis, give it as
+    ``axis_name`` and the sums and counts are psummed, so every device has the global ones.
+
+    Args:
+      values: float ``(..., T)`` per-token values.
+      where: optional boolean ``(..., T)``: the tokens that count.
+      segment_ids: optional integer ``(..., T)``: packed sequences' ids (0: padding).
+      num_segments: with ``segment_ids``, S: the most sequences a row holds (a Python int).
+      axis_name: inside ``shard_map``, the mesh axis (or axes) the tokens are split over.
+
+    Returns:
+      `SequenceSums` ``(sums, counts)``, each ``(...,)`` or ``(..., S)``. A row whose
+      ``segment_ids`` are malformed raises when concrete and gives nan under ``jit``.
+
+    Examples:
+      >>> log_probs = jnp.array([[-1.0, -2.0, -0.5, 0.0]])
+      >>> packed = jnp.array([[1, 1, 2, 0]])  # two sequences, then padding
+      >>> sums, counts = jaxloss.sequence_sums(log_probs, segment_ids=packed, num_segments=2)
+      >>> sums, counts
+      (Array([[-3. , -0.5]], dtype=float32), Array([[2., 1.]], dtype=float32))
+    """
+    fn = "sequence_sums"
+    x = checks.float_array(fn, "values", values)
+    if x.ndim < 1:
+        raise ValueError(f"{fn}: `values` must be (..., T) per-token values; got a scalar.")
+    mask = checks.where_mask(fn, where, x.shape, "one value per token")
+    counted = jnp.ones(x.shape, bool) if mask is None else mask
+    if segment_ids is None:
+        if num_segments is not None:
+            raise ValueError(f"{fn}: `num_segments` is for packed sequences (`segment_ids`).")
+        zero = jnp.zeros((), x.dtype)
+        sums = jnp.sum(jnp.where(counted, x, zero), axis=-1)
+        counts = jnp.sum(counted, axis=-1).astype(x.dtype)
+    else:
+        member, well_formed = _segments(fn, segment_ids, num_segments, x.shape)
+        member = member & counted[..., None]
+        zero = jnp.zeros((), x.dtype)
+        sums = jnp.sum(jnp.where(member, x[..., None], zero), axis=-2)
+        counts = jnp.sum(member, axis=-2).astype(x.dtype)
+        sums = jnp.where(well_formed, sums, jnp.nan)
+    if axis_name is not None:
+        sums, counts = lax.psum((sums, counts), axis_name)
+    return SequenceSums(sums, counts)
+
+
+SequenceReduction = Literal["sum", "mean", "fixed"]
+
+
+def sequence_reduce(
+    values: ArrayLike,
+    *,
+    reduction: SequenceReduction = "sum",
+    normalizer: float | None = None,
+    where: ArrayLike | None = None,
+    segment_ids: ArrayLike | None = None,
+    num_segments: int | None = None,
+    axis_name: Any = None,
+) -> jax.Array:
+    r"""One value per sequence from per-token values (`sequence_sums`' layouts):
+
+    - ``"sum"``: $\sum_t v_t$ (DPO's sequence log-probability);
+    - ``"mean"``: $rac{1}{|y|}\sum_t v_t$, the length-normalised form (SimPO's average
+      log-probability, IPO's, GRPO's per-sequence mean); a sequence without tokens gives 0;
+    - ``"fixed"``: $rac{1}{L}\sum_t v_t$ with a constant ``normalizer`` L (Dr. GRPO's
+      maximum completion length), the same for every sequence.
+
+    The token counts are the global ones on a split token axis (see `sequence_sums`), so a
+    sharded mean is never a mean of per-shard means.
+
+    Args:
+      values: float ``(..., T)`` per-token values.
+      reduction: ``"sum"``, ``"mean"`` or ``"fixed"``.
+      normalizer: L > 0 for ``"fixed"`` (only there).
+      where: optional boolean ``(..., T)``: the tokens that count.
+      segment_ids: optional integer ``(..., T)``: packed sequences' ids (0: padding).
+      num_segments: with ``segment_ids``, the most sequences a row holds.
+      axis_name: inside ``shard_map``, the mesh axis the tokens are split over.
+
+    Returns:
+      ``(...,)``, or ``(..., S)`` with ``segment_ids``.
+
+    Examples:
+      >>> log_probs = jnp.array([[-1.0, -2.0, -0.5, 0.0]])
+      >>> mask = jnp.array([[True, True, True, False]])
+      >>> jaxloss.sequence_reduce(log_probs, reduction="mean", where=mask)
+      Array([-1.1666666], dtype=float32)
+    """
+    fn = "sequence_reduce"
+    if reduction not in ("sum", "mean", "fixed"):
+        raise ValueError(f"{fn}: `reduction` must be 'sum', 'mean' or 'fixed'; got {reduction!r}.")
+    if (reduction == "fixed") != (normalizer is not None):
+        raise ValueError(
+            f"{fn}: `normalizer` is required with reduction='fixed' and only there; got "
+            f"reduction={reduction!r}, normalizer={normalizer!r}."
+        )
+    if normalizer is not None:
+        checks.python_number(fn, "normalizer", normalizer, low=0.0, low_inclusive=False)
+    sums, counts = sequence_sums(
+        values,
+        where=where,
+        segment_ids=segment_ids,
+        num_segments=num_segments,
+        axis_name=axis_name,
+    )
+    if reduction == "sum":
+        return sums
+    if reduction == "fixed":
+        return sums / jnp.asarray(normalizer, sums.dtype)
+    return sums / jnp.maximum(counts, 1)  # no tokens: a sum of 0 over 0 tokens is 0

@@ -22,6 +22,12 @@ from jaxloss.parity.cases import CRITERIA, cases
 from jaxloss.parity.compare import jaxloss_function
 
 
+def _combined(stats):
+    """One per-token value from every output of the post-training statistics, so that each
+    output's derivative is exercised."""
+    return stats.log_probs + 0.5 * stats.entropy + 0.25 * stats.logsumexp
+
+
 def _native_calls():
     """(name, per-sample loss of its first input, inputs): small, so hessians stay cheap."""
     n, c, d = 3, 4, 3
@@ -110,6 +116,49 @@ def _native_calls():
             "linear_cross_entropy_none",
             p(jaxloss.linear_cross_entropy, chunk_size=2, reduction="none", softcap=5.0),
             (hidden, head, np.array([0, 4, 2])),
+        ),
+        (
+            "token_log_probs",
+            lambda z, y: _combined(
+                jaxloss.token_log_probs(
+                    z, y, temperature=0.7, softcap=5.0, with_entropy=True, with_logsumexp=True
+                )
+            ),
+            (logits, labels),
+        ),
+        (
+            "linear_log_probs",
+            lambda h, w, y: _combined(
+                jaxloss.linear_log_probs(
+                    h, w, y, chunk_size=2, softcap=5.0, with_entropy=True, with_logsumexp=True
+                )
+            ),
+            (hidden, head, np.array([0, 4, 2])),
+        ),
+        (
+            "linear_log_probs_head",
+            lambda w, h, y: _combined(
+                jaxloss.linear_log_probs(
+                    h,
+                    w,
+                    y,
+                    bias=np.arange(5.0) / 5,
+                    chunk_size=2,
+                    with_entropy=True,
+                    with_logsumexp=True,
+                )
+            ),
+            (head, hidden, np.array([0, 4, 2])),
+        ),
+        (
+            "sequence_reduce",
+            p(
+                jaxloss.sequence_reduce,
+                reduction="mean",
+                segment_ids=np.array([[1, 1, 2], [0, 1, 1], [2, 2, 0]]),
+                num_segments=2,
+            ),
+            (x,),
         ),
         (
             "adaptive_softmax_loss",
@@ -282,6 +331,8 @@ DEFAULT_TIER = {
     ("binary_cross_entropy", "jvp"),
     ("linear_cross_entropy", "jvp"),
     ("linear_cross_entropy_none", "jvp"),
+    ("linear_log_probs", "jvp"),
+    ("linear_log_probs_head", "hessian"),
     ("ctc_loss", "jvp"),
     ("multiclass_sparsemax_loss", "jvp"),
 }
