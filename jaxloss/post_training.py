@@ -19,6 +19,7 @@ return exactly 0 and get no gradient. Excluded vocabulary entries (``class_mask`
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any, Literal, NamedTuple
 
 import jax
@@ -29,8 +30,15 @@ from jax.typing import ArrayLike
 
 from ._core import checks
 from ._core.class_inputs import class_indices
-from ._core.sharding import has_explicit_axes
-from ._kernels.chunked_head import DEFAULT_CHUNK_SIZE, HeadArrays
+from ._core.sharding import explicitly_sharded, has_explicit_axes
+from ._kernels.chunked_head import DEFAULT_CHUNK_SIZE, HeadArrays, row_chunks
+from ._kernels.distillation import (
+    DistillSettings,
+    DistillTargets,
+    head_distillation_rows,
+    logit_distillation_rows,
+)
+from ._kernels.matmul import form_for
 from ._kernels.token_stats import (
     HeadStatsOptions,
     StatsSettings,
@@ -46,7 +54,14 @@ from ._mesh_layouts import run_on_explicit_mesh
 
 # The public functions, in the order their docs page lists them (`TokenStats` and
 # `SequenceSums`, the types of their results, are importable from this module).
-__all__ = ["token_log_probs", "linear_log_probs", "sequence_sums", "sequence_reduce"]
+__all__ = [
+    "token_log_probs",
+    "linear_log_probs",
+    "sequence_sums",
+    "sequence_reduce",
+    "distillation_loss",
+    "linear_distillation_loss",
+]
 
 
 def token_log_probs(
@@ -400,3 +415,291 @@ def sequence_reduce(
     if reduction == "fixed":
         return sums / jnp.asarray(normalizer, sums.dtype)
     return sums / jnp.maximum(counts, 1)  # no tokens: a sum of 0 over 0 tokens is 0
+
+
+# ------------------------------------------------------------------------------ distillation
+
+Divergence = Literal["forward_kl", "reverse_kl", "jsd", "cosine"]
+DistillReduction = Literal["none", "mean", "sum"]
+
+
+def _distill_options(fn, divergence, beta, weight_soft, weight_hard, reduction, labels):
+    if divergence not in ("forward_kl", "reverse_kl", "jsd", "cosine"):
+        raise ValueError(
+            f"{fn}: `divergence` must be 'forward_kl', 'reverse_kl', 'jsd' or 'cosine'; got "
+            f"{divergence!r}."
+        )
+    if divergence == "jsd":
+        checks.python_number(fn, "beta", beta, low=0.0, high=1.0)
+    elif divergence == "cosine":
+        checks.python_number(fn, "beta", beta, low=0.0)
+    for name, value in (("weight_soft", weight_soft), ("weight_hard", weight_hard)):
+        checks.python_number(fn, name, value, low=0.0)
+    checks.reduction(fn, reduction)
+    if weight_hard and labels is None:
+        raise ValueError(f"{fn}: `weight_hard` > 0 needs the hard `labels`.")
+
+
+def _distill_rows(
+    fn, tokens_shape, num_classes, labels, where, ignore_index, mask, temperature, dtype
+):
+    """(DistillTargets, the flat rows that count) of the checked per-token arguments."""
+    where = checks.where_mask(fn, where, tokens_shape, "one value per token")
+    if labels is None:
+        valid = jnp.ones(tokens_shape, bool) if where is None else where
+        safe, bad = jnp.zeros(tokens_shape, jnp.int32), jnp.zeros(tokens_shape, bool)
+    else:
+        y = checks.int_array(fn, "labels", labels)
+        if y.shape != tuple(tokens_shape):
+            raise ValueError(
+                f"{fn}: `labels` must have the tokens' shape {list(tokens_shape)}; got "
+                f"{list(y.shape)}."
+            )
+        indices = class_indices(
+            fn, y, num_classes, ignore_index=ignore_index, where=where, class_mask=mask
+        )
+        valid, safe, bad = indices.valid, indices.safe, indices.out_of_range
+    targets = DistillTargets(
+        safe.reshape(-1),
+        valid.reshape(-1),
+        mask,
+        inverse_temperature(fn, temperature, jnp.promote_types(dtype, jnp.float32)),
+    )
+    return targets, bad.reshape(-1)
+
+
+def _distill_reduce(rows, valid, bad, tokens_shape, reduction):
+    """The per-token losses reduced; nan where a counted label is bad (the error under jit).
+    'mean' divides by the number of counted tokens (at least 1), as TRL and Liger do."""
+    rows = jnp.where(bad, jnp.nan, rows)
+    if reduction == "none":
+        return rows.reshape(tokens_shape)
+    total = jnp.sum(rows)
+    if reduction == "sum":
+        return total
+    return total / jnp.maximum(jnp.sum(valid), 1).astype(total.dtype)
+
+
+def distillation_loss(
+    student_logits: ArrayLike,
+    teacher_logits: ArrayLike,
+    labels: ArrayLike | None = None,
+    *,
+    divergence: Divergence = "jsd",
+    beta: float = 0.5,
+    temperature: float = 1.0,
+    weight_soft: float = 1.0,
+    weight_hard: float = 0.0,
+    ignore_index: int | None = -100,
+    where: ArrayLike | None = None,
+    class_mask: ArrayLike | None = None,
+    valid_vocab_size: int | None = None,
+    stop_teacher_gradient: bool = True,
+    reduction: DistillReduction = "mean",
+) -> jax.Array:
+    r"""Distillation of a student's next-token distribution towards a teacher's, per token,
+    from their logits ``(..., V)``: ``weight_soft`` times a divergence of
+    $p_S = \mathrm{softmax}(z_S/T)$ from $p_T = \mathrm{softmax}(z_T/T)$, plus
+    ``weight_hard`` times the cross-entropy of the student's unscaled logits against
+    ``labels``:
+
+    - ``"forward_kl"``: $\mathrm{KL}(p_T\,\|\,p_S)$ (mass-covering);
+    - ``"reverse_kl"``: $\mathrm{KL}(p_S\,\|\,p_T)$ (mode-seeking);
+    - ``"jsd"``: the generalized Jensen–Shannon divergence of GKD, TRL and Liger-Kernel,
+      $\beta\,\mathrm{KL}(p_T\|m) + (1-\beta)\,\mathrm{KL}(p_S\|m)$ with
+      $m = (1-\beta)p_S + \beta p_T$; ``beta=0`` is the forward KL and ``beta=1`` the reverse
+      KL (the formula's own limits there are 0, so the ends are those KLs, as in TRL);
+    - ``"cosine"``: Liger's $\beta\,(1 - \cos(z_S, z_T))$ of the logit vectors.
+
+    No $T^2$ factor is applied (TRL's and Liger's convention; multiply by $T^2$ for Hinton's).
+    The teacher's gradient is stopped unless ``stop_teacher_gradient=False``.
+
+    Args:
+      student_logits: float ``(..., V)``.
+      teacher_logits: float ``(..., V)``, the student's shape.
+      labels: optional integer tokens of the leading shape: positions equal to
+        ``ignore_index`` do not count, and the hard term's targets.
+      divergence: ``"forward_kl"``, ``"reverse_kl"``, ``"jsd"`` or ``"cosine"``.
+      beta: β in [0, 1] of ``"jsd"``; the scale (>= 0) of ``"cosine"``.
+      temperature: T > 0 dividing both logits in the soft term.
+      weight_soft: the soft term's weight >= 0.
+      weight_hard: the hard term's weight >= 0 (needs ``labels``).
+      ignore_index: the label value of positions that do not count.
+      where: optional boolean mask of the positions that count.
+      class_mask: optional boolean ``(V,)``: the vocabulary entries in both softmaxes.
+      valid_vocab_size: optional K: only the first K entries (give this or ``class_mask``).
+      stop_teacher_gradient: no gradient to the teacher's logits (the default).
+      reduction: ``'none'`` (per position), ``'mean'`` (over the positions that count, as
+        TRL's ``batchmean`` and Liger) or ``'sum'``.
+
+    Returns:
+      A scalar, or with ``'none'`` the leading shape; float32 for 16-bit logits.
+
+    Examples:
+      >>> student = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
+      >>> teacher = jnp.array([[1.5, 1.0, -2.0], [0.0, 0.5, 0.4]])
+      >>> jaxloss.distillation_loss(student, teacher, divergence="forward_kl", reduction="none")
+      Array([0.10996..., 0.01245...], dtype=float32)
+    """
+    fn = "distillation_loss"
+    z_s = checks.float_array(fn, "student_logits", student_logits)
+    z_t = checks.float_array(fn, "teacher_logits", teacher_logits)
+    checks.shapes_equal(fn, "student_logits", z_s, "teacher_logits", z_t)
+    if z_s.ndim < 1:
+        raise ValueError(f"{fn}: `student_logits` must be (..., V); got a scalar.")
+    _distill_options(fn, divergence, beta, weight_soft, weight_hard, reduction, labels)
+    num_classes = z_s.shape[-1]
+    mask = checks.vocabulary_mask(
+        fn, class_mask, valid_vocab_size, num_classes, " (V = student_logits.shape[-1])"
+    )
+    tokens = z_s.shape[:-1]
+    targets, bad = _distill_rows(
+        fn, tokens, num_classes, labels, where, ignore_index, mask, temperature, z_s.dtype
+    )
+    settings = DistillSettings(
+        divergence,
+        float(beta),
+        float(weight_soft),
+        float(weight_hard),
+        stop_teacher_gradient,
+    )
+    rows = logit_distillation_rows(
+        z_s.reshape(-1, num_classes), z_t.reshape(-1, num_classes), targets, settings=settings
+    )
+    return _distill_reduce(rows, targets.valid, bad, tokens, reduction)
+
+
+def linear_distillation_loss(
+    x_student: ArrayLike,
+    w_student: ArrayLike,
+    x_teacher: ArrayLike,
+    w_teacher: ArrayLike,
+    labels: ArrayLike | None = None,
+    *,
+    bias_student: ArrayLike | None = None,
+    bias_teacher: ArrayLike | None = None,
+    divergence: Divergence = "jsd",
+    beta: float = 0.5,
+    temperature: float = 1.0,
+    weight_soft: float = 1.0,
+    weight_hard: float = 0.0,
+    ignore_index: int | None = -100,
+    where: ArrayLike | None = None,
+    class_mask: ArrayLike | None = None,
+    valid_vocab_size: int | None = None,
+    stop_teacher_gradient: bool = True,
+    reduction: DistillReduction = "mean",
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> jax.Array:
+    r"""`distillation_loss` of two linear heads, student ``x_student @ w_student.T +
+    bias_student`` and teacher ``x_teacher @ w_teacher.T + bias_teacher``, without ever forming
+    either's (N, V) logits: the tokens are walked ``chunk_size`` rows at a time and the
+    backward pass recomputes each chunk's two logit blocks (Liger-Kernel's
+    ``LigerFusedLinearJSDLoss`` and cosine loss, for every divergence here).
+
+    The two heads share the vocabulary V and may have different hidden sizes. Gradients flow
+    to the student's ``x``, ``w`` and bias, and with ``stop_teacher_gradient=False`` to the
+    teacher's as well; forward mode and Hessians work. 16-bit inputs run their matmuls in that
+    dtype with float32 accumulation and the divergence in float32.
+
+    Args:
+      x_student: ``(..., D_s)`` student hidden states.
+      w_student: ``(V, D_s)`` student head.
+      x_teacher: ``(..., D_t)`` teacher hidden states, the same tokens.
+      w_teacher: ``(V, D_t)`` teacher head.
+      labels: optional integer tokens of ``x_student.shape[:-1]`` (as in
+        `distillation_loss`).
+      bias_student: optional ``(V,)``.
+      bias_teacher: optional ``(V,)``.
+      divergence: as in `distillation_loss`.
+      beta: as in `distillation_loss`.
+      temperature: as in `distillation_loss`.
+      weight_soft: as in `distillation_loss`.
+      weight_hard: as in `distillation_loss`.
+      ignore_index: as in `distillation_loss`.
+      where: as in `distillation_loss`.
+      class_mask: as in `distillation_loss`.
+      valid_vocab_size: as in `distillation_loss`.
+      stop_teacher_gradient: as in `distillation_loss`.
+      reduction: as in `distillation_loss`.
+      chunk_size: rows per chunk (a Python int >= 1).
+
+    Returns:
+      As `distillation_loss`.
+
+    Examples:
+      >>> x_s = jax.random.normal(jax.random.key(0), (6, 8))
+      >>> w_s = jax.random.normal(jax.random.key(1), (50, 8)) * 0.3
+      >>> x_t = jax.random.normal(jax.random.key(2), (6, 16))
+      >>> w_t = jax.random.normal(jax.random.key(3), (50, 16)) * 0.3
+      >>> fused = jaxloss.linear_distillation_loss(x_s, w_s, x_t, w_t, chunk_size=4)
+      >>> naive = jaxloss.distillation_loss(x_s @ w_s.T, x_t @ w_t.T)
+      >>> bool(jnp.allclose(fused, naive, rtol=1e-5))
+      True
+    """
+    fn = "linear_distillation_loss"
+    x_s, w_s = (
+        checks.float_array(fn, "x_student", x_student),
+        checks.float_array(fn, "w_student", w_student),
+    )
+    x_t, w_t = (
+        checks.float_array(fn, "x_teacher", x_teacher),
+        checks.float_array(fn, "w_teacher", w_teacher),
+    )
+    for who, x, w in (("student", x_s, w_s), ("teacher", x_t, w_t)):
+        if x.ndim < 1 or w.ndim != 2 or w.shape[1] != x.shape[-1]:
+            raise ValueError(
+                f"{fn}: `w_{who}` must be (V, D) with D = x_{who}.shape[-1] = "
+                f"{x.shape[-1] if x.ndim else '?'}; got x_{who} {list(x.shape)} and "
+                f"w_{who} {list(w.shape)}."
+            )
+    if x_t.shape[:-1] != x_s.shape[:-1]:
+        raise ValueError(
+            f"{fn}: `x_teacher` must hold the student's tokens, leading shape "
+            f"{list(x_s.shape[:-1])}; got {list(x_t.shape[:-1])}."
+        )
+    if w_t.shape[0] != w_s.shape[0]:
+        raise ValueError(
+            f"{fn}: the heads must share the vocabulary: `w_student` has {w_s.shape[0]} rows "
+            f"and `w_teacher` {w_t.shape[0]}; pad the smaller head and pass valid_vocab_size."
+        )
+    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
+        raise ValueError(f"{fn}: `chunk_size` must be a positive int; got {chunk_size!r}.")
+    for name, x in (("x_student", x_s), ("x_teacher", x_t)):
+        if any(explicitly_sharded(x, axis) for axis in range(x.ndim - 1)):
+            raise ValueError(
+                f"{fn}: `{name}`'s tokens are split over an Explicit mesh, which this loss "
+                "does not plan yet; call it per device inside jax.shard_map with "
+                "reduction='sum' (and divide by the psum of the counted tokens), or give "
+                "the tokens whole."
+            )
+    _distill_options(fn, divergence, beta, weight_soft, weight_hard, reduction, labels)
+    num_classes = w_s.shape[0]
+    b_s = checks.head_bias(fn, bias_student, num_classes)
+    b_t = checks.head_bias(fn, bias_teacher, num_classes)
+    mask = checks.vocabulary_mask(fn, class_mask, valid_vocab_size, num_classes)
+    tokens = x_s.shape[:-1]
+    targets, bad = _distill_rows(
+        fn, tokens, num_classes, labels, where, ignore_index, mask, temperature, x_s.dtype
+    )
+    n = math.prod(tokens)
+    chunk, pad_rows = row_chunks(n, chunk_size)
+    # rows that do not count are zeroed (their hidden states may hold anything) and padded
+    counted = targets.valid[:, None]
+    rows_s = pad_rows(jnp.where(counted, x_s.reshape(n, -1), 0), 0)
+    rows_t = pad_rows(jnp.where(counted, x_t.reshape(n, -1), 0), 0)
+    padded = targets._replace(
+        labels=pad_rows(targets.labels, 0), valid=pad_rows(targets.valid, False)
+    )
+    settings = DistillSettings(
+        divergence,
+        float(beta),
+        float(weight_soft),
+        float(weight_hard),
+        stop_teacher_gradient,
+        chunk,
+        form_for(jnp.result_type(x_s, w_s), chunk, x_s.shape[-1], num_classes),
+        form_for(jnp.result_type(x_t, w_t), chunk, x_t.shape[-1], num_classes),
+    )
+    rows = head_distillation_rows(rows_s, w_s, b_s, rows_t, w_t, b_t, padded, settings=settings)[:n]
+    return _distill_reduce(rows, targets.valid, bad, tokens, reduction)

@@ -151,6 +151,20 @@ def _native_calls():
             (head, hidden, np.array([0, 4, 2])),
         ),
         (
+            "distillation_loss",
+            lambda z, t, y: jaxloss.distillation_loss(
+                z, t, y, beta=0.3, temperature=1.5, weight_hard=0.5, reduction="none"
+            ),
+            (logits, logits[::-1], labels),
+        ),
+        (
+            "linear_distillation_loss",
+            lambda h, w, t, y: jaxloss.linear_distillation_loss(
+                h, w, t, head, y, divergence="reverse_kl", chunk_size=2, reduction="none"
+            ),
+            (hidden, head, hidden[::-1], np.array([0, 4, 2])),
+        ),
+        (
             "sequence_reduce",
             p(
                 jaxloss.sequence_reduce,
@@ -333,6 +347,7 @@ DEFAULT_TIER = {
     ("linear_cross_entropy_none", "jvp"),
     ("linear_log_probs", "jvp"),
     ("linear_log_probs_head", "hessian"),
+    ("linear_distillation_loss", "jvp"),
     ("ctc_loss", "jvp"),
     ("multiclass_sparsemax_loss", "jvp"),
 }
