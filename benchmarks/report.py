@@ -110,6 +110,31 @@ def _cross_entropy(data) -> list[str]:
     return lines
 
 
+def _log_probs(data) -> list[str]:
+    rows = [
+        [
+            row["section"].replace("_", " "),
+            f"{'×'.join(map(str, row['shape']))} {row['dtype']}",
+            row["contender"],
+            _ms(row["best_ms"]),
+            _ms(row["median_ms"]),
+            f"{row['ratio_to_naive']:.2f}",
+            "-" if row["xla_temp_bytes"] is None else f"{row['xla_temp_bytes'] / 2**20:.0f}",
+            "-"
+            if row["temp_fraction_of_naive"] is None
+            else f"{row['temp_fraction_of_naive']:.3f}",
+        ]
+        for row in data["rows"]
+    ]
+    header = ["", "N×D×V", "contender", "best ms", "median ms", "/naive", "XLA temp MiB"]
+    header.append("of naive")
+    intro = (
+        "Forward+backward w.r.t. the student's x and W; log-probabilities with a random "
+        "cotangent, distillation the JSD (β = 0.5), 'mean'."
+    )
+    return [intro, "", *_table(header, rows)]
+
+
 def _boxes(data) -> list[str]:
     rows = [
         [
@@ -173,6 +198,14 @@ BENCHMARKS: dict[str, tuple[str, str, str, Callable[[dict], list[str]]]] = {
         "same float32 logits and ragged lengths.",
         _ctc,
     ),
+    "log_probs": (
+        "Per-token log-probabilities and fused distillation",
+        "benchmarks/log_probs.py",
+        "jaxloss.linear_log_probs and jaxloss.linear_distillation_loss against naive JAX (full "
+        "logits, log-softmax) and Liger-Kernel's torch chunked path (float32), time and XLA "
+        "temp memory.",
+        _log_probs,
+    ),
     "boxes": (
         "Box regression losses",
         "benchmarks/boxes.py",
@@ -210,6 +243,7 @@ to the folder of this machine's CPU kind), then regenerate this page:
 .venv/bin/python benchmarks/cross_entropy.py
 .venv/bin/python benchmarks/ctc.py
 .venv/bin/python benchmarks/boxes.py
+.venv/bin/python benchmarks/log_probs.py
 .venv/bin/python benchmarks/sharded.py
 .venv/bin/python benchmarks/report.py
 ```

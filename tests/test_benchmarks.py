@@ -66,6 +66,16 @@ def test_sharded_benchmark_quick_mode_prints_every_layout(tmp_path, capsys):
     assert "all-reduce" in printed and "reduce-scatter" in printed
 
 
+def test_log_probs_benchmark_quick_mode_times_every_contender(tmp_path, capsys):
+    results = _run("log_probs", tmp_path)
+    contenders = {(r["section"], r["dtype"], r["contender"]) for r in results["rows"]}
+    for section in ("log_probs", "distillation"):
+        assert (section, "float32", "Liger (torch)") in contenders
+        assert (section, "bfloat16", "jaxloss") in contenders
+    assert all(r["xla_temp_bytes"] is not None for r in results["rows"] if r["dtype"] == "bfloat16")
+    assert "Liger (torch)" in capsys.readouterr().out
+
+
 def test_boxes_benchmark_quick_mode_prints_every_loss_against_torchvision(tmp_path, capsys):
     results = _run("boxes", tmp_path)
     assert "torchvision" in results["rows"][0]["ms"]

@@ -1,0 +1,188 @@
+"""Per-token log-probabilities and fused distillation from linear heads: jaxloss against naive
+JAX (full logits, log-softmax, gather) and Liger-Kernel's torch chunked path, side by side in
+one run. Prints a table and writes JSON.
+
+    python benchmarks/log_probs.py             # the issue's shapes (several minutes)
+    python benchmarks/log_probs.py --quick     # tiny shapes, to check the code runs (CI)
+    python benchmarks/log_probs.py --out DIR   # where log_probs.json goes
+
+Forward+backward w.r.t. the student's x and W (a random cotangent on the log-probabilities;
+the distillation loss is the JSD with β = 0.5, 'mean'), best and median ms of interleaved
+rounds, and XLA's compiled temp size (the memory a step needs besides its inputs and
+outputs). Liger runs at torch's fastest thread count, found in the same run, and its float32
+inputs only (its bf16 CPU matmuls are not a fair comparison). Targets: jaxloss's temp memory
+<= 1/8 of naive's and its time <= naive's.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxloss
+from jaxloss.parity.timing import (
+    default_results_dir,
+    fastest_torch_threads,
+    interleaved_times,
+    machine,
+    write_result,
+)
+
+SHAPES = [(8192, 1024, 32768), (2048, 1024, 131072)]  # (N, D, V): the second, a large vocab
+QUICK_SHAPES = [(64, 16, 50)]
+
+
+def _xla_temp_bytes(jitted, *args):
+    try:
+        return int(jitted.lower(*args).compile().memory_analysis().temp_size_in_bytes)
+    except Exception:
+        return None
+
+
+def _naive_log_probs(x, w, y):
+    logits = jnp.matmul(x, w.T, preferred_element_type=jnp.float32)
+    return jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], -1)[:, 0]
+
+
+def _naive_jsd(x_s, w_s, x_t, w_t, beta=0.5):
+    log_s = jax.nn.log_softmax(jnp.matmul(x_s, w_s.T, preferred_element_type=jnp.float32))
+    log_t = jax.lax.stop_gradient(
+        jax.nn.log_softmax(jnp.matmul(x_t, w_t.T, preferred_element_type=jnp.float32))
+    )
+    log_m = jnp.logaddexp(log_s + np.log1p(-beta), log_t + np.log(beta))
+    kl_t = jnp.sum(jnp.exp(log_t) * (log_t - log_m), -1)
+    kl_s = jnp.sum(jnp.exp(log_s) * (log_s - log_m), -1)
+    return jnp.mean(beta * kl_t + (1 - beta) * kl_s)
+
+
+def _problem(n, d, v, dtype):
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal((n, d)) * 0.5, dtype)
+    w = jnp.asarray(rng.standard_normal((v, d)) / np.sqrt(d), dtype)
+    x_t = jnp.asarray(rng.standard_normal((n, d)) * 0.5, dtype)
+    w_t = jnp.asarray(rng.standard_normal((v, d)) / np.sqrt(d), dtype)
+    y = jnp.asarray(rng.integers(0, v, n), jnp.int32)
+    g = jnp.asarray(rng.standard_normal(n), jnp.float32)
+    return x, w, x_t, w_t, y, g
+
+
+def _contenders(section, n, d, v, dtype):
+    import torch
+
+    x, w, x_t, w_t, y, g = _problem(n, d, v, dtype)
+    if section == "log_probs":
+        losses = {
+            "jaxloss": lambda x, w: jnp.sum(jaxloss.linear_log_probs(x, w, y) * g),
+            "naive JAX": lambda x, w: jnp.sum(_naive_log_probs(x, w, y) * g),
+        }
+    else:
+        losses = {
+            "jaxloss": lambda x, w: jaxloss.linear_distillation_loss(x, w, x_t, w_t, y),
+            "naive JAX": lambda x, w: _naive_jsd(x, w, x_t, w_t),
+        }
+    steps, temps = {}, {}
+    for name, loss in losses.items():
+        step = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+        steps[name] = lambda step=step: jax.block_until_ready(step(x, w))
+        temps[name] = _xla_temp_bytes(step, x, w)
+    if dtype == jnp.float32:
+        from jaxloss.parity.references import liger_chunked_loss
+
+        liger = liger_chunked_loss()
+        xt, wt = (torch.tensor(np.asarray(a)) for a in (x, w))
+        xtt, wtt = (torch.tensor(np.asarray(a)) for a in (x_t, w_t))
+        yt, gt = torch.tensor(np.asarray(y, np.int64)), torch.tensor(np.asarray(g))
+
+        def liger_step():
+            xl, wl = xt.detach().requires_grad_(True), wt.detach().requires_grad_(True)
+            if section == "log_probs":
+                out = liger._ChunkedSelectiveLogProbFunction.apply(xl, wl, yt, None, 1.0, 4096)
+                (out * gt).sum().backward()
+            else:
+                liger.LigerFusedLinearJSDFunction.apply(
+                    xl, wl, xtt, wtt, yt, None, None, 0.0, 1.0, 0.5, -100, 1.0, False, 1024
+                ).backward()
+            return xl.grad, wl.grad
+
+        steps["Liger (torch)"] = liger_step
+        temps["Liger (torch)"] = None
+    return steps, temps
+
+
+def bench(shapes, dtypes, repeats):
+    rows = []
+    for section in ("log_probs", "distillation"):
+        for shape in shapes:
+            for dtype in dtypes:
+                steps, temps = _contenders(section, *shape, dtype)
+                threads = None
+                if "Liger (torch)" in steps:
+                    threads = fastest_torch_threads(steps["Liger (torch)"], repeats=1)
+                for step in steps.values():
+                    step()  # compile, warm up
+                times = interleaved_times(steps, repeats)
+                best = {name: 1e3 * min(seconds) for name, seconds in times.items()}
+                for name in steps:
+                    temp, naive_temp = temps[name], temps["naive JAX"]
+                    rows.append(
+                        dict(
+                            section=section,
+                            shape=list(shape),
+                            dtype=jnp.dtype(dtype).name,
+                            contender=name,
+                            best_ms=best[name],
+                            median_ms=1e3 * float(np.median(times[name])),
+                            ratio_to_naive=best[name] / best["naive JAX"],
+                            xla_temp_bytes=temp,
+                            temp_fraction_of_naive=(
+                                None if temp is None or not naive_temp else temp / naive_temp
+                            ),
+                            torch_threads=threads if name.startswith("Liger") else None,
+                        )
+                    )
+    return rows
+
+
+def _mib(value):
+    return "-" if value is None else f"{value / 2**20:.0f}"
+
+
+def _print(rows):
+    print(
+        f"\n{'section':>12} {'N, D, V':>20} {'dtype':>9} {'contender':>14} {'best ms':>9} "
+        f"{'median ms':>10} {'/naive':>7} {'XLA MiB':>8} {'of naive':>8}"
+    )
+    for r in rows:
+        fraction = r["temp_fraction_of_naive"]
+        print(
+            f"{r['section']:>12} {tuple(r['shape'])!s:>20} {r['dtype']:>9} {r['contender']:>14} "
+            f"{r['best_ms']:9.1f} {r['median_ms']:10.1f} {r['ratio_to_naive']:7.2f} "
+            f"{_mib(r['xla_temp_bytes']):>8} {'-' if fraction is None else f'{fraction:.3f}':>8}"
+        )
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny shapes, 1 repeat")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", default=default_results_dir(), help="default: per CPU kind")
+    args = parser.parse_args(argv)
+    shapes, repeats = (QUICK_SHAPES, 1) if args.quick else (SHAPES, args.repeats)
+    print(f"float32 and bfloat16; {repeats} rounds\non {machine()}", flush=True)
+    rows = bench(shapes, [jnp.float32, jnp.bfloat16], repeats)
+    _print(rows)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_result(out / "log_probs.json", rows=rows)
+    print(f"\nwrote {out / 'log_probs.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
