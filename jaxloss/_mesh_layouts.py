@@ -18,7 +18,8 @@ from jax.sharding import PartitionSpec as P
 from ._core.sharding import has_explicit_axes
 from ._kernels.softmax_ce import ClassAxis
 
-_PER_CLASS = ("bias", "weight", "class_mask")
+# The arrays that follow the head's vocabulary split (the rest follow the tokens).
+HEAD_PER_CLASS = ("bias", "weight", "class_mask")
 
 
 def _spec_of(a) -> tuple:
@@ -35,9 +36,10 @@ def run_on_explicit_mesh(
     per_device: Callable[..., Any],
     x: jax.Array,
     w: jax.Array,
-    labels: jax.Array,
+    labels: jax.Array | None,
     arrays: Any,
     out_spec: Any,
+    per_class: tuple[str, ...] = HEAD_PER_CLASS,
 ) -> Any:
     """``per_device`` run under ``shard_map`` in the layout the shardings of `x` and `w`
     describe, on their Explicit mesh:
@@ -48,13 +50,16 @@ def run_on_explicit_mesh(
       dW reduce-scattered by its transpose);
     - a sharded hidden dimension D is gathered first.
 
-    `arrays` is a NamedTuple of optional arrays: ``bias``, ``weight`` and ``class_mask``
-    follow w's vocabulary split, the rest (``where``) the tokens. `out_spec` maps the token
-    spec to the output's spec(s). ``per_device(x, w, labels, arrays, classes=, num_classes=,
+    `arrays` is a NamedTuple of optional arrays: those named in `per_class` (``bias``,
+    ``weight`` and ``class_mask``; a second head's ``(V, D')`` weight too) follow w's
+    vocabulary split, the rest (``where``; a second ``(..., D')`` input) the tokens, their
+    trailing axes whole. `labels` may be None. `out_spec` maps the token spec to the output's
+    spec(s). ``per_device(x, w, labels, arrays, classes=, num_classes=,
     batch_axis_name=)`` gets this device's blocks, `classes` naming the vocabulary split (None
     when w is whole on the device).
     """
-    mesh: Any = jax.typeof(x if has_explicit_axes(x) else w).sharding.mesh
+    on_mesh = [a for a in (x, w, labels, *arrays) if a is not None and has_explicit_axes(a)]
+    mesh: Any = jax.typeof(on_mesh[0]).sharding.mesh
 
     def resharded(a, spec) -> Any:
         if a is None or _spec_of(a) == tuple(spec):
@@ -76,7 +81,7 @@ def run_on_explicit_mesh(
     token_spec = x_spec[:-1]
     per_class_spec = (w_spec[0],)
     labels = resharded(labels, token_spec)
-    spec_by_name = {n: per_class_spec if n in _PER_CLASS else token_spec for n in arrays._fields}
+    spec_by_name = {n: per_class_spec if n in per_class else token_spec for n in arrays._fields}
     arrays = arrays._replace(
         **{n: resharded(a, spec_by_name[n]) for n, a in arrays._asdict().items()}
     )
@@ -98,7 +103,7 @@ def run_on_explicit_mesh(
             w = lax.all_gather(w, gather_axes, axis=0, tiled=True)
             gathered = {
                 n: lax.all_gather(getattr(blocks, n), gather_axes, axis=0, tiled=True)
-                for n in _PER_CLASS
+                for n in per_class
                 if getattr(blocks, n) is not None
             }
             blocks = blocks._replace(**gathered)

@@ -40,11 +40,18 @@ from ._kernels.chunked_head import (
     LossOrSumAndCount,
     head_loss,
 )
+from ._kernels.distillation import (
+    DistillArrays,
+    Divergence,
+    distill_options,
+    head_distillation,
+    token_labels,
+)
 from ._kernels.softmax_ce import ClassAxis, Head, RowTargets, softmax_cross_entropy_rows
 from ._kernels.token_stats import HeadStatsOptions, TokenStats, head_log_probs
 from ._kernels.vocab_blocks import block_label_weights
 
-__all__ = ["cross_entropy", "linear_cross_entropy", "linear_log_probs"]
+__all__ = ["cross_entropy", "linear_cross_entropy", "linear_log_probs", "linear_distillation_loss"]
 
 ParallelReduction = Literal["none", "mean", "sum", "sum_and_count"]
 AxisName = str | tuple[str, ...]
@@ -400,3 +407,126 @@ def linear_log_probs(
     )
     arrays = HeadArrays(bias=bias, class_mask=class_mask, where=where)
     return head_log_probs(fn, x, w, y, arrays, options, classes=classes, num_classes=num_classes)
+
+
+def linear_distillation_loss(
+    x_student: ArrayLike,
+    w_student: ArrayLike,
+    x_teacher: ArrayLike,
+    w_teacher: ArrayLike,
+    labels: ArrayLike | None = None,
+    *,
+    axis_name: AxisName | None = None,
+    batch_axis_name: AxisName | None = None,
+    num_classes: int | None = None,
+    bias_student: ArrayLike | None = None,
+    bias_teacher: ArrayLike | None = None,
+    divergence: Divergence = "jsd",
+    beta: float = 0.5,
+    temperature: float = 1.0,
+    weight_soft: float = 1.0,
+    weight_hard: float = 0.0,
+    ignore_index: int | None = -100,
+    where: ArrayLike | None = None,
+    stop_teacher_gradient: bool = True,
+    reduction: Literal["none", "mean", "sum"] = "mean",
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> jax.Array:
+    r"""`jaxloss.linear_distillation_loss` inside ``jax.shard_map``: this device's tokens, and
+    either both whole heads or their blocks of a vocabulary split over ``axis_name``.
+
+    - Tokens split over ``batch_axis_name``: 'mean' and 'sum' are over every device's tokens
+      (one psum of the sum and the count; never a mean of means). JAX's transpose of a
+      replicated head sums dW over the token shards.
+    - The vocabulary split over ``axis_name`` (tensor parallelism): ``w_student`` and
+      ``w_teacher`` are this device's ``(V/k, D_s)`` and ``(V/k, D_t)`` blocks (the biases
+      their ``(V/k,)`` blocks). Each chunk's softmaxes take one pmax and one psum of O(chunk)
+      values, each divergence sum one psum more; the loss is the global one on every device.
+
+    Args:
+      x_student: this device's ``(..., D_s)`` student hidden states.
+      w_student: the ``(V, D_s)`` student head, or with ``axis_name`` this device's block.
+      x_teacher: this device's ``(..., D_t)`` teacher hidden states.
+      w_teacher: the ``(V, D_t)`` teacher head, or with ``axis_name`` this device's block.
+      labels: optional integer *global* token indices of ``x_student.shape[:-1]``.
+      axis_name: the mesh axis (or axes) the vocabulary is split over, or None.
+      batch_axis_name: the mesh axis (or axes) the tokens are split over, or None.
+      num_classes: with ``axis_name``, the true vocabulary size of a padded one: entries at
+        or beyond it get probability exactly 0.
+      bias_student: optional ``(V,)`` bias, or with ``axis_name`` this device's block.
+      bias_teacher: optional ``(V,)`` bias, or with ``axis_name`` this device's block.
+      divergence: as in `jaxloss.distillation_loss`.
+      beta: as in `jaxloss.distillation_loss`.
+      temperature: as in `jaxloss.distillation_loss`.
+      weight_soft: as in `jaxloss.distillation_loss`.
+      weight_hard: as in `jaxloss.distillation_loss`.
+      ignore_index: as in `jaxloss.distillation_loss`.
+      where: optional boolean mask of this device's tokens.
+      stop_teacher_gradient: as in `jaxloss.distillation_loss`.
+      reduction: ``'none'`` (this device's tokens), ``'mean'`` or ``'sum'``.
+      chunk_size: tokens per chunk.
+
+    Returns:
+      A scalar (the same on every device of both axes), or with ``'none'`` one loss per token
+      of this device.
+
+    Examples:
+      >>> from jax.sharding import NamedSharding, PartitionSpec as P
+      >>> mesh = jax.make_mesh((1, 1), ("data", "model"))
+      >>> keys = jax.random.split(jax.random.key(0), 4)
+      >>> x_s, x_t = jax.random.normal(keys[0], (8, 4)), jax.random.normal(keys[1], (8, 6))
+      >>> w_s, w_t = jax.random.normal(keys[2], (10, 4)), jax.random.normal(keys[3], (10, 6))
+      >>> shard = lambda a, spec: jax.device_put(a, NamedSharding(mesh, spec))
+      >>> loss = jax.shard_map(
+      ...     lambda *a: jaxloss.parallel.linear_distillation_loss(
+      ...         *a, axis_name="model", batch_axis_name="data"
+      ...     ),
+      ...     mesh=mesh, in_specs=(P("data"), P("model"), P("data"), P("model")), out_specs=P(),
+      ... )(shard(x_s, P("data")), shard(w_s, P("model")), shard(x_t, P("data")),
+      ...   shard(w_t, P("model")))
+      >>> want = jaxloss.distillation_loss(x_s @ w_s.T, x_t @ w_t.T)
+      >>> bool(jnp.allclose(loss, want, rtol=1e-5))
+      True
+    """
+    fn = "parallel.linear_distillation_loss"
+    x_s, w_s, x_t, w_t = checks.two_heads(
+        fn, x_student, w_student, x_teacher, w_teacher, chunk_size
+    )
+    if batch_axis_name is not None:
+        _axis_size(fn, "batch_axis_name", batch_axis_name)
+    options = distill_options(
+        fn,
+        divergence,
+        beta,
+        temperature,
+        weight_soft,
+        weight_hard,
+        stop_teacher_gradient,
+        ignore_index,
+        reduction,
+        labels,
+        chunk_size,
+    )
+    local_width = w_s.shape[0]
+    classes, class_mask, num_classes = _head_vocabulary(fn, axis_name, num_classes, local_width)
+    tokens = x_s.shape[:-1]
+    arrays = DistillArrays(
+        x_teacher=x_t,
+        w_teacher=w_t,
+        bias=_block(fn, "bias_student", bias_student, local_width),
+        bias_teacher=_block(fn, "bias_teacher", bias_teacher, local_width),
+        class_mask=class_mask,
+        where=checks.where_mask(fn, where, tokens, "one value per token"),
+    )
+    y = None if labels is None else token_labels(fn, labels, tokens)
+    return head_distillation(
+        fn,
+        x_s,
+        w_s,
+        y,
+        arrays,
+        options,
+        classes=classes,
+        num_classes=num_classes,
+        batch_axis_name=batch_axis_name,
+    )

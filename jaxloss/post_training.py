@@ -19,7 +19,6 @@ return exactly 0 and get no gradient. Excluded vocabulary entries (``class_mask`
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any, Literal, NamedTuple
 
 import jax
@@ -30,15 +29,19 @@ from jax.typing import ArrayLike
 
 from ._core import checks
 from ._core.class_inputs import class_indices
-from ._core.sharding import explicitly_sharded, has_explicit_axes
-from ._kernels.chunked_head import DEFAULT_CHUNK_SIZE, HeadArrays, row_chunks
+from ._core.sharding import has_explicit_axes
+from ._kernels.chunked_head import DEFAULT_CHUNK_SIZE, HeadArrays
+from ._kernels.distillation import PER_CLASS as DISTILL_PER_CLASS
 from ._kernels.distillation import (
-    DistillSettings,
-    DistillTargets,
-    head_distillation_rows,
+    DistillArrays,
+    Divergence,
+    distill_options,
+    distill_targets,
+    head_distillation,
     logit_distillation_rows,
+    reduce_rows,
+    token_labels,
 )
-from ._kernels.matmul import form_for
 from ._kernels.token_stats import (
     HeadStatsOptions,
     StatsSettings,
@@ -419,65 +422,7 @@ def sequence_reduce(
 
 # ------------------------------------------------------------------------------ distillation
 
-Divergence = Literal["forward_kl", "reverse_kl", "jsd", "cosine"]
 DistillReduction = Literal["none", "mean", "sum"]
-
-
-def _distill_options(fn, divergence, beta, weight_soft, weight_hard, reduction, labels):
-    if divergence not in ("forward_kl", "reverse_kl", "jsd", "cosine"):
-        raise ValueError(
-            f"{fn}: `divergence` must be 'forward_kl', 'reverse_kl', 'jsd' or 'cosine'; got "
-            f"{divergence!r}."
-        )
-    if divergence == "jsd":
-        checks.python_number(fn, "beta", beta, low=0.0, high=1.0)
-    elif divergence == "cosine":
-        checks.python_number(fn, "beta", beta, low=0.0)
-    for name, value in (("weight_soft", weight_soft), ("weight_hard", weight_hard)):
-        checks.python_number(fn, name, value, low=0.0)
-    checks.reduction(fn, reduction)
-    if weight_hard and labels is None:
-        raise ValueError(f"{fn}: `weight_hard` > 0 needs the hard `labels`.")
-
-
-def _distill_rows(
-    fn, tokens_shape, num_classes, labels, where, ignore_index, mask, temperature, dtype
-):
-    """(DistillTargets, the flat rows that count) of the checked per-token arguments."""
-    where = checks.where_mask(fn, where, tokens_shape, "one value per token")
-    if labels is None:
-        valid = jnp.ones(tokens_shape, bool) if where is None else where
-        safe, bad = jnp.zeros(tokens_shape, jnp.int32), jnp.zeros(tokens_shape, bool)
-    else:
-        y = checks.int_array(fn, "labels", labels)
-        if y.shape != tuple(tokens_shape):
-            raise ValueError(
-                f"{fn}: `labels` must have the tokens' shape {list(tokens_shape)}; got "
-                f"{list(y.shape)}."
-            )
-        indices = class_indices(
-            fn, y, num_classes, ignore_index=ignore_index, where=where, class_mask=mask
-        )
-        valid, safe, bad = indices.valid, indices.safe, indices.out_of_range
-    targets = DistillTargets(
-        safe.reshape(-1),
-        valid.reshape(-1),
-        mask,
-        inverse_temperature(fn, temperature, jnp.promote_types(dtype, jnp.float32)),
-    )
-    return targets, bad.reshape(-1)
-
-
-def _distill_reduce(rows, valid, bad, tokens_shape, reduction):
-    """The per-token losses reduced; nan where a counted label is bad (the error under jit).
-    'mean' divides by the number of counted tokens (at least 1), as TRL and Liger do."""
-    rows = jnp.where(bad, jnp.nan, rows)
-    if reduction == "none":
-        return rows.reshape(tokens_shape)
-    total = jnp.sum(rows)
-    if reduction == "sum":
-        return total
-    return total / jnp.maximum(jnp.sum(valid), 1).astype(total.dtype)
 
 
 def distillation_loss(
@@ -547,26 +492,35 @@ def distillation_loss(
     checks.shapes_equal(fn, "student_logits", z_s, "teacher_logits", z_t)
     if z_s.ndim < 1:
         raise ValueError(f"{fn}: `student_logits` must be (..., V); got a scalar.")
-    _distill_options(fn, divergence, beta, weight_soft, weight_hard, reduction, labels)
+    options = distill_options(
+        fn,
+        divergence,
+        beta,
+        temperature,
+        weight_soft,
+        weight_hard,
+        stop_teacher_gradient,
+        ignore_index,
+        reduction,
+        labels,
+    )
     num_classes = z_s.shape[-1]
     mask = checks.vocabulary_mask(
         fn, class_mask, valid_vocab_size, num_classes, " (V = student_logits.shape[-1])"
     )
     tokens = z_s.shape[:-1]
-    targets, bad = _distill_rows(
-        fn, tokens, num_classes, labels, where, ignore_index, mask, temperature, z_s.dtype
-    )
-    settings = DistillSettings(
-        divergence,
-        float(beta),
-        float(weight_soft),
-        float(weight_hard),
-        stop_teacher_gradient,
+    where = checks.where_mask(fn, where, tokens, "one value per token")
+    y = None if labels is None else token_labels(fn, labels, tokens)
+    targets, bad = distill_targets(
+        fn, tokens, y, where, options, mask, z_s.dtype, local_width=num_classes
     )
     rows = logit_distillation_rows(
-        z_s.reshape(-1, num_classes), z_t.reshape(-1, num_classes), targets, settings=settings
+        z_s.reshape(-1, num_classes),
+        z_t.reshape(-1, num_classes),
+        targets,
+        settings=options.settings,
     )
-    return _distill_reduce(rows, targets.valid, bad, tokens, reduction)
+    return reduce_rows(rows, targets.valid, bad, tokens, reduction)
 
 
 def linear_distillation_loss(
@@ -601,6 +555,11 @@ def linear_distillation_loss(
     to the student's ``x``, ``w`` and bias, and with ``stop_teacher_gradient=False`` to the
     teacher's as well; forward mode and Hessians work. 16-bit inputs run their matmuls in that
     dtype with float32 accumulation and the divergence in float32.
+
+    Sharded inputs: on an Explicit mesh it runs per device in the layout the student's
+    shardings describe, as `jaxloss.linear_log_probs` does (tokens split, the vocabulary split,
+    both, or FSDP; 'mean' over the global count); inside ``shard_map`` use
+    `jaxloss.parallel.linear_distillation_loss`.
 
     Args:
       x_student: ``(..., D_s)`` student hidden states.
@@ -638,68 +597,37 @@ def linear_distillation_loss(
       True
     """
     fn = "linear_distillation_loss"
-    x_s, w_s = (
-        checks.float_array(fn, "x_student", x_student),
-        checks.float_array(fn, "w_student", w_student),
+    x_s, w_s, x_t, w_t = checks.two_heads(
+        fn, x_student, w_student, x_teacher, w_teacher, chunk_size
     )
-    x_t, w_t = (
-        checks.float_array(fn, "x_teacher", x_teacher),
-        checks.float_array(fn, "w_teacher", w_teacher),
-    )
-    for who, x, w in (("student", x_s, w_s), ("teacher", x_t, w_t)):
-        if x.ndim < 1 or w.ndim != 2 or w.shape[1] != x.shape[-1]:
-            raise ValueError(
-                f"{fn}: `w_{who}` must be (V, D) with D = x_{who}.shape[-1] = "
-                f"{x.shape[-1] if x.ndim else '?'}; got x_{who} {list(x.shape)} and "
-                f"w_{who} {list(w.shape)}."
-            )
-    if x_t.shape[:-1] != x_s.shape[:-1]:
-        raise ValueError(
-            f"{fn}: `x_teacher` must hold the student's tokens, leading shape "
-            f"{list(x_s.shape[:-1])}; got {list(x_t.shape[:-1])}."
-        )
-    if w_t.shape[0] != w_s.shape[0]:
-        raise ValueError(
-            f"{fn}: the heads must share the vocabulary: `w_student` has {w_s.shape[0]} rows "
-            f"and `w_teacher` {w_t.shape[0]}; pad the smaller head and pass valid_vocab_size."
-        )
-    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
-        raise ValueError(f"{fn}: `chunk_size` must be a positive int; got {chunk_size!r}.")
-    for name, x in (("x_student", x_s), ("x_teacher", x_t)):
-        if any(explicitly_sharded(x, axis) for axis in range(x.ndim - 1)):
-            raise ValueError(
-                f"{fn}: `{name}`'s tokens are split over an Explicit mesh, which this loss "
-                "does not plan yet; call it per device inside jax.shard_map with "
-                "reduction='sum' (and divide by the psum of the counted tokens), or give "
-                "the tokens whole."
-            )
-    _distill_options(fn, divergence, beta, weight_soft, weight_hard, reduction, labels)
-    num_classes = w_s.shape[0]
-    b_s = checks.head_bias(fn, bias_student, num_classes)
-    b_t = checks.head_bias(fn, bias_teacher, num_classes)
-    mask = checks.vocabulary_mask(fn, class_mask, valid_vocab_size, num_classes)
-    tokens = x_s.shape[:-1]
-    targets, bad = _distill_rows(
-        fn, tokens, num_classes, labels, where, ignore_index, mask, temperature, x_s.dtype
-    )
-    n = math.prod(tokens)
-    chunk, pad_rows = row_chunks(n, chunk_size)
-    # rows that do not count are zeroed (their hidden states may hold anything) and padded
-    counted = targets.valid[:, None]
-    rows_s = pad_rows(jnp.where(counted, x_s.reshape(n, -1), 0), 0)
-    rows_t = pad_rows(jnp.where(counted, x_t.reshape(n, -1), 0), 0)
-    padded = targets._replace(
-        labels=pad_rows(targets.labels, 0), valid=pad_rows(targets.valid, False)
-    )
-    settings = DistillSettings(
+    options = distill_options(
+        fn,
         divergence,
-        float(beta),
-        float(weight_soft),
-        float(weight_hard),
+        beta,
+        temperature,
+        weight_soft,
+        weight_hard,
         stop_teacher_gradient,
-        chunk,
-        form_for(jnp.result_type(x_s, w_s), chunk, x_s.shape[-1], num_classes),
-        form_for(jnp.result_type(x_t, w_t), chunk, x_t.shape[-1], num_classes),
+        ignore_index,
+        reduction,
+        labels,
+        chunk_size,
     )
-    rows = head_distillation_rows(rows_s, w_s, b_s, rows_t, w_t, b_t, padded, settings=settings)[:n]
-    return _distill_reduce(rows, targets.valid, bad, tokens, reduction)
+    num_classes = w_s.shape[0]
+    tokens = x_s.shape[:-1]
+    arrays = DistillArrays(
+        x_teacher=x_t,
+        w_teacher=w_t,
+        bias=checks.head_bias(fn, bias_student, num_classes),
+        bias_teacher=checks.head_bias(fn, bias_teacher, num_classes),
+        class_mask=checks.vocabulary_mask(fn, class_mask, valid_vocab_size, num_classes),
+        where=checks.where_mask(fn, where, tokens, "one value per token"),
+    )
+    y = None if labels is None else token_labels(fn, labels, tokens)
+    per_device = functools.partial(head_distillation, fn, options=options)
+    if any(has_explicit_axes(a) for a in (x_s, w_s, y, *arrays) if a is not None):
+        out_spec = (lambda token_spec: P(*token_spec)) if reduction == "none" else (lambda _: P())
+        return run_on_explicit_mesh(
+            fn, per_device, x_s, w_s, y, arrays, out_spec, per_class=DISTILL_PER_CLASS
+        )
+    return per_device(x_s, w_s, y, arrays)

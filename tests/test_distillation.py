@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from jax.sharding import PartitionSpec as P
 
 import jaxloss
 from jaxloss.parity.references import liger_chunked_loss
@@ -265,24 +266,131 @@ def test_a_bad_label_is_nan_under_jit():
     assert np.isnan(loss[0]) and np.all(np.isfinite(loss[1:]))
 
 
-@pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 (CPU) devices")
-def test_sharded_heads():
-    """A vocabulary split over an Explicit mesh runs (XLA partitions the chunk walk) and equals
-    one device; tokens split over one are refused with a clear error (not planned yet)."""
-    from jax.sharding import NamedSharding
-    from jax.sharding import PartitionSpec as P
+LAYOUTS = {  # (student and teacher hidden states, both heads)
+    "tokens": (P("data"), P()),
+    "vocabulary": (P(), P("model")),
+    "both": (P("data"), P("model")),
+    "fsdp": (P("data"), P("data")),
+}
 
-    x_s, w_s, x_t, w_t, _, _, labels = _problem(8, np.float32)
-    w_s, w_t, labels = w_s[:16], w_t[:16], np.where(labels >= 16, 0, labels)  # V = 16 = 4 x 4
+
+def _sharded_problem():
+    x_s, w_s, x_t, w_t, b_s, b_t, labels = _problem(8, np.float32)
+    # V = 16 splits over 4 devices; the last entry is padding (valid_vocab_size=15)
+    w_s, w_t, b_s, b_t = w_s[:16], w_t[:16], b_s[:16], b_t[:16]
+    x_s, x_t = np.concatenate([x_s, x_s[:4]]), np.concatenate([x_t, x_t[:4]])  # N = 16
+    labels = np.concatenate([np.where(labels >= 15, 0, labels), [3, 14, -100, 9]])
+    return x_s, w_s, x_t, w_t, b_s, b_t, labels
+
+
+@pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 (CPU) devices")
+@pytest.mark.parametrize(
+    "layout,divergence,reduction",
+    [
+        ("tokens", "jsd", "mean"),
+        ("vocabulary", "cosine", "sum"),
+        ("both", "jsd", "none"),
+        ("fsdp", "reverse_kl", "mean"),
+    ],
+)
+def test_sharded_layouts_equal_one_device(layout, divergence, reduction):
+    """On an Explicit (2 x 4) mesh every layout runs per device and equals one device: values
+    and the gradients of both heads' x, w and bias (the teacher's gradient unstopped), with a
+    hard term, ignored positions and a padded vocabulary; the gradients keep their inputs'
+    shardings."""
+    from jax.sharding import NamedSharding
+
+    x_s, w_s, x_t, w_t, b_s, b_t, labels = _sharded_problem()
+    mesh = jax.make_mesh((2, 4), ("data", "model"))
+    put = lambda a, spec: jax.device_put(a, NamedSharding(mesh, spec))
+    x_spec, w_spec = LAYOUTS[layout]
+    cotangent = np.random.default_rng(9).normal(size=16).astype(np.float32)
+
+    def loss(x_s, w_s, b_s, x_t, w_t, b_t, labels):
+        value = jaxloss.linear_distillation_loss(
+            x_s, w_s, x_t, w_t, labels, bias_student=b_s, bias_teacher=b_t,
+            divergence=divergence, beta=0.3, temperature=1.5, weight_hard=0.4,
+            valid_vocab_size=15, stop_teacher_gradient=False, reduction=reduction,
+            chunk_size=4,
+        )  # fmt: skip
+        return jnp.sum(value * cotangent) if reduction == "none" else value
+
+    specs = (x_spec, w_spec, P(*w_spec[:1])) * 2 + (P(*x_spec[:1]),)
+    args = (x_s, w_s, b_s, x_t, w_t, b_t, labels)
+    sharded = [put(a, spec) for a, spec in zip(args, specs)]
+    step = jax.value_and_grad(loss, range(6))
+    with jax.set_mesh(mesh):
+        value, grads = jax.jit(step)(*sharded)
+    want, want_grads = step(*args)
+    np.testing.assert_allclose(value, want, rtol=1e-5)
+    for got, wanted, arg in zip(grads, want_grads, sharded):
+        np.testing.assert_allclose(got, wanted, rtol=1e-4, atol=1e-5)
+        assert got.sharding.is_equivalent_to(arg.sharding, got.ndim), (got.sharding, arg)
+
+
+@pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 (CPU) devices")
+def test_parallel_variant_in_shard_map_with_a_padded_vocabulary():
+    """jaxloss.parallel.linear_distillation_loss: tokens over 'data' (batch_axis_name), the
+    vocabulary over 'model', the last of its 16 entries padding (num_classes=15): the global
+    mean on every device, and the student's and teacher's gradients."""
+    from jax.sharding import NamedSharding
+
+    x_s, w_s, x_t, w_t, b_s, b_t, labels = _sharded_problem()
+    mesh = jax.make_mesh((2, 4), ("data", "model"))
+    options = dict(divergence="jsd", beta=0.7, temperature=0.8, weight_hard=0.5, chunk_size=4)
+
+    def local(x_s, w_s, b_s, x_t, w_t, b_t, labels):
+        return jaxloss.parallel.linear_distillation_loss(
+            x_s, w_s, x_t, w_t, labels, bias_student=b_s, bias_teacher=b_t, axis_name="model",
+            batch_axis_name="data", num_classes=15, stop_teacher_gradient=False, **options,
+        )  # fmt: skip
+
+    specs = (P("data"), P("model"), P("model")) * 2 + (P("data"),)
+
+    def total(*args):
+        args = [jax.sharding.reshard(a, NamedSharding(mesh, s)) for a, s in zip(args, specs)]
+        return jax.shard_map(local, mesh=mesh, in_specs=specs, out_specs=P())(*args)
+
+    def expected(x_s, w_s, b_s, x_t, w_t, b_t, labels):
+        return jaxloss.linear_distillation_loss(
+            x_s, w_s[:15], x_t, w_t[:15], labels, bias_student=b_s[:15],
+            bias_teacher=b_t[:15], stop_teacher_gradient=False, **options,
+        )  # fmt: skip
+
+    args = (x_s, w_s, b_s, x_t, w_t, b_t, labels)
+    value, grads = jax.jit(jax.value_and_grad(total, range(6)))(*args)
+    want, want_grads = jax.value_and_grad(expected, range(6))(*args)
+    np.testing.assert_allclose(value, want, rtol=1e-5)
+    for got, wanted in zip(grads, want_grads):
+        padded = np.zeros_like(np.asarray(got))
+        padded[: wanted.shape[0]] = wanted
+        np.testing.assert_allclose(got, padded, rtol=1e-4, atol=1e-5)
+    assert np.all(np.asarray(grads[1])[15:] == 0.0)  # the padding's rows of w
+
+
+@pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 (CPU) devices")
+def test_logits_form_on_a_mesh_split_over_tokens_and_vocabulary():
+    """distillation_loss on logits split over the tokens and the vocabulary of an Explicit mesh
+    (XLA partitions it) equals one device, value and both gradients."""
+    from jax.sharding import NamedSharding
+
+    rng = np.random.default_rng(10)
+    z_s, z_t = (rng.normal(size=(2, 8, 16)).astype(np.float32) for _ in range(2))
+    labels = rng.integers(0, 16, (2, 8))
+    labels[0, :3] = -100
     mesh = jax.make_mesh((2, 4), ("data", "model"))
     put = lambda a, spec: jax.device_put(a, NamedSharding(mesh, spec))
 
-    def loss(w_s, w_t):
-        return jaxloss.linear_distillation_loss(x_s, w_s, x_t, w_t, labels, chunk_size=4)
+    def loss(z_s, z_t, labels):
+        return jaxloss.distillation_loss(
+            z_s, z_t, labels, weight_hard=0.3, stop_teacher_gradient=False
+        )
 
-    value, grad = jax.jit(jax.value_and_grad(loss))(put(w_s, P("model")), put(w_t, P("model")))
-    want, want_grad = jax.value_and_grad(loss)(w_s, w_t)
-    np.testing.assert_allclose(value, want, rtol=1e-5)
-    np.testing.assert_allclose(grad, want_grad, rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match="`x_student`'s tokens are split over an Explicit mesh"):
-        jaxloss.linear_distillation_loss(put(x_s, P("data")), w_s, x_t, w_t, labels)
+    step = jax.value_and_grad(loss, (0, 1))
+    spec = P("data", None, "model")
+    with jax.set_mesh(mesh):
+        value, grads = jax.jit(step)(put(z_s, spec), put(z_t, spec), put(labels, P("data")))
+    want, want_grads = step(z_s, z_t, labels)
+    np.testing.assert_allclose(value, want, rtol=1e-6)
+    for got, wanted in zip(grads, want_grads):
+        np.testing.assert_allclose(got, wanted, rtol=1e-5, atol=1e-7)

@@ -75,7 +75,7 @@ def _drop_entry(page: str, entry: str):
     return edit
 
 
-@pytest.mark.slow  # three strict builds of the site (~20 s)
+@pytest.mark.slow  # four strict builds of the site (~25 s)
 @pytest.mark.parametrize(
     "breakage, message",
     [
@@ -86,10 +86,14 @@ def _drop_entry(page: str, entry: str):
         (_append("index.md", "A formula: $\\notamacro{x}$."), "KaTeX cannot render"),
         (
             _drop_entry("detection.md", "::: jaxloss.siou_loss"),
-            "jaxloss.siou_loss is public (jaxloss.__all__) but has no entry",
+            "jaxloss.siou_loss is public but has no entry",
+        ),
+        (
+            _drop_entry("parallel.md", "::: jaxloss.parallel.linear_distillation_loss"),
+            "jaxloss.parallel.linear_distillation_loss is public but has no entry",
         ),
     ],
-    ids=["broken-reference", "broken-formula", "function-without-a-page"],
+    ids=["broken-reference", "broken-formula", "function-without-a-page", "parallel-without"],
 )
 def test_strict_docs_build_fails_on_a_warning(tmp_path, breakage, message):
     """What ./dev test's docs step runs (mkdocs build --strict, no --quiet) fails on a page

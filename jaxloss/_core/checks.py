@@ -378,3 +378,33 @@ def linear_head(
     if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
         raise ValueError(f"{fn}: `chunk_size` must be a positive int; got {chunk_size!r}.")
     return x, w, labels
+
+
+def two_heads(
+    fn: str, x_student: Any, w_student: Any, x_teacher: Any, w_teacher: Any, chunk_size: Any
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """The heads of a fused distillation loss, checked: x_student (..., D_s) with w_student
+    (V, D_s), x_teacher (..., D_t) over the same tokens with w_teacher (V, D_t) (or vocabulary
+    blocks of both), and the chunk size."""
+    x_s, w_s = float_array(fn, "x_student", x_student), float_array(fn, "w_student", w_student)
+    x_t, w_t = float_array(fn, "x_teacher", x_teacher), float_array(fn, "w_teacher", w_teacher)
+    for who, x, w in (("student", x_s, w_s), ("teacher", x_t, w_t)):
+        if x.ndim < 1 or w.ndim != 2 or w.shape[1] != x.shape[-1]:
+            raise ValueError(
+                f"{fn}: `w_{who}` must be (V, D) with D = x_{who}.shape[-1] = "
+                f"{x.shape[-1] if x.ndim else '?'}; got x_{who} {list(x.shape)} and "
+                f"w_{who} {list(w.shape)}."
+            )
+    if x_t.shape[:-1] != x_s.shape[:-1]:
+        raise ValueError(
+            f"{fn}: `x_teacher` must hold the student's tokens, leading shape "
+            f"{list(x_s.shape[:-1])}; got {list(x_t.shape[:-1])}."
+        )
+    if w_t.shape[0] != w_s.shape[0]:
+        raise ValueError(
+            f"{fn}: the heads must share the vocabulary: `w_student` has {w_s.shape[0]} rows "
+            f"and `w_teacher` {w_t.shape[0]}; pad the smaller head and pass valid_vocab_size."
+        )
+    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
+        raise ValueError(f"{fn}: `chunk_size` must be a positive int; got {chunk_size!r}.")
+    return x_s, w_s, x_t, w_t

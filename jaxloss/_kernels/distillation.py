@@ -24,16 +24,20 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from .._core.class_inputs import pick_along_axis
-from .chunked_head import chunk_logits, scan_row_chunks
-from .matmul import MatmulForm
-from .softmax_ce import Head
+from .._core import checks
+from .chunked_head import chunk_logits, head_label_indices, row_chunks, scan_row_chunks
+from .matmul import MatmulForm, form_for
+from .softmax_ce import ClassAxis, Head
+from .token_stats import inverse_temperature
+from .vocab_blocks import label_in_block, pick_in_block
+
+Divergence = Literal["forward_kl", "reverse_kl", "jsd", "cosine"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +52,7 @@ class DistillSettings:
     chunk_size: int = 0  # rows per chunk of the heads (0: the logits version)
     student_matmul: MatmulForm = "native"
     teacher_matmul: MatmulForm = "native"
+    classes: ClassAxis | None = None  # a vocabulary split over a mesh axis (in shard_map)
 
 
 class DistillTargets(NamedTuple):
@@ -60,46 +65,62 @@ class DistillTargets(NamedTuple):
     inverse_temperature: jax.Array
 
 
-def _log_softmax(z, class_mask):
+def _log_softmax(z, class_mask, classes: ClassAxis | None):
     """log p over the included entries (-inf on the others), and their safe form (0 there),
-    whose derivative through the excluded entries is exactly 0."""
-    if class_mask is None:
-        log_p = jax.nn.log_softmax(z, axis=-1)
-        return log_p, log_p
-    log_p = jax.nn.log_softmax(jnp.where(class_mask, z, -jnp.inf), axis=-1)
-    return log_p, jnp.where(class_mask, log_p, 0.0)
+    whose derivative through the excluded entries is exactly 0. On a split vocabulary `z` is
+    this device's block: the row max is one pmax, the normaliser one psum."""
+    masked = z if class_mask is None else jnp.where(class_mask, z, -jnp.inf)
+    row_max = lax.stop_gradient(jnp.max(masked, axis=-1, keepdims=True))
+    if classes is not None:
+        row_max = classes.max(row_max)
+    shifted = masked - row_max
+    total = jnp.sum(jnp.exp(shifted), axis=-1, keepdims=True)
+    if classes is not None:
+        total = classes.sum(total)
+    log_p = shifted - jnp.log(total)
+    return log_p, log_p if class_mask is None else jnp.where(class_mask, log_p, 0.0)
 
 
-def _kl(log_p, safe_log_p, safe_log_q):
+def _row_sum(values, classes: ClassAxis | None):
+    """Σ over the vocabulary per row (a psum of the blocks' sums on a split vocabulary)."""
+    total = jnp.sum(values, axis=-1)
+    return total if classes is None else classes.sum(total)
+
+
+def _kl(log_p, safe_log_p, safe_log_q, classes):
     """KL(p ‖ q) per row, Σ p (log p - log q), over the included entries."""
-    return jnp.sum(jnp.exp(log_p) * (safe_log_p - safe_log_q), axis=-1)
+    return _row_sum(jnp.exp(log_p) * (safe_log_p - safe_log_q), classes)
 
 
 def _divergence(z_s, z_t, class_mask, settings: DistillSettings):
     """The soft term per row of scaled logits z_s, z_t (N, V), float32 or wider."""
+    classes = settings.classes
     if settings.divergence == "cosine":
         if class_mask is not None:
             z_s, z_t = jnp.where(class_mask, z_s, 0.0), jnp.where(class_mask, z_t, 0.0)
-        norm = jnp.sqrt(jnp.sum(z_s * z_s, axis=-1) * jnp.sum(z_t * z_t, axis=-1))
-        cosine = jnp.sum(z_s * z_t, axis=-1) / jnp.maximum(norm, 1e-8)
+        sums = _row_sum(jnp.stack([z_s * z_s, z_t * z_t, z_s * z_t], axis=0), classes)
+        cosine = sums[2] / jnp.maximum(jnp.sqrt(sums[0] * sums[1]), 1e-8)
         return settings.beta * (1 - cosine)
-    log_s, safe_s = _log_softmax(z_s, class_mask)
-    log_t, safe_t = _log_softmax(z_t, class_mask)
+    log_s, safe_s = _log_softmax(z_s, class_mask, classes)
+    log_t, safe_t = _log_softmax(z_t, class_mask, classes)
     beta = settings.beta if settings.divergence == "jsd" else None
     if settings.divergence == "forward_kl" or beta == 0.0:
-        return _kl(log_t, safe_t, safe_s)
+        return _kl(log_t, safe_t, safe_s, classes)
     if settings.divergence == "reverse_kl" or beta == 1.0:
-        return _kl(log_s, safe_s, safe_t)
+        return _kl(log_s, safe_s, safe_t, classes)
     assert beta is not None
     # from the safe logs: an excluded entry (-inf in both) would give logaddexp a nan slope
     log_m = jnp.logaddexp(safe_s + math.log1p(-beta), safe_t + math.log(beta))
     safe_m = log_m if class_mask is None else jnp.where(class_mask, log_m, 0.0)
-    return beta * _kl(log_t, safe_t, safe_m) + (1 - beta) * _kl(log_s, safe_s, safe_m)
+    return beta * _kl(log_t, safe_t, safe_m, classes) + (1 - beta) * _kl(
+        log_s, safe_s, safe_m, classes
+    )
 
 
 def row_losses(raw_s, raw_t, targets: DistillTargets, settings: DistillSettings):
-    """weight_soft · divergence + weight_hard · CE per row (N,) of raw logits (N, V); exactly 0
-    on rows that do not count."""
+    """weight_soft · divergence + weight_hard · CE per row (N,) of raw logits (N, V) (on a
+    split vocabulary, this device's blocks; the losses are the global ones); exactly 0 on rows
+    that do not count."""
     compute = jnp.promote_types(jnp.promote_types(raw_s.dtype, raw_t.dtype), jnp.float32)
     raw_s, raw_t = raw_s.astype(compute), raw_t.astype(compute)
     if settings.stop_teacher:
@@ -110,8 +131,12 @@ def row_losses(raw_s, raw_t, targets: DistillTargets, settings: DistillSettings)
         soft = _divergence(raw_s * inverse_t, raw_t * inverse_t, targets.class_mask, settings)
         loss = loss + settings.weight_soft * soft
     if settings.weight_hard:  # the student's unscaled logits, as Liger's hard term
-        _, safe = _log_softmax(raw_s, targets.class_mask)
-        loss = loss - settings.weight_hard * pick_along_axis(safe, targets.labels, -1)
+        _, safe = _log_softmax(raw_s, targets.class_mask, settings.classes)
+        label, here = label_in_block(targets.labels, raw_s.shape[-1], settings.classes)
+        picked = pick_in_block(safe, label, here)
+        if settings.classes is not None:
+            picked = settings.classes.sum(picked)
+        loss = loss - settings.weight_hard * picked
     return jnp.where(targets.valid, loss, jnp.zeros((), compute))
 
 
@@ -138,3 +163,174 @@ def head_distillation_rows(x_s, w_s, b_s, x_t, w_t, b_t, targets: DistillTargets
     rows = (x_s, x_t, targets.labels, targets.valid)
     _, losses = scan_row_chunks(body, None, rows, settings.chunk_size)
     return losses.reshape(-1)
+
+
+# ------------------------------------------------------------ the losses of checked inputs
+
+
+class DistillArrays(NamedTuple):
+    """The teacher and the optional arrays of a fused call: ``w_teacher``, the biases and
+    ``class_mask`` follow the vocabulary (`PER_CLASS`; over a split vocabulary, this device's
+    blocks), ``x_teacher`` and ``where`` the tokens."""
+
+    x_teacher: jax.Array
+    w_teacher: jax.Array
+    bias: jax.Array | None = None
+    bias_teacher: jax.Array | None = None
+    class_mask: jax.Array | None = None
+    where: jax.Array | None = None
+
+
+PER_CLASS = ("w_teacher", "bias", "bias_teacher", "class_mask")
+
+
+class DistillOptions(NamedTuple):
+    """The options of one call, checked: the divergence's static settings (the chunking and the
+    vocabulary split are filled in per device) and the per-token ones."""
+
+    settings: DistillSettings
+    temperature: Any
+    ignore_index: int | None
+    reduction: str
+    chunk_size: int = 0
+
+
+def distill_options(
+    fn,
+    divergence,
+    beta,
+    temperature,
+    weight_soft,
+    weight_hard,
+    stop_teacher_gradient,
+    ignore_index,
+    reduction,
+    labels,
+    chunk_size=0,
+) -> DistillOptions:
+    """The options of a distillation call, checked (errors name `fn`'s arguments)."""
+    if divergence not in ("forward_kl", "reverse_kl", "jsd", "cosine"):
+        raise ValueError(
+            f"{fn}: `divergence` must be 'forward_kl', 'reverse_kl', 'jsd' or 'cosine'; got "
+            f"{divergence!r}."
+        )
+    if divergence == "jsd":
+        checks.python_number(fn, "beta", beta, low=0.0, high=1.0)
+    elif divergence == "cosine":
+        checks.python_number(fn, "beta", beta, low=0.0)
+    for name, value in (("weight_soft", weight_soft), ("weight_hard", weight_hard)):
+        checks.python_number(fn, name, value, low=0.0)
+    checks.reduction(fn, reduction)
+    if weight_hard and labels is None:
+        raise ValueError(f"{fn}: `weight_hard` > 0 needs the hard `labels`.")
+    checks.python_number(fn, "temperature", temperature, low=0.0, low_inclusive=False)
+    settings = DistillSettings(
+        divergence, float(beta), float(weight_soft), float(weight_hard), stop_teacher_gradient
+    )
+    return DistillOptions(settings, temperature, ignore_index, reduction, chunk_size)
+
+
+def token_labels(fn, labels, tokens_shape):
+    """Integer labels of the tokens' shape, checked."""
+    y = checks.int_array(fn, "labels", labels)
+    if y.shape != tuple(tokens_shape):
+        raise ValueError(
+            f"{fn}: `labels` must have the tokens' shape {list(tokens_shape)}; got {list(y.shape)}."
+        )
+    return y
+
+
+def distill_targets(
+    fn, tokens_shape, labels, where, options: DistillOptions, class_mask, dtype, **vocabulary
+):
+    """(DistillTargets of the flat rows, which counted labels are bad) of checked per-token
+    arguments; `vocabulary` is `head_label_indices`' (local_width, classes, num_classes)."""
+    if labels is None:
+        valid = jnp.ones(tokens_shape, bool) if where is None else where
+        safe, bad = jnp.zeros(tokens_shape, jnp.int32), jnp.zeros(tokens_shape, bool)
+    else:
+        indices = head_label_indices(
+            fn,
+            labels,
+            vocabulary["local_width"],
+            options.ignore_index,
+            where,
+            class_mask,
+            vocabulary.get("classes"),
+            vocabulary.get("num_classes"),
+        )
+        valid, safe, bad = indices.valid, indices.safe, indices.out_of_range
+    targets = DistillTargets(
+        safe.reshape(-1),
+        valid.reshape(-1),
+        class_mask,
+        inverse_temperature(fn, options.temperature, jnp.promote_types(dtype, jnp.float32)),
+    )
+    return targets, bad.reshape(-1)
+
+
+def reduce_rows(rows, valid, bad, tokens_shape, reduction, batch_axis_name=None):
+    """The per-token losses reduced; nan where a counted label is bad (the error under jit).
+    'mean' divides by the number of counted tokens (at least 1), as TRL and Liger do; with
+    `batch_axis_name` (inside shard_map) the sum and the count are global ones."""
+    rows = jnp.where(bad, jnp.nan, rows)
+    if reduction == "none":
+        return rows.reshape(tokens_shape)
+    total, count = jnp.sum(rows), jnp.sum(valid).astype(rows.dtype)
+    if batch_axis_name is not None:
+        total, count = lax.psum((total, count), batch_axis_name)
+    return total if reduction == "sum" else total / jnp.maximum(count, 1)
+
+
+def head_distillation(
+    fn: str,
+    x: jax.Array,
+    w: jax.Array,
+    labels: jax.Array | None,
+    arrays: DistillArrays,
+    options: DistillOptions,
+    *,
+    classes: ClassAxis | None = None,
+    num_classes: int | None = None,
+    batch_axis_name: Any = None,
+) -> jax.Array:
+    """The distillation loss of the student head (x, w) and the teacher head in `arrays`, from
+    checked arguments, on one device: with `classes` both heads' weights, biases and
+    `class_mask` are this device's blocks of a vocabulary split over a mesh axis
+    (`num_classes` its true size), and with `batch_axis_name` 'mean' and 'sum' run over every
+    token shard."""
+    tokens = x.shape[:-1]
+    targets, bad = distill_targets(
+        fn,
+        tokens,
+        labels,
+        arrays.where,
+        options,
+        arrays.class_mask,
+        jnp.result_type(x, w),
+        local_width=w.shape[0],
+        classes=classes,
+        num_classes=num_classes,
+    )
+    n = math.prod(tokens)
+    chunk, pad_rows = row_chunks(n, options.chunk_size)
+    # rows that do not count are zeroed (their hidden states may hold anything) and padded
+    counted = targets.valid[:, None]
+    x_t, w_t = arrays.x_teacher, arrays.w_teacher
+    rows_s = pad_rows(jnp.where(counted, x.reshape(n, -1), 0), 0)
+    rows_t = pad_rows(jnp.where(counted, x_t.reshape(n, -1), 0), 0)
+    padded = targets._replace(
+        labels=pad_rows(targets.labels, 0), valid=pad_rows(targets.valid, False)
+    )
+    local_width = w.shape[0]
+    settings = dataclasses.replace(
+        options.settings,
+        chunk_size=chunk,
+        student_matmul=form_for(jnp.result_type(x, w), chunk, x.shape[-1], local_width),
+        teacher_matmul=form_for(jnp.result_type(x_t, w_t), chunk, x_t.shape[-1], local_width),
+        classes=classes,
+    )
+    rows = head_distillation_rows(
+        rows_s, w, arrays.bias, rows_t, w_t, arrays.bias_teacher, padded, settings=settings
+    )
+    return reduce_rows(rows[:n], targets.valid, bad, tokens, options.reduction, batch_axis_name)

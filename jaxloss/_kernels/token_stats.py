@@ -32,7 +32,6 @@ import jax.numpy as jnp
 from jax import lax
 
 from .._core import checks
-from .._core.class_inputs import pick_along_axis
 from .._core.ops import is_symbolic_zero
 from .chunked_head import (
     HeadArrays,
@@ -43,6 +42,7 @@ from .chunked_head import (
 )
 from .matmul import MatmulForm, form_for, matmul
 from .softmax_ce import ClassAxis, Head, capped
+from .vocab_blocks import label_in_block, pick_in_block
 
 
 class TokenTargets(NamedTuple):
@@ -102,20 +102,6 @@ def _included(z, class_mask, fill):
     return z if class_mask is None else jnp.where(class_mask, z, jnp.asarray(fill, z.dtype))
 
 
-def _label_here(labels, width, classes: ClassAxis | None):
-    """The label's index in this block of the vocabulary and whether it lies here."""
-    if classes is None:
-        return labels, None
-    local = labels - classes.offset(width)
-    here = (local >= 0) & (local < width)
-    return jnp.where(here, local, 0), here
-
-
-def _picked(values, labels, here):
-    picked = pick_along_axis(values, labels, -1)
-    return picked if here is None else jnp.where(here, picked, jnp.zeros((), picked.dtype))
-
-
 def row_stats(z, targets: TokenTargets, settings: StatsSettings) -> RowStats:
     """The statistics of the scaled logits `z` (N, V), float32 or wider; on a split
     vocabulary `z` is this device's block and the statistics are the global ones."""
@@ -128,8 +114,8 @@ def row_stats(z, targets: TokenTargets, settings: StatsSettings) -> RowStats:
     shift = jnp.where(jnp.isneginf(row_max), jnp.zeros((), z.dtype), row_max)
     centred = masked - shift[:, None]
     weights = jnp.exp(centred)
-    label, here = _label_here(targets.labels, z.shape[-1], classes)
-    parts = [jnp.sum(weights, axis=-1), _picked(z, label, here)]
+    label, here = label_in_block(targets.labels, z.shape[-1], classes)
+    parts = [jnp.sum(weights, axis=-1), pick_in_block(z, label, here)]
     if settings.entropy:  # Σ e^{z-m}(z-m); excluded entries add exactly 0
         parts.append(jnp.sum(weights * _included(centred, targets.class_mask, 0), axis=-1))
     sums = jnp.stack(parts, axis=-1)
@@ -157,8 +143,8 @@ def row_tangents(z, z_dot, targets: TokenTargets, stats: RowStats, settings: Sta
     zero = jnp.zeros((), z.dtype)
     p = jnp.where(counted, jnp.exp(z - stats.lse[:, None]), zero)
     p_dot = p * z_dot
-    label, here = _label_here(targets.labels, z.shape[-1], classes)
-    parts = [jnp.sum(p_dot, axis=-1), _picked(z_dot, label, here)]
+    label, here = label_in_block(targets.labels, z.shape[-1], classes)
+    parts = [jnp.sum(p_dot, axis=-1), pick_in_block(z_dot, label, here)]
     if settings.entropy:
         spread = jnp.where(counted, z - stats.mean_logit[:, None], zero)
         parts.append(-jnp.sum(p_dot * spread, axis=-1))

@@ -7,7 +7,25 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from .._core.class_inputs import pick_along_axis
 from .softmax_ce import ClassAxis
+
+
+def label_in_block(labels, width, classes: ClassAxis | None):
+    """Each global label's index in this device's block of `width` entries, and whether it
+    lies there (None: the vocabulary is whole, every label is here)."""
+    if classes is None:
+        return labels, None
+    local = labels - classes.offset(width)
+    here = (local >= 0) & (local < width)
+    return jnp.where(here, local, 0), here
+
+
+def pick_in_block(values, labels, here):
+    """values[i, labels[i]] of the rows whose label lies in this block, 0 elsewhere (summed over
+    the blocks, it is the global pick)."""
+    picked = pick_along_axis(values, labels, -1)
+    return picked if here is None else jnp.where(here, picked, jnp.zeros((), picked.dtype))
 
 
 def block_lookup(index, block, classes: ClassAxis):
