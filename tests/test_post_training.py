@@ -200,6 +200,53 @@ def test_linear_log_probs_are_liger_s(dtype, bias, temperature, x64):
         assert np.all(np.asarray(grads[2]) == 0.0)
 
 
+@pytest.mark.parametrize("dtype,average", [("float64", True), ("float32", False)])
+def test_sequence_log_probs_are_liger_preference_base_s(dtype, average, x64):
+    """Liger's preference base (``LigerFusedLinearPreferenceBase.chunk_forward``, under its DPO,
+    CPO, SimPO and ORPO losses), end to end from hidden states: the chosen and rejected
+    sequences' log-probabilities (the mean over the counted tokens, or their sum) are
+    `linear_log_probs` then `sequence_reduce`, and its chosen NLL term the negated sum of the
+    chosen rows; values and the gradients of x, w and bias for a cotangent on each output.
+    Liger's log-softmax is float32 whatever the inputs' dtype."""
+    liger = liger_chunked_loss()
+    rng = np.random.default_rng(15)
+    batch, length = 4, 9  # rows 0, 1 chosen, rows 2, 3 rejected
+    x = rng.normal(size=(batch, length, D)).astype(dtype)
+    w = (rng.normal(size=(V, D)) * 0.7).astype(dtype)
+    b = rng.normal(size=V).astype(dtype)
+    y = rng.integers(0, V, (batch, length))
+    y[:, :3] = -100  # the prompt
+    y[1, -2:] = -100  # padding
+    g_chosen, g_rejected = rng.normal(size=(2, batch // 2)).astype(dtype)
+    g_nll = 0.3
+    tensors = [torch.from_numpy(a).requires_grad_(True) for a in (x, w, b)]
+    chosen, rejected, _, _, nll = liger.LigerFusedLinearPreferenceBase.chunk_forward(
+        *tensors[:2], torch.from_numpy(y), tensors[2], average_log_prob=average
+    )
+    torch_total = (
+        (chosen * torch.from_numpy(g_chosen)).sum()
+        + (rejected * torch.from_numpy(g_rejected)).sum()
+        + g_nll * nll
+    )
+    torch_total.backward()
+
+    def ours(x, w, b):
+        log_probs = jaxloss.linear_log_probs(x, w, y, bias=b, chunk_size=8)
+        sequences = jaxloss.sequence_reduce(
+            log_probs, where=y != -100, reduction="mean" if average else "sum"
+        )
+        nll = -jnp.sum(log_probs[: batch // 2])
+        return sequences[: batch // 2], sequences[batch // 2 :], nll
+
+    (got_chosen, got_rejected, got_nll), pullback = jax.vjp(ours, x, w, b)
+    grads = pullback((jnp.asarray(g_chosen), jnp.asarray(g_rejected), jnp.asarray(g_nll, dtype)))
+    rtol, atol = (2e-6, 2e-6) if dtype == "float64" else (2e-5, 2e-5)
+    for got, theirs in zip((got_chosen, got_rejected, got_nll), (chosen, rejected, nll)):
+        np.testing.assert_allclose(got, theirs.detach().numpy(), rtol=rtol, atol=atol)
+    for got, tensor in zip(grads, tensors):
+        np.testing.assert_allclose(got, tensor.grad.numpy(), rtol=rtol, atol=atol)
+
+
 def test_ignored_positions_return_0_and_take_no_gradient(x64):
     x, w, _, y = _problem(7)
     x[3] = np.nan  # an ignored position's hidden state may hold anything
