@@ -1,9 +1,10 @@
 """jaxloss: every PyTorch loss criterion as a pure, jit/vmap/grad-compatible JAX function.
 
 Native functions live here, grouped by family (classification, regression, embedding,
-sequence, detection, focal, margin, segmentation, fused, post_training, adaptive); torch's and
-torchvision's exact signatures live in `jaxloss.compat` (``functional``, ``nn`` and
-``torchvision``); vocab-parallel losses for ``shard_map`` code live in `jaxloss.parallel`.
+sequence, detection, focal, margin, segmentation, fused, post_training, preference,
+adaptive); torch's and torchvision's exact signatures live in `jaxloss.compat`
+(``functional``, ``nn`` and ``torchvision``); vocab-parallel losses for ``shard_map`` code
+live in `jaxloss.parallel`.
 """
 
 # Each family module lists its public functions in its `__all__` (in the order of its docs
@@ -18,6 +19,7 @@ from . import (
     margin,
     parallel,
     post_training,
+    preference,
     regression,
     segmentation,
     sequence,
@@ -31,6 +33,7 @@ from .focal import *  # noqa: F403
 from .fused import *  # noqa: F403
 from .margin import *  # noqa: F403
 from .post_training import *  # noqa: F403
+from .preference import *  # noqa: F403
 from .regression import *  # noqa: F403
 from .segmentation import *  # noqa: F403
 from .sequence import *  # noqa: F403
@@ -50,4 +53,5 @@ __all__ += margin.__all__
 __all__ += segmentation.__all__
 __all__ += fused.__all__
 __all__ += post_training.__all__
+__all__ += preference.__all__
 __all__ += adaptive.__all__

@@ -175,6 +175,30 @@ def _native_calls():
             (x,),
         ),
         (
+            "dpo_loss",
+            lambda pc, pr, rc, rr: (
+                jaxloss.dpo_loss(
+                    pc,
+                    pr,
+                    rc,
+                    rr,
+                    loss_type=("sigmoid", "ipo", "discopop", "sft"),
+                    chosen_lengths=np.array([3.0, 4.0, 2.0]),
+                    rejected_lengths=np.array([2, 5, 1]),
+                    f_divergence="js_divergence",
+                    reduction="none",
+                ).loss
+            ),
+            (-2 * probs[:, 0], -3 * probs[:, 1], -2 * probs[:, 2], -3 * probs[:, 3]),
+        ),
+        (
+            "length_desensitized_logps",
+            lambda c, r: jnp.stack(
+                jaxloss.length_desensitized_logps(c, r, row_mask, row_mask[::-1], ld_alpha=0.4)
+            ),
+            (np.log(probs), np.log(probs[::-1])),
+        ),
+        (
             "adaptive_softmax_loss",
             lambda h, y: jaxloss.adaptive_softmax_loss(h, y, head[:3], tails, cutoffs=[2]),
             (hidden, np.array([0, 4, 2])),

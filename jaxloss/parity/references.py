@@ -143,16 +143,24 @@ def smp_losses() -> types.SimpleNamespace:
 _LIGER_FILES = (
     "fused_linear_ppo",
     "fused_linear_preference",
+    "fused_linear_unpaired_preference",
     "fused_linear_distillation",
     "jsd_loss",
     "cosine_similarity_loss",
+    "dpo_loss",
+    "cpo_loss",
+    "simpo_loss",
+    "orpo_loss",
+    "kto_loss",
+    "grpo_loss",
 )
 
 
 @functools.cache
 def liger_chunked_loss() -> types.SimpleNamespace:
     """Liger-Kernel's pure-torch ``liger_kernel.chunked_loss`` (the fused JSD and cosine
-    distillation losses, the preference and PPO bases and their selective log-probabilities),
+    distillation losses, the preference and PPO bases and their selective log-probabilities,
+    the DPO, CPO, SimPO, ORPO, KTO and GRPO losses),
     loaded without the package's ``__init__``, which imports triton (and with it a CUDA
     torch)."""
     return _files_without_init("liger_kernel", "chunked_loss", _LIGER_FILES)

@@ -1,0 +1,490 @@
+r"""Preference optimisation: the DPO family, as pure functions of per-sequence
+log-probabilities.
+
+Each loss takes the policy's log-probabilities of the chosen and the rejected completion of
+every pair (sums over the completion's tokens, from `jaxloss.linear_log_probs` or
+`jaxloss.token_log_probs` and `jaxloss.sequence_sums`) and, optionally, the reference model's.
+So each is written once and runs on the fused head, sharded and under every transformation.
+It returns the loss and the metrics a trainer logs, as a pytree (`PreferenceOutput`).
+
+The formulas are TRL 1.16's (``trl/trainer/dpo_trainer.py``, ``DPOTrainer._compute_loss``);
+Liger-Kernel 0.8.5's ``LigerFusedLinearDPOFunction`` computes the same for the ten types it
+has. With the log-ratios $r_c = \log\pi(y_c) - \log\pi_\mathrm{ref}(y_c)$ and $r_r$ likewise,
+and the scores $s = f'(e^r)$ of the f-divergence (reverse KL: $s = r$), each ``loss_type`` is a
+function of β, $r$, $s$ and, for some, the completion lengths; several combine with weights,
+as TRL's ``loss_weights``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.typing import ArrayLike
+
+from ._core import checks
+from ._core.reduction import Reduction
+
+__all__ = ["dpo_loss", "length_desensitized_logps"]
+
+DPOLossType = Literal[
+    "sigmoid",
+    "hinge",
+    "ipo",
+    "exo_pair",
+    "nca_pair",
+    "robust",
+    "bco_pair",
+    "sppo_hard",
+    "aot",
+    "aot_unpaired",
+    "apo_zero",
+    "apo_down",
+    "discopop",
+    "sft",
+    "sigmoid_norm",
+]
+DPO_LOSS_TYPES: tuple[str, ...] = DPOLossType.__args__  # type: ignore[attr-defined]
+FDivergence = Literal["reverse_kl", "forward_kl", "js_divergence", "alpha_divergence"]
+F_DIVERGENCES: tuple[str, ...] = FDivergence.__args__  # type: ignore[attr-defined]
+# The types built on the chosen-rejected score difference, where the f-DPO reparameterisation's
+# β·log Z(x) cancels (TRL's list): only these take another f-divergence.
+_SCORE_TYPES = {"sigmoid", "sigmoid_norm", "hinge", "ipo", "exo_pair", "robust", "discopop", "sft"}
+_NEEDS_LENGTHS = {"ipo", "sigmoid_norm", "sft"}
+
+
+class PreferenceMetrics(NamedTuple):
+    """What a preference trainer logs, as means over the counted pairs (global ones across
+    ``axis_name``), without gradient: the implicit rewards β·(log π - log π_ref) of the
+    chosen and the rejected completions, their margin, the fraction of pairs whose chosen
+    reward is higher, and the policy's mean log-probabilities (as given, or averaged with
+    ``average_log_prob``)."""
+
+    rewards_chosen: jax.Array
+    rewards_rejected: jax.Array
+    reward_margin: jax.Array
+    reward_accuracy: jax.Array
+    logps_chosen: jax.Array
+    logps_rejected: jax.Array
+
+
+class BCOState(NamedTuple):
+    """The running mean of the batch-mean reward that ``bco_pair`` subtracts in its original
+    form (Jung et al. 2024; TRL before 1.0): carry it in the training state, starting from
+    ``BCOState.initial()``. ``count`` is the number of batches seen."""
+
+    mean: jax.Array
+    count: jax.Array
+
+    @classmethod
+    def initial(cls) -> BCOState:
+        return cls(jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))
+
+
+class PreferenceOutput(NamedTuple):
+    """A preference loss's result: the loss, the metrics, and for ``bco_pair`` with a
+    `BCOState` the updated state (None otherwise)."""
+
+    loss: jax.Array
+    metrics: PreferenceMetrics
+    bco_state: BCOState | None = None
+
+
+def _loss_types(fn, loss_type, loss_weights) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    types = (loss_type,) if isinstance(loss_type, str) else tuple(loss_type)
+    if not types:
+        raise ValueError(f"{fn}: `loss_type` must name at least one loss; got {loss_type!r}.")
+    for name in types:
+        if name not in DPO_LOSS_TYPES:
+            raise ValueError(
+                f"{fn}: `loss_type` must be one of {list(DPO_LOSS_TYPES)} (or a sequence of "
+                f"them); got {name!r}."
+            )
+    if len(set(types)) != len(types):
+        raise ValueError(f"{fn}: `loss_type` names a loss twice: {list(types)}.")
+    if loss_weights is None:
+        return types, (1.0,) * len(types)
+    weights = tuple(loss_weights)
+    if len(weights) != len(types):
+        raise ValueError(
+            f"{fn}: `loss_weights` must give one weight per loss type ({len(types)}); got "
+            f"{len(weights)}."
+        )
+    for weight in weights:
+        checks.python_number(fn, "loss_weights", weight)
+    return types, tuple(float(w) for w in weights)
+
+
+def _pair_array(fn, name, value, shape=None):
+    array = checks.float_array(fn, name, value)
+    if shape is not None and array.shape != tuple(shape):
+        raise ValueError(
+            f"{fn}: `{name}` must have the pairs' shape {list(shape)} (one value per pair); got "
+            f"{list(array.shape)}."
+        )
+    return array
+
+
+def _scores(logratios, f_divergence, alpha):
+    """f'(π/π_ref) of the f-divergence, from the log-ratio (TRL's f-DPO scores)."""
+    if f_divergence == "reverse_kl":
+        return logratios
+    if f_divergence == "forward_kl":  # f'(t) = 1 - 1/t
+        return -jnp.expm1(-logratios)
+    if f_divergence == "js_divergence":  # f'(t) = log 2t/(t+1)
+        return math.log(2) + jax.nn.log_sigmoid(logratios)
+    if abs(alpha - 1.0) < 1e-6:  # the α → 1 limit is the reverse KL, as in TRL
+        return logratios
+    # (t^(α-1) - 1)/(α-1), its exponent clamped where TRL clamps it (80; 11 in float16)
+    limit = 11.0 if logratios.dtype == jnp.float16 else 80.0
+    return jnp.expm1(jnp.minimum((alpha - 1.0) * logratios, limit)) / (alpha - 1.0)
+
+
+def _sorted_counted(values, valid):
+    """The counted values sorted ascending, the others (+inf) after them; the sorted values at
+    the positions past the count are 0 (they are masked afterwards)."""
+    ordered = jnp.sort(jnp.where(valid, values, jnp.inf))
+    counted = jnp.arange(values.shape[0]) < jnp.sum(valid)
+    return jnp.where(counted, ordered, jnp.zeros((), values.dtype)), counted
+
+
+def _pair_losses(loss_type, beta, r_c, r_r, s_c, s_r, c, settings) -> jax.Array:
+    """One loss type's per-pair losses (TRL 1.16's formulas)."""
+    log_sigmoid, sigmoid = jax.nn.log_sigmoid, jax.nn.sigmoid
+    eps = settings["label_smoothing"]
+    delta = s_c - s_r
+    if loss_type == "sigmoid":
+        return -log_sigmoid(beta * delta)
+    if loss_type == "hinge":
+        return jax.nn.relu(1 - beta * delta)
+    if loss_type in ("ipo", "sigmoid_norm"):
+        per_token = s_c / settings["chosen_lengths"] - s_r / settings["rejected_lengths"]
+        if loss_type == "ipo":
+            return (per_token - 1 / (2 * beta)) ** 2
+        return -log_sigmoid(beta * per_token)
+    if loss_type == "exo_pair":
+        z = beta * delta
+        return sigmoid(z) * (log_sigmoid(z) - math.log1p(-eps)) + sigmoid(-z) * (
+            log_sigmoid(-z) - math.log(eps)
+        )
+    if loss_type == "nca_pair":
+        return (
+            -log_sigmoid(beta * r_c)
+            - 0.5 * log_sigmoid(-beta * r_c)
+            - 0.5 * log_sigmoid(-beta * r_r)
+        )
+    if loss_type == "robust":
+        z = beta * delta
+        return (-(1 - eps) * log_sigmoid(z) + eps * log_sigmoid(-z)) / (1 - 2 * eps)
+    if loss_type == "bco_pair":
+        shift = settings["bco_shift"]
+        return -log_sigmoid(beta * r_c - shift) - log_sigmoid(-(beta * r_r - shift))
+    if loss_type == "sppo_hard":
+        return (r_c - 0.5 / beta) ** 2 + (r_r + 0.5 / beta) ** 2
+    if loss_type in ("aot", "aot_unpaired"):
+        valid = settings["valid"]
+        if loss_type == "aot":  # the policy's and the reference's margins, each sorted
+            first, second = c["policy_c"] - c["policy_r"], c["ref_c"] - c["ref_r"]
+        else:  # the chosen and the rejected log-ratios, each sorted
+            first, second = r_c, r_r
+        sorted_first, counted = _sorted_counted(first, valid)
+        sorted_second, _ = _sorted_counted(second, valid)
+        z = beta * jnp.where(counted, sorted_first - sorted_second, 0)
+        sorted_losses = -log_sigmoid(z) * (1 - eps) - log_sigmoid(-z) * eps
+        # the k-th counted pair takes the k-th sorted loss, so that `valid` masks them
+        rank = jnp.maximum(jnp.cumsum(valid) - 1, 0)
+        return sorted_losses[rank]
+    if loss_type == "apo_zero":
+        return 1 - sigmoid(beta * r_c) + sigmoid(beta * r_r)
+    if loss_type == "apo_down":
+        return sigmoid(beta * r_c) + 1 - sigmoid(beta * (r_c - r_r))
+    if loss_type == "discopop":
+        z = beta * delta
+        modulation = sigmoid(z / settings["discopop_tau"])
+        return -log_sigmoid(z) * (1 - modulation) + jnp.exp(-z) * modulation
+    assert loss_type == "sft"  # -the mean log-probability of the chosen completions' tokens
+    return jnp.broadcast_to(settings["sft"], r_c.shape)
+
+
+def dpo_loss(
+    policy_chosen_logps: ArrayLike,
+    policy_rejected_logps: ArrayLike,
+    ref_chosen_logps: ArrayLike | None = None,
+    ref_rejected_logps: ArrayLike | None = None,
+    *,
+    beta: float = 0.1,
+    loss_type: DPOLossType | Sequence[DPOLossType] = "sigmoid",
+    loss_weights: Sequence[float] | None = None,
+    label_smoothing: float = 0.0,
+    f_divergence: FDivergence = "reverse_kl",
+    alpha_divergence_coef: float = 0.5,
+    discopop_tau: float = 0.05,
+    chosen_lengths: ArrayLike | None = None,
+    rejected_lengths: ArrayLike | None = None,
+    average_log_prob: bool = False,
+    bco_state: BCOState | None = None,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+    axis_name: Any = None,
+) -> PreferenceOutput:
+    r"""Direct preference optimisation and its variants (TRL 1.16's ``DPOTrainer``), from the
+    log-probabilities of each pair's chosen and rejected completions.
+
+    With $r_c = \log\pi(y_c) - \log\pi_\mathrm{ref}(y_c)$, $r_r$ likewise, the f-divergence
+    scores $s = f'(e^{r})$ ($s = r$ for the reverse KL, DPO's), $\Delta = s_c - s_r$,
+    ε = ``label_smoothing`` and $n_c, n_r$ the completions' token counts, the per-pair losses
+    are:
+
+    - ``"sigmoid"`` (DPO): $-\log\sigma(\beta\Delta)$;
+    - ``"hinge"`` (SLiC): $\max(0, 1 - \beta\Delta)$;
+    - ``"ipo"``: $(s_c/n_c - s_r/n_r - 1/(2\beta))^2$ (TRL's length-normalised IPO);
+    - ``"exo_pair"``: $\sigma(z)(\log\sigma(z) - \log(1-ε)) + \sigma(-z)(\log\sigma(-z) -
+      \log ε)$ with $z = \beta\Delta$;
+    - ``"nca_pair"``: $-\log\sigma(\beta r_c) - \tfrac12\log\sigma(-\beta r_c)
+      - \tfrac12\log\sigma(-\beta r_r)$;
+    - ``"robust"``: $(-(1-ε)\log\sigma(\beta\Delta) + ε\log\sigma(-\beta\Delta))/(1-2ε)$;
+    - ``"bco_pair"``: $-\log\sigma(\beta r_c - \delta) - \log\sigma(-(\beta r_r - \delta))$,
+      δ = 0, or with ``bco_state`` the running mean reward;
+    - ``"sppo_hard"``: $(r_c - 1/(2\beta))^2 + (r_r + 1/(2\beta))^2$;
+    - ``"aot"``: $-(1-ε)\log\sigma(\beta d) - ε\log\sigma(-\beta d)$, d the sorted policy
+      margins minus the sorted reference margins;
+    - ``"aot_unpaired"``: as ``"aot"``, d the sorted $r_c$ minus the sorted $r_r$;
+    - ``"apo_zero"``: $1 - \sigma(\beta r_c) + \sigma(\beta r_r)$;
+    - ``"apo_down"``: $\sigma(\beta r_c) + 1 - \sigma(\beta(r_c - r_r))$;
+    - ``"discopop"``: $-\log\sigma(z)(1 - m) + e^{-z} m$ with $z = \beta\Delta$,
+      $m = \sigma(z/τ)$;
+    - ``"sft"``: $-\sum \log\pi(y_c) / \sum n_c$ over the counted pairs (the chosen tokens'
+      NLL);
+    - ``"sigmoid_norm"``: $-\log\sigma(\beta(s_c/n_c - s_r/n_r))$.
+
+    Several types combine: ``loss_type=("sigmoid", "sft")`` with ``loss_weights=(1.0, α)``
+    is DPO with Liger's ``compute_nll_loss`` and ``alpha=α`` (RPO).
+
+    Without reference log-probabilities the reference terms are 0 (reference-free, as Liger
+    takes them). ``f_divergence`` other than ``"reverse_kl"`` is only defined for the types
+    built on Δ (TRL's rule): ``sigmoid``, ``sigmoid_norm``, ``hinge``, ``ipo``, ``exo_pair``,
+    ``robust``, ``discopop`` and ``sft``.
+
+    Args:
+      policy_chosen_logps: ``(B,)`` the policy's log-probability of each chosen completion:
+        the sum over its tokens (TRL's convention; see ``average_log_prob``).
+      policy_rejected_logps: ``(B,)`` the same for the rejected completions.
+      ref_chosen_logps: optional ``(B,)`` the reference model's (no gradient flows to it).
+      ref_rejected_logps: optional ``(B,)``, given with ``ref_chosen_logps``.
+      beta: β > 0 (τ of IPO).
+      loss_type: one type, or a sequence of them combined with ``loss_weights``.
+      loss_weights: one weight per type (default 1 each); the loss is Σ weight · loss.
+      label_smoothing: ε of ``robust`` (in [0, 0.5)), ``exo_pair`` (in (0, 1)), ``aot`` and
+        ``aot_unpaired`` (in [0, 1]).
+      f_divergence: ``"reverse_kl"`` (DPO), ``"forward_kl"``, ``"js_divergence"`` or
+        ``"alpha_divergence"`` (f-DPO).
+      alpha_divergence_coef: α of ``"alpha_divergence"``.
+      discopop_tau: τ > 0 of ``discopop``.
+      chosen_lengths: ``(B,)`` the chosen completions' token counts, for ``ipo``,
+        ``sigmoid_norm``, ``sft`` and ``average_log_prob`` (clamped to at least 1 where
+        divided by, as TRL does).
+      rejected_lengths: ``(B,)`` the rejected completions' token counts.
+      average_log_prob: divide the policy's and the reference's log-probabilities by the
+        lengths first (Liger's ``average_log_prob=True``; ``sft`` keeps the sums).
+      bco_state: for ``bco_pair``, the `BCOState` of the original BCO's running mean reward:
+        the batch's mean reward updates it and the updated mean is subtracted (without, δ = 0
+        as in TRL 1.16 and Liger).
+      where: optional boolean ``(B,)``: the pairs that count.
+      reduction: ``'mean'`` over the counted pairs (TRL's), ``'sum'`` or ``'none'``.
+      axis_name: inside ``shard_map`` with the pairs split over a mesh axis: 'mean', the
+        metrics and the BCO mean are over every device's pairs. ``aot`` and ``aot_unpaired``,
+        which sort the batch, are not split.
+
+    Returns:
+      `PreferenceOutput` ``(loss, metrics, bco_state)``: the loss (float32 or wider),
+      `PreferenceMetrics`, and the updated `BCOState` when one was given.
+
+    Examples:
+      >>> out = jaxloss.dpo_loss(
+      ...     jnp.array([-10.0, -12.0]), jnp.array([-14.0, -11.0]),
+      ...     jnp.array([-11.0, -12.5]), jnp.array([-13.0, -11.5]), beta=0.1,
+      ... )
+      >>> out.loss, out.metrics.reward_accuracy
+      (Array(0.6456..., dtype=float32), Array(0.5, dtype=float32))
+    """
+    fn = "dpo_loss"
+    p_c = _pair_array(fn, "policy_chosen_logps", policy_chosen_logps)
+    if p_c.ndim != 1:
+        raise ValueError(
+            f"{fn}: `policy_chosen_logps` must be (B,), one value per pair; got shape "
+            f"{list(p_c.shape)}."
+        )
+    shape = p_c.shape
+    p_r = _pair_array(fn, "policy_rejected_logps", policy_rejected_logps, shape)
+    if (ref_chosen_logps is None) != (ref_rejected_logps is None):
+        raise ValueError(
+            f"{fn}: give both `ref_chosen_logps` and `ref_rejected_logps`, or neither "
+            "(reference-free)."
+        )
+    types, weights = _loss_types(fn, loss_type, loss_weights)
+    checks.python_number(fn, "beta", beta, low=0.0, low_inclusive=False)
+    checks.reduction(fn, reduction)
+    if f_divergence not in F_DIVERGENCES:
+        raise ValueError(f"{fn}: `f_divergence` must be one of {list(F_DIVERGENCES)}; got "
+                         f"{f_divergence!r}.")  # fmt: skip
+    if f_divergence != "reverse_kl" and not set(types) <= _SCORE_TYPES:
+        raise ValueError(
+            f"{fn}: f_divergence={f_divergence!r} is only defined for the loss types "
+            f"{sorted(_SCORE_TYPES)} (the others have no f-divergence form); got "
+            f"{list(types)}."
+        )
+    checks.python_number(fn, "alpha_divergence_coef", alpha_divergence_coef)
+    eps = float(checks.python_number(fn, "label_smoothing", label_smoothing, low=0.0, high=1.0))
+    if "robust" in types and not eps < 0.5:
+        raise ValueError(f"{fn}: `label_smoothing` of 'robust' must be in [0, 0.5); got {eps}.")
+    if "exo_pair" in types and not 0.0 < eps < 1.0:
+        raise ValueError(
+            f"{fn}: 'exo_pair' needs `label_smoothing` in (0, 1) (the EXO paper uses 1e-3); "
+            f"got {eps}."
+        )
+    if "discopop" in types:
+        checks.python_number(fn, "discopop_tau", discopop_tau, low=0.0, low_inclusive=False)
+    needs_lengths = set(types) & _NEEDS_LENGTHS or average_log_prob
+    if needs_lengths and (chosen_lengths is None or rejected_lengths is None):
+        what = "average_log_prob" if average_log_prob else sorted(set(types) & _NEEDS_LENGTHS)
+        raise ValueError(
+            f"{fn}: {what} needs the completions' token counts `chosen_lengths` and "
+            "`rejected_lengths`."
+        )
+    if bco_state is not None and "bco_pair" not in types:
+        raise ValueError(f"{fn}: `bco_state` is the state of 'bco_pair'; got {list(types)}.")
+    if axis_name is not None and set(types) & {"aot", "aot_unpaired"}:
+        raise ValueError(
+            f"{fn}: 'aot' and 'aot_unpaired' sort the whole batch; gather the pairs on one "
+            "device instead of splitting them over `axis_name`."
+        )
+    valid = checks.where_mask(fn, where, shape, "one value per pair")
+    valid = jnp.ones(shape, bool) if valid is None else valid
+
+    compute = jnp.promote_types(jnp.result_type(p_c, p_r), jnp.float32)
+    p_c, p_r = p_c.astype(compute), p_r.astype(compute)
+    if ref_chosen_logps is None:
+        ref_c = ref_r = jnp.zeros(shape, compute)
+    else:
+        ref_c = lax.stop_gradient(_pair_array(fn, "ref_chosen_logps", ref_chosen_logps, shape))
+        ref_r = lax.stop_gradient(_pair_array(fn, "ref_rejected_logps", ref_rejected_logps, shape))
+        ref_c, ref_r = ref_c.astype(compute), ref_r.astype(compute)
+    lengths = {}
+    if needs_lengths:
+        for name, value in (
+            ("chosen_lengths", chosen_lengths),
+            ("rejected_lengths", rejected_lengths),
+        ):
+            counts = lax.stop_gradient(checks.as_array(fn, name, value))
+            if counts.shape != shape:
+                raise ValueError(f"{fn}: `{name}` must have the pairs' shape {list(shape)}; got "
+                                 f"{list(counts.shape)}.")  # fmt: skip
+            lengths[name] = jnp.maximum(counts.astype(compute), 1)
+
+    def total(values):
+        summed = jnp.sum(jnp.where(valid, values, jnp.zeros((), values.dtype)))
+        return summed if axis_name is None else lax.psum(summed, axis_name)
+
+    pairs = total(jnp.ones(shape, compute))
+    mean = lambda values: total(values) / jnp.maximum(pairs, 1)
+
+    settings: dict[str, Any] = dict(label_smoothing=eps, discopop_tau=discopop_tau, valid=valid)
+    if "sft" in types:
+        settings["sft"] = -total(p_c) / jnp.maximum(total(lengths["chosen_lengths"]), 1)
+    if average_log_prob:
+        p_c, ref_c = p_c / lengths["chosen_lengths"], ref_c / lengths["chosen_lengths"]
+        p_r, ref_r = p_r / lengths["rejected_lengths"], ref_r / lengths["rejected_lengths"]
+    r_c, r_r = p_c - ref_c, p_r - ref_r
+    s_c = _scores(r_c, f_divergence, float(alpha_divergence_coef))
+    s_r = _scores(r_r, f_divergence, float(alpha_divergence_coef))
+    settings.update(lengths)
+    rewards_c, rewards_r = lax.stop_gradient(beta * r_c), lax.stop_gradient(beta * r_r)
+    new_state = None
+    settings["bco_shift"] = jnp.zeros((), compute)
+    if bco_state is not None:
+        batch_reward = (total(rewards_c) + total(rewards_r)) / jnp.maximum(2 * pairs, 1)
+        count = jnp.asarray(bco_state.count, compute) + 1
+        running = jnp.asarray(bco_state.mean, compute)
+        new_state = BCOState(running + (batch_reward - running) / count, count)
+        settings["bco_shift"] = lax.stop_gradient(new_state.mean)
+    sequences = dict(policy_c=p_c, policy_r=p_r, ref_c=ref_c, ref_r=ref_r)
+    per_pair = sum(
+        weight * _pair_losses(name, beta, r_c, r_r, s_c, s_r, sequences, settings)
+        for name, weight in zip(types, weights)
+    )
+    assert isinstance(per_pair, jax.Array)
+    if reduction == "none":
+        loss = jnp.where(valid, per_pair, jnp.zeros((), compute))
+    else:
+        loss = total(per_pair) if reduction == "sum" else mean(per_pair)
+    metrics = PreferenceMetrics(
+        rewards_chosen=mean(rewards_c),
+        rewards_rejected=mean(rewards_r),
+        reward_margin=mean(rewards_c - rewards_r),
+        reward_accuracy=mean((rewards_c > rewards_r).astype(compute)),
+        logps_chosen=lax.stop_gradient(mean(p_c)),
+        logps_rejected=lax.stop_gradient(mean(p_r)),
+    )
+    return PreferenceOutput(loss, metrics, new_state)
+
+
+def length_desensitized_logps(
+    chosen_token_logps: ArrayLike,
+    rejected_token_logps: ArrayLike,
+    chosen_where: ArrayLike,
+    rejected_where: ArrayLike,
+    *,
+    ld_alpha: float,
+) -> tuple[jax.Array, jax.Array]:
+    r"""LD-DPO's length-desensitised sequence log-probabilities (Liu et al. 2024; TRL's
+    ``ld_alpha``): of each pair's two completions, the tokens up to the shorter one's length
+    count fully and the longer one's remaining tokens with weight α.
+
+    Args:
+      chosen_token_logps: ``(B, T)`` per-token log-probabilities of the chosen rows.
+      rejected_token_logps: ``(B, T)`` of the rejected rows.
+      chosen_where: boolean ``(B, T)``: the chosen completions' tokens.
+      rejected_where: boolean ``(B, T)``: the rejected completions' tokens.
+      ld_alpha: α in [0, 1]: 1 is the plain sum, 0 drops the tail.
+
+    Returns:
+      ``(chosen, rejected)``, each ``(B,)``: the sums to give `dpo_loss` (for the policy and,
+      with the same masks, the reference).
+
+    Examples:
+      >>> logps = jnp.array([[-1.0, -1.0, -1.0, 0.0]]), jnp.array([[-2.0, -2.0, 0.0, 0.0]])
+      >>> masks = jnp.array([[True, True, True, False]]), jnp.array([[True, True, False, False]])
+      >>> jaxloss.length_desensitized_logps(*logps, *masks, ld_alpha=0.5)
+      (Array([-2.5], dtype=float32), Array([-4.], dtype=float32))
+    """
+    fn = "length_desensitized_logps"
+    checks.python_number(fn, "ld_alpha", ld_alpha, low=0.0, high=1.0)
+    sums = []
+    positions = []
+    for name, values, mask_name, mask in (
+        ("chosen_token_logps", chosen_token_logps, "chosen_where", chosen_where),
+        ("rejected_token_logps", rejected_token_logps, "rejected_where", rejected_where),
+    ):
+        array = checks.float_array(fn, name, values)
+        if array.ndim != 2:
+            raise ValueError(f"{fn}: `{name}` must be (B, T); got shape {list(array.shape)}.")
+        counted = checks.where_mask(fn, mask, array.shape, f"`{name}`'s shape", name=mask_name)
+        assert counted is not None
+        sums.append((array, counted))
+        positions.append(jnp.cumsum(counted, axis=-1))  # 1.. along each completion's tokens
+    if sums[0][0].shape[0] != sums[1][0].shape[0]:
+        raise ValueError(
+            f"{fn}: the chosen and rejected rows must pair up; got {sums[0][0].shape[0]} and "
+            f"{sums[1][0].shape[0]} rows."
+        )
+    shared = jnp.minimum(positions[0][:, -1], positions[1][:, -1])[:, None]
+    out = []
+    for (values, counted), position in zip(sums, positions):
+        weight = jnp.where(position <= shared, 1.0, ld_alpha)
+        weight = jnp.where(counted, weight, 0.0).astype(values.dtype)
+        out.append(jnp.sum(values * weight, axis=-1))
+    return out[0], out[1]

@@ -1,0 +1,367 @@
+"""The DPO family (jaxloss.dpo_loss, jaxloss.length_desensitized_logps) against TRL 1.16's
+``DPOTrainer._compute_loss`` (``trl/trainer/dpo_trainer.py``, transcribed as NumPy: importing
+TRL pulls in transformers) for every loss type and f-divergence, and end to end from hidden
+states against Liger-Kernel 0.8.5's ``LigerFusedLinearDPOFunction`` (its pure-torch
+``chunked_loss``, loaded without the triton ``__init__``) for the ten types it has: the fused
+log-prob head, then the per-sequence sums, then the loss; values, metrics and the gradients
+of the hidden states, the head and the bias, in float64 and float32.
+"""
+
+import itertools
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from jax.test_util import check_grads
+
+import jaxloss
+from jaxloss.parity.references import liger_chunked_loss
+from jaxloss.preference import DPO_LOSS_TYPES, BCOState
+
+B = 6  # pairs
+
+
+def _log_sigmoid(z):
+    return -np.logaddexp(0.0, -z)
+
+
+def _sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def _trl_dpo(p_c, p_r, ref_c, ref_r, n_c, n_r, loss_types, weights, beta, eps, f_div, alpha,
+             tau=0.05):  # fmt: skip
+    """TRL 1.16 ``DPOTrainer._compute_loss``'s loss (trl/trainer/dpo_trainer.py), from the
+    sequence sums of the policy and the reference, and the completions' token counts."""
+    r_c, r_r = p_c - ref_c, p_r - ref_r
+    if f_div == "reverse_kl":
+        s_c, s_r = r_c, r_r
+    elif f_div == "forward_kl":
+        s_c, s_r = 1 - np.exp(-r_c), 1 - np.exp(-r_r)
+    elif f_div == "js_divergence":
+        s_c, s_r = np.log(2) + _log_sigmoid(r_c), np.log(2) + _log_sigmoid(r_r)
+    else:
+        coef = 1.0 / (alpha - 1.0)
+        s_c = (np.exp(np.minimum((alpha - 1.0) * r_c, 80.0)) - 1.0) * coef
+        s_r = (np.exp(np.minimum((alpha - 1.0) * r_r, 80.0)) - 1.0) * coef
+    delta = s_c - s_r
+    loss = 0.0
+    for loss_type, weight in zip(loss_types, weights):
+        if loss_type == "sigmoid":
+            per = -_log_sigmoid(beta * delta)
+        elif loss_type == "hinge":
+            per = np.maximum(0, 1 - beta * delta)
+        elif loss_type == "ipo":
+            ipo = s_c / np.maximum(n_c, 1) - s_r / np.maximum(n_r, 1)
+            per = (ipo - 1 / (2 * beta)) ** 2
+        elif loss_type == "exo_pair":
+            z = beta * delta
+            per = _sigmoid(z) * (_log_sigmoid(z) - np.log1p(-eps)) + _sigmoid(-z) * (
+                _log_sigmoid(-z) - np.log(eps)
+            )
+        elif loss_type == "nca_pair":
+            c, r = beta * r_c, beta * r_r
+            per = -_log_sigmoid(c) - 0.5 * _log_sigmoid(-c) - 0.5 * _log_sigmoid(-r)
+        elif loss_type == "robust":
+            z = beta * delta
+            per = (-(1 - eps) * _log_sigmoid(z) + eps * _log_sigmoid(-z)) / (1 - 2 * eps)
+        elif loss_type == "bco_pair":
+            per = -_log_sigmoid(beta * r_c) - _log_sigmoid(-beta * r_r)
+        elif loss_type == "sppo_hard":
+            per = (r_c - 0.5 / beta) ** 2 + (r_r + 0.5 / beta) ** 2
+        elif loss_type in ("aot", "aot_unpaired"):
+            if loss_type == "aot":
+                d = np.sort(p_c - p_r) - np.sort(ref_c - ref_r)
+            else:
+                d = np.sort(r_c) - np.sort(r_r)
+            per = -_log_sigmoid(beta * d) * (1 - eps) - _log_sigmoid(-beta * d) * eps
+        elif loss_type == "apo_zero":
+            per = 1 - _sigmoid(beta * r_c) + _sigmoid(beta * r_r)
+        elif loss_type == "apo_down":
+            per = _sigmoid(beta * r_c) + 1 - _sigmoid(beta * (r_c - r_r))
+        elif loss_type == "discopop":
+            z = beta * delta
+            m = _sigmoid(z / tau)
+            per = -_log_sigmoid(z) * (1 - m) + np.exp(-z) * m
+        elif loss_type == "sft":
+            per = np.full_like(p_c, -p_c.sum() / n_c.sum())
+        else:
+            per = -_log_sigmoid(beta * (s_c / np.maximum(n_c, 1) - s_r / np.maximum(n_r, 1)))
+        loss = loss + per.mean() * weight
+    return loss
+
+
+def _pairs(seed=0):
+    rng = np.random.default_rng(seed)
+    n_c, n_r = rng.integers(3, 20, B).astype(float), rng.integers(3, 20, B).astype(float)
+    p_c, p_r = -rng.uniform(0.5, 2.0, B) * n_c, -rng.uniform(0.5, 2.0, B) * n_r
+    ref_c, ref_r = p_c + rng.normal(size=B) * 2, p_r + rng.normal(size=B) * 2
+    return p_c, p_r, ref_c, ref_r, n_c, n_r
+
+
+def _options(loss_type):
+    return dict(label_smoothing=0.1 if loss_type in ("exo_pair", "robust", "aot") else 0.0)
+
+
+CASES = [(t, "reverse_kl") for t in DPO_LOSS_TYPES] + [
+    (t, f)
+    for t, f in itertools.product(
+        ["sigmoid", "ipo", "exo_pair", "discopop", "sigmoid_norm"],
+        ["forward_kl", "js_divergence", "alpha_divergence"],
+    )
+]
+
+
+@pytest.mark.parametrize("loss_type,f_divergence", CASES)
+def test_every_loss_type_is_trl_s(loss_type, f_divergence, x64):
+    """Each loss type (with each f-divergence where TRL allows one) equals TRL's formula in
+    float64, and its gradient with respect to the policy's log-probabilities is the numerical
+    one."""
+    p_c, p_r, ref_c, ref_r, n_c, n_r = _pairs()
+    options = _options(loss_type)
+    beta = 0.3
+
+    def ours(p_c, p_r):
+        return jaxloss.dpo_loss(
+            p_c, p_r, ref_c, ref_r, beta=beta, loss_type=loss_type, f_divergence=f_divergence,
+            alpha_divergence_coef=0.3, chosen_lengths=n_c, rejected_lengths=n_r, **options,
+        ).loss  # fmt: skip
+
+    want = _trl_dpo(p_c, p_r, ref_c, ref_r, n_c, n_r, [loss_type], [1.0], beta,
+                    options["label_smoothing"], f_divergence, 0.3)  # fmt: skip
+    np.testing.assert_allclose(ours(p_c, p_r), want, rtol=1e-12)
+    check_grads(ours, (p_c, p_r), order=1, modes=["rev"], atol=1e-6, rtol=1e-6)
+
+
+def test_combined_types_weights_metrics_and_reference_free(x64):
+    """Weighted combinations are TRL's Σ weight · mean; the metrics are TRL's logged means;
+    without a reference the reference terms are 0."""
+    p_c, p_r, ref_c, ref_r, n_c, n_r = _pairs(1)
+    types, weights = ("sigmoid", "sft", "bco_pair"), (0.8, 0.2, 1.0)
+    out = jaxloss.dpo_loss(
+        p_c, p_r, ref_c, ref_r, beta=0.2, loss_type=types, loss_weights=weights,
+        chosen_lengths=n_c, rejected_lengths=n_r,
+    )  # fmt: skip
+    want = _trl_dpo(p_c, p_r, ref_c, ref_r, n_c, n_r, types, weights, 0.2, 0.0, "reverse_kl", 0)
+    np.testing.assert_allclose(out.loss, want, rtol=1e-12)
+    rewards_c, rewards_r = 0.2 * (p_c - ref_c), 0.2 * (p_r - ref_r)
+    expected = dict(
+        rewards_chosen=rewards_c.mean(),
+        rewards_rejected=rewards_r.mean(),
+        reward_margin=(rewards_c - rewards_r).mean(),
+        reward_accuracy=(rewards_c > rewards_r).mean(),
+        logps_chosen=p_c.mean(),
+        logps_rejected=p_r.mean(),
+    )
+    for name, value in expected.items():
+        np.testing.assert_allclose(getattr(out.metrics, name), value, rtol=1e-12, err_msg=name)
+    free = jaxloss.dpo_loss(p_c, p_r, beta=0.2).loss
+    zeros = np.zeros(B)
+    np.testing.assert_allclose(
+        free, _trl_dpo(p_c, p_r, zeros, zeros, n_c, n_r, ["sigmoid"], [1], 0.2, 0, "reverse_kl", 0)
+    )
+
+
+def test_where_and_reductions(x64):
+    """Pairs outside `where` take no part: the loss and metrics equal those of the counted
+    pairs alone (the sorting 'aot' types included), 'none' gives 0 there, 'sum' sums."""
+    p_c, p_r, ref_c, ref_r, n_c, n_r = _pairs(2)
+    where = np.array([True, False, True, True, False, True])
+    for loss_type in ("sigmoid", "aot", "aot_unpaired", "sft", "ipo"):
+        options = dict(beta=0.2, loss_type=loss_type, **_options(loss_type))
+        masked = jaxloss.dpo_loss(
+            p_c, p_r, ref_c, ref_r, chosen_lengths=n_c, rejected_lengths=n_r, where=where,
+            **options,
+        )  # fmt: skip
+        subset = [a[where] for a in (p_c, p_r, ref_c, ref_r, n_c, n_r)]
+        alone = jaxloss.dpo_loss(
+            *subset[:4], chosen_lengths=subset[4], rejected_lengths=subset[5], **options
+        )
+        np.testing.assert_allclose(masked.loss, alone.loss, rtol=1e-12, err_msg=loss_type)
+        for got, want in zip(masked.metrics, alone.metrics):
+            np.testing.assert_allclose(got, want, rtol=1e-12)
+    none = jaxloss.dpo_loss(p_c, p_r, ref_c, ref_r, where=where, reduction="none").loss
+    assert np.all(np.asarray(none)[~where] == 0)
+    total = jaxloss.dpo_loss(p_c, p_r, ref_c, ref_r, where=where, reduction="sum").loss
+    np.testing.assert_allclose(total, np.sum(none), rtol=1e-12)
+
+
+def test_bco_running_mean_state(x64):
+    """With a BCOState, 'bco_pair' subtracts the running mean of the batch-mean rewards (the
+    original BCO, TRL before 1.0: mean + (batch mean - mean)/count) and returns it updated."""
+    p_c, p_r, ref_c, ref_r, _, _ = _pairs(3)
+    state = BCOState.initial()
+    for step in range(3):
+        shift = 0.5 * step
+        out = jaxloss.dpo_loss(
+            p_c + shift, p_r, ref_c, ref_r, beta=0.2, loss_type="bco_pair", bco_state=state
+        )
+        rewards_c, rewards_r = 0.2 * (p_c + shift - ref_c), 0.2 * (p_r - ref_r)
+        batch = np.concatenate([rewards_c, rewards_r]).mean()
+        mean = float(state.mean) + (batch - float(state.mean)) / (step + 1)
+        want = -_log_sigmoid(rewards_c - mean) - _log_sigmoid(-(rewards_r - mean))
+        np.testing.assert_allclose(out.loss, want.mean(), rtol=1e-12)
+        assert out.bco_state is not None
+        np.testing.assert_allclose(out.bco_state.mean, mean, rtol=1e-12)
+        state = out.bco_state
+    assert float(state.count) == 3
+
+
+def test_length_desensitized_logps_is_trl_s(x64):
+    """TRL's ld_alpha: each pair's tokens up to the shorter completion's length count fully,
+    the longer one's tail with weight α (masks with prompt and padding positions)."""
+    rng = np.random.default_rng(4)
+    logps = rng.normal(size=(2, 3, 12))
+    masks = np.zeros((2, 3, 12), bool)
+    for side, row in itertools.product(range(2), range(3)):
+        start, length = rng.integers(0, 4), rng.integers(1, 8)
+        masks[side, row, start : start + length] = True
+    chosen, rejected = jaxloss.length_desensitized_logps(
+        logps[0], logps[1], masks[0], masks[1], ld_alpha=0.3
+    )
+    position = masks.cumsum(-1)
+    shared = np.minimum(masks[0].sum(-1), masks[1].sum(-1))[None, :, None]
+    shared_mask = (position > 0) & (position <= shared) & masks
+    tail_mask = (position > shared) & masks
+    want = (logps * shared_mask).sum(-1) + 0.3 * (logps * tail_mask).sum(-1)
+    np.testing.assert_allclose(chosen, want[0], rtol=1e-12)
+    np.testing.assert_allclose(rejected, want[1], rtol=1e-12)
+
+
+# --------------------------------------------------------------- Liger, from hidden states
+
+T, D, V = 7, 5, 13
+LIGER_TYPES = ["sigmoid", "hinge", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard",
+               "apo_zero", "apo_down", "discopop"]  # fmt: skip
+# (loss type, dtype, average_log_prob, compute_nll_loss, bias): every type in float64 and
+# float32; a default tier that covers each option once
+LIGER_CASES = [
+    (t, dtype, i % 3 == 0, i % 2 == 0, i % 4 != 1)
+    for i, (t, dtype) in enumerate(itertools.product(LIGER_TYPES, ["float64", "float32"]))
+]
+DEFAULT_TIER = {0, 5, 8, 15}
+
+
+def _heads(seed, dtype):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(2 * 3, T, D)).astype(dtype)  # 3 chosen rows, then 3 rejected
+    w = (rng.normal(size=(V, D)) * 0.6).astype(dtype)
+    b = rng.normal(size=V).astype(dtype)
+    ref_x = x + 0.3 * rng.normal(size=x.shape).astype(dtype)
+    ref_w = w + 0.1 * rng.normal(size=w.shape).astype(dtype)
+    ref_b = b + 0.1 * rng.normal(size=V).astype(dtype)
+    y = rng.integers(0, V, (2 * 3, T))
+    y[:, :2] = -100  # the prompt
+    y[[1, 4], -2:] = -100  # padding
+    return x, w, b, ref_x, ref_w, ref_b, y
+
+
+def liger_dpo_pairs(loss_type, dtype, average, nll, bias):
+    """(ours, Liger's) of the loss, its metrics and the x, w (and bias) gradients: Liger's
+    ``LigerFusedLinearDPOFunction`` with a reference model, against `linear_log_probs`, then
+    `sequence_sums`, then `dpo_loss` (``sft`` weighted α is Liger's NLL term)."""
+    liger = liger_chunked_loss()
+    x, w, b, ref_x, ref_w, ref_b, y = _heads(LIGER_TYPES.index(loss_type), np.dtype(dtype))
+    beta, alpha = 0.3, 0.7
+    eps = 0.1 if loss_type in ("exo_pair", "robust") else 0.0
+    tensors = [torch.from_numpy(a).requires_grad_(True) for a in (x, w, b)]
+    ref = [torch.from_numpy(a) for a in (ref_x, ref_w, ref_b)]
+    loss, aux = liger.LigerFusedLinearDPOFunction.apply(
+        tensors[0], tensors[1], torch.from_numpy(y), tensors[2] if bias else None,
+        ref[0], ref[1], ref[2] if bias else None, -100, beta, nll, False, True, average, 1,
+        loss_type, eps, 0.05, alpha,
+    )  # fmt: skip
+    loss.backward()
+
+    def sums(x, w, b):
+        log_probs = jaxloss.linear_log_probs(x, w, y, bias=b if bias else None, chunk_size=8)
+        return jaxloss.sequence_sums(log_probs, where=y != -100)
+
+    def ours(x, w, b):
+        policy, counts = sums(x, w, b)
+        reference, _ = sums(ref_x, ref_w, ref_b)
+        out = jaxloss.dpo_loss(
+            policy[:3], policy[3:], reference[:3], reference[3:], beta=beta,
+            loss_type=(loss_type, "sft") if nll else loss_type,
+            loss_weights=(1.0, alpha) if nll else None, label_smoothing=eps,
+            chosen_lengths=counts[:3], rejected_lengths=counts[3:], average_log_prob=average,
+        )  # fmt: skip
+        return out.loss, out.metrics
+
+    (value, metrics), grads = jax.value_and_grad(ours, (0, 1, 2), has_aux=True)(x, w, b)
+    chosen_logps, rejected_logps, _, _, _, chosen_rewards, rejected_rewards = aux
+    pairs = {
+        "loss": (value, loss),
+        "logps_chosen": (metrics.logps_chosen, chosen_logps.mean()),
+        "logps_rejected": (metrics.logps_rejected, rejected_logps.mean()),
+        "rewards_chosen": (metrics.rewards_chosen, chosen_rewards.mean()),
+        "rewards_rejected": (metrics.rewards_rejected, rejected_rewards.mean()),
+    }
+    for name, got, tensor in zip(("dx", "dw", "db") if bias else ("dx", "dw"), grads, tensors):
+        pairs[name] = (got, tensor.grad)
+    return {k: (np.asarray(g), t.detach().numpy()) for k, (g, t) in pairs.items()}
+
+
+@pytest.mark.parametrize(
+    "loss_type,dtype,average,nll,bias",
+    [c if i in DEFAULT_TIER else pytest.param(*c, marks=pytest.mark.slow)
+     for i, c in enumerate(LIGER_CASES)],
+)  # fmt: skip
+def test_end_to_end_from_hidden_states_is_liger_s(loss_type, dtype, average, nll, bias, x64):
+    # Liger's log-softmax is float32 whatever the inputs' dtype
+    rtol, atol = (1e-5, 1e-6) if dtype == "float64" else (2e-5, 2e-5)
+    for name, (ours, theirs) in liger_dpo_pairs(loss_type, dtype, average, nll, bias).items():
+        np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=atol, err_msg=name)
+
+
+# ------------------------------------------------------------------------------ errors
+
+
+@pytest.mark.parametrize(
+    "call,words",
+    [
+        (lambda: jaxloss.dpo_loss(jnp.zeros(3), jnp.zeros(4)), "`policy_rejected_logps` must"),
+        (lambda: jaxloss.dpo_loss(jnp.zeros(3), jnp.zeros(3), loss_type="dpo"), "one of"),
+        (
+            lambda: jaxloss.dpo_loss(jnp.zeros(3), jnp.zeros(3), loss_type="exo_pair"),
+            "'exo_pair' needs `label_smoothing`",
+        ),
+        (
+            lambda: jaxloss.dpo_loss(
+                jnp.zeros(3), jnp.zeros(3), loss_type="robust", label_smoothing=0.5
+            ),
+            "'robust' must be in [0, 0.5)",
+        ),
+        (lambda: jaxloss.dpo_loss(jnp.zeros(3), jnp.zeros(3), beta=0.0), "`beta` must be > 0"),
+        (
+            lambda: jaxloss.dpo_loss(jnp.zeros(3), jnp.zeros(3), loss_type="ipo"),
+            "needs the completions' token counts",
+        ),
+        (
+            lambda: jaxloss.dpo_loss(
+                jnp.zeros(3), jnp.zeros(3), loss_type="nca_pair", f_divergence="forward_kl"
+            ),
+            "only defined for the loss types",
+        ),
+        (
+            lambda: jaxloss.dpo_loss(jnp.zeros(3), jnp.zeros(3), jnp.zeros(3)),
+            "give both `ref_chosen_logps`",
+        ),
+        (
+            lambda: jaxloss.dpo_loss(
+                jnp.zeros(3), jnp.zeros(3), loss_type=("sigmoid", "sft"), loss_weights=(1.0,)
+            ),
+            "one weight per loss type",
+        ),
+        (
+            lambda: jaxloss.dpo_loss(jnp.zeros(3), jnp.zeros(3), bco_state=BCOState.initial()),
+            "`bco_state` is the state of 'bco_pair'",
+        ),
+    ],
+)
+def test_errors_name_the_argument(call, words):
+    with pytest.raises(ValueError, match=re.escape(words)):
+        call()
