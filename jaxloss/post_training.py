@@ -547,9 +547,10 @@ def linear_distillation_loss(
 ) -> jax.Array:
     r"""`distillation_loss` of two linear heads, student ``x_student @ w_student.T +
     bias_student`` and teacher ``x_teacher @ w_teacher.T + bias_teacher``, without ever forming
-    either's (N, V) logits: the tokens are walked ``chunk_size`` rows at a time and the
-    backward pass recomputes each chunk's two logit blocks (Liger-Kernel's
-    ``LigerFusedLinearJSDLoss`` and cosine loss, for every divergence here).
+    either's (N, V) logits: the tokens are walked ``chunk_size`` rows at a time (Liger-Kernel's
+    ``LigerFusedLinearJSDLoss`` and cosine loss, for every divergence here). For 'mean' and
+    'sum' the walk forms each chunk's gradients as it forms its logits, so nothing is
+    recomputed; for 'none' the backward pass recomputes each chunk's two logit blocks.
 
     The two heads share the vocabulary V and may have different hidden sizes. Gradients flow
     to the student's ``x``, ``w`` and bias, and with ``stop_teacher_gradient=False`` to the

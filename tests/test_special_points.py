@@ -1,7 +1,8 @@
 """Every custom derivative at its special points.
 
 jaxloss gives many losses derivatives of its own (`with_partials`' closed-form partials, the
-softmax cross-entropy kernel's and the chunked head's custom JVPs, the focal loss's
+softmax cross-entropy kernel's and the chunked head's custom JVPs, the per-token statistics'
+and the fused distillation's, the focal loss's
 log(1 - p_t), the label pick, sparsemax, the margin losses). A custom derivative can be right
 almost everywhere and wrong at the one point training hits on purpose (a zero-initialised head
 puts every logit at 0). Here each is checked at 0, ±1, the saturation points (±50, ±1000) and
@@ -290,6 +291,56 @@ def test_linear_cross_entropy_chunked_head(logits):
         log_p = jax.nn.log_softmax(z)
         q = 0.9 * jax.nn.one_hot(1, 3) + 0.1 / 3
         return -jnp.sum(q * log_p) - 0.5 * log_p[0]
+
+    _check(ours, plain, logits)
+
+
+@pytest.mark.parametrize("logits", _logit_points())
+def test_token_statistics_logits_and_head(logits):
+    """The per-token statistics' custom JVPs (from logits and from the chunked head): the
+    log-probability, the entropy and the logsumexp, each with its own cotangent."""
+    w = jnp.eye(3)
+
+    def combined(stats):
+        return stats.log_probs[0] + 0.7 * stats.entropy[0] - 0.3 * stats.logsumexp[0]
+
+    def ours(z):
+        options = dict(with_entropy=True, with_logsumexp=True)
+        from_logits = jaxloss.token_log_probs(z[None], jnp.array([1]), **options)
+        from_head = jaxloss.linear_log_probs(z[None], w, jnp.array([2]), **options)
+        return combined(from_logits) + 0.5 * combined(from_head)
+
+    def plain(z):
+        log_p = jax.nn.log_softmax(z)
+        entropy = -jnp.sum(jnp.exp(log_p) * log_p)
+        lse = jax.nn.logsumexp(z)
+        return (log_p[1] + 0.7 * entropy - 0.3 * lse) + 0.5 * (log_p[2] + 0.7 * entropy - 0.3 * lse)
+
+    _check(ours, plain, logits)
+
+
+@pytest.mark.parametrize("logits", _logit_points())
+def test_fused_distillation_summed_and_per_row(logits):
+    """The fused distillation's summed custom JVP ('mean') and its per-row walk ('none'), with
+    a hard-label term, against the JSD and the cross-entropy of the logits."""
+    w = jnp.eye(3)
+    teacher = jnp.array([[0.5, -0.2, 0.1]])
+
+    def ours(z):
+        options = dict(beta=0.3, weight_hard=0.4, stop_teacher_gradient=False)
+        mean = jaxloss.linear_distillation_loss(z[None], w, teacher, w, jnp.array([1]), **options)
+        rows = jaxloss.linear_distillation_loss(
+            z[None], w, teacher, w, jnp.array([0]), reduction="none", **options
+        )
+        return mean + 0.5 * jnp.sum(rows)
+
+    def plain(z):
+        log_s, log_t = jax.nn.log_softmax(z), jax.nn.log_softmax(teacher[0])
+        log_m = jnp.logaddexp(log_s + jnp.log(0.7), log_t + jnp.log(0.3))
+        jsd = 0.3 * jnp.sum(jnp.exp(log_t) * (log_t - log_m)) + 0.7 * jnp.sum(
+            jnp.exp(log_s) * (log_s - log_m)
+        )
+        return (jsd - 0.4 * log_s[1]) + 0.5 * (jsd - 0.4 * log_s[0])
 
     _check(ours, plain, logits)
 

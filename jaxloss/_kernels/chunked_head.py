@@ -75,7 +75,7 @@ def chunk_input_grads(dz, x, w, form: MatmulForm):
     return dx, dw, jnp.sum(dz, axis=0)
 
 
-def _varying_like(values, inputs):
+def varying_like(values, inputs):
     """`values` typed as varying over every manual mesh axis any of `inputs` varies over
     (inside shard_map, a scan's accumulator must start with the type its sums will have);
     unchanged elsewhere."""
@@ -102,7 +102,7 @@ def scan_row_chunks(
     `varying_with` inside shard_map."""
     # the leading size spelt out: a row of width 0 (an absent tangent) cannot infer a -1
     chunked = tuple(a.reshape((a.shape[0] // chunk_size, chunk_size) + a.shape[1:]) for a in rows)
-    return lax.scan(body, _varying_like(carry, varying_with), chunked)
+    return lax.scan(body, varying_like(carry, varying_with), chunked)
 
 
 # ----------------------------------------------------------------------- cross-entropy on it

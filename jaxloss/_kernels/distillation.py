@@ -14,9 +14,14 @@ softmax(z_T/T) over the included vocabulary entries,
 plus an optional hard-label term, the cross-entropy of the student's unscaled logits. No T²
 factor is applied (TRL's and Liger's convention; multiply the loss by T² for Hinton's).
 
-The chunked walk is a scan whose body is checkpointed: reverse mode recomputes each chunk's
-two logit blocks and differentiates through them, so the backward pass holds a few (chunk, V)
-blocks at a time and forward mode and Hessians come from JAX's own rules.
+The chunked walk has two forms. For 'mean' and 'sum' the loss is a sum whose cotangent is one
+scalar: the forward walk forms each chunk's two logit blocks once, differentiates them and
+turns the logit gradients into dx, dW and db (a custom JVP whose tangent is their inner product
+with the inputs' tangents; reverse mode only scales them: 4 matmuls per chunk, as naive JAX
+does on the whole logits, 6 with the teacher's gradients). For 'none' the walk is a scan whose
+body is checkpointed: reverse mode recomputes each chunk's two logit blocks and differentiates
+through them. Either way at most a few (chunk, V) blocks exist at a time, and forward mode and
+Hessians work.
 """
 
 from __future__ import annotations
@@ -31,7 +36,15 @@ import jax.numpy as jnp
 from jax import lax
 
 from .._core import checks
-from .chunked_head import chunk_logits, head_label_indices, row_chunks, scan_row_chunks
+from .._core.ops import is_symbolic_zero
+from .chunked_head import (
+    chunk_input_grads,
+    chunk_logits,
+    head_label_indices,
+    row_chunks,
+    scan_row_chunks,
+    varying_like,
+)
 from .matmul import MatmulForm, form_for
 from .softmax_ce import ClassAxis, Head
 from .token_stats import inverse_temperature
@@ -165,6 +178,97 @@ def head_distillation_rows(x_s, w_s, b_s, x_t, w_t, b_t, targets: DistillTargets
     return losses.reshape(-1)
 
 
+def _walk_with_gradients(heads, targets: DistillTargets, settings: DistillSettings):
+    """Σ of the per-row losses and its gradients for a unit cotangent, in one walk: each
+    chunk's two logit blocks are formed once, differentiated, and turned into dx, dW and db
+    by the chunk's matmuls (`chunk_input_grads`), so no block is recomputed (the 'mean'/'sum'
+    path: its cotangent is one scalar). `heads` is (x_s, w_s, b_s, x_t, w_t, b_t); the
+    teacher's gradients only without `stop_teacher`. Returns the total, the per-row x
+    gradients and the accumulated (dW, db) of each head that takes gradients: over a split
+    vocabulary this device's blocks, dx partial."""
+    x_s, w_s, b_s, x_t, w_t, b_t = heads
+    raw = Head(smooth=False)
+    learn_teacher = not settings.stop_teacher
+    compute = jnp.promote_types(jnp.result_type(x_s, w_s), jnp.float32)
+    learned: list[tuple[Any, Any, Any, MatmulForm]] = [(x_s, w_s, b_s, settings.student_matmul)]
+    if learn_teacher:
+        learned.append((x_t, w_t, b_t, settings.teacher_matmul))
+
+    def body(carry, chunk):
+        xs, xt, labels, valid = chunk
+        chunk_targets = targets._replace(labels=labels, valid=valid)
+        z_s = chunk_logits(xs, w_s, b_s, raw, settings.student_matmul)
+        z_t = chunk_logits(xt, w_t, b_t, raw, settings.teacher_matmul)
+        total, pullback = jax.vjp(
+            lambda z_s, z_t: jnp.sum(row_losses(z_s, z_t, chunk_targets, settings)), z_s, z_t
+        )
+        dz = pullback(jnp.ones_like(total))
+        carry_total, sums = carry
+        new_sums, row_grads = [], []
+        for (_, w, b, form), x_chunk, dz_head, (dw_sum, db_sum) in zip(learned, (xs, xt), dz, sums):
+            dx, dw, db = chunk_input_grads(dz_head, x_chunk, w, form)
+            db_sum = None if b is None else db_sum + db.astype(compute)
+            new_sums.append((dw_sum + dw.astype(compute), db_sum))
+            row_grads.append(dx)
+        return (carry_total + total, tuple(new_sums)), tuple(row_grads)
+
+    # typed as the rows are: varying over the token axes (not the vocabulary's, whose sums
+    # the rows already hold)
+    total = varying_like(jnp.zeros((), compute), (x_s, x_t, targets.labels, targets.valid))
+    sums = tuple(
+        varying_like(
+            (jnp.zeros(w.shape, compute), None if b is None else jnp.zeros(b.shape, compute)),
+            (x, w, b, targets),
+        )
+        for x, w, b, _ in learned
+    )
+    rows = (x_s, x_t, targets.labels, targets.valid)
+    (total, sums), row_grads = scan_row_chunks(body, (total, sums), rows, settings.chunk_size)
+    row_grads = tuple(g.reshape((-1,) + g.shape[2:]) for g in row_grads)
+    return total, row_grads, sums
+
+
+def _inner(a, t):
+    """Σ a·t in the precision of `a` (float32 or wider)."""
+    return jnp.sum(a * t.astype(a.dtype))
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(7,))
+def _summed_losses(x_s, w_s, b_s, x_t, w_t, b_t, targets, settings: DistillSettings):
+    rows = head_distillation_rows(x_s, w_s, b_s, x_t, w_t, b_t, targets, settings=settings)
+    return jnp.sum(rows)
+
+
+def _summed_losses_jvp(settings: DistillSettings, primals, tangents):
+    """The summed loss's gradients are formed in the forward walk (`_walk_with_gradients`)
+    and its tangent is their inner product with the inputs' tangents, so reverse mode only
+    scales them (Liger's scheme, with forward mode kept)."""
+    heads, targets = primals[:6], primals[6]
+    total, row_grads, sums = _walk_with_gradients(heads, targets, settings)
+    tangent_heads = [tangents[:3]]
+    if not settings.stop_teacher:
+        tangent_heads.append(tangents[3:6])
+    tangent = jnp.zeros_like(total)
+    for dx, (dw, db), (t_x, t_w, t_b) in zip(row_grads, sums, tangent_heads):
+        for grad, t in ((dx, t_x), (dw, t_w), (db, t_b)):
+            if grad is not None and not is_symbolic_zero(t):
+                tangent = tangent + _inner(grad, t)
+    classes = settings.classes
+    # Over a split vocabulary dx is partial and dW, db are blocks: the tangent sums every
+    # device's part, a psum that reverse mode transposes into the one psum of dx.
+    return total, tangent if classes is None else classes.sum(tangent)
+
+
+_summed_losses.defjvp(_summed_losses_jvp, symbolic_zeros=True)
+
+
+@functools.partial(jax.jit, static_argnames=("settings",))
+def head_distillation_sum(x_s, w_s, b_s, x_t, w_t, b_t, targets: DistillTargets, *, settings):
+    """Σ of the per-row losses of the two heads (`head_distillation_rows`), whose gradients
+    come from one walk that differentiates each chunk as it forms it."""
+    return _summed_losses(x_s, w_s, b_s, x_t, w_t, b_t, targets, settings)
+
+
 # ------------------------------------------------------------ the losses of checked inputs
 
 
@@ -270,13 +374,14 @@ def distill_targets(
 
 
 def reduce_rows(rows, valid, bad, tokens_shape, reduction, batch_axis_name=None):
-    """The per-token losses reduced; nan where a counted label is bad (the error under jit).
-    'mean' divides by the number of counted tokens (at least 1), as TRL and Liger do; with
-    `batch_axis_name` (inside shard_map) the sum and the count are global ones."""
-    rows = jnp.where(bad, jnp.nan, rows)
+    """The per-token losses (or, for 'mean' and 'sum', already their sum) reduced; nan where
+    a counted label is bad (the error under jit). 'mean' divides by the number of counted
+    tokens (at least 1), as TRL and Liger do; with `batch_axis_name` (inside shard_map) the
+    sum and the count are global ones."""
     if reduction == "none":
-        return rows.reshape(tokens_shape)
-    total, count = jnp.sum(rows), jnp.sum(valid).astype(rows.dtype)
+        return jnp.where(bad, jnp.nan, rows).reshape(tokens_shape)
+    total = jnp.where(jnp.any(bad), jnp.nan, jnp.sum(rows))
+    count = jnp.sum(valid).astype(total.dtype)
     if batch_axis_name is not None:
         total, count = lax.psum((total, count), batch_axis_name)
     return total if reduction == "sum" else total / jnp.maximum(count, 1)
@@ -330,7 +435,9 @@ def head_distillation(
         teacher_matmul=form_for(jnp.result_type(x_t, w_t), chunk, x_t.shape[-1], local_width),
         classes=classes,
     )
-    rows = head_distillation_rows(
-        rows_s, w, arrays.bias, rows_t, w_t, arrays.bias_teacher, padded, settings=settings
-    )
-    return reduce_rows(rows[:n], targets.valid, bad, tokens, options.reduction, batch_axis_name)
+    heads = (rows_s, w, arrays.bias, rows_t, w_t, arrays.bias_teacher)
+    if options.reduction == "none":
+        rows = head_distillation_rows(*heads, padded, settings=settings)[:n]
+        return reduce_rows(rows, targets.valid, bad, tokens, "none")
+    total = head_distillation_sum(*heads, padded, settings=settings)
+    return reduce_rows(total, targets.valid, bad, tokens, options.reduction, batch_axis_name)
