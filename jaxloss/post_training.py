@@ -370,9 +370,9 @@ def sequence_reduce(
     r"""One value per sequence from per-token values (`sequence_sums`' layouts):
 
     - ``"sum"``: $\sum_t v_t$ (DPO's sequence log-probability);
-    - ``"mean"``: $rac{1}{|y|}\sum_t v_t$, the length-normalised form (SimPO's average
+    - ``"mean"``: $\frac{1}{|y|}\sum_t v_t$, the length-normalised form (SimPO's average
       log-probability, IPO's, GRPO's per-sequence mean); a sequence without tokens gives 0;
-    - ``"fixed"``: $rac{1}{L}\sum_t v_t$ with a constant ``normalizer`` L (Dr. GRPO's
+    - ``"fixed"``: $\frac{1}{L}\sum_t v_t$ with a constant ``normalizer`` L (Dr. GRPO's
       maximum completion length), the same for every sequence.
 
     The token counts are the global ones on a split token axis (see `sequence_sums`), so a

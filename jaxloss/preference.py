@@ -29,7 +29,7 @@ from jax.typing import ArrayLike
 from ._core import checks
 from ._core.reduction import Reduction
 
-__all__ = ["dpo_loss", "length_desensitized_logps"]
+__all__ = ["dpo_loss", "cpo_loss", "simpo_loss", "orpo_loss", "length_desensitized_logps"]
 
 DPOLossType = Literal[
     "sigmoid",
@@ -62,7 +62,9 @@ class PreferenceMetrics(NamedTuple):
     ``axis_name``), without gradient: the implicit rewards β·(log π - log π_ref) of the
     chosen and the rejected completions, their margin, the fraction of pairs whose chosen
     reward is higher, and the policy's mean log-probabilities (as given, or averaged with
-    ``average_log_prob``)."""
+    ``average_log_prob``). The losses with an NLL term log it as ``nll``; ORPO also logs the
+    mean log σ of its log odds ratio and the mean log odds ratio (TRL's ``log_odds_ratio``
+    and ``log_odds_chosen``); None elsewhere."""
 
     rewards_chosen: jax.Array
     rewards_rejected: jax.Array
@@ -70,6 +72,9 @@ class PreferenceMetrics(NamedTuple):
     reward_accuracy: jax.Array
     logps_chosen: jax.Array
     logps_rejected: jax.Array
+    nll: jax.Array | None = None
+    log_odds_ratio: jax.Array | None = None
+    log_odds_chosen: jax.Array | None = None
 
 
 class BCOState(NamedTuple):
@@ -210,6 +215,75 @@ def _pair_losses(loss_type, beta, r_c, r_r, s_c, s_r, c, settings) -> jax.Array:
     return jnp.broadcast_to(settings["sft"], r_c.shape)
 
 
+class _Pairs:
+    """The checked per-pair inputs of a preference loss (the chosen and rejected sequences'
+    log-probabilities, `where`, the token counts) and its batch sums and means over the
+    counted pairs: global ones across `axis_name` inside shard_map."""
+
+    def __init__(self, fn, names, chosen, rejected, *, where, axis_name, lengths=None):
+        self.fn, self.axis_name = fn, axis_name
+        p_c = _pair_array(fn, names[0], chosen)
+        if p_c.ndim != 1:
+            raise ValueError(
+                f"{fn}: `{names[0]}` must be (B,), one value per pair; got shape {list(p_c.shape)}."
+            )
+        self.shape = p_c.shape
+        p_r = _pair_array(fn, names[1], rejected, self.shape)
+        valid = checks.where_mask(fn, where, self.shape, "one value per pair")
+        self.valid = jnp.ones(self.shape, bool) if valid is None else valid
+        self.compute = jnp.promote_types(jnp.result_type(p_c, p_r), jnp.float32)
+        self.chosen, self.rejected = p_c.astype(self.compute), p_r.astype(self.compute)
+        self.lengths = None
+        if lengths is not None:
+            counts = []
+            for name, value in zip(("chosen_lengths", "rejected_lengths"), lengths):
+                array = lax.stop_gradient(checks.as_array(fn, name, value))
+                if array.shape != self.shape:
+                    raise ValueError(
+                        f"{fn}: `{name}` must have the pairs' shape {list(self.shape)}; got "
+                        f"{list(array.shape)}."
+                    )
+                # clamped to 1 where divided by, as TRL does
+                counts.append(jnp.maximum(array.astype(self.compute), 1))
+            self.lengths = tuple(counts)
+
+    def other(self, name, value):
+        """Another per-pair array (a reference's log-probabilities), without gradient."""
+        array = _pair_array(self.fn, name, value, self.shape)
+        return lax.stop_gradient(array).astype(self.compute)
+
+    def total(self, values):
+        summed = jnp.sum(jnp.where(self.valid, values, jnp.zeros((), values.dtype)))
+        return summed if self.axis_name is None else lax.psum(summed, self.axis_name)
+
+    def mean(self, values):
+        return self.total(values) / jnp.maximum(self.total(jnp.ones(self.shape, values.dtype)), 1)
+
+    def reduce(self, per_pair, reduction):
+        if reduction == "none":
+            return jnp.where(self.valid, per_pair, jnp.zeros((), per_pair.dtype))
+        return self.total(per_pair) if reduction == "sum" else self.mean(per_pair)
+
+    def chosen_nll(self):
+        """-Σ log π(y_c) / Σ n_c over the counted pairs: the chosen completions' tokens' mean
+        NLL (TRL's ``sft`` and the CPO/ORPO NLL term), from the sums and the counts."""
+        assert self.lengths is not None
+        return -self.total(self.chosen) / jnp.maximum(self.total(self.lengths[0]), 1)
+
+    def metrics(self, rewards_c, rewards_r, logps_c, logps_r, **extra) -> PreferenceMetrics:
+        rewards_c, rewards_r = lax.stop_gradient(rewards_c), lax.stop_gradient(rewards_r)
+        extra = {name: lax.stop_gradient(value) for name, value in extra.items()}
+        return PreferenceMetrics(
+            rewards_chosen=self.mean(rewards_c),
+            rewards_rejected=self.mean(rewards_r),
+            reward_margin=self.mean(rewards_c - rewards_r),
+            reward_accuracy=self.mean((rewards_c > rewards_r).astype(self.compute)),
+            logps_chosen=lax.stop_gradient(self.mean(logps_c)),
+            logps_rejected=lax.stop_gradient(self.mean(logps_r)),
+            **extra,
+        )
+
+
 def dpo_loss(
     policy_chosen_logps: ArrayLike,
     policy_rejected_logps: ArrayLike,
@@ -312,20 +386,28 @@ def dpo_loss(
       (Array(0.6456..., dtype=float32), Array(0.5, dtype=float32))
     """
     fn = "dpo_loss"
-    p_c = _pair_array(fn, "policy_chosen_logps", policy_chosen_logps)
-    if p_c.ndim != 1:
+    types, weights = _loss_types(fn, loss_type, loss_weights)
+    needs_lengths = set(types) & _NEEDS_LENGTHS or average_log_prob
+    if needs_lengths and (chosen_lengths is None or rejected_lengths is None):
+        what = "average_log_prob" if average_log_prob else sorted(set(types) & _NEEDS_LENGTHS)
         raise ValueError(
-            f"{fn}: `policy_chosen_logps` must be (B,), one value per pair; got shape "
-            f"{list(p_c.shape)}."
+            f"{fn}: {what} needs the completions' token counts `chosen_lengths` and "
+            "`rejected_lengths`."
         )
-    shape = p_c.shape
-    p_r = _pair_array(fn, "policy_rejected_logps", policy_rejected_logps, shape)
+    pairs = _Pairs(
+        fn,
+        ("policy_chosen_logps", "policy_rejected_logps"),
+        policy_chosen_logps,
+        policy_rejected_logps,
+        where=where,
+        axis_name=axis_name,
+        lengths=(chosen_lengths, rejected_lengths) if needs_lengths else None,
+    )
     if (ref_chosen_logps is None) != (ref_rejected_logps is None):
         raise ValueError(
             f"{fn}: give both `ref_chosen_logps` and `ref_rejected_logps`, or neither "
             "(reference-free)."
         )
-    types, weights = _loss_types(fn, loss_type, loss_weights)
     checks.python_number(fn, "beta", beta, low=0.0, low_inclusive=False)
     checks.reduction(fn, reduction)
     if f_divergence not in F_DIVERGENCES:
@@ -348,13 +430,6 @@ def dpo_loss(
         )
     if "discopop" in types:
         checks.python_number(fn, "discopop_tau", discopop_tau, low=0.0, low_inclusive=False)
-    needs_lengths = set(types) & _NEEDS_LENGTHS or average_log_prob
-    if needs_lengths and (chosen_lengths is None or rejected_lengths is None):
-        what = "average_log_prob" if average_log_prob else sorted(set(types) & _NEEDS_LENGTHS)
-        raise ValueError(
-            f"{fn}: {what} needs the completions' token counts `chosen_lengths` and "
-            "`rejected_lengths`."
-        )
     if bco_state is not None and "bco_pair" not in types:
         raise ValueError(f"{fn}: `bco_state` is the state of 'bco_pair'; got {list(types)}.")
     if axis_name is not None and set(types) & {"aot", "aot_unpaired"}:
@@ -362,51 +437,32 @@ def dpo_loss(
             f"{fn}: 'aot' and 'aot_unpaired' sort the whole batch; gather the pairs on one "
             "device instead of splitting them over `axis_name`."
         )
-    valid = checks.where_mask(fn, where, shape, "one value per pair")
-    valid = jnp.ones(shape, bool) if valid is None else valid
 
-    compute = jnp.promote_types(jnp.result_type(p_c, p_r), jnp.float32)
-    p_c, p_r = p_c.astype(compute), p_r.astype(compute)
+    p_c, p_r, compute = pairs.chosen, pairs.rejected, pairs.compute
     if ref_chosen_logps is None:
-        ref_c = ref_r = jnp.zeros(shape, compute)
+        ref_c = ref_r = jnp.zeros(pairs.shape, compute)
     else:
-        ref_c = lax.stop_gradient(_pair_array(fn, "ref_chosen_logps", ref_chosen_logps, shape))
-        ref_r = lax.stop_gradient(_pair_array(fn, "ref_rejected_logps", ref_rejected_logps, shape))
-        ref_c, ref_r = ref_c.astype(compute), ref_r.astype(compute)
-    lengths = {}
-    if needs_lengths:
-        for name, value in (
-            ("chosen_lengths", chosen_lengths),
-            ("rejected_lengths", rejected_lengths),
-        ):
-            counts = lax.stop_gradient(checks.as_array(fn, name, value))
-            if counts.shape != shape:
-                raise ValueError(f"{fn}: `{name}` must have the pairs' shape {list(shape)}; got "
-                                 f"{list(counts.shape)}.")  # fmt: skip
-            lengths[name] = jnp.maximum(counts.astype(compute), 1)
-
-    def total(values):
-        summed = jnp.sum(jnp.where(valid, values, jnp.zeros((), values.dtype)))
-        return summed if axis_name is None else lax.psum(summed, axis_name)
-
-    pairs = total(jnp.ones(shape, compute))
-    mean = lambda values: total(values) / jnp.maximum(pairs, 1)
-
-    settings: dict[str, Any] = dict(label_smoothing=eps, discopop_tau=discopop_tau, valid=valid)
+        ref_c = pairs.other("ref_chosen_logps", ref_chosen_logps)
+        ref_r = pairs.other("ref_rejected_logps", ref_rejected_logps)
+    settings: dict[str, Any] = dict(
+        label_smoothing=eps, discopop_tau=discopop_tau, valid=pairs.valid
+    )
     if "sft" in types:
-        settings["sft"] = -total(p_c) / jnp.maximum(total(lengths["chosen_lengths"]), 1)
+        settings["sft"] = pairs.chosen_nll()
+    if pairs.lengths is not None:
+        settings["chosen_lengths"], settings["rejected_lengths"] = pairs.lengths
     if average_log_prob:
-        p_c, ref_c = p_c / lengths["chosen_lengths"], ref_c / lengths["chosen_lengths"]
-        p_r, ref_r = p_r / lengths["rejected_lengths"], ref_r / lengths["rejected_lengths"]
+        assert pairs.lengths is not None
+        p_c, ref_c = p_c / pairs.lengths[0], ref_c / pairs.lengths[0]
+        p_r, ref_r = p_r / pairs.lengths[1], ref_r / pairs.lengths[1]
     r_c, r_r = p_c - ref_c, p_r - ref_r
     s_c = _scores(r_c, f_divergence, float(alpha_divergence_coef))
     s_r = _scores(r_r, f_divergence, float(alpha_divergence_coef))
-    settings.update(lengths)
     rewards_c, rewards_r = lax.stop_gradient(beta * r_c), lax.stop_gradient(beta * r_r)
     new_state = None
     settings["bco_shift"] = jnp.zeros((), compute)
     if bco_state is not None:
-        batch_reward = (total(rewards_c) + total(rewards_r)) / jnp.maximum(2 * pairs, 1)
+        batch_reward = (pairs.mean(rewards_c) + pairs.mean(rewards_r)) / 2
         count = jnp.asarray(bco_state.count, compute) + 1
         running = jnp.asarray(bco_state.mean, compute)
         new_state = BCOState(running + (batch_reward - running) / count, count)
@@ -417,19 +473,266 @@ def dpo_loss(
         for name, weight in zip(types, weights)
     )
     assert isinstance(per_pair, jax.Array)
-    if reduction == "none":
-        loss = jnp.where(valid, per_pair, jnp.zeros((), compute))
-    else:
-        loss = total(per_pair) if reduction == "sum" else mean(per_pair)
-    metrics = PreferenceMetrics(
-        rewards_chosen=mean(rewards_c),
-        rewards_rejected=mean(rewards_r),
-        reward_margin=mean(rewards_c - rewards_r),
-        reward_accuracy=mean((rewards_c > rewards_r).astype(compute)),
-        logps_chosen=lax.stop_gradient(mean(p_c)),
-        logps_rejected=lax.stop_gradient(mean(p_r)),
+    metrics = pairs.metrics(rewards_c, rewards_r, p_c, p_r)
+    return PreferenceOutput(pairs.reduce(per_pair, reduction), metrics, new_state)
+
+
+CPOLossType = Literal["sigmoid", "hinge", "ipo", "simpo"]
+
+
+def cpo_loss(
+    policy_chosen_logps: ArrayLike,
+    policy_rejected_logps: ArrayLike,
+    *,
+    beta: float = 0.1,
+    loss_type: CPOLossType = "sigmoid",
+    label_smoothing: float = 0.0,
+    simpo_gamma: float = 0.5,
+    alphapo_alpha: float = 0.0,
+    nll_weight: float = 1.0,
+    chosen_lengths: ArrayLike | None = None,
+    rejected_lengths: ArrayLike | None = None,
+    average_log_prob: bool | None = None,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+    axis_name: Any = None,
+) -> PreferenceOutput:
+    r"""Contrastive preference optimisation (CPO, Xu et al. 2024) and its reference-free
+    relatives, TRL's ``CPOTrainer.cpo_loss`` (``trl/experimental/cpo/cpo_trainer.py``): with
+    $\ell = \log\pi(y_c) - \log\pi(y_r)$ (or AlphaPO's reward difference) and ε =
+    ``label_smoothing``, per pair
+
+    - ``"sigmoid"``: $-(1-ε)\log\sigma(\beta\ell) - ε\log\sigma(-\beta\ell)$;
+    - ``"hinge"``: $\max(0, 1 - \beta\ell)$;
+    - ``"ipo"``: $(\ell - 1/(2\beta))^2$;
+    - ``"simpo"`` (SimPO, Meng et al. 2024): ``"sigmoid"`` of $\ell - \gamma/\beta$;
+
+    plus ``nll_weight`` (TRL's ``cpo_alpha``) times the chosen completions' token-mean NLL;
+    the loss is the mean over the counted pairs plus that term. AlphaPO (``alphapo_alpha``
+    α ≠ 0) replaces each log-probability by the reward $(1 - \pi^{-α})/α$.
+
+    The log-probabilities are sums over the completion's tokens; as in TRL they are averaged
+    over the tokens for ``"ipo"`` and ``"simpo"`` (``average_log_prob=None``), or as
+    ``average_log_prob`` says (Liger's CPO averages only when asked). The NLL term always uses
+    the sums.
+
+    Args:
+      policy_chosen_logps: ``(B,)`` the sums of the chosen completions' token log-probabilities.
+      policy_rejected_logps: ``(B,)`` the same for the rejected completions.
+      beta: β > 0.
+      loss_type: ``"sigmoid"``, ``"hinge"``, ``"ipo"`` or ``"simpo"``.
+      label_smoothing: ε in [0, 0.5] of ``"sigmoid"`` and ``"simpo"``.
+      simpo_gamma: γ, SimPO's target reward margin.
+      alphapo_alpha: AlphaPO's α (0: the log-probabilities themselves).
+      nll_weight: the NLL term's weight (TRL's ``cpo_alpha``; 0 for SimPO as TRL runs it).
+      chosen_lengths: ``(B,)`` token counts; needed for the NLL term and for averaging.
+      rejected_lengths: ``(B,)`` token counts.
+      average_log_prob: average the log-probabilities over the tokens before the loss (None:
+        TRL's choice, for ``"ipo"`` and ``"simpo"`` only).
+      where: optional boolean ``(B,)``: the pairs that count.
+      reduction: ``'mean'``, ``'sum'`` or ``'none'``; the NLL term (a batch mean) is added to
+        every pair's loss, so 'mean' is TRL's mean + ``cpo_alpha`` · NLL.
+      axis_name: as in `dpo_loss`.
+
+    Returns:
+      `PreferenceOutput` ``(loss, metrics, None)``; the rewards are β times the (averaged or
+      AlphaPO-transformed) log-probabilities, as TRL logs them, and ``metrics.nll`` the NLL
+      term.
+
+    Examples:
+      >>> out = jaxloss.cpo_loss(
+      ...     jnp.array([-10.0, -12.0]), jnp.array([-14.0, -11.0]), beta=0.1,
+      ...     chosen_lengths=jnp.array([5, 6]), rejected_lengths=jnp.array([7, 5]),
+      ... )
+      >>> out.loss
+      Array(2.6287..., dtype=float32)
+    """
+    fn = "cpo_loss"
+    if loss_type not in ("sigmoid", "hinge", "ipo", "simpo"):
+        raise ValueError(
+            f"{fn}: `loss_type` must be 'sigmoid', 'hinge', 'ipo' or 'simpo'; got {loss_type!r}."
+        )
+    average = loss_type in ("ipo", "simpo") if average_log_prob is None else average_log_prob
+    checks.python_number(fn, "nll_weight", nll_weight, low=0.0)
+    needs_lengths = average or bool(nll_weight)
+    if needs_lengths and (chosen_lengths is None or rejected_lengths is None):
+        what = "the NLL term (nll_weight > 0)" if nll_weight else "averaging the log-probabilities"
+        raise ValueError(
+            f"{fn}: {what} needs the completions' token counts `chosen_lengths` and "
+            "`rejected_lengths`."
+        )
+    pairs = _Pairs(
+        fn,
+        ("policy_chosen_logps", "policy_rejected_logps"),
+        policy_chosen_logps,
+        policy_rejected_logps,
+        where=where,
+        axis_name=axis_name,
+        lengths=(chosen_lengths, rejected_lengths) if needs_lengths else None,
     )
-    return PreferenceOutput(loss, metrics, new_state)
+    checks.python_number(fn, "beta", beta, low=0.0, low_inclusive=False)
+    eps = float(checks.python_number(fn, "label_smoothing", label_smoothing, low=0.0, high=0.5))
+    checks.python_number(fn, "simpo_gamma", simpo_gamma)
+    checks.python_number(fn, "alphapo_alpha", alphapo_alpha)
+    checks.reduction(fn, reduction)
+    p_c, p_r = pairs.chosen, pairs.rejected
+    if average:
+        assert pairs.lengths is not None
+        p_c, p_r = p_c / pairs.lengths[0], p_r / pairs.lengths[1]
+    logps_c, logps_r = p_c, p_r  # what TRL logs: the (averaged) log-probabilities
+    if alphapo_alpha:  # AlphaPO's reward (1 - p^-α)/α, written with expm1 for small α
+        a = float(alphapo_alpha)
+        p_c, p_r = -jnp.expm1(-a * p_c) / a, -jnp.expm1(-a * p_r) / a
+    margin = p_c - p_r
+    log_sigmoid = jax.nn.log_sigmoid
+    if loss_type in ("sigmoid", "simpo"):
+        if loss_type == "simpo":
+            margin = margin - simpo_gamma / beta
+        per_pair = -(1 - eps) * log_sigmoid(beta * margin) - eps * log_sigmoid(-beta * margin)
+    elif loss_type == "hinge":
+        per_pair = jax.nn.relu(1 - beta * margin)
+    else:
+        per_pair = (margin - 1 / (2 * beta)) ** 2
+    extra = {}
+    if nll_weight:  # a batch mean, added to every pair (TRL's mean + cpo_alpha · NLL)
+        extra["nll"] = pairs.chosen_nll()
+        per_pair = per_pair + nll_weight * extra["nll"]
+    metrics = pairs.metrics(beta * p_c, beta * p_r, logps_c, logps_r, **extra)
+    return PreferenceOutput(pairs.reduce(per_pair, reduction), metrics)
+
+
+def simpo_loss(
+    policy_chosen_logps: ArrayLike,
+    policy_rejected_logps: ArrayLike,
+    chosen_lengths: ArrayLike,
+    rejected_lengths: ArrayLike,
+    *,
+    beta: float = 2.0,
+    gamma: float = 0.5,
+    label_smoothing: float = 0.0,
+    nll_weight: float = 0.0,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+    axis_name: Any = None,
+) -> PreferenceOutput:
+    r"""SimPO (Meng et al. 2024): the reference-free, length-normalised preference loss
+    $-\log\sigma(\beta(\bar\ell_c - \bar\ell_r) - \gamma)$ of the chosen and rejected
+    completions' token-mean log-probabilities (with label smoothing ε:
+    $-(1-ε)\log\sigma(z) - ε\log\sigma(-z)$). It is `cpo_loss` with ``loss_type="simpo"``
+    (TRL runs SimPO as CPO with ``cpo_alpha = 0``; Liger's ``LigerFusedLinearSimPOLoss``
+    takes the same arguments).
+
+    Args:
+      policy_chosen_logps: ``(B,)`` the sums of the chosen completions' token log-probabilities.
+      policy_rejected_logps: ``(B,)`` the same for the rejected completions.
+      chosen_lengths: ``(B,)`` the chosen completions' token counts.
+      rejected_lengths: ``(B,)`` the rejected completions' token counts.
+      beta: β > 0 (the paper's 2.0 to 2.5).
+      gamma: γ, the target reward margin.
+      label_smoothing: ε in [0, 0.5].
+      nll_weight: an optional NLL term's weight (CPO-SimPO).
+      where: optional boolean ``(B,)``: the pairs that count.
+      reduction: ``'mean'``, ``'sum'`` or ``'none'``.
+      axis_name: as in `dpo_loss`.
+
+    Returns:
+      `PreferenceOutput` ``(loss, metrics, None)``.
+
+    Examples:
+      >>> out = jaxloss.simpo_loss(
+      ...     jnp.array([-10.0, -12.0]), jnp.array([-14.0, -11.0]),
+      ...     jnp.array([5, 6]), jnp.array([7, 5]),
+      ... )
+      >>> out.loss
+      Array(0.8592..., dtype=float32)
+    """
+    return cpo_loss(
+        policy_chosen_logps,
+        policy_rejected_logps,
+        beta=beta,
+        loss_type="simpo",
+        label_smoothing=label_smoothing,
+        simpo_gamma=gamma,
+        nll_weight=nll_weight,
+        chosen_lengths=chosen_lengths,
+        rejected_lengths=rejected_lengths,
+        where=where,
+        reduction=reduction,
+        axis_name=axis_name,
+    )
+
+
+def orpo_loss(
+    policy_chosen_logps: ArrayLike,
+    policy_rejected_logps: ArrayLike,
+    chosen_lengths: ArrayLike,
+    rejected_lengths: ArrayLike,
+    *,
+    beta: float = 0.1,
+    nll_weight: float = 1.0,
+    where: ArrayLike | None = None,
+    axis_name: Any = None,
+) -> PreferenceOutput:
+    r"""ORPO (Hong et al. 2024), TRL's ``ORPOTrainer`` (``trl/experimental/orpo``): the
+    chosen tokens' mean NLL minus β times the mean over the pairs of
+    $\log\sigma\big(\log\frac{\mathrm{odds}(y_c)}{\mathrm{odds}(y_r)}\big)$, with
+    $\mathrm{odds}(y) = p/(1-p)$ of the completion's token-mean log-probability $\log p$
+    ($\log(1-p)$ formed stably as log1mexp).
+
+    Args:
+      policy_chosen_logps: ``(B,)`` the sums of the chosen completions' token log-probabilities.
+      policy_rejected_logps: ``(B,)`` the same for the rejected completions.
+      chosen_lengths: ``(B,)`` the chosen completions' token counts (the odds use the means).
+      rejected_lengths: ``(B,)`` the rejected completions' token counts.
+      beta: β > 0, the odds-ratio term's weight (TRL's λ).
+      nll_weight: the NLL term's weight (1 in ORPO; Liger's ``compute_nll_loss``).
+      where: optional boolean ``(B,)``: the pairs that count.
+      axis_name: as in `dpo_loss`.
+
+    Returns:
+      `PreferenceOutput` ``(loss, metrics, None)``: a scalar loss, and the metrics with
+      ``nll``, ``log_odds_ratio`` and ``log_odds_chosen``.
+
+    Examples:
+      >>> out = jaxloss.orpo_loss(
+      ...     jnp.array([-10.0, -12.0]), jnp.array([-14.0, -11.0]),
+      ...     jnp.array([5, 6]), jnp.array([7, 5]),
+      ... )
+      >>> out.loss
+      Array(2.0639..., dtype=float32)
+    """
+    fn = "orpo_loss"
+    pairs = _Pairs(
+        fn,
+        ("policy_chosen_logps", "policy_rejected_logps"),
+        policy_chosen_logps,
+        policy_rejected_logps,
+        where=where,
+        axis_name=axis_name,
+        lengths=(chosen_lengths, rejected_lengths),
+    )
+    checks.python_number(fn, "beta", beta, low=0.0, low_inclusive=False)
+    checks.python_number(fn, "nll_weight", nll_weight, low=0.0)
+    assert pairs.lengths is not None
+    mean_c, mean_r = pairs.chosen / pairs.lengths[0], pairs.rejected / pairs.lengths[1]
+    log_odds = (mean_c - mean_r) - (_log1mexp(mean_c) - _log1mexp(mean_r))
+    ratio = jax.nn.log_sigmoid(log_odds)
+    nll = pairs.chosen_nll()
+    metrics = pairs.metrics(
+        beta * mean_c,
+        beta * mean_r,
+        mean_c,
+        mean_r,
+        nll=nll,
+        log_odds_ratio=pairs.mean(ratio),
+        log_odds_chosen=pairs.mean(log_odds),
+    )
+    return PreferenceOutput(nll_weight * nll - beta * pairs.mean(ratio), metrics)
+
+
+def _log1mexp(x):
+    """log(1 - e^x) for x < 0, stable at both ends (Mächler 2012)."""
+    return jnp.where(x > -math.log(2), jnp.log(-jnp.expm1(x)), jnp.log1p(-jnp.exp(x)))
 
 
 def length_desensitized_logps(

@@ -1,7 +1,7 @@
 """The worst errors of jaxloss.dpo_loss against its references, as docs/preference.md lists
 them: TRL 1.16's formulas (float64, every loss type and f-divergence, 5 draws) and Liger-Kernel
 0.8.5 end to end from hidden states (float64 and float32, with average_log_prob and the NLL
-term on and off):
+term on and off), and CPO, SimPO and ORPO against Liger end to end:
 
     .venv/bin/python tests/preference_errors.py
 """
@@ -47,6 +47,16 @@ def main() -> None:
                     grads = max(grads, float(np.abs(ours - theirs).max() / np.abs(theirs).max()))
             row.append(f"{dtype} {value:.1e} / {grads:.1e}")
         print(f"  {loss_type:>14} " + "   ".join(row))
+    print("CPO, SimPO and ORPO end to end against Liger: loss / gradients")
+    for name, dtype, options in cases.PAIRED_LIGER:
+        pairs = cases.paired_liger_pairs(name, dtype, options)
+        ours, theirs = pairs["loss"]
+        value = float(abs(ours - theirs) / abs(theirs))
+        grads = max(
+            float(np.abs(pairs[k][0] - pairs[k][1]).max() / np.abs(pairs[k][1]).max())
+            for k in ("dx", "dw", "db")
+        )
+        print(f"  {name:>6} {dtype} {options} {value:.1e} / {grads:.1e}")
 
 
 if __name__ == "__main__":

@@ -118,3 +118,19 @@ def test_strict_docs_build_fails_on_a_warning(tmp_path, breakage, message):
     assert result.returncode != 0
     assert message in output
     assert "Aborted with" in output
+
+
+def test_no_control_characters_in_sources_and_pages():
+    """A `\\frac` or `\\beta` written through a non-raw Python string becomes a form feed or a
+    backspace, which a docstring's math then silently loses: no source or page holds an ASCII
+    control character other than the newline."""
+    files = [ROOT / "README.md"]
+    for folder, pattern in (("jaxloss", "*.py"), ("docs", "*.md"), ("tests", "*.py"),
+                            ("benchmarks", "*.py"), ("examples", "*.py")):  # fmt: skip
+        files += sorted((ROOT / folder).rglob(pattern))
+    found = []
+    for path in files:
+        for number, line in enumerate(path.read_text().split("\n"), 1):
+            if any(ord(c) < 32 and c != "\t" for c in line):
+                found.append(f"{path.relative_to(ROOT)}:{number}: {line!r}")
+    assert not found, "\n".join(found)

@@ -317,6 +317,165 @@ def test_end_to_end_from_hidden_states_is_liger_s(loss_type, dtype, average, nll
         np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=atol, err_msg=name)
 
 
+# ------------------------------------------------------------------- CPO, SimPO and ORPO
+
+
+def _trl_cpo(p_c, p_r, n_c, n_r, loss_type, beta, eps, gamma, alpha, cpo_alpha):
+    """TRL 1.16 ``CPOTrainer`` (trl/experimental/cpo/cpo_trainer.py): ``cpo_loss`` on the
+    log-probabilities (token means for 'ipo' and 'simpo', sums otherwise), then
+    ``losses.mean() + cpo_alpha * policy_nll_loss``."""
+    nll = -p_c.sum() / n_c.sum()
+    if loss_type in ("ipo", "simpo"):
+        p_c, p_r = p_c / n_c, p_r / n_r
+    if alpha:
+        p_c, p_r = (1 - np.exp(p_c) ** -alpha) / alpha, (1 - np.exp(p_r) ** -alpha) / alpha
+    logits = p_c - p_r
+    if loss_type == "simpo":
+        logits = logits - gamma / beta
+    if loss_type in ("sigmoid", "simpo"):
+        losses = -_log_sigmoid(beta * logits) * (1 - eps) - _log_sigmoid(-beta * logits) * eps
+    elif loss_type == "hinge":
+        losses = np.maximum(0, 1 - beta * logits)
+    else:
+        losses = (logits - 1 / (2 * beta)) ** 2
+    return losses.mean() + cpo_alpha * nll
+
+
+def _trl_orpo(p_c, p_r, n_c, n_r, beta):
+    """TRL 1.16 ``ORPOTrainer`` (trl/experimental/orpo/orpo_trainer.py): the NLL minus the
+    mean of β·``odds_ratio_loss`` of the token-mean log-probabilities."""
+    nll = -p_c.sum() / n_c.sum()
+    c, r = p_c / n_c, p_r / n_r
+    log_odds = (c - r) - (np.log1p(-np.exp(c)) - np.log1p(-np.exp(r)))
+    return nll - (beta * _log_sigmoid(log_odds)).mean()
+
+
+@pytest.mark.parametrize(
+    "loss_type,alpha", [("sigmoid", 0.0), ("hinge", 0.0), ("ipo", 0.0), ("simpo", 0.0),
+                        ("sigmoid", 0.25)],
+)  # fmt: skip
+def test_cpo_and_orpo_are_trl_s(loss_type, alpha, x64):
+    """cpo_loss (every type, AlphaPO) and orpo_loss equal TRL's formulas in float64; their
+    gradients are the numerical ones."""
+    p_c, p_r, _, _, n_c, n_r = _pairs(5)
+    p_c, p_r = p_c / 4, p_r / 4  # AlphaPO's p^-α stays moderate
+    eps = 0.1 if loss_type in ("sigmoid", "simpo") else 0.0
+
+    def cpo(p_c, p_r):
+        return jaxloss.cpo_loss(
+            p_c, p_r, beta=0.3, loss_type=loss_type, label_smoothing=eps, simpo_gamma=0.4,
+            alphapo_alpha=alpha, nll_weight=0.7, chosen_lengths=n_c, rejected_lengths=n_r,
+        ).loss  # fmt: skip
+
+    want = _trl_cpo(p_c, p_r, n_c, n_r, loss_type, 0.3, eps, 0.4, alpha, 0.7)
+    np.testing.assert_allclose(cpo(p_c, p_r), want, rtol=1e-12)
+    check_grads(cpo, (p_c, p_r), order=1, modes=["rev"], atol=1e-6, rtol=1e-6)
+    if loss_type == "simpo":
+        simpo = jaxloss.simpo_loss(p_c, p_r, n_c, n_r, beta=0.3, gamma=0.4, label_smoothing=eps)
+        np.testing.assert_allclose(
+            simpo.loss, _trl_cpo(p_c, p_r, n_c, n_r, "simpo", 0.3, eps, 0.4, 0.0, 0.0), rtol=1e-12
+        )
+    if loss_type == "sigmoid" and not alpha:
+
+        def orpo(p_c, p_r):
+            return jaxloss.orpo_loss(p_c, p_r, n_c, n_r, beta=0.2).loss
+
+        np.testing.assert_allclose(orpo(p_c, p_r), _trl_orpo(p_c, p_r, n_c, n_r, 0.2), rtol=1e-12)
+        check_grads(orpo, (p_c, p_r), order=1, modes=["rev"], atol=1e-6, rtol=1e-6)
+
+
+def test_orpo_log1mexp_is_stable_near_zero_log_probability(x64):
+    """The odds of a completion whose token-mean log-probability is near 0 (p near 1): the
+    log odds ratio stays finite and its gradient too."""
+    p_c, p_r = np.array([-1e-9, -3.0]), np.array([-2.0, -1e-12])
+    out = jaxloss.orpo_loss(p_c, p_r, np.ones(2), np.ones(2))
+    grads = jax.grad(lambda c, r: jaxloss.orpo_loss(c, r, np.ones(2), np.ones(2)).loss, (0, 1))(
+        p_c, p_r
+    )
+    assert np.isfinite(out.loss) and all(np.all(np.isfinite(g)) for g in grads)
+    assert np.isfinite(out.metrics.log_odds_chosen)
+
+
+PAIRED_LIGER = [  # (the loss, dtype, its options)
+    ("cpo", "float64", dict(label_smoothing=0.1, average=False)),
+    ("cpo", "float32", dict(label_smoothing=0.0, average=True)),
+    ("simpo", "float64", dict(label_smoothing=0.1)),
+    ("simpo", "float32", dict(label_smoothing=0.0)),
+    ("orpo", "float64", {}),
+    ("orpo", "float32", {}),
+]
+
+
+def paired_liger_pairs(name, dtype, options):
+    """(ours, Liger's) of the loss, the logged log-probabilities and rewards (ORPO: its log
+    odds) and the x, w, bias gradients, from hidden states: linear_log_probs, sequence_sums,
+    then cpo_loss / simpo_loss / orpo_loss against Liger's LigerFusedLinear{CPO,SimPO,ORPO}
+    Function (the NLL term on for CPO and ORPO)."""
+    liger = liger_chunked_loss()
+    x, w, b, *_, y = _heads(11, np.dtype(dtype))
+    beta, eps = 0.3, options.get("label_smoothing", 0.0)
+    tensors = [torch.from_numpy(a).requires_grad_(True) for a in (x, w, b)]
+    target = torch.from_numpy(y)
+    if name == "cpo":
+        loss, aux = liger.LigerFusedLinearCPOFunction.apply(
+            *tensors[:2], target, tensors[2], -100, beta, 0.7, eps, True, False,
+            options["average"], 1,
+        )  # fmt: skip
+    elif name == "simpo":
+        loss, aux = liger.LigerFusedLinearSimPOFunction.apply(
+            *tensors[:2], target, tensors[2], -100, beta, 1.0, eps, False, False, 0.4, 1
+        )
+    else:
+        loss, aux = liger.LigerFusedLinearORPOFunction.apply(
+            *tensors[:2], target, tensors[2], -100, beta, True, None, False, 1
+        )
+    loss.backward()
+
+    def ours(x, w, b):
+        log_probs = jaxloss.linear_log_probs(x, w, y, bias=b, chunk_size=8)
+        sums, counts = jaxloss.sequence_sums(log_probs, where=y != -100)
+        args = (sums[:3], sums[3:])
+        lengths = dict(chosen_lengths=counts[:3], rejected_lengths=counts[3:])
+        if name == "cpo":
+            out = jaxloss.cpo_loss(
+                *args, beta=beta, label_smoothing=eps, nll_weight=0.7,
+                average_log_prob=options["average"], **lengths,
+            )  # fmt: skip
+        elif name == "simpo":
+            out = jaxloss.simpo_loss(*args, counts[:3], counts[3:], beta=beta, gamma=0.4,
+                                     label_smoothing=eps)  # fmt: skip
+        else:
+            out = jaxloss.orpo_loss(*args, counts[:3], counts[3:], beta=beta)
+        return out.loss, out.metrics
+
+    (value, metrics), grads = jax.value_and_grad(ours, (0, 1, 2), has_aux=True)(x, w, b)
+    chosen_logps, rejected_logps, _, _, _, chosen_rewards, rejected_rewards = aux[:7]
+    pairs = {
+        "loss": (value, loss),
+        "logps_chosen": (metrics.logps_chosen, chosen_logps.mean()),
+        "logps_rejected": (metrics.logps_rejected, rejected_logps.mean()),
+        "rewards_chosen": (metrics.rewards_chosen, chosen_rewards.mean()),
+        "rewards_rejected": (metrics.rewards_rejected, rejected_rewards.mean()),
+        "dx": (grads[0], tensors[0].grad),
+        "dw": (grads[1], tensors[1].grad),
+        "db": (grads[2], tensors[2].grad),
+    }
+    if name == "orpo":
+        pairs["log_odds_ratio"] = (metrics.log_odds_ratio, aux[7])
+        pairs["log_odds_chosen"] = (metrics.log_odds_chosen, aux[8])
+    return {k: (np.asarray(g), t.detach().numpy()) for k, (g, t) in pairs.items()}
+
+
+@pytest.mark.parametrize(
+    "name,dtype,options",
+    [c if c[1] == "float64" else pytest.param(*c, marks=pytest.mark.slow) for c in PAIRED_LIGER],
+)
+def test_cpo_simpo_orpo_end_to_end_are_liger_s(name, dtype, options, x64):
+    rtol, atol = (1e-5, 1e-6) if dtype == "float64" else (2e-5, 2e-5)
+    for key, (ours, theirs) in paired_liger_pairs(name, dtype, options).items():
+        np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=atol, err_msg=key)
+
+
 # ------------------------------------------------------------------------------ errors
 
 
@@ -359,6 +518,21 @@ def test_end_to_end_from_hidden_states_is_liger_s(loss_type, dtype, average, nll
         (
             lambda: jaxloss.dpo_loss(jnp.zeros(3), jnp.zeros(3), bco_state=BCOState.initial()),
             "`bco_state` is the state of 'bco_pair'",
+        ),
+        (
+            lambda: jaxloss.cpo_loss(jnp.zeros(3), jnp.zeros(3), loss_type="dpo"),
+            "`loss_type` must be 'sigmoid', 'hinge', 'ipo' or 'simpo'",
+        ),
+        (lambda: jaxloss.cpo_loss(jnp.zeros(3), jnp.zeros(3)), "the NLL term (nll_weight > 0)"),
+        (
+            lambda: jaxloss.orpo_loss(jnp.zeros(3), jnp.zeros(3), jnp.ones(3), jnp.ones(4)),
+            "`rejected_lengths` must have the pairs' shape [3]",
+        ),
+        (
+            lambda: jaxloss.simpo_loss(
+                jnp.zeros(3), jnp.zeros(3), jnp.ones(3), jnp.ones(3), beta=-1.0
+            ),
+            "`beta` must be > 0",
         ),
     ],
 )

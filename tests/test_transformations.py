@@ -192,6 +192,27 @@ def _native_calls():
             (-2 * probs[:, 0], -3 * probs[:, 1], -2 * probs[:, 2], -3 * probs[:, 3]),
         ),
         (
+            "cpo_loss",
+            lambda pc, pr: (
+                jaxloss.cpo_loss(
+                    pc,
+                    pr,
+                    loss_type="simpo",
+                    alphapo_alpha=0.2,
+                    label_smoothing=0.1,
+                    chosen_lengths=np.array([3.0, 4.0, 2.0]),
+                    rejected_lengths=np.array([2, 5, 1]),
+                    reduction="none",
+                ).loss
+            ),
+            (-2 * probs[:, 0], -3 * probs[:, 1]),
+        ),
+        (
+            "orpo_loss",
+            lambda pc, pr: jaxloss.orpo_loss(pc, pr, np.array([3, 4, 2]), np.array([2, 5, 1])).loss,
+            (-2 * probs[:, 0], -3 * probs[:, 1]),
+        ),
+        (
             "length_desensitized_logps",
             lambda c, r: jnp.stack(
                 jaxloss.length_desensitized_logps(c, r, row_mask, row_mask[::-1], ld_alpha=0.4)
