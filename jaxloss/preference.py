@@ -29,7 +29,14 @@ from jax.typing import ArrayLike
 from ._core import checks
 from ._core.reduction import Reduction
 
-__all__ = ["dpo_loss", "cpo_loss", "simpo_loss", "orpo_loss", "length_desensitized_logps"]
+__all__ = [
+    "dpo_loss",
+    "cpo_loss",
+    "simpo_loss",
+    "orpo_loss",
+    "kto_loss",
+    "length_desensitized_logps",
+]
 
 DPOLossType = Literal[
     "sigmoid",
@@ -91,11 +98,12 @@ class BCOState(NamedTuple):
 
 
 class PreferenceOutput(NamedTuple):
-    """A preference loss's result: the loss, the metrics, and for ``bco_pair`` with a
-    `BCOState` the updated state (None otherwise)."""
+    """A preference loss's result: the loss, the metrics (`PreferenceMetrics`; for KTO
+    `KTOMetrics`), and for ``bco_pair`` with a `BCOState` the updated state (None
+    otherwise)."""
 
     loss: jax.Array
-    metrics: PreferenceMetrics
+    metrics: Any
     bco_state: BCOState | None = None
 
 
@@ -733,6 +741,156 @@ def orpo_loss(
 def _log1mexp(x):
     """log(1 - e^x) for x < 0, stable at both ends (Mächler 2012)."""
     return jnp.where(x > -math.log(2), jnp.log(-jnp.expm1(x)), jnp.log1p(-jnp.exp(x)))
+
+
+class KTOMetrics(NamedTuple):
+    """What a KTO trainer logs, without gradient: the mean implicit reward β·(log π - log
+    π_ref) of the desirable and of the undesirable completions and their difference, their
+    mean log-probabilities (nan for a side with no example, as TRL leaves it out), and the KL
+    estimate the loss used."""
+
+    rewards_chosen: jax.Array
+    rewards_rejected: jax.Array
+    reward_margin: jax.Array
+    logps_chosen: jax.Array
+    logps_rejected: jax.Array
+    kl: jax.Array
+
+
+def kto_loss(
+    policy_logps: ArrayLike,
+    desirable: ArrayLike,
+    ref_logps: ArrayLike | None = None,
+    *,
+    kl_policy_logps: ArrayLike | None = None,
+    kl_ref_logps: ArrayLike | None = None,
+    kl: ArrayLike | None = None,
+    beta: float = 0.1,
+    loss_type: Literal["kto", "apo_zero_unpaired"] = "kto",
+    desirable_weight: float = 1.0,
+    undesirable_weight: float = 1.0,
+    where: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+    axis_name: Any = None,
+) -> PreferenceOutput:
+    r"""Kahneman–Tversky optimisation (KTO, Ethayarajh et al. 2024), TRL 1.16's
+    ``KTOTrainer`` (``trl/trainer/kto_trainer.py``): unpaired completions, each desirable or
+    not. With $r = \log\pi(y) - \log\pi_\mathrm{ref}(y)$ and the KL estimate $z_0$:
+
+    - ``"kto"``: $w_D\,(1 - \sigma(\beta(r - z_0)))$ for a desirable completion,
+      $w_U\,(1 - \sigma(\beta(z_0 - r)))$ for an undesirable one;
+    - ``"apo_zero_unpaired"``: $w_D\,(1 - \sigma(\beta r))$ and $w_U\,\sigma(\beta r)$ (no KL);
+
+    the loss is their mean over the counted completions. $z_0$ is TRL's batch estimate
+    $\max(0, \mathrm{mean}(\log\pi(y') - \log\pi_\mathrm{ref}(y')))$ over mismatched
+    (prompt, completion) pairs y' (``kl_policy_logps``, ``kl_ref_logps``; global across
+    ``axis_name``), without gradient; or given as ``kl`` (Liger's argument, used as is).
+
+    Args:
+      policy_logps: ``(B,)`` the policy's log-probability of each completion (the sum over its
+        tokens, TRL's and Liger's default).
+      desirable: boolean ``(B,)``: True for a desirable (chosen) completion.
+      ref_logps: optional ``(B,)`` the reference model's (no gradient; without it 0).
+      kl_policy_logps: ``(B,)`` the policy's log-probabilities of the mismatched pairs.
+      kl_ref_logps: ``(B,)`` the reference's log-probabilities of the mismatched pairs.
+      kl: the KL estimate itself, a scalar (instead of the two above).
+      beta: β > 0.
+      loss_type: ``"kto"`` or ``"apo_zero_unpaired"``.
+      desirable_weight: $w_D$ >= 0.
+      undesirable_weight: $w_U$ >= 0.
+      where: optional boolean ``(B,)``: the completions that count.
+      reduction: ``'mean'``, ``'sum'`` or ``'none'``.
+      axis_name: inside ``shard_map`` with the batch split over a mesh axis: the mean, the
+        metrics and the KL estimate are global.
+
+    Returns:
+      `PreferenceOutput` ``(loss, KTOMetrics, None)``.
+
+    Examples:
+      >>> out = jaxloss.kto_loss(
+      ...     jnp.array([-10.0, -12.0, -9.0]), jnp.array([True, False, True]),
+      ...     jnp.array([-11.0, -11.5, -9.5]), kl=0.2,
+      ... )
+      >>> out.loss, out.metrics.rewards_chosen
+      (Array(0.4850..., dtype=float32), Array(0.075, dtype=float32))
+    """
+    fn = "kto_loss"
+    logps = _pair_array(fn, "policy_logps", policy_logps)
+    if logps.ndim != 1:
+        raise ValueError(
+            f"{fn}: `policy_logps` must be (B,), one value per completion; got shape "
+            f"{list(logps.shape)}."
+        )
+    shape = logps.shape
+    labels = checks.as_array(fn, "desirable", desirable)
+    if labels.dtype != jnp.bool_ or labels.shape != shape:
+        raise ValueError(
+            f"{fn}: `desirable` must be a boolean mask of the completions' shape {list(shape)}; "
+            f"got {checks.describe(labels)}."
+        )
+    if loss_type not in ("kto", "apo_zero_unpaired"):
+        raise ValueError(
+            f"{fn}: `loss_type` must be 'kto' or 'apo_zero_unpaired'; got {loss_type!r}."
+        )
+    checks.python_number(fn, "beta", beta, low=0.0, low_inclusive=False)
+    for name, value in (("desirable_weight", desirable_weight),
+                        ("undesirable_weight", undesirable_weight)):  # fmt: skip
+        checks.python_number(fn, name, value, low=0.0)
+    checks.reduction(fn, reduction)
+    pairs = _Pairs(fn, ("policy_logps", "policy_logps"), logps, logps, where=where,
+                   axis_name=axis_name)  # fmt: skip
+    compute = pairs.compute
+    ref = jnp.zeros(shape, compute) if ref_logps is None else pairs.other("ref_logps", ref_logps)
+    given = (kl_policy_logps is not None, kl_ref_logps is not None)
+    if loss_type == "apo_zero_unpaired":
+        if kl is not None or any(given):
+            raise ValueError(f"{fn}: 'apo_zero_unpaired' takes no KL estimate.")
+        z0 = jnp.zeros((), compute)
+    elif kl is not None:
+        if any(given):
+            raise ValueError(
+                f"{fn}: give the KL estimate `kl`, or the mismatched pairs' `kl_policy_logps` "
+                "and `kl_ref_logps`, not both."
+            )
+        z0 = lax.stop_gradient(jnp.asarray(checks.as_array(fn, "kl", kl), compute))
+        if z0.shape != ():
+            raise ValueError(f"{fn}: `kl` must be a scalar; got shape {list(z0.shape)}.")
+    elif all(given):
+        kl_policy = pairs.other("kl_policy_logps", kl_policy_logps)
+        kl_ref = pairs.other("kl_ref_logps", kl_ref_logps)
+        z0 = jnp.maximum(pairs.mean(kl_policy - kl_ref), 0)
+    else:
+        raise ValueError(
+            f"{fn}: 'kto' needs its KL estimate: the mismatched pairs' `kl_policy_logps` and "
+            "`kl_ref_logps` (TRL's batch estimate), or `kl` (0.0 for none)."
+        )
+    r = pairs.chosen - ref
+    sigmoid = jax.nn.sigmoid
+    if loss_type == "kto":
+        chosen_losses = 1 - sigmoid(beta * (r - z0))
+        rejected_losses = 1 - sigmoid(beta * (z0 - r))
+    else:
+        chosen_losses, rejected_losses = 1 - sigmoid(beta * r), sigmoid(beta * r)
+    per_example = jnp.where(
+        labels, desirable_weight * chosen_losses, undesirable_weight * rejected_losses
+    )
+    rewards = lax.stop_gradient(beta * r)
+
+    def side_mean(values, side):
+        count = pairs.total(side.astype(compute))
+        total = pairs.total(jnp.where(side, lax.stop_gradient(values), 0))
+        return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan)
+
+    rewards_chosen, rewards_rejected = side_mean(rewards, labels), side_mean(rewards, ~labels)
+    metrics = KTOMetrics(
+        rewards_chosen=rewards_chosen,
+        rewards_rejected=rewards_rejected,
+        reward_margin=rewards_chosen - rewards_rejected,
+        logps_chosen=side_mean(pairs.chosen, labels),
+        logps_rejected=side_mean(pairs.chosen, ~labels),
+        kl=lax.stop_gradient(z0),
+    )
+    return PreferenceOutput(pairs.reduce(per_example, reduction), metrics)
 
 
 def length_desensitized_logps(

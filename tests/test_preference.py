@@ -476,6 +476,91 @@ def test_cpo_simpo_orpo_end_to_end_are_liger_s(name, dtype, options, x64):
         np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=atol, err_msg=key)
 
 
+# ------------------------------------------------------------------------------------ KTO
+
+
+def _trl_kto(logps, labels, ref, kl_policy, kl_ref, beta, loss_type, w_d, w_u):
+    """TRL 1.16 ``KTOTrainer._compute_loss`` (trl/trainer/kto_trainer.py): the batch KL
+    estimate clamped at 0, the weighted chosen and rejected losses concatenated, their mean."""
+    kl = max((kl_policy - kl_ref).mean(), 0.0) if loss_type == "kto" else 0.0
+    r_c, r_r = logps[labels] - ref[labels], logps[~labels] - ref[~labels]
+    if loss_type == "kto":
+        chosen, rejected = 1 - _sigmoid(beta * (r_c - kl)), 1 - _sigmoid(beta * (kl - r_r))
+    else:
+        chosen, rejected = 1 - _sigmoid(beta * r_c), _sigmoid(beta * r_r)
+    return np.concatenate([w_d * chosen, w_u * rejected]).mean(), kl
+
+
+@pytest.mark.parametrize("loss_type,kl_sign", [("kto", 1.0), ("kto", -1.0),
+                                               ("apo_zero_unpaired", 1.0)])  # fmt: skip
+def test_kto_is_trl_s(loss_type, kl_sign, x64):
+    """kto_loss equals TRL's KTO (the KL estimate from mismatched pairs, clamped at 0 when the
+    mean is negative; desirable and undesirable weights) and its unpaired APO; gradients are
+    the numerical ones, and none flows through the KL estimate."""
+    rng = np.random.default_rng(7)
+    logps, ref = -rng.uniform(5, 20, 8), -rng.uniform(5, 20, 8)
+    labels = np.array([True, False, True, True, False, False, True, False])
+    kl_ref = -rng.uniform(5, 20, 8)
+    kl_policy = kl_ref + kl_sign * rng.uniform(0.1, 1.0, 8)
+    options = dict(beta=0.3, loss_type=loss_type, desirable_weight=1.3, undesirable_weight=0.8)
+    kl_args = dict(kl_policy_logps=kl_policy, kl_ref_logps=kl_ref) if loss_type == "kto" else {}
+
+    def ours(logps, kl_policy):
+        args = dict(kl_args, kl_policy_logps=kl_policy) if kl_args else {}
+        return jaxloss.kto_loss(logps, labels, ref, **args, **options).loss
+
+    want, kl = _trl_kto(logps, labels, ref, kl_policy, kl_ref, 0.3, loss_type, 1.3, 0.8)
+    np.testing.assert_allclose(ours(logps, kl_policy), want, rtol=1e-12)
+    check_grads(lambda lp: ours(lp, kl_policy), (logps,), order=1, modes=["rev"], atol=1e-7)
+    assert np.all(np.asarray(jax.grad(ours, 1)(logps, kl_policy)) == 0)
+    out = jaxloss.kto_loss(logps, labels, ref, **kl_args, **options)
+    np.testing.assert_allclose(out.metrics.kl, kl, rtol=1e-12, atol=1e-15)
+    rewards = 0.3 * (logps - ref)
+    np.testing.assert_allclose(out.metrics.rewards_chosen, rewards[labels].mean(), rtol=1e-12)
+    np.testing.assert_allclose(out.metrics.logps_rejected, logps[~labels].mean(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float64", pytest.param("float32", marks=pytest.mark.slow)])
+def test_kto_end_to_end_is_liger_s(dtype, x64):
+    """From hidden states: linear_log_probs, sequence_sums, kto_loss with a given KL against
+    Liger's LigerFusedLinearKTOFunction with a reference model: the loss, the logged sums of
+    the chosen and rejected log-probabilities and rewards, and the x, w, bias gradients."""
+    liger = liger_chunked_loss()
+    x, w, b, ref_x, ref_w, ref_b, y = _heads(12, np.dtype(dtype))
+    labels = np.array([True, False, False, True, True, False])
+    beta, kl = 0.3, 0.4
+    tensors = [torch.from_numpy(a).requires_grad_(True) for a in (x, w, b)]
+    ref = [torch.from_numpy(a) for a in (ref_x, ref_w, ref_b)]
+    loss, aux = liger.LigerFusedLinearKTOFunction.apply(
+        tensors[0], tensors[1], torch.from_numpy(y), torch.from_numpy(labels), tensors[2],
+        *ref, torch.tensor(kl, dtype=tensors[0].dtype), -100, beta, False, True, False, 1,
+    )  # fmt: skip
+    loss.backward()
+
+    def ours(x, w, b):
+        def sums(x, w, b):
+            log_probs = jaxloss.linear_log_probs(x, w, y, bias=b, chunk_size=8)
+            return jaxloss.sequence_sums(log_probs, where=y != -100).sums
+
+        out = jaxloss.kto_loss(sums(x, w, b), labels, sums(ref_x, ref_w, ref_b), kl=kl, beta=beta)
+        return out.loss, out.metrics
+
+    (value, metrics), grads = jax.value_and_grad(ours, (0, 1, 2), has_aux=True)(x, w, b)
+    rtol, atol = (1e-5, 1e-6) if dtype == "float64" else (2e-5, 2e-5)
+    np.testing.assert_allclose(value, loss.detach().numpy(), rtol=rtol, atol=atol)
+    chosen_sum, rejected_sum, _, _, chosen_rewards_sum, rejected_rewards_sum = aux
+    counts = labels.sum(), (~labels).sum()
+    for got, theirs in [
+        (metrics.logps_chosen * counts[0], chosen_sum),
+        (metrics.logps_rejected * counts[1], rejected_sum),
+        (metrics.rewards_chosen * counts[0], chosen_rewards_sum),
+        (metrics.rewards_rejected * counts[1], rejected_rewards_sum),
+    ]:
+        np.testing.assert_allclose(got, theirs.detach().numpy(), rtol=rtol, atol=atol)
+    for got, tensor in zip(grads, tensors):
+        np.testing.assert_allclose(got, tensor.grad.numpy(), rtol=rtol, atol=atol)
+
+
 # ------------------------------------------------------------------------------ errors
 
 
@@ -533,6 +618,14 @@ def test_cpo_simpo_orpo_end_to_end_are_liger_s(name, dtype, options, x64):
                 jnp.zeros(3), jnp.zeros(3), jnp.ones(3), jnp.ones(3), beta=-1.0
             ),
             "`beta` must be > 0",
+        ),
+        (
+            lambda: jaxloss.kto_loss(jnp.zeros(3), jnp.array([True, False, True])),
+            "'kto' needs its KL estimate",
+        ),
+        (
+            lambda: jaxloss.kto_loss(jnp.zeros(3), jnp.array([1, 0, 1]), kl=0.0),
+            "`desirable` must be a boolean mask",
         ),
     ],
 )

@@ -213,6 +213,21 @@ def _native_calls():
             (-2 * probs[:, 0], -3 * probs[:, 1]),
         ),
         (
+            "kto_loss",
+            lambda lp, kl: (
+                jaxloss.kto_loss(
+                    lp,
+                    np.array([True, False, True]),
+                    -lp[::-1],
+                    kl_policy_logps=kl,
+                    kl_ref_logps=kl[::-1] - 1.0,
+                    desirable_weight=1.5,
+                    reduction="none",
+                ).loss
+            ),
+            (-2 * probs[:, 0], -3 * probs[:, 1]),
+        ),
+        (
             "length_desensitized_logps",
             lambda c, r: jnp.stack(
                 jaxloss.length_desensitized_logps(c, r, row_mask, row_mask[::-1], ld_alpha=0.4)
