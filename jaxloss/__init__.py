@@ -1,7 +1,7 @@
 """jaxloss: every PyTorch loss criterion as a pure, jit/vmap/grad-compatible JAX function.
 
 Native functions live here, grouped by family (classification, regression, embedding,
-sequence, detection, focal, margin, segmentation, fused, post_training, preference,
+sequence, detection, focal, margin, segmentation, fused, post_training, preference, policy,
 adaptive); torch's and torchvision's exact signatures live in `jaxloss.compat`
 (``functional``, ``nn`` and ``torchvision``); vocab-parallel losses for ``shard_map`` code
 live in `jaxloss.parallel`.
@@ -18,6 +18,7 @@ from . import (
     fused,
     margin,
     parallel,
+    policy,
     post_training,
     preference,
     regression,
@@ -32,6 +33,7 @@ from .embedding import *  # noqa: F403
 from .focal import *  # noqa: F403
 from .fused import *  # noqa: F403
 from .margin import *  # noqa: F403
+from .policy import *  # noqa: F403
 from .post_training import *  # noqa: F403
 from .preference import *  # noqa: F403
 from .regression import *  # noqa: F403
@@ -54,4 +56,5 @@ __all__ += segmentation.__all__
 __all__ += fused.__all__
 __all__ += post_training.__all__
 __all__ += preference.__all__
+__all__ += policy.__all__
 __all__ += adaptive.__all__

@@ -228,6 +228,21 @@ def _native_calls():
             (-2 * probs[:, 0], -3 * probs[:, 1]),
         ),
         (
+            "policy_loss",
+            lambda lp, old: (
+                jaxloss.policy_loss(
+                    lp,
+                    np.array([1.0, -0.5, 0.3]),
+                    row_mask,
+                    old,
+                    lp[::-1],
+                    loss_type="sapo",
+                    beta=0.05,
+                ).loss
+            ),
+            (np.log(probs), np.log(probs[::-1])),
+        ),
+        (
             "length_desensitized_logps",
             lambda c, r: jnp.stack(
                 jaxloss.length_desensitized_logps(c, r, row_mask, row_mask[::-1], ld_alpha=0.4)
