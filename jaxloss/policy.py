@@ -21,6 +21,7 @@ from jax import lax
 from jax.typing import ArrayLike
 
 from ._core import checks
+from ._core.sharding import whole
 
 __all__ = ["policy_loss", "group_advantages", "rloo_advantages"]
 
@@ -74,8 +75,8 @@ def _high_entropy_mask(entropies, mask, quantile, axis_name):
     values = lax.stop_gradient(entropies)
     if axis_name is not None:  # every device's counted entropies, the others padded with nan
         gathered = lax.all_gather(jnp.where(mask, values, jnp.nan), axis_name, tiled=True)
-    else:
-        gathered = jnp.where(mask, values, jnp.nan)
+    else:  # on an Explicit mesh, gathered whole (the quantile sorts)
+        gathered = whole(jnp.where(mask, values, jnp.nan))
     threshold = jnp.nanquantile(gathered.reshape(-1), 1 - quantile)
     return mask & (jnp.where(mask, values, 0) >= threshold)
 

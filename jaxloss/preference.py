@@ -28,6 +28,7 @@ from jax.typing import ArrayLike
 
 from ._core import checks
 from ._core.reduction import Reduction
+from ._core.sharding import whole
 
 __all__ = [
     "dpo_loss",
@@ -160,7 +161,7 @@ def _scores(logratios, f_divergence, alpha):
 def _sorted_counted(values, valid):
     """The counted values sorted ascending, the others (+inf) after them; the sorted values at
     the positions past the count are 0 (they are masked afterwards)."""
-    ordered = jnp.sort(jnp.where(valid, values, jnp.inf))
+    ordered = jnp.sort(whole(jnp.where(valid, values, jnp.inf)))  # a sort needs the whole axis
     counted = jnp.arange(values.shape[0]) < jnp.sum(valid)
     return jnp.where(counted, ordered, jnp.zeros((), values.dtype)), counted
 

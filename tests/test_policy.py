@@ -392,3 +392,45 @@ def test_metrics_are_global_across_shards_in_shard_map():
         want = jaxloss.policy_loss(lp, adv, mask, old, ref, **dict(options, entropies=entropies))
         for g, e in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
             np.testing.assert_allclose(g, e, rtol=1e-5, err_msg=loss_type)
+
+
+@pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 (CPU) devices")
+def test_grpo_on_the_fused_head_over_a_data_model_mesh():
+    """GRPO ('dapo', with the KL penalty and the entropy mask) on the fused head with the
+    sequences split over 'data' and the vocabulary over 'model' of an Explicit (2, 4) mesh
+    equals one device: the loss, the metrics and the x, w, bias gradients."""
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    rng = np.random.default_rng(30)
+    x = rng.normal(size=(B, T, D)).astype(np.float32)
+    w = (rng.normal(size=(16, D)) * 0.6).astype(np.float32)
+    b = rng.normal(size=16).astype(np.float32)
+    ids = rng.integers(0, 16, (B, T))
+    mask = np.ones((B, T), bool)
+    mask[1, 3:] = False
+    old = rng.normal(size=(B, T)).astype(np.float32) * 0.1 - 2.8
+    ref = old + 0.05
+    adv = jaxloss.group_advantages(rng.normal(size=B).astype(np.float32), num_generations=2)
+    mesh = jax.make_mesh((2, 4), ("data", "model"))
+    put = lambda a, spec: jax.device_put(a, NamedSharding(mesh, spec))
+
+    def loss(x, w, b, ids, mask, old, ref, adv):
+        stats = jaxloss.linear_log_probs(x, w, ids, bias=b, with_entropy=True, chunk_size=4)
+        out = jaxloss.policy_loss(
+            stats.log_probs, adv, mask, old, ref, loss_type="dapo", beta=0.04,
+            entropies=stats.entropy, top_entropy_quantile=0.5,
+        )  # fmt: skip
+        return out.loss, out.metrics
+
+    args = (x, w, b, ids, mask, old, ref, adv)
+    specs = (P("data"), P("model"), P("model")) + (P("data"),) * 5
+    step = jax.value_and_grad(loss, (0, 1, 2), has_aux=True)
+    with jax.set_mesh(mesh):
+        (value, metrics), grads = jax.jit(step)(*(put(a, s) for a, s in zip(args, specs)))
+    (want, want_metrics), want_grads = step(*args)
+    np.testing.assert_allclose(value, want, rtol=1e-5)
+    for got, wanted in zip(jax.tree.leaves(metrics), jax.tree.leaves(want_metrics)):
+        np.testing.assert_allclose(got, wanted, rtol=1e-5, atol=1e-6)
+    for got, wanted in zip(grads, want_grads):
+        np.testing.assert_allclose(got, wanted, rtol=1e-4, atol=1e-5)

@@ -632,3 +632,61 @@ def test_kto_end_to_end_is_liger_s(dtype, x64):
 def test_errors_name_the_argument(call, words):
     with pytest.raises(ValueError, match=re.escape(words)):
         call()
+
+
+@pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 (CPU) devices")
+def test_dpo_on_the_fused_head_over_a_data_model_mesh():
+    """DPO on the fused head with the tokens split over 'data' and the heads' vocabulary over
+    'model' of an Explicit (2, 4) mesh equals one device: values, metrics and the policy's x,
+    w, bias gradients; and in shard_map with the pairs split over 'data' (axis_name), the
+    mean and the metrics are global."""
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    x, w, b, ref_x, ref_w, ref_b, y = _heads(20, np.float32)
+    w, ref_w, b, ref_b = (np.concatenate([a, a[:3]]) for a in (w, ref_w, b, ref_b))  # V = 16
+    # chosen rows 0..2 and rejected 3..5, reordered so each data shard holds whole pairs
+    order = np.array([0, 3, 1, 4, 2, 5, 0, 3])
+    x, ref_x, y = x[order], ref_x[order], y[order]
+    mesh = jax.make_mesh((2, 4), ("data", "model"))
+    put = lambda a, spec: jax.device_put(a, NamedSharding(mesh, spec))
+
+    def loss(x, w, b, ref_x, ref_w, ref_b, y):
+        def sums(x, w, b):
+            log_probs = jaxloss.linear_log_probs(x, w, y, bias=b, chunk_size=4)
+            return jaxloss.sequence_sums(log_probs, where=y != -100)
+
+        policy, counts = sums(x, w, b)
+        reference, _ = sums(ref_x, ref_w, ref_b)
+        out = jaxloss.dpo_loss(
+            policy[0::2], policy[1::2], reference[0::2], reference[1::2], beta=0.2,
+            loss_type=("sigmoid", "sft"), loss_weights=(1.0, 0.5),
+            chosen_lengths=counts[0::2], rejected_lengths=counts[1::2],
+        )  # fmt: skip
+        return out.loss, out.metrics
+
+    args = (x, w, b, ref_x, ref_w, ref_b, y)
+    specs = (P("data"), P("model"), P("model"), P("data"), P("model"), P("model"), P("data"))
+    step = jax.value_and_grad(loss, (0, 1, 2), has_aux=True)
+    with jax.set_mesh(mesh):
+        (value, metrics), grads = jax.jit(step)(*(put(a, s) for a, s in zip(args, specs)))
+    (want, want_metrics), want_grads = step(*args)
+    np.testing.assert_allclose(value, want, rtol=1e-5)
+    for got, wanted in zip(jax.tree.leaves(metrics), jax.tree.leaves(want_metrics)):
+        np.testing.assert_allclose(got, wanted, rtol=1e-5, atol=1e-6)
+    for got, wanted in zip(grads, want_grads):
+        np.testing.assert_allclose(got, wanted, rtol=1e-4, atol=1e-5)
+
+    p_c, p_r, r_c, r_r, n_c, n_r = (a.astype(np.float32) for a in _pairs(21))
+
+    def local(*pairs):
+        return jaxloss.dpo_loss(*pairs[:4], chosen_lengths=pairs[4], rejected_lengths=pairs[5],
+                                loss_type=("ipo", "sft"), axis_name="data")  # fmt: skip
+
+    sharded = jax.shard_map(local, mesh=mesh, in_specs=P("data"), out_specs=P())
+    pairs = (p_c, p_r, r_c, r_r, n_c, n_r)
+    got = jax.jit(sharded)(*(put(a, P("data")) for a in pairs))
+    whole = jaxloss.dpo_loss(*pairs[:4], chosen_lengths=n_c, rejected_lengths=n_r,
+                             loss_type=("ipo", "sft"))  # fmt: skip
+    for g, e in zip(jax.tree.leaves(got), jax.tree.leaves(whole)):
+        np.testing.assert_allclose(g, e, rtol=1e-5)

@@ -38,6 +38,15 @@ def has_explicit_axes(x: jax.Array) -> bool:
     return any(explicitly_sharded(x, axis) for axis in range(x.ndim))
 
 
+def whole(x: jax.Array) -> jax.Array:
+    """`x` replicated (every axis whole) on an Explicit mesh, for the operations that need a
+    whole axis (a sort, a quantile); unchanged elsewhere."""
+    sharding = _explicit_mesh(x)
+    if sharding is None or not has_explicit_axes(x):
+        return x
+    return jax.sharding.reshard(x, NamedSharding(sharding.mesh, P()))
+
+
 def batch_like(reference: jax.Array, *arrays: jax.Array) -> tuple[jax.Array, ...]:
     """`arrays` resharded so that their leading (batch) axis is split as `reference`'s and
     their other axes are whole, on Explicit meshes (labels and lengths then follow the
