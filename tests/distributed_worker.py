@@ -2,10 +2,10 @@
 
 Two such processes, 4 CPU devices each, join over localhost with jax.distributed (gloo CPU
 collectives) into one (2, 4) data x model mesh of 8 devices. Each computes the fused
-linear cross-entropy, the head's log-probabilities and entropies, and the fused distillation
-loss, with their gradients, on arrays sharded over that mesh (tokens over 'data', the heads'
-vocabulary over 'model') and the same on one device of its own, and writes the largest
-differences to OUT as JSON.
+linear cross-entropy, the head's log-probabilities and entropies, the fused distillation
+loss, and DPO and GRPO on the fused head, with their gradients, on arrays sharded over that
+mesh (tokens or sequences over 'data', the heads' vocabulary over 'model') and the same on
+one device of its own, and writes the largest differences to OUT as JSON.
 """
 
 import json
@@ -62,13 +62,53 @@ def main(port: int, rank: int, out: str) -> None:
             x, w, x_t, w_t, y, bias_student=bias, beta=0.3, weight_hard=0.5, chunk_size=8
         )
 
+    # Sequences for DPO and GRPO: 8 rows of 6 tokens (chosen and rejected rows alternate, so
+    # each data shard holds whole pairs); the reference head is the teacher's slot.
+    x_seq = rng.normal(size=(8, 6, 8)).astype(np.float32)
+    ref_x_seq = (x_seq + 0.2 * rng.normal(size=x_seq.shape)).astype(np.float32)
+    ref_w = (w + 0.1 * rng.normal(size=w.shape)).astype(np.float32)
+    y_seq = rng.integers(0, 16, size=(8, 6))
+    y_seq[:, :2] = -100  # the prompts
+    mask_seq = y_seq != -100
+    old_seq = rng.normal(size=(8, 6)).astype(np.float32) * 0.1 - 2.8
+    advantages = rng.normal(size=8).astype(np.float32)
+
+    def dpo(x, w, bias, y, ref_x, ref_w):
+        def sums(x, w, b):
+            log_probs = jaxloss.linear_log_probs(x, w, y, bias=b, chunk_size=8)
+            return jaxloss.sequence_sums(log_probs, where=y != -100)
+
+        policy, counts = sums(x, w, bias)
+        reference, _ = sums(ref_x, ref_w, bias)
+        return jaxloss.dpo_loss(
+            policy[0::2], policy[1::2], reference[0::2], reference[1::2], beta=0.2,
+            loss_type=("sigmoid", "sft"), chosen_lengths=counts[0::2],
+            rejected_lengths=counts[1::2],
+        ).loss  # fmt: skip
+
+    def grpo(x, w, bias, y, ref_x, ref_w):
+        ids = jnp.where(y == -100, 0, y)
+        stats = jaxloss.linear_log_probs(x, w, ids, bias=bias, with_entropy=True, chunk_size=8)
+        reference = jaxloss.linear_log_probs(ref_x, ref_w, ids, bias=bias, chunk_size=8)
+        return jaxloss.policy_loss(
+            stats.log_probs, advantages, mask_seq, old_seq, reference, loss_type="dapo",
+            beta=0.04, entropies=stats.entropy, top_entropy_quantile=0.5,
+        ).loss  # fmt: skip
+
     specs = (P("data"), P("model"), P("model"), P("data"), P("data"), P("model"))
-    whole = (x, w, bias, labels, x_teacher, w_teacher)
-    args = [sharded(a, spec) for a, spec in zip(whole, specs)]
+    token_arrays = (x, w, bias, labels, x_teacher, w_teacher)
+    sequence_arrays = (x_seq, w, bias, y_seq, ref_x_seq, ref_w)
     local = jax.local_devices()[0]
-    on_one = [jax.device_put(a, local) for a in whole]
     result = {"rank": rank}
-    for case in (cross_entropy, log_probs, distillation):
+    for case, whole in [
+        (cross_entropy, token_arrays),
+        (log_probs, token_arrays),
+        (distillation, token_arrays),
+        (dpo, sequence_arrays),
+        (grpo, sequence_arrays),
+    ]:
+        args = [sharded(a, spec) for a, spec in zip(whole, specs)]
+        on_one = [jax.device_put(a, local) for a in whole]
         value, grads = jax.jit(jax.value_and_grad(case, argnums=(0, 1, 2)))(*args)
         value = float(value.addressable_data(0))  # replicated: every device holds it
         grads = [np.asarray(multihost_utils.process_allgather(g, tiled=True)) for g in grads]

@@ -57,6 +57,6 @@ def test_two_processes_of_four_devices_equal_one_process(tmp_path):
         assert process.returncode == 0, f"rank {rank} exited {process.returncode}:\n{log[-3000:]}"
     for output in outputs:
         result = json.loads(output.read_text())
-        for case in ("cross_entropy", "log_probs", "distillation"):
+        for case in ("cross_entropy", "log_probs", "distillation", "dpo", "grpo"):
             assert result[case]["value"] < 1e-6, result
             assert max(result[case]["grads"]) < 1e-5, result
