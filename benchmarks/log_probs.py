@@ -5,6 +5,8 @@ one run. Prints a table and writes JSON.
     python benchmarks/log_probs.py             # the shapes (several minutes)
     python benchmarks/log_probs.py --quick     # tiny shapes, to check the code runs (CI)
     python benchmarks/log_probs.py --out DIR   # where log_probs.json goes
+    python benchmarks/log_probs.py --only distillation   # rerun one section, keeping the
+                                               # other's rows of this CPU kind's results
 
 Forward+backward w.r.t. the student's x and W (a random cotangent on the log-probabilities;
 the distillation loss is the JSD with β = 0.5, 'mean'), best and median ms of interleaved
@@ -17,6 +19,7 @@ inputs only (its bf16 CPU matmuls are not a fair comparison). Targets: jaxloss's
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import jax
@@ -29,6 +32,7 @@ from jaxloss.parity.timing import (
     fastest_torch_threads,
     interleaved_times,
     machine,
+    machine_record,
     write_result,
 )
 
@@ -113,9 +117,12 @@ def _contenders(section, n, d, v, dtype):
     return steps, temps
 
 
-def bench(shapes, dtypes, repeats):
+SECTIONS = ("log_probs", "distillation")
+
+
+def bench(shapes, dtypes, repeats, sections=SECTIONS):
     rows = []
-    for section in ("log_probs", "distillation"):
+    for section in sections:
         for shape in shapes:
             for dtype in dtypes:
                 steps, temps = _contenders(section, *shape, dtype)
@@ -172,12 +179,28 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny shapes, 1 repeat")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=default_results_dir(), help="default: per CPU kind")
+    parser.add_argument(
+        "--only",
+        choices=SECTIONS,
+        help="run one section; the other section's rows are kept from the existing results",
+    )
     args = parser.parse_args(argv)
     shapes, repeats = (QUICK_SHAPES, 1) if args.quick else (SHAPES, args.repeats)
     print(f"float32 and bfloat16; {repeats} rounds\non {machine()}", flush=True)
-    rows = bench(shapes, [jnp.float32, jnp.bfloat16], repeats)
-    _print(rows)
     out = Path(args.out)
+    sections = (args.only,) if args.only else SECTIONS
+    kept = []
+    if args.only:
+        previous = json.loads((out / "log_probs.json").read_text())
+        if previous["machine"] != machine_record():
+            raise SystemExit(
+                f"--only keeps rows measured on {previous['machine']}, but this is "
+                f"{machine_record()}: run every section here."
+            )
+        kept = [row for row in previous["rows"] if row["section"] != args.only]
+    rows = bench(shapes, [jnp.float32, jnp.bfloat16], repeats, sections)
+    _print(rows)
+    rows = sorted(kept + rows, key=lambda row: SECTIONS.index(row["section"]))
     out.mkdir(parents=True, exist_ok=True)
     write_result(out / "log_probs.json", rows=rows)
     print(f"\nwrote {out / 'log_probs.json'}")
