@@ -1,4 +1,4 @@
-"""One process of tests/test_distributed.py: `python distributed_worker.py PORT RANK OUT`.
+"""One process of tests/test_distributed.py: `python distributed_worker.py PORT RANK OUT CASE...`.
 
 Two such processes, 4 CPU devices each, join over localhost with jax.distributed (gloo CPU
 collectives) into one (2, 4) data x model mesh of 8 devices. Each computes the fused
@@ -12,7 +12,7 @@ import json
 import sys
 
 
-def main(port: int, rank: int, out: str) -> None:
+def main(port: int, rank: int, out: str, cases: list[str]) -> None:
     import jax
 
     jax.config.update("jax_num_cpu_devices", 4)
@@ -100,13 +100,16 @@ def main(port: int, rank: int, out: str) -> None:
     sequence_arrays = (x_seq, w, bias, y_seq, ref_x_seq, ref_w)
     local = jax.local_devices()[0]
     result = {"rank": rank}
-    for case, whole in [
+    every_case = [
         (cross_entropy, token_arrays),
         (log_probs, token_arrays),
         (distillation, token_arrays),
         (dpo, sequence_arrays),
         (grpo, sequence_arrays),
-    ]:
+    ]
+    for case, whole in every_case:
+        if case.__name__ not in cases:
+            continue
         args = [sharded(a, spec) for a, spec in zip(whole, specs)]
         on_one = [jax.device_put(a, local) for a in whole]
         value, grads = jax.jit(jax.value_and_grad(case, argnums=(0, 1, 2)))(*args)
@@ -126,4 +129,4 @@ def main(port: int, rank: int, out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])
+    main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4:])

@@ -286,10 +286,10 @@ def _sharded_problem():
 @pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 (CPU) devices")
 @pytest.mark.parametrize(
     "layout,divergence,reduction",
-    [
+    [  # the vocabulary split also runs in the shard_map and 2-process tests
         ("tokens", "jsd", "mean"),
-        ("vocabulary", "cosine", "sum"),
-        ("both", "jsd", "none"),
+        pytest.param("vocabulary", "cosine", "sum", marks=pytest.mark.slow),
+        pytest.param("both", "jsd", "none", marks=pytest.mark.slow),
         ("fsdp", "reverse_kl", "mean"),
     ],
 )

@@ -23,7 +23,15 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_two_processes_of_four_devices_equal_one_process(tmp_path):
+# The post-training composites (DPO, GRPO) exercise the log-prob head inside; --full also runs
+# the head's statistics and the distillation loss on their own (each case compiles in both
+# processes, about 4 s).
+DEFAULT_CASES = ("cross_entropy", "dpo", "grpo")
+FULL_CASES = DEFAULT_CASES + ("log_probs", "distillation")
+
+
+def test_two_processes_of_four_devices_equal_one_process(tmp_path, full_tier):
+    cases = FULL_CASES if full_tier else DEFAULT_CASES
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
     env["JAX_PLATFORMS"] = "cpu"
@@ -31,7 +39,7 @@ def test_two_processes_of_four_devices_equal_one_process(tmp_path):
     logs = [open(tmp_path / f"rank{rank}.log", "w") for rank in range(2)]
     processes = [
         subprocess.Popen(
-            [sys.executable, str(WORKER), str(port), str(rank), str(outputs[rank])],
+            [sys.executable, str(WORKER), str(port), str(rank), str(outputs[rank]), *cases],
             env=env,
             stdout=logs[rank],
             stderr=subprocess.STDOUT,
@@ -57,6 +65,7 @@ def test_two_processes_of_four_devices_equal_one_process(tmp_path):
         assert process.returncode == 0, f"rank {rank} exited {process.returncode}:\n{log[-3000:]}"
     for output in outputs:
         result = json.loads(output.read_text())
-        for case in ("cross_entropy", "log_probs", "distillation", "dpo", "grpo"):
+        assert sorted(result) == sorted(("rank", *cases)), result
+        for case in cases:
             assert result[case]["value"] < 1e-6, result
             assert max(result[case]["grads"]) < 1e-5, result

@@ -133,7 +133,15 @@ TRL_CASES = [
 ]
 
 
-@pytest.mark.parametrize("loss_type,level,extra", TRL_CASES)
+# Each type, each level and each option once in the default tier; the rest in --full.
+DEFAULT_TRL_CASES = {0, 2, 3, 4, 5, 6, 7, 9, 12, 13, 14, 15}
+
+
+@pytest.mark.parametrize(
+    "loss_type,level,extra",
+    [c if i in DEFAULT_TRL_CASES else pytest.param(*c, marks=pytest.mark.slow)
+     for i, c in enumerate(TRL_CASES)],
+)  # fmt: skip
 def test_every_loss_type_is_trl_s(loss_type, level, extra, x64):
     """Each type (token and sequence-level importance sampling where TRL allows it, with the
     KL penalty and its bias correction, two-sided clipping, the entropy mask and the vLLM

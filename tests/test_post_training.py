@@ -200,7 +200,9 @@ def test_linear_log_probs_are_liger_s(dtype, bias, temperature, x64):
         assert np.all(np.asarray(grads[2]) == 0.0)
 
 
-@pytest.mark.parametrize("dtype,average", [("float64", True), ("float32", False)])
+@pytest.mark.parametrize(
+    "dtype,average", [("float64", True), pytest.param("float32", False, marks=pytest.mark.slow)]
+)
 def test_sequence_log_probs_are_liger_preference_base_s(dtype, average, x64):
     """Liger's preference base (``LigerFusedLinearPreferenceBase.chunk_forward``, under its DPO,
     CPO, SimPO and ORPO losses), end to end from hidden states: the chosen and rejected
