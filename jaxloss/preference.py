@@ -229,8 +229,17 @@ class _Pairs:
     log-probabilities, `where`, the token counts) and its batch sums and means over the
     counted pairs: global ones across `axis_name` inside shard_map."""
 
-    def __init__(self, fn, names, chosen, rejected, *, where, axis_name, lengths=None):
+    def __init__(self, fn, names, chosen, rejected, *, where, axis_name, lengths=None,
+                 lengths_for=None):  # fmt: skip
+        """`lengths` (the chosen and rejected token counts) are checked and kept when
+        `lengths_for` says what needs them (an error names it if one is missing)."""
         self.fn, self.axis_name = fn, axis_name
+        if lengths_for and (lengths is None or any(n is None for n in lengths)):
+            raise ValueError(
+                f"{fn}: {lengths_for} needs the completions' token counts `chosen_lengths` "
+                "and `rejected_lengths`."
+            )
+        lengths = lengths if lengths_for else None
         p_c = _pair_array(fn, names[0], chosen)
         if p_c.ndim != 1:
             raise ValueError(
@@ -396,13 +405,7 @@ def dpo_loss(
     """
     fn = "dpo_loss"
     types, weights = _loss_types(fn, loss_type, loss_weights)
-    needs_lengths = set(types) & _NEEDS_LENGTHS or average_log_prob
-    if needs_lengths and (chosen_lengths is None or rejected_lengths is None):
-        what = "average_log_prob" if average_log_prob else sorted(set(types) & _NEEDS_LENGTHS)
-        raise ValueError(
-            f"{fn}: {what} needs the completions' token counts `chosen_lengths` and "
-            "`rejected_lengths`."
-        )
+    length_types = sorted(set(types) & _NEEDS_LENGTHS)
     pairs = _Pairs(
         fn,
         ("policy_chosen_logps", "policy_rejected_logps"),
@@ -410,7 +413,8 @@ def dpo_loss(
         policy_rejected_logps,
         where=where,
         axis_name=axis_name,
-        lengths=(chosen_lengths, rejected_lengths) if needs_lengths else None,
+        lengths=(chosen_lengths, rejected_lengths),
+        lengths_for="average_log_prob" if average_log_prob else length_types and str(length_types),
     )
     if (ref_chosen_logps is None) != (ref_rejected_logps is None):
         raise ValueError(
@@ -563,13 +567,6 @@ def cpo_loss(
         )
     average = loss_type in ("ipo", "simpo") if average_log_prob is None else average_log_prob
     checks.python_number(fn, "nll_weight", nll_weight, low=0.0)
-    needs_lengths = average or bool(nll_weight)
-    if needs_lengths and (chosen_lengths is None or rejected_lengths is None):
-        what = "the NLL term (nll_weight > 0)" if nll_weight else "averaging the log-probabilities"
-        raise ValueError(
-            f"{fn}: {what} needs the completions' token counts `chosen_lengths` and "
-            "`rejected_lengths`."
-        )
     pairs = _Pairs(
         fn,
         ("policy_chosen_logps", "policy_rejected_logps"),
@@ -577,8 +574,12 @@ def cpo_loss(
         policy_rejected_logps,
         where=where,
         axis_name=axis_name,
-        lengths=(chosen_lengths, rejected_lengths) if needs_lengths else None,
-    )
+        lengths=(chosen_lengths, rejected_lengths),
+        lengths_for=(
+            "the NLL term (nll_weight > 0)" if nll_weight
+            else "averaging the log-probabilities" if average else None
+        ),
+    )  # fmt: skip
     checks.python_number(fn, "beta", beta, low=0.0, low_inclusive=False)
     eps = float(checks.python_number(fn, "label_smoothing", label_smoothing, low=0.0, high=0.5))
     checks.python_number(fn, "simpo_gamma", simpo_gamma)
@@ -719,6 +720,7 @@ def orpo_loss(
         where=where,
         axis_name=axis_name,
         lengths=(chosen_lengths, rejected_lengths),
+        lengths_for="ORPO's token means",
     )
     checks.python_number(fn, "beta", beta, low=0.0, low_inclusive=False)
     checks.python_number(fn, "nll_weight", nll_weight, low=0.0)
