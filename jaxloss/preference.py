@@ -251,7 +251,7 @@ class _Pairs:
         self.valid = jnp.ones(self.shape, bool) if valid is None else valid
         self.compute = jnp.promote_types(jnp.result_type(p_c, p_r), jnp.float32)
         self.chosen, self.rejected = p_c.astype(self.compute), p_r.astype(self.compute)
-        self.lengths = None
+        self.lengths = self.chosen_tokens = None
         if lengths is not None:
             counts = []
             for name, value in zip(("chosen_lengths", "rejected_lengths"), lengths):
@@ -261,9 +261,10 @@ class _Pairs:
                         f"{fn}: `{name}` must have the pairs' shape {list(self.shape)}; got "
                         f"{list(array.shape)}."
                     )
-                # clamped to 1 where divided by, as TRL does
-                counts.append(jnp.maximum(array.astype(self.compute), 1))
-            self.lengths = tuple(counts)
+                counts.append(array.astype(self.compute))
+            self.chosen_tokens = counts[0]
+            # clamped to 1 where a sequence's value is divided by its length, as TRL does
+            self.lengths = tuple(jnp.maximum(c, 1) for c in counts)
 
     def other(self, name, value):
         """Another per-pair array (a reference's log-probabilities), without gradient."""
@@ -285,8 +286,8 @@ class _Pairs:
     def chosen_nll(self):
         """-Σ log π(y_c) / Σ n_c over the counted pairs: the chosen completions' tokens' mean
         NLL (TRL's ``sft`` and the CPO/ORPO NLL term), from the sums and the counts."""
-        assert self.lengths is not None
-        return -self.total(self.chosen) / jnp.maximum(self.total(self.lengths[0]), 1)
+        assert self.chosen_tokens is not None
+        return -self.total(self.chosen) / jnp.maximum(self.total(self.chosen_tokens), 1)
 
     def metrics(self, rewards_c, rewards_r, logps_c, logps_r, **extra) -> PreferenceMetrics:
         rewards_c, rewards_r = lax.stop_gradient(rewards_c), lax.stop_gradient(rewards_r)
