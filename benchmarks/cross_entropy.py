@@ -39,6 +39,7 @@ from jaxloss.parity.timing import (
     machine,
     side_by_side,
     write_result,
+    xla_temp_bytes,
 )
 
 CE_SHAPES = [(4096, 32768), (65536, 1000), (256, 10)]
@@ -75,13 +76,6 @@ def _timed(fn, repeats):
         fn()
         times.append(time.perf_counter() - start)
     return 1e3 * float(np.median(times)), 1e3 * float(np.min(times))
-
-
-def _xla_temp_bytes(jitted, *args):
-    try:
-        return int(jitted.lower(*args).compile().memory_analysis().temp_size_in_bytes)
-    except Exception:
-        return None
 
 
 def _copy_gbps(nbytes, repeats):
@@ -127,7 +121,7 @@ def _ce_contenders(n, c, dtype):
         steps[name] = lambda step=step, labels=labels: jax.block_until_ready(
             step(x, labels, weight)
         )
-        temps[name] = _xla_temp_bytes(step, x, labels, weight)
+        temps[name] = xla_temp_bytes(step, x, labels, weight)
     torch_dtype = torch.bfloat16 if dtype == jnp.bfloat16 else torch.float32
     xt = torch.tensor(np.asarray(x, np.float32)).to(torch_dtype)
     yt = torch.tensor(np.asarray(y, np.int64))
@@ -144,7 +138,7 @@ def _ce_contenders(n, c, dtype):
     # forward+backward must at least do (a jitted step's output is a new buffer each call).
     floor = jax.jit(lambda x: x * 2)
     steps["floor"] = lambda: jax.block_until_ready(floor(x))
-    temps["floor"] = _xla_temp_bytes(floor, x)
+    temps["floor"] = xla_temp_bytes(floor, x)
     return steps, temps
 
 
@@ -224,7 +218,7 @@ def _fused_contenders(n, d, v, dtype):
             )
         )
         steps[name] = lambda step=step: jax.block_until_ready(step(x, w))
-        temps[name] = _xla_temp_bytes(step, x, w)
+        temps[name] = xla_temp_bytes(step, x, w)
     torch_dtype = torch.bfloat16 if dtype == jnp.bfloat16 else torch.float32
     xt = torch.tensor(np.asarray(x, np.float32)).to(torch_dtype)
     wt = torch.tensor(np.asarray(w, np.float32)).to(torch_dtype)

@@ -33,18 +33,13 @@ from jaxloss.parity.timing import (
     interleaved_times,
     machine,
     machine_record,
+    print_step_rows,
     write_result,
+    xla_temp_bytes,
 )
 
 SHAPES = [(8192, 1024, 32768), (2048, 1024, 131072)]  # (N, D, V): the second, a large vocab
 QUICK_SHAPES = [(64, 16, 50)]
-
-
-def _xla_temp_bytes(jitted, *args):
-    try:
-        return int(jitted.lower(*args).compile().memory_analysis().temp_size_in_bytes)
-    except Exception:
-        return None
 
 
 def _naive_log_probs(x, w, y):
@@ -92,7 +87,7 @@ def _contenders(section, n, d, v, dtype):
     for name, loss in losses.items():
         step = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
         steps[name] = lambda step=step: jax.block_until_ready(step(x, w))
-        temps[name] = _xla_temp_bytes(step, x, w)
+        temps[name] = xla_temp_bytes(step, x, w)
     if dtype == jnp.float32:
         from jaxloss.parity.references import liger_chunked_loss
 
@@ -154,24 +149,6 @@ def bench(shapes, dtypes, repeats, sections=SECTIONS):
     return rows
 
 
-def _mib(value):
-    return "-" if value is None else f"{value / 2**20:.0f}"
-
-
-def _print(rows):
-    print(
-        f"\n{'section':>12} {'N, D, V':>20} {'dtype':>9} {'contender':>14} {'best ms':>9} "
-        f"{'median ms':>10} {'/naive':>7} {'XLA MiB':>8} {'of naive':>8}"
-    )
-    for r in rows:
-        fraction = r["temp_fraction_of_naive"]
-        print(
-            f"{r['section']:>12} {tuple(r['shape'])!s:>20} {r['dtype']:>9} {r['contender']:>14} "
-            f"{r['best_ms']:9.1f} {r['median_ms']:10.1f} {r['ratio_to_naive']:7.2f} "
-            f"{_mib(r['xla_temp_bytes']):>8} {'-' if fraction is None else f'{fraction:.3f}':>8}"
-        )
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -199,7 +176,7 @@ def main(argv=None) -> int:
             )
         kept = [row for row in previous["rows"] if row["section"] != args.only]
     rows = bench(shapes, [jnp.float32, jnp.bfloat16], repeats, sections)
-    _print(rows)
+    print_step_rows(rows)
     rows = sorted(kept + rows, key=lambda row: SECTIONS.index(row["section"]))
     out.mkdir(parents=True, exist_ok=True)
     write_result(out / "log_probs.json", rows=rows)

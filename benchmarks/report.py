@@ -110,7 +110,7 @@ def _cross_entropy(data) -> list[str]:
     return lines
 
 
-def _log_probs(data) -> list[str]:
+def _head_steps(data, intro) -> list[str]:
     rows = [
         [
             row["section"].replace("_", " "),
@@ -128,11 +128,24 @@ def _log_probs(data) -> list[str]:
     ]
     header = ["", "N×D×V", "contender", "best ms", "median ms", "/naive", "XLA temp MiB"]
     header.append("of naive")
-    intro = (
-        "Forward+backward w.r.t. the student's x and W; log-probabilities with a random "
-        "cotangent, distillation the JSD (β = 0.5), 'mean'."
-    )
     return [intro, "", *_table(header, rows)]
+
+
+def _log_probs(data) -> list[str]:
+    return _head_steps(
+        data,
+        "Forward+backward w.r.t. the student's x and W; log-probabilities with a random "
+        "cotangent, distillation the JSD (β = 0.5), 'mean'.",
+    )
+
+
+def _post_training(data) -> list[str]:
+    return _head_steps(
+        data,
+        "One step: the policy's forward and backward w.r.t. its x and W, and the reference's "
+        "forward. DPO: sigmoid, β = 0.1, on N/2T pairs; GRPO: 'dapo', β = 0.04, old "
+        "log-probabilities given. N is the step's tokens.",
+    )
 
 
 def _boxes(data) -> list[str]:
@@ -206,6 +219,14 @@ BENCHMARKS: dict[str, tuple[str, str, str, Callable[[dict], list[str]]]] = {
         "temp memory.",
         _log_probs,
     ),
+    "post_training": (
+        "Post-training steps: DPO and GRPO on the fused head",
+        "benchmarks/post_training.py",
+        "A DPO step and a GRPO step (jaxloss.linear_log_probs, then dpo_loss or policy_loss) "
+        "against naive JAX (full logits) and Liger-Kernel's torch chunked losses (float32), "
+        "time and XLA temp memory.",
+        _post_training,
+    ),
     "boxes": (
         "Box regression losses",
         "benchmarks/boxes.py",
@@ -244,6 +265,7 @@ to the folder of this machine's CPU kind), then regenerate this page:
 .venv/bin/python benchmarks/ctc.py
 .venv/bin/python benchmarks/boxes.py
 .venv/bin/python benchmarks/log_probs.py
+.venv/bin/python benchmarks/post_training.py
 .venv/bin/python benchmarks/sharded.py
 .venv/bin/python benchmarks/report.py
 ```

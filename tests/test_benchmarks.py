@@ -76,6 +76,18 @@ def test_log_probs_benchmark_quick_mode_times_every_contender(tmp_path, capsys):
     assert "Liger (torch)" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # ~4 s of compiles; the log_probs quick mode covers the shared table code
+def test_post_training_benchmark_quick_mode_times_every_contender(tmp_path, capsys):
+    results = _run("post_training", tmp_path)
+    contenders = {(r["section"], r["dtype"], r["contender"]) for r in results["rows"]}
+    for section in ("dpo", "grpo"):
+        for contender in ("jaxloss", "naive JAX", "Liger (torch)"):
+            assert (section, "float32", contender) in contenders
+        assert (section, "bfloat16", "jaxloss") in contenders
+    assert all(r["xla_temp_bytes"] is not None for r in results["rows"] if r["dtype"] == "bfloat16")
+    assert "grpo" in capsys.readouterr().out
+
+
 def test_boxes_benchmark_quick_mode_prints_every_loss_against_torchvision(tmp_path, capsys):
     results = _run("boxes", tmp_path)
     assert "torchvision" in results["rows"][0]["ms"]

@@ -212,3 +212,33 @@ def fastest_torch_threads(step: Callable[[], object], repeats: int = 5) -> int:
     best = min(counts, key=lambda n: medians[str(n)])
     torch.set_num_threads(best)
     return best
+
+
+def xla_temp_bytes(jitted, *args) -> int | None:
+    """XLA's compiled temp size of a jitted function on `args` (the memory a step needs
+    besides its inputs and outputs), or None where the backend does not report it."""
+    try:
+        return int(jitted.lower(*args).compile().memory_analysis().temp_size_in_bytes)
+    except Exception:
+        return None
+
+
+def print_step_rows(rows) -> None:
+    """The table of a head benchmark's rows (`benchmarks/log_probs.py`,
+    `benchmarks/post_training.py`): section, shape, dtype, contender, best and median ms, the
+    ratio to naive JAX's time, XLA temp MiB and its fraction of naive's."""
+
+    def mib(value):
+        return "-" if value is None else f"{value / 2**20:.0f}"
+
+    print(
+        f"\n{'section':>12} {'N, D, V':>20} {'dtype':>9} {'contender':>14} {'best ms':>9} "
+        f"{'median ms':>10} {'/naive':>7} {'XLA MiB':>8} {'of naive':>8}"
+    )
+    for r in rows:
+        fraction = r["temp_fraction_of_naive"]
+        print(
+            f"{r['section']:>12} {tuple(r['shape'])!s:>20} {r['dtype']:>9} {r['contender']:>14} "
+            f"{r['best_ms']:9.1f} {r['median_ms']:10.1f} {r['ratio_to_naive']:7.2f} "
+            f"{mib(r['xla_temp_bytes']):>8} {'-' if fraction is None else f'{fraction:.3f}':>8}"
+        )
