@@ -143,8 +143,8 @@ def _post_training(data) -> list[str]:
     return _head_steps(
         data,
         "One step: the policy's forward and backward w.r.t. its x and W, and the reference's "
-        "forward. DPO: sigmoid, β = 0.1, on N/(2T) pairs of T = 256 tokens; GRPO: 'dapo', β = 0.04, old "
-        "log-probabilities given. N is the step's tokens.",
+        "forward. DPO: sigmoid, β = 0.1, on N/(2T) pairs of T = 256 tokens; GRPO: 'dapo', "
+        "β = 0.04, old log-probabilities given. N is the step's tokens.",
     )
 
 
