@@ -29,11 +29,10 @@ import numpy as np
 import jaxloss
 from jaxloss.parity.timing import (
     default_results_dir,
-    fastest_torch_threads,
-    interleaved_times,
     machine,
     machine_record,
     print_step_rows,
+    time_step_rows,
     write_result,
     xla_temp_bytes,
 )
@@ -121,31 +120,8 @@ def bench(shapes, dtypes, repeats, sections=SECTIONS):
         for shape in shapes:
             for dtype in dtypes:
                 steps, temps = _contenders(section, *shape, dtype)
-                threads = None
-                if "Liger (torch)" in steps:
-                    threads = fastest_torch_threads(steps["Liger (torch)"], repeats=1)
-                for step in steps.values():
-                    step()  # compile, warm up
-                times = interleaved_times(steps, repeats)
-                best = {name: 1e3 * min(seconds) for name, seconds in times.items()}
-                for name in steps:
-                    temp, naive_temp = temps[name], temps["naive JAX"]
-                    rows.append(
-                        dict(
-                            section=section,
-                            shape=list(shape),
-                            dtype=jnp.dtype(dtype).name,
-                            contender=name,
-                            best_ms=best[name],
-                            median_ms=1e3 * float(np.median(times[name])),
-                            ratio_to_naive=best[name] / best["naive JAX"],
-                            xla_temp_bytes=temp,
-                            temp_fraction_of_naive=(
-                                None if temp is None or not naive_temp else temp / naive_temp
-                            ),
-                            torch_threads=threads if name.startswith("Liger") else None,
-                        )
-                    )
+                name = jnp.dtype(dtype).name
+                rows += time_step_rows(section, shape, name, steps, temps, repeats)
     return rows
 
 

@@ -242,3 +242,39 @@ def print_step_rows(rows) -> None:
             f"{r['best_ms']:9.1f} {r['median_ms']:10.1f} {r['ratio_to_naive']:7.2f} "
             f"{mib(r['xla_temp_bytes']):>8} {'-' if fraction is None else f'{fraction:.3f}':>8}"
         )
+
+
+def time_step_rows(section, shape, dtype_name, steps, temps, repeats) -> list[dict]:
+    """One row per contender of a head benchmark (`benchmarks/log_probs.py`,
+    `benchmarks/post_training.py`): its steps warmed up and timed in interleaved rounds (the
+    ``"Liger (torch)"`` step at torch's fastest thread count), best and median ms, the ratio
+    to ``"naive JAX"``'s time and its XLA temp size against naive's."""
+    import numpy as np
+
+    threads = None
+    if "Liger (torch)" in steps:
+        threads = fastest_torch_threads(steps["Liger (torch)"], repeats=1)
+    for step in steps.values():
+        step()  # compile, warm up
+    times = interleaved_times(steps, repeats)
+    best = {name: 1e3 * min(seconds) for name, seconds in times.items()}
+    rows = []
+    for name in steps:
+        temp, naive_temp = temps[name], temps["naive JAX"]
+        rows.append(
+            dict(
+                section=section,
+                shape=list(shape),
+                dtype=dtype_name,
+                contender=name,
+                best_ms=best[name],
+                median_ms=1e3 * float(np.median(times[name])),
+                ratio_to_naive=best[name] / best["naive JAX"],
+                xla_temp_bytes=temp,
+                temp_fraction_of_naive=(
+                    None if temp is None or not naive_temp else temp / naive_temp
+                ),
+                torch_threads=threads if name.startswith("Liger") else None,
+            )
+        )
+    return rows
