@@ -2,9 +2,9 @@
 
 Native functions live here, grouped by family (classification, regression, embedding,
 sequence, detection, focal, margin, segmentation, fused, post_training, preference, policy,
-adaptive); torch's and torchvision's exact signatures live in `jaxloss.compat`
+contrastive, adaptive); torch's and torchvision's exact signatures live in `jaxloss.compat`
 (``functional``, ``nn`` and ``torchvision``); vocab-parallel losses for ``shard_map`` code
-live in `jaxloss.parallel`.
+(and the contrastive losses of a batch split over devices) live in `jaxloss.parallel`.
 """
 
 # Each family module lists its public functions in its `__all__` (in the order of its docs
@@ -12,6 +12,7 @@ live in `jaxloss.parallel`.
 from . import (
     adaptive,
     classification,
+    contrastive,
     detection,
     embedding,
     focal,
@@ -28,6 +29,7 @@ from . import (
 from ._core.checked_mode import checked
 from .adaptive import *  # noqa: F403
 from .classification import *  # noqa: F403
+from .contrastive import *  # noqa: F403
 from .detection import *  # noqa: F403
 from .embedding import *  # noqa: F403
 from .focal import *  # noqa: F403
@@ -57,4 +59,5 @@ __all__ += fused.__all__
 __all__ += post_training.__all__
 __all__ += preference.__all__
 __all__ += policy.__all__
+__all__ += contrastive.__all__
 __all__ += adaptive.__all__

@@ -40,6 +40,13 @@ from ._kernels.chunked_head import (
     LossOrSumAndCount,
     head_loss,
 )
+from ._kernels.contrastive import (
+    clip_rows_on_axis,
+    device_loss,
+    pair_inputs,
+    sigmoid_gather_rows,
+    sigmoid_ring_rows,
+)
 from ._kernels.distillation import (
     DistillArrays,
     Divergence,
@@ -51,7 +58,14 @@ from ._kernels.softmax_ce import ClassAxis, Head, RowTargets, softmax_cross_entr
 from ._kernels.token_stats import HeadStatsOptions, TokenStats, head_log_probs
 from ._kernels.vocab_blocks import block_label_weights
 
-__all__ = ["cross_entropy", "linear_cross_entropy", "linear_log_probs", "linear_distillation_loss"]
+__all__ = [
+    "cross_entropy",
+    "linear_cross_entropy",
+    "linear_log_probs",
+    "linear_distillation_loss",
+    "clip_loss",
+    "siglip_loss",
+]
 
 ParallelReduction = Literal["none", "mean", "sum", "sum_and_count"]
 AxisName = str | tuple[str, ...]
@@ -530,3 +544,213 @@ def linear_distillation_loss(
         num_classes=num_classes,
         batch_axis_name=batch_axis_name,
     )
+
+
+# Two-tower contrastive losses over a batch split along `axis_name` --------------------------
+
+_PER_DEVICE = """
+    What each device's value means (open_clip's per-rank loss): with ``local_loss`` (and
+    always for SigLIP) it is this device's rows' share, n·Σ(own rows)/B for 'mean' and Σ(own
+    rows) for 'sum', so that ``lax.pmean`` ('mean') or ``lax.psum`` ('sum') over
+    ``axis_name`` is the global loss; without ``local_loss`` every device's value is the
+    global loss. ``'none'`` gives this device's rows' losses."""
+
+
+def _contrastive_axis(fn, axis_name) -> int:
+    return _axis_size(fn, "axis_name", axis_name)
+
+
+def clip_loss(
+    image_embeddings: ArrayLike,
+    text_embeddings: ArrayLike,
+    scale: ArrayLike,
+    bias: ArrayLike | None = None,
+    *,
+    axis_name: AxisName,
+    local_loss: bool = False,
+    gather_with_grad: bool = True,
+    normalize: bool = False,
+    eps: float = 1e-12,
+    group_ids: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: Literal["none", "mean", "sum"] = "mean",
+) -> jax.Array:
+    r"""`jaxloss.clip_loss` inside ``jax.shard_map`` with the batch split over ``axis_name``:
+    each device holds its ``(B/n, D)`` rows of both towers. Both towers are all-gathered, as
+    open_clip's ``ClipLoss`` does on each rank, and:
+
+    - ``local_loss=False``: every device forms the whole (B, B) logits and its value is the
+      global loss;
+    - ``local_loss=True``: each device forms only its rows against the global batch, two
+      (B/n, B) blocks, and its value is its rows' share (the mean over devices is the loss).
+
+    ``gather_with_grad`` says whether the gradient flows back through the gather (JAX's
+    transpose of ``all_gather``, a reduce-scatter), as open_clip's ``gather_with_grad``.
+    What ``jax.grad`` of ``lax.pmean(loss, axis_name)`` gives each device, for its own rows
+    (n devices, L the global loss):
+
+    - ``gather_with_grad=True`` (the default here): ∂L/∂(own rows), the global gradient, with
+      either ``local_loss``;
+    - ``gather_with_grad=False, local_loss=False`` (open_clip's default): (1/n)·∂L/∂(own
+      rows). Each device's own value has the exact gradient for its rows; data-parallel
+      averaging then divides it by n, which Adam-like optimisers do not notice;
+    - ``gather_with_grad=False, local_loss=True``: only the terms where its rows are the
+      queries, (1/n)·∂L_own/∂(own rows); the terms where they are another device's keys are
+      lost (a different gradient, as in open_clip).
+
+    The gradient with respect to the shared ``scale`` and ``bias`` is the global one in each
+    setting (summed over the devices).
+    {per_device}
+
+    Args:
+      image_embeddings: this device's ``(B/n, D)`` rows of one tower.
+      text_embeddings: this device's ``(B/n, D)`` rows of the other.
+      scale: the logit scale as a value, a scalar replicated over the devices.
+      bias: optional scalar logit bias, replicated.
+      axis_name: the mesh axis (or axes) the batch is split over; device i holds rows
+        ``[i·B/n, (i+1)·B/n)``.
+      local_loss: each device's rows against the global batch (memory (B/n, B)) instead of the
+        whole (B, B).
+      gather_with_grad: let the gradient flow through the gathered embeddings.
+      normalize: as in `jaxloss.clip_loss`.
+      eps: as in `jaxloss.clip_loss`.
+      group_ids: optional integer ``(B/n,)`` group ids of this device's rows.
+      where: optional boolean ``(B/n,)`` mask of this device's rows.
+      reduction: ``'none'`` (this device's rows), ``'mean'`` or ``'sum'``.
+
+    Returns:
+      A scalar, or with ``'none'`` this device's ``(B/n,)`` row losses.
+
+    Examples:
+      >>> from jax.sharding import NamedSharding, PartitionSpec as P
+      >>> mesh = jax.make_mesh((1,), ("data",))
+      >>> image = jax.random.normal(jax.random.key(0), (8, 4))
+      >>> text = jax.random.normal(jax.random.key(1), (8, 4))
+      >>> shard = lambda a: jax.device_put(a, NamedSharding(mesh, P("data")))
+      >>> loss = jax.shard_map(
+      ...     lambda i, t: jax.lax.pmean(
+      ...         jaxloss.parallel.clip_loss(i, t, 5.0, axis_name="data", local_loss=True),
+      ...         "data",
+      ...     ),
+      ...     mesh=mesh, in_specs=(P("data"), P("data")), out_specs=P(),
+      ... )(shard(image), shard(text))
+      >>> bool(jnp.allclose(loss, jaxloss.clip_loss(image, text, 5.0), rtol=1e-6))
+      True
+    """
+    fn = "parallel.clip_loss"
+    checks.reduction(fn, reduction)
+    for name, value in (("local_loss", local_loss), ("gather_with_grad", gather_with_grad)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{fn}: `{name}` must be True or False; got {value!r}.")
+    size = _contrastive_axis(fn, axis_name)
+    pairs = pair_inputs(
+        fn, image_embeddings, text_embeddings, scale, bias,
+        normalize=normalize, eps=eps, group_ids=group_ids, where=where,
+    )  # fmt: skip
+    keys = pairs.keys
+    rows = clip_rows_on_axis(
+        pairs.image, keys.text.astype(pairs.image.dtype), pairs.scale, pairs.bias, keys.ids,
+        keys.valid, axis_name=axis_name, local_loss=local_loss,
+        gather_with_grad=gather_with_grad,
+    )  # fmt: skip
+    valid = keys.valid
+    if not local_loss and valid is not None:
+        valid = lax.all_gather(valid, axis_name, tiled=True)
+    loss = device_loss(
+        rows, valid, reduction, axis_name=axis_name, axis_size=size, local=local_loss
+    )
+    return finish(loss, pairs.result_dtype)
+
+
+def siglip_loss(
+    image_embeddings: ArrayLike,
+    text_embeddings: ArrayLike,
+    scale: ArrayLike,
+    bias: ArrayLike | None = None,
+    *,
+    axis_name: AxisName,
+    method: Literal["ring", "gather"] = "ring",
+    normalize: bool = False,
+    eps: float = 1e-12,
+    group_ids: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: Literal["none", "mean", "sum"] = "mean",
+) -> jax.Array:
+    r"""`jaxloss.siglip_loss` inside ``jax.shard_map`` with the batch split over ``axis_name``:
+    each device holds its ``(B/n, D)`` rows of both towers and scores its image rows against
+    every text row of the global batch.
+
+    - ``method='ring'`` (open_clip's default ``bidir``): the texts travel a bidirectional ring
+      of collective permutes, ⌊(n-1)/2⌋ rounds in each direction and one more to the right
+      when n is even, so each device receives n-1 blocks of (B/n, D) texts and holds its rows
+      against one (B/n, B/n) block per direction at a time. The gradient is a second walk of
+      the ring (the texts travel again, each with the gradient the devices it visits add for
+      it, which one last permute takes home), so nothing of size (B/n, B) exists in either
+      pass. Forward-mode differentiation (``jax.jvp``) of the ring is not available: it is a
+      custom VJP.
+    - ``method='gather'``: one all-gather of the texts and a (B/n, B) block, open_clip's
+      ``gather``: fewer collectives, more memory; every transformation applies.
+
+    Either way, the gradient flows across devices as in open_clip (its exchanges carry their
+    gradient): ``jax.grad`` of ``lax.pmean(loss, axis_name)`` is the global gradient for
+    each device's rows, and for the shared ``scale`` and ``bias``. Each device's value is
+    open_clip's per-rank value.
+    {per_device}
+
+    Args:
+      image_embeddings: this device's ``(B/n, D)`` rows of one tower.
+      text_embeddings: this device's ``(B/n, D)`` rows of the other.
+      scale: the logit scale as a value, a scalar replicated over the devices.
+      bias: optional scalar logit bias, replicated.
+      axis_name: the mesh axis (or axes) the batch is split over; device i holds rows
+        ``[i·B/n, (i+1)·B/n)``.
+      method: ``'ring'`` or ``'gather'``.
+      normalize: as in `jaxloss.siglip_loss`.
+      eps: as in `jaxloss.siglip_loss`.
+      group_ids: optional integer ``(B/n,)`` group ids of this device's rows.
+      where: optional boolean ``(B/n,)`` mask of this device's rows.
+      reduction: ``'none'`` (this device's rows), ``'mean'`` or ``'sum'``.
+
+    Returns:
+      A scalar, or with ``'none'`` this device's ``(B/n,)`` row losses.
+
+    Examples:
+      >>> from jax.sharding import NamedSharding, PartitionSpec as P
+      >>> mesh = jax.make_mesh((1,), ("data",))
+      >>> image = jax.random.normal(jax.random.key(0), (8, 4))
+      >>> text = jax.random.normal(jax.random.key(1), (8, 4))
+      >>> shard = lambda a: jax.device_put(a, NamedSharding(mesh, P("data")))
+      >>> loss = jax.shard_map(
+      ...     lambda i, t: jax.lax.pmean(
+      ...         jaxloss.parallel.siglip_loss(i, t, 5.0, -2.0, axis_name="data"), "data"
+      ...     ),
+      ...     mesh=mesh, in_specs=(P("data"), P("data")), out_specs=P(),
+      ... )(shard(image), shard(text))
+      >>> bool(jnp.allclose(loss, jaxloss.siglip_loss(image, text, 5.0, -2.0), rtol=1e-6))
+      True
+    """
+    fn = "parallel.siglip_loss"
+    checks.reduction(fn, reduction)
+    if method not in ("ring", "gather"):
+        raise ValueError(f"{fn}: `method` must be 'ring' or 'gather'; got {method!r}.")
+    size = _contrastive_axis(fn, axis_name)
+    pairs = pair_inputs(
+        fn, image_embeddings, text_embeddings, scale, bias,
+        normalize=normalize, eps=eps, group_ids=group_ids, where=where,
+    )  # fmt: skip
+    if method == "ring":
+        rows = sigmoid_ring_rows(
+            pairs.image, pairs.keys, pairs.scale, pairs.bias, axis_name=axis_name, axis_size=size
+        )
+    else:
+        rows = sigmoid_gather_rows(
+            pairs.image, pairs.keys, pairs.scale, pairs.bias, axis_name=axis_name
+        )
+    loss = device_loss(
+        rows, pairs.keys.valid, reduction, axis_name=axis_name, axis_size=size, local=True
+    )
+    return finish(loss, pairs.result_dtype)
+
+
+clip_loss.__doc__ = (clip_loss.__doc__ or "").replace("{per_device}", _PER_DEVICE)
+siglip_loss.__doc__ = (siglip_loss.__doc__ or "").replace("{per_device}", _PER_DEVICE)

@@ -6,7 +6,8 @@ functions are plain Python over torch, so `torchvision_ops` loads those files fr
 installed wheel under stand-in ``torchvision`` package modules whose C-extension hooks do
 nothing. segmentation_models_pytorch's ``__init__`` imports timm and torchvision; it is
 installed without its dependencies (``pip install --no-deps``) and `smp_losses` loads its
-``losses/`` files the same way. Nothing is copied: the files are read where pip put them.
+``losses/`` files the same way; so are Liger-Kernel's ``chunked_loss/`` (`liger_chunked_loss`)
+and open_clip's ``loss.py`` (`open_clip_losses`). Nothing is copied: the files are read where pip put them.
 """
 
 from __future__ import annotations
@@ -100,24 +101,31 @@ _SMP_FILES = ("constants", "_functional", "dice", "jaccard", "tversky", "lovasz"
 
 
 def _files_without_init(
-    package: str, subpackage: str, files: Sequence[str]
+    package: str, subpackage: str | None, files: Sequence[str]
 ) -> types.SimpleNamespace:
-    """The public names of `package.subpackage`'s `files`, loaded from the installed package
-    without running its ``__init__`` files (stand-in package modules while they load; the
-    stand-ins and the loaded modules are removed from ``sys.modules`` afterwards)."""
+    """The public names of `package.subpackage`'s `files` (of `package`'s own files when
+    `subpackage` is None), loaded from the installed package without running its
+    ``__init__`` files (stand-in package modules while they load; the stand-ins and the
+    loaded modules are removed from ``sys.modules`` afterwards)."""
     import torch  # noqa: F401  (the files import it)
 
     root = _installed_directory(package)
     stand_in = types.ModuleType(package)
-    stand_in.__path__ = []
-    inner = types.ModuleType(f"{package}.{subpackage}")
-    inner.__path__ = [str(root / subpackage)]  # the real files, without their __init__.py
-    setattr(stand_in, subpackage, inner)
-    names = (package, f"{package}.{subpackage}")
+    stand_in.__path__ = [str(root)] if subpackage is None else []
+    names = [package]
+    stand_ins = [stand_in]
+    prefix = package
+    if subpackage is not None:
+        inner = types.ModuleType(f"{package}.{subpackage}")
+        inner.__path__ = [str(root / subpackage)]  # the real files, without their __init__.py
+        setattr(stand_in, subpackage, inner)
+        names.append(f"{package}.{subpackage}")
+        stand_ins.append(inner)
+        prefix = f"{package}.{subpackage}"
     saved = {name: sys.modules.get(name) for name in names}
-    sys.modules.update(dict(zip(names, (stand_in, inner))))
+    sys.modules.update(dict(zip(names, stand_ins)))
     try:
-        modules = [importlib.import_module(f"{package}.{subpackage}.{name}") for name in files]
+        modules = [importlib.import_module(f"{prefix}.{name}") for name in files]
     finally:
         for name, module in saved.items():
             if module is None:
@@ -164,3 +172,11 @@ def liger_chunked_loss() -> types.SimpleNamespace:
     loaded without the package's ``__init__``, which imports triton (and with it a CUDA
     torch)."""
     return _files_without_init("liger_kernel", "chunked_loss", _LIGER_FILES)
+
+
+@functools.cache
+def open_clip_losses() -> types.SimpleNamespace:
+    """open_clip's ``loss.py`` (``ClipLoss``, ``SigLipLoss`` and their distributed helpers),
+    loaded without the package's ``__init__``, which imports timm and torchvision (whose
+    wheels would replace the CPU torch)."""
+    return _files_without_init("open_clip", None, ("loss",))
