@@ -20,7 +20,6 @@ speed-ups; bytes and memory are what carry over to GPU and TPU meshes.
 from __future__ import annotations
 
 import argparse
-import re
 import time
 
 import jax
@@ -36,36 +35,14 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import jaxloss
+from jaxloss.parity.hlo import collectives
 from jaxloss.parity.timing import default_results_dir, machine, write_result
 
-_BYTES = {"f64": 8, "f32": 4, "bf16": 2, "f16": 2, "s32": 4, "u32": 4, "s8": 1, "pred": 1}
-_KINDS = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "collective-permute")
 
-
-def collectives(hlo: str, trips: dict[str, int]):
-    """[(kind, bytes per call)] of the compiled program; a collective inside a while loop's body
-    counts once per trip (`trips`: body name -> trip count, found from the scan lengths)."""
-    found = []
-    computation = None
-    for line in hlo.splitlines():
-        header = re.match(r"^%?([\w.\-]+) .*\{$", line)
-        if header and not line.startswith(" "):
-            computation = header.group(1)
-        match = re.search(r"= (.*?) (" + "|".join(_KINDS) + r")(?:-start)?\(", line)
-        if not match:
-            continue
-        shapes = re.findall(r"(" + "|".join(_BYTES) + r")\[([\d,]*)\]", match.group(1))
-        size = sum(
-            _BYTES[t] * int(np.prod([int(d) for d in dims.split(",") if d], dtype=np.int64))
-            for t, dims in shapes
-        )
-        found.append((match.group(2), size * trips.get(computation or "", 1)))
-    return found
-
-
-def while_trips(hlo: str, chunks: int) -> dict[str, int]:
-    """The bodies of the while loops (scans over `chunks` chunks) -> that trip count."""
-    return {name: chunks for name in re.findall(r"body=%?([\w.\-]+)", hlo)}
+def collectives_of(hlo: str) -> list[tuple[str, int]]:
+    """[(kind, bytes per step)] of a compiled program's collectives; one inside a while loop's
+    body counts once per trip (XLA's known trip count)."""
+    return [(c.kind, c.bytes * c.executions) for c in collectives(hlo)]
 
 
 def median_ms(step, args, repeats):
@@ -141,7 +118,7 @@ def main(argv=None) -> int:
     ce_step = jax.jit(jax.value_and_grad(parallel_ce))
     ce_args = (put(logits, P("data", "model")), put(labels, P("data")))
     hlo = ce_step.lower(*ce_args).compile().as_text()
-    found = collectives(hlo, {})
+    found = collectives_of(hlo)
     model_axis = [s for k, s in found if k == "all-reduce"]
     row(
         "vocab-parallel CE",
@@ -174,7 +151,7 @@ def main(argv=None) -> int:
         step = jax.jit(jax.value_and_grad(fused, argnums=(0, 1)))
         step_args = (put(x, x_spec), put(w, w_spec), put(labels, P("data")))
         hlo = step.lower(*step_args).compile().as_text()
-        found = collectives(hlo, while_trips(hlo, tokens // 2 // chunk))
+        found = collectives_of(hlo)
         row(name, step, step_args, unsharded, (x, w, labels), found, naive_temp)
     print(
         "ratio = sharded / unsharded time; temp = XLA temp memory per device; collective "

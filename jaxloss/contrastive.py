@@ -81,23 +81,21 @@ def _on_batch_shards(fn_name, pairs: PairInputs, per_device, reduction) -> jax.A
     )
     scalars = [placed(v, P()) for v in (pairs.scale, pairs.bias)]
 
-    def local(image, keys, scale, bias):
+    def local(image, text, ids, valid, scale, bias):
+        keys = Keys(text, ids, valid)
         rows = per_device(image, keys, scale, bias, axis_name=axes, axis_size=size)
-        loss = device_loss(
-            rows, keys.valid, reduction, axis_name=axes, axis_size=size, local=True
-        )
+        loss = device_loss(rows, keys.valid, reduction, axis_name=axes, axis_size=size, local=True)
         if reduction == "mean":
             return lax.pmean(loss, axes)
         return loss if reduction == "none" else lax.psum(loss, axes)
 
-    keys_spec = Keys(rows_spec, None if keys.ids is None else row_spec,
-                     None if keys.valid is None else row_spec)  # fmt: skip
+    specs = [rows_spec, rows_spec] + [None if a is None else row_spec for a in keys[1:]]
     out = jax.shard_map(
         local,
         mesh=mesh,
-        in_specs=(rows_spec, keys_spec, P(), None if pairs.bias is None else P()),
+        in_specs=(*specs, P(), None if pairs.bias is None else P()),
         out_specs=row_spec if reduction == "none" else P(),
-    )(image, keys, *scalars)
+    )(image, *keys, *scalars)
     return finish(out, pairs.result_dtype)
 
 
@@ -244,4 +242,3 @@ def siglip_loss(
         diagonal=True,
     )  # fmt: skip
     return _reduced(rows, pairs.keys.valid, reduction, pairs.result_dtype)
-

@@ -3,9 +3,10 @@
 Two such processes, 4 CPU devices each, join over localhost with jax.distributed (gloo CPU
 collectives) into one (2, 4) data x model mesh of 8 devices. Each computes the fused
 linear cross-entropy, the head's log-probabilities and entropies, the fused distillation
-loss, and DPO and GRPO on the fused head, with their gradients, on arrays sharded over that
-mesh (tokens or sequences over 'data', the heads' vocabulary over 'model') and the same on
-one device of its own, and writes the largest differences to OUT as JSON.
+loss, DPO and GRPO on the fused head, and CLIP and SigLIP, with their gradients, on arrays
+sharded over that mesh (tokens or sequences over 'data', the heads' vocabulary over 'model',
+the contrastive pairs over both) and the same on one device of its own, and writes the
+largest differences to OUT as JSON.
 """
 
 import json
@@ -95,22 +96,38 @@ def main(port: int, rank: int, out: str, cases: list[str]) -> None:
             beta=0.04, entropies=stats.entropy, top_entropy_quantile=0.5,
         ).loss  # fmt: skip
 
+    # CLIP and SigLIP on 32 pairs split over all 8 devices of both processes (SigLIP's ring
+    # crosses the process boundary), with groups and padding; differentiated with respect to
+    # both towers and the scale.
+    image, text = x, (x + rng.normal(size=x.shape)).astype(np.float32)
+    groups = rng.integers(0, 12, size=32)
+    valid = rng.uniform(size=32) > 0.2
+
+    def contrastive(image, text, scale, groups, valid, bias):
+        options = dict(group_ids=groups, where=valid, normalize=True)
+        siglip = jaxloss.siglip_loss(image, text, scale, bias, **options)
+        return siglip + jaxloss.clip_loss(image, text, scale, **options)
+
     specs = (P("data"), P("model"), P("model"), P("data"), P("data"), P("model"))
     token_arrays = (x, w, bias, labels, x_teacher, w_teacher)
     sequence_arrays = (x_seq, w, bias, y_seq, ref_x_seq, ref_w)
+    batch = P(("data", "model"))
+    pair_specs = (batch, batch, P(), batch, batch, P())
+    pair_arrays = (image, text, np.float32(4.0), groups, valid, np.float32(-2.0))
     local = jax.local_devices()[0]
     result = {"rank": rank}
     every_case = [
-        (cross_entropy, token_arrays),
-        (log_probs, token_arrays),
-        (distillation, token_arrays),
-        (dpo, sequence_arrays),
-        (grpo, sequence_arrays),
+        (cross_entropy, token_arrays, specs),
+        (log_probs, token_arrays, specs),
+        (distillation, token_arrays, specs),
+        (dpo, sequence_arrays, specs),
+        (grpo, sequence_arrays, specs),
+        (contrastive, pair_arrays, pair_specs),
     ]
-    for case, whole in every_case:
+    for case, whole, case_specs in every_case:
         if case.__name__ not in cases:
             continue
-        args = [sharded(a, spec) for a, spec in zip(whole, specs)]
+        args = [sharded(np.asarray(a), spec) for a, spec in zip(whole, case_specs)]
         on_one = [jax.device_put(a, local) for a in whole]
         value, grads = jax.jit(jax.value_and_grad(case, argnums=(0, 1, 2)))(*args)
         value = float(value.addressable_data(0))  # replicated: every device holds it

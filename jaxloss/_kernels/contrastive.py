@@ -186,9 +186,12 @@ def _ring_backward(axis, n, residuals, row_cotangent):
     if both or extra:
         d_text = d_text + lax.ppermute(left_grad, axis, _shift(n, -(both + extra)))
     d_image, d_scale, d_bias = grads
-    return d_image, keys._replace(text=d_text.astype(keys.text.dtype), ids=None, valid=None), (
-        d_scale
-    ), d_bias
+    return (
+        d_image,
+        keys._replace(text=d_text.astype(keys.text.dtype), ids=None, valid=None),
+        (d_scale),
+        d_bias,
+    )
 
 
 def _varying(value, axis_name):
@@ -232,9 +235,13 @@ def sigmoid_gather_rows(image, keys: Keys, scale, bias, *, axis_name: AxisName):
     index = lax.axis_index(axis_name)
     rows = image.shape[0]
     own_ids = keys.ids if keys.ids is not None else index * rows + jnp.arange(rows)
-    every = Keys(*(None if a is None else lax.all_gather(a, axis_name, tiled=True) for a in keys))
-    if every.ids is None:
-        every = every._replace(ids=jnp.arange(every.text.shape[0]))
+
+    def gathered(a):
+        return None if a is None else lax.all_gather(a, axis_name, tiled=True)
+
+    text = lax.all_gather(keys.text, axis_name, tiled=True)
+    ids = gathered(keys.ids)
+    every = Keys(text, jnp.arange(text.shape[0]) if ids is None else ids, gathered(keys.valid))
     return sigmoid_rows(image, every, scale, bias, own_ids, keys.valid, diagonal=False)
 
 
@@ -285,7 +292,11 @@ def device_loss(rows, valid, reduction, *, axis_name: AxisName, axis_size: int, 
     total = jnp.sum(rows)
     if reduction == "sum":
         return total
-    count = jnp.asarray(rows.shape[0], rows.dtype) if valid is None else jnp.sum(valid, dtype=rows.dtype)
+    count = (
+        jnp.asarray(rows.shape[0], rows.dtype)
+        if valid is None
+        else jnp.sum(valid, dtype=rows.dtype)
+    )
     if local:
         count = lax.psum(count, axis_name) / axis_size
     return total / count
@@ -335,8 +346,6 @@ def pair_inputs(
                 f"got {list(ids.shape)}."
             )
     valid = checks.where_mask(fn, where, rows, "the batch of pair rows")
-    if valid is not None and jnp.ndim(where) != 1:
-        raise ValueError(f"{fn}: `where` must be a (B,) mask of pair rows; got {list(jnp.shape(where))}.")
     image = image.astype(compute)
     wire = text.dtype
     text = text.astype(compute)
@@ -346,7 +355,7 @@ def pair_inputs(
 
 
 def _scalar(fn, name, value):
-    array = checks.float_array(fn, name, value)
+    array = checks.real_array(fn, name, value)
     if array.ndim != 0:
         raise ValueError(
             f"{fn}: `{name}` must be a scalar (one value shared by every pair); got shape "

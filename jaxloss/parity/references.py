@@ -7,7 +7,8 @@ installed wheel under stand-in ``torchvision`` package modules whose C-extension
 nothing. segmentation_models_pytorch's ``__init__`` imports timm and torchvision; it is
 installed without its dependencies (``pip install --no-deps``) and `smp_losses` loads its
 ``losses/`` files the same way; so are Liger-Kernel's ``chunked_loss/`` (`liger_chunked_loss`)
-and open_clip's ``loss.py`` (`open_clip_losses`). Nothing is copied: the files are read where pip put them.
+and open_clip's ``loss.py`` (`open_clip_losses`). Nothing is copied: the files are read
+where pip put them.
 """
 
 from __future__ import annotations
