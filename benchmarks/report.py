@@ -182,6 +182,37 @@ def _sharded(data) -> list[str]:
     return [intro, "", *_table(header, rows)]
 
 
+def _contrastive(data) -> list[str]:
+    def mib(value):
+        return "-" if value is None else f"{value:.0f}"
+
+    rows = [
+        [
+            row["step"],
+            _ms(row["ms"]),
+            _ms(row["single_device_ms"]),
+            _ratio(row["ms"], row["single_device_ms"]),
+            mib(row["temp_mib"]),
+            mib(row["single_device_temp_mib"]),
+            "×".join(str(d) for d in row["largest_array"]),
+            ", ".join(f"{kind} {size / 2**20:.1f} MiB" for kind, size in row["collectives"]),
+        ]
+        for row in data["rows"]
+    ]
+    shape = data["shape"]
+    per_device = shape["batch"] // shape["devices"]
+    intro = (
+        f"B = {shape['batch']} pairs ({per_device} per device), D = {shape['width']}, float32, "
+        f"{shape['devices']} CPU devices; value and gradient of both towers, scale and bias. "
+        f"SigLIP's ring forward moves (n-1)·(B/n)·D·4 = "
+        f"{data['ring_forward_formula_bytes'] / 2**20:.1f} MiB per device; the HLO's collective "
+        f"permutes: {data['ring_forward_permute_bytes'] / 2**20:.1f} MiB."
+    )
+    header = ["step", "ms", "1-device ms", "ratio", "temp MiB per device", "1-device temp MiB",
+              "largest array", "collectives per step (result sizes, per device)"]  # fmt: skip
+    return [intro, "", *_table(header, rows)]
+
+
 # Each benchmark: its title, the command that measures it, what it measures, its renderer.
 BENCHMARKS: dict[str, tuple[str, str, str, Callable[[dict], list[str]]]] = {
     "criteria": (
@@ -243,6 +274,16 @@ BENCHMARKS: dict[str, tuple[str, str, str, Callable[[dict], list[str]]]] = {
         "memory are what carry over to GPU and TPU meshes.",
         _sharded,
     ),
+    "contrastive": (
+        "Contrastive losses across devices",
+        "benchmarks/contrastive.py",
+        "CLIP and SigLIP on a batch split over 8 CPU devices: SigLIP's ring and gather, CLIP's "
+        "local rows and whole matrix, against the single-device loss on the global batch; "
+        "bytes moved by collectives and the largest array per device (from the compiled HLO), "
+        "XLA temp memory per device, time. The 8 devices share 2 cores, so times show "
+        "overheads; the bytes and memory are what carry over to GPU and TPU meshes.",
+        _contrastive,
+    ),
 }
 
 _HEAD = """# Benchmarks
@@ -267,6 +308,7 @@ to the folder of this machine's CPU kind), then regenerate this page:
 .venv/bin/python benchmarks/log_probs.py
 .venv/bin/python benchmarks/post_training.py
 .venv/bin/python benchmarks/sharded.py
+.venv/bin/python benchmarks/contrastive.py
 .venv/bin/python benchmarks/report.py
 ```
 

@@ -9,8 +9,9 @@ On an Explicit mesh whose batch axis is sharded, both losses run themselves per 
 ``shard_map``: CLIP all-gathers the embeddings (each device's rows against the global batch,
 open_clip's ``local_loss`` with ``gather_with_grad``), and SigLIP passes the texts around a
 bidirectional ring of collective permutes, so no device holds more than its rows against one
-block of keys per direction. Inside ``shard_map``, `jaxloss.parallel.clip_loss` and
-`jaxloss.parallel.siglip_loss` give each device's loss with open_clip's per-rank meaning.
+block of keys per direction; the value and the gradient take one walk of the ring. Inside
+``shard_map``, `jaxloss.parallel.clip_loss` and `jaxloss.parallel.siglip_loss` give each
+device's loss with open_clip's per-rank meaning.
 The pair math is `jaxloss._kernels.contrastive`.
 """
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
@@ -31,8 +31,9 @@ from ._kernels.contrastive import (
     PairInputs,
     clip_rows,
     clip_rows_on_axis,
-    device_loss,
+    global_loss,
     pair_inputs,
+    sigmoid_ring_loss,
     sigmoid_ring_rows,
     sigmoid_rows,
 )
@@ -50,10 +51,10 @@ def _row_ids(pairs: PairInputs) -> jax.Array:
 
 
 def _on_batch_shards(fn_name, pairs: PairInputs, per_device, reduction) -> jax.Array:
-    """``per_device(image, keys, scale, bias, axis_name=, axis_size=)`` (this device's pair
-    rows) run under ``shard_map`` over the Explicit mesh axes that split the image rows, the
-    texts, ids and mask split alike and the embedding width whole; the rows reduced
-    globally."""
+    """``per_device(image, keys, scale, bias, reduction, axis_name=, axis_size=)`` (the global
+    loss, or this device's rows for 'none') run under ``shard_map`` over the Explicit mesh
+    axes that split the image rows, the texts, ids and mask split alike and the embedding
+    width whole."""
     sharding = jax.typeof(pairs.image).sharding
     mesh = sharding.mesh
     lead = sharding.spec[0]
@@ -83,11 +84,7 @@ def _on_batch_shards(fn_name, pairs: PairInputs, per_device, reduction) -> jax.A
 
     def local(image, text, ids, valid, scale, bias):
         keys = Keys(text, ids, valid)
-        rows = per_device(image, keys, scale, bias, axis_name=axes, axis_size=size)
-        loss = device_loss(rows, keys.valid, reduction, axis_name=axes, axis_size=size, local=True)
-        if reduction == "mean":
-            return lax.pmean(loss, axes)
-        return loss if reduction == "none" else lax.psum(loss, axes)
+        return per_device(image, keys, scale, bias, reduction, axis_name=axes, axis_size=size)
 
     specs = [rows_spec, rows_spec] + [None if a is None else row_spec for a in keys[1:]]
     out = jax.shard_map(
@@ -164,11 +161,12 @@ def clip_loss(
     )  # fmt: skip
     if _sharded_batch(pairs):
 
-        def per_device(image, keys, scale, bias, *, axis_name, axis_size):
-            return clip_rows_on_axis(
+        def per_device(image, keys, scale, bias, reduction, *, axis_name, axis_size):
+            rows = clip_rows_on_axis(
                 image, keys.text.astype(image.dtype), scale, bias, keys.ids, keys.valid,
                 axis_name=axis_name, local_loss=True, gather_with_grad=True,
             )  # fmt: skip
+            return global_loss(rows, keys.valid, reduction, axis_name, axis_size)
 
         return _on_batch_shards(fn, pairs, per_device, reduction)
     ids = _row_ids(pairs)
@@ -202,8 +200,10 @@ def siglip_loss(
 
     On an Explicit mesh that splits the batch axis, it runs per device: the texts walk a
     bidirectional ring of collective permutes (open_clip's default ``bidir``), each device
-    holding its B/n rows against one block of B/n texts per direction at a time, and the
-    gradient is a second walk of the ring. Values and gradients are the single-device ones.
+    holding its B/n rows against one block of B/n texts per direction at a time. The value
+    and the gradient take one walk together: the texts travel with the gradient the devices
+    they visit add for them. Values and gradients (reverse and forward mode) are the
+    single-device ones.
     Inside ``shard_map``, use `jaxloss.parallel.siglip_loss`.
 
     Args:
@@ -236,7 +236,18 @@ def siglip_loss(
         normalize=normalize, eps=eps, group_ids=group_ids, where=where,
     )  # fmt: skip
     if _sharded_batch(pairs):
-        return _on_batch_shards(fn, pairs, sigmoid_ring_rows, reduction)
+
+        def per_device(image, keys, scale, bias, reduction, *, axis_name, axis_size):
+            if reduction != "none":
+                return sigmoid_ring_loss(
+                    image, keys, scale, bias, reduction, axis_name=axis_name, axis_size=axis_size
+                )
+            rows = sigmoid_ring_rows(
+                image, keys, scale, bias, axis_name=axis_name, axis_size=axis_size
+            )
+            return global_loss(rows, keys.valid, reduction, axis_name, axis_size)
+
+        return _on_batch_shards(fn, pairs, per_device, reduction)
     rows = sigmoid_rows(
         pairs.image, pairs.keys, pairs.scale, pairs.bias, pairs.keys.ids, pairs.keys.valid,
         diagonal=True,

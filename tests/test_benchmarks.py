@@ -66,6 +66,23 @@ def test_sharded_benchmark_quick_mode_prints_every_layout(tmp_path, capsys):
     assert "all-reduce" in printed and "reduce-scatter" in printed
 
 
+def test_contrastive_benchmark_quick_mode_reads_the_rings_collectives(tmp_path, capsys):
+    results = _run("contrastive", tmp_path)
+    steps = {row["step"]: row for row in results["rows"]}
+    assert set(steps) == {
+        "SigLIP, ring",
+        "SigLIP, gather",
+        "CLIP, local rows",
+        "CLIP, whole matrix",
+    }
+    assert results["ring_forward_permute_bytes"] == results["ring_forward_formula_bytes"] > 0
+    ring = dict(steps["SigLIP, ring"]["collectives"])
+    assert "all-gather" not in ring and ring["collective-permute"] > 0
+    local = results["shape"]["batch"] // results["shape"]["devices"]
+    assert steps["SigLIP, ring"]["largest_array"] == [local, local]
+    assert "SigLIP, ring" in capsys.readouterr().out
+
+
 def test_log_probs_benchmark_quick_mode_times_every_contender(tmp_path, capsys):
     results = _run("log_probs", tmp_path)
     contenders = {(r["section"], r["dtype"], r["contender"]) for r in results["rows"]}

@@ -258,26 +258,59 @@ def test_auto_mesh_under_jit(kind):
 
 
 def test_ring_moves_n_minus_1_text_blocks_and_holds_nothing_of_the_global_batch():
-    """The compiled per-device forward and backward of SigLIP's ring: the forward's collective
-    permutes carry (n-1)·B/n·D values, nothing gathers, and no array has a dimension of the
-    global batch B (no (B/n, B) or (B, B) logits, no gathered texts)."""
+    """The compiled per-device programs of SigLIP's ring on an Explicit mesh: the forward's
+    collective permutes carry (n-1)·B/n·D values; the value and gradient together walk the
+    ring once, the texts and their gradients (2·(n-1)·B/n·D); nothing gathers, and no array
+    has a dimension of the global batch B (no (B/n, B) or (B, B) logits, no gathered texts).
+    The per-device rows of jaxloss.parallel.siglip_loss (a custom VJP) walk it a second time
+    for the gradient."""
     n, rows, width = 8, 16, 24  # B = 128
     mesh = _mesh(n, AxisType.Explicit)
     image = np.random.default_rng(0).normal(size=(n * rows, width)).astype(np.float32)
     text = np.random.default_rng(1).normal(size=(n * rows, width)).astype(np.float32)
+
+    def loss(i, t):
+        return jaxloss.siglip_loss(i, t, 10.0, -10.0)
+
+    def rows_loss(i, t):
+        return jnp.sum(jaxloss.siglip_loss(i, t, 10.0, -10.0, reduction="none"))
+
     with jax.set_mesh(mesh):
         i, t = (jax.device_put(a, P("batch")) for a in (image, text))
-        forward = jax.jit(lambda i, t: jaxloss.siglip_loss(i, t, 10.0, -10.0))
-        step = jax.jit(jax.grad(lambda i, t: jaxloss.siglip_loss(i, t, 10.0, -10.0), (0, 1)))
-        forward_hlo = forward.lower(i, t).compile().as_text()
-        step_hlo = step.lower(i, t).compile().as_text()
-    moved = [c for c in collectives(forward_hlo) if c.kind == "collective-permute"]
-    assert sum(c.elements * c.executions for c in moved) == (n - 1) * rows * width, moved
-    # The gradient walks the ring once more: the texts again, and their gradients home.
-    moved = [c for c in collectives(step_hlo) if c.kind == "collective-permute"]
-    assert sum(c.elements * c.executions for c in moved) == 2 * (n - 1) * rows * width, moved
-    for hlo in (forward_hlo, step_hlo):
-        kinds = {c.kind for c in collectives(hlo)}
+        programs = {
+            "forward": jax.jit(loss),
+            "value and gradient": jax.jit(jax.value_and_grad(loss, (0, 1))),
+            "per-device rows, value and gradient": jax.jit(jax.value_and_grad(rows_loss, (0, 1))),
+        }
+        hlo = {name: step.lower(i, t).compile().as_text() for name, step in programs.items()}
+    block = rows * width
+    for name, walks in (("forward", 1), ("value and gradient", 2),
+                        ("per-device rows, value and gradient", 3)):  # fmt: skip
+        moved = [c for c in collectives(hlo[name]) if c.kind == "collective-permute"]
+        assert sum(c.elements * c.executions for c in moved) == walks * (n - 1) * block, name
+        kinds = {c.kind for c in collectives(hlo[name])}
         assert "all-gather" not in kinds and "collective-permute" in kinds, kinds
-        shapes = re.findall(r"[fsu]\d+\[([\d,]+)\]", hlo)
+        shapes = re.findall(r"[fsu]\d+\[([\d,]+)\]", hlo[name])
         assert not [s for s in shapes if str(n * rows) in s.split(",")], "a global-batch array"
+
+
+@pytest.mark.parametrize("kind", ["clip", "siglip"])
+def test_forward_mode_on_an_explicit_mesh(kind, x64):
+    """jvp (and with it jacfwd and Hessians) of the per-device losses equals one device's."""
+    mesh = _mesh(4, AxisType.Explicit)
+    image, text, _, valid = _problem(12, seed=5)
+    t_image, t_text, _, _ = _problem(12, seed=6)
+
+    def loss(i, t, s, where):
+        return LOSSES[kind](i, t, s, -1.0, where=where)
+
+    want = jax.jvp(lambda i, t, s: loss(i, t, s, valid), (image, text, 2.0), (t_image, t_text, 0.5))
+    with jax.set_mesh(mesh):
+        placed = [jax.device_put(a, P("batch")) for a in (image, text, t_image, t_text, valid)]
+        got = jax.jit(
+            lambda i, t, ti, tt, where: jax.jvp(
+                lambda i, t, s: loss(i, t, s, where), (i, t, 2.0), (ti, tt, 0.5)
+            )
+        )(*placed)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-12)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-11)

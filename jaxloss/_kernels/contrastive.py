@@ -13,18 +13,24 @@ global batch, so the pair (i, i); `group_ids` mark several positives per row. Pa
 (`valid` false) take part neither as queries nor as keys.
 
 Across the devices of a mesh axis (inside ``shard_map``), CLIP gathers the keys
-(`clip_rows_on_axis`) and SigLIP walks a bidirectional ring of collective permutes
-(`sigmoid_ring_rows`): each device's texts travel left and right, and each device only ever
-holds its own rows against one block of B_local keys per direction. The ring's gradient is a
-second walk (a custom VJP): the texts travel again, each carrying the gradient that the
-devices it visits add for it, and one last permute takes that gradient home. Its residuals
-are the device's own inputs, so no (B_local, B) array exists in either pass.
+(`clip_rows_on_axis`) and SigLIP walks a bidirectional ring of collective permutes: each
+device's texts travel left and right, and each device only ever holds its own rows against
+one block of B_local keys per direction. Gradients come from a walk in which the texts travel
+with the gradient that the devices they visit add for them, and one last permute takes that
+gradient home (`_walk_with_gradients`):
+
+- the global 'mean' or 'sum' (`sigmoid_ring_loss`, a custom JVP) knows its cotangent before
+  the walk (one number), so its value and gradient take that one walk;
+- each device's rows (`sigmoid_ring_rows`, a custom VJP) walk the ring for the value and
+  again for the gradient, since their cotangent comes later.
+
+The residuals are the device's own inputs, so no (B_local, B) array exists in any pass.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -131,67 +137,76 @@ def _ring_forward(axis, n, image, keys, scale, bias):
     return rows
 
 
-def _ring_backward(axis, n, residuals, row_cotangent):
-    image, keys, scale, bias = residuals
+def _walk_with_gradients(axis, n, image, keys: Keys, scale, bias, row_cotangent):
+    """One walk of the ring that forms each block's rows and their gradients at once, for the
+    rows' cotangent `row_cotangent`: (rows, d image, d texts, d scale, d bias), d texts in the
+    compute dtype and back on the devices that own the texts. The texts travel as in the
+    forward walk, each with the gradient the devices it visits add for it; one last permute
+    per stream takes those home."""
 
     def pull(block: Keys, diagonal=False):
-        """(d image, d keys in the compute dtype, d scale, d bias) of this block's rows."""
+        """(rows, d image, d block texts, d scale, d bias) of this block."""
 
         def rows(q, k, s, b):
             return sigmoid_rows(
                 q, block._replace(text=k), s, b, keys.ids, keys.valid, diagonal=diagonal
             )
 
-        _, vjp = jax.vjp(rows, image, block.text.astype(image.dtype), scale, bias)
-        return vjp(row_cotangent)
+        value, vjp = jax.vjp(rows, image, block.text.astype(image.dtype), scale, bias)
+        d_image, d_text, d_scale, d_bias = vjp(row_cotangent)
+        return (value, d_image, d_scale, d_bias), d_text
 
-    def add(grads, more):
-        return tuple(None if g is None else g + m for g, m in zip(grads, more))
+    def add(totals, more):
+        return tuple(None if t is None else t + m for t, m in zip(totals, more))
 
-    d_image, d_text, d_scale, d_bias = pull(keys, diagonal=True)
-    grads = (d_image, d_scale, d_bias)
+    totals, d_text = pull(keys, diagonal=True)  # (rows, d image, d scale, d bias)
     both, extra = _rounds(n)
     to_right, to_left = _shift(n, 1), _shift(n, -1)
-    from_left = keys
+    from_left, left_grad = keys, None
     if both:
-        # Round 1 starts each stream's gradient; later rounds carry it with the keys.
+        # Round 1 starts each stream's gradient; later rounds carry it with the texts.
         from_left = lax.ppermute(keys, axis, to_right)
         from_right = lax.ppermute(keys, axis, to_left)
-        dl_image, dl_text, dl_scale, dl_bias = pull(from_left)
-        (dr_image, dr_text, dr_scale, dr_bias) = pull(from_right)
-        grads = add(grads, (dl_image + dr_image, dl_scale + dr_scale, _sum(dl_bias, dr_bias)))
+        left, left_grad = pull(from_left)
+        right, right_grad = pull(from_right)
+        totals = add(add(totals, left), right)
 
         def round_(carry, _):
-            from_left, left_grad, from_right, right_grad, grads = carry
+            from_left, left_grad, from_right, right_grad, totals = carry
             from_left, left_grad = lax.ppermute((from_left, left_grad), axis, to_right)
             from_right, right_grad = lax.ppermute((from_right, right_grad), axis, to_left)
-            li, lt, ls, lb = pull(from_left)
-            ri, rt, rs, rb = pull(from_right)
-            grads = add(grads, (li + ri, ls + rs, _sum(lb, rb)))
-            return (from_left, left_grad + lt, from_right, right_grad + rt, grads), None
+            left, left_text = pull(from_left)
+            right, right_text = pull(from_right)
+            totals = add(add(totals, left), right)
+            carry = (from_left, left_grad + left_text, from_right, right_grad + right_text, totals)
+            return carry, None
 
-        carry = (from_left, dl_text, from_right, dr_text, grads)
+        carry = (from_left, left_grad, from_right, right_grad, totals)
         carry, _ = lax.scan(round_, carry, length=both - 1)
-        from_left, left_grad, _, right_grad, grads = carry
+        from_left, left_grad, _, right_grad, totals = carry
         # The right-moving stream's blocks sit `both` places from home.
         d_text = d_text + lax.ppermute(right_grad, axis, _shift(n, both))
     if extra:
         if both:
             from_left, left_grad = lax.ppermute((from_left, left_grad), axis, to_right)
         else:
-            from_left, left_grad = lax.ppermute(keys, axis, to_right), 0.0
-        li, lt, ls, lb = pull(from_left)
-        grads = add(grads, (li, ls, lb))
-        left_grad = left_grad + lt
-    if both or extra:
+            from_left = lax.ppermute(keys, axis, to_right)
+        last, last_text = pull(from_left)
+        totals = add(totals, last)
+        left_grad = last_text if left_grad is None else left_grad + last_text
+    if left_grad is not None:
         d_text = d_text + lax.ppermute(left_grad, axis, _shift(n, -(both + extra)))
-    d_image, d_scale, d_bias = grads
-    return (
-        d_image,
-        keys._replace(text=d_text.astype(keys.text.dtype), ids=None, valid=None),
-        (d_scale),
-        d_bias,
+    rows, d_image, d_scale, d_bias = totals
+    return cast(jax.Array, rows), d_image, d_text, d_scale, d_bias
+
+
+def _ring_backward(axis, n, residuals, row_cotangent):
+    image, keys, scale, bias = residuals
+    _, d_image, d_text, d_scale, d_bias = _walk_with_gradients(
+        axis, n, image, keys, scale, bias, row_cotangent
     )
+    d_keys = keys._replace(text=d_text.astype(keys.text.dtype), ids=None, valid=None)
+    return d_image, d_keys, d_scale, d_bias
 
 
 def _varying(value, axis_name):
@@ -227,6 +242,43 @@ def sigmoid_ring_rows(image, keys: Keys, scale, bias, *, axis_name: AxisName, ax
     # their gradient is summed over the devices (the transpose of the cast).
     scale, bias = (_varying(v, axis_name) for v in (scale, bias))
     return _ring(axis_name, axis_size, image, keys, scale, bias)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
+def _ring_total(axis, n, image, keys, scale, bias):
+    return lax.psum(jnp.sum(_ring_forward(axis, n, image, keys, scale, bias)), axis)
+
+
+@_ring_total.defjvp
+def _ring_total_jvp(axis, n, primals, tangents):
+    """The global sum's tangent from its gradients, formed in the same walk as the rows: a
+    scalar's cotangent is known before the walk (one number), so differentiating the sum
+    costs one walk (texts and their gradients) and one product per block, not a forward walk
+    and a second one for the gradient."""
+    image, keys, scale, bias = primals
+    t_image, t_keys, t_scale, t_bias = tangents
+    rows, d_image, d_text, d_scale, d_bias = _walk_with_gradients(
+        axis, n, image, keys, scale, bias, jnp.ones_like(image[:, 0])
+    )
+    tangent = jnp.sum(d_image * t_image) + d_scale * t_scale
+    tangent = tangent + jnp.sum(d_text * t_keys.text.astype(d_text.dtype))
+    if bias is not None and d_bias is not None:
+        tangent = tangent + d_bias * t_bias
+    return lax.psum(jnp.sum(rows), axis), lax.psum(tangent, axis)
+
+
+def sigmoid_ring_loss(image, keys: Keys, scale, bias, reduction, *, axis_name, axis_size):
+    """SigLIP's global 'mean' or 'sum' over every device of `axis_name` (the same value on
+    each), the ring walked once for the value and its gradient together (a custom JVP; for
+    the per-device rows, `sigmoid_ring_rows`, a custom VJP)."""
+    scale, bias = (_varying(v, axis_name) for v in (scale, bias))
+    total = _ring_total(axis_name, axis_size, image, keys, scale, bias)
+    if reduction == "sum":
+        return total
+    rows = image.shape[0]
+    if keys.valid is None:
+        return total / (rows * axis_size)
+    return total / lax.psum(jnp.sum(keys.valid, dtype=total.dtype), axis_name)
 
 
 def sigmoid_gather_rows(image, keys: Keys, scale, bias, *, axis_name: AxisName):
@@ -362,3 +414,12 @@ def _scalar(fn, name, value):
             f"{list(array.shape)}."
         )
     return array
+
+
+def global_loss(rows, valid, reduction, axis_name: AxisName, axis_size: int):
+    """The global loss from each device's own rows: 'mean' and 'sum' the same on every device
+    (a pmean or psum of `device_loss`), 'none' this device's rows."""
+    loss = device_loss(rows, valid, reduction, axis_name=axis_name, axis_size=axis_size, local=True)
+    if reduction == "mean":
+        return lax.pmean(loss, axis_name)
+    return loss if reduction == "none" else lax.psum(loss, axis_name)
