@@ -8,7 +8,9 @@ every setting of ``ClipLoss`` (``local_loss`` x ``gather_with_grad``) and every
 backward leaves on its own rows, the scale and the bias to OUT.npz.
 """
 
+import importlib.util
 import sys
+from pathlib import Path
 
 
 def main(port: int, rank: int, world: int, inputs: str, out: str) -> None:
@@ -20,9 +22,14 @@ def main(port: int, rank: int, world: int, inputs: str, out: str) -> None:
     dist.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
     )
-    from jaxloss.parity.references import open_clip_losses
-
-    losses = open_clip_losses()
+    # references.py alone, by path: importing the jaxloss package would start jax in each of
+    # the processes for nothing.
+    path = Path(__file__).parents[1] / "jaxloss" / "parity" / "references.py"
+    spec = importlib.util.spec_from_file_location("open_clip_references", path)
+    assert spec is not None and spec.loader is not None
+    references = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(references)
+    losses = references.open_clip_losses()
     data = np.load(inputs)
     rows = data["image"].shape[0] // world
     own = slice(rank * rows, (rank + 1) * rows)

@@ -41,10 +41,23 @@ def _open_clip(kind, image, text, scale, bias, normalize):
     return loss.item(), grads
 
 
-@pytest.mark.parametrize("normalize", [False, True], ids=["raw", "normalized"])
-@pytest.mark.parametrize("with_bias", [False, True], ids=["no_bias", "bias"])
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("kind", ["clip", "siglip"])
+@pytest.mark.parametrize(
+    "kind, dtype, with_bias, normalize",
+    [
+        pytest.param(
+            kind, dtype, with_bias, normalize,
+            id=f"{kind}-{dtype}-{'bias' if with_bias else 'no_bias'}-"
+            + ("normalized" if normalize else "raw"),
+            # The default tier: each dtype with both (bias, normalize) pairs that differ in
+            # both; --full adds the other two.
+            marks=() if with_bias == normalize else pytest.mark.slow,
+        )
+        for kind in ("clip", "siglip")
+        for dtype in ("float64", "float32")
+        for with_bias in (False, True)
+        for normalize in (False, True)
+    ],
+)  # fmt: skip
 def test_matches_open_clip(kind, dtype, with_bias, normalize, x64):
     image, text = _towers(1)
     scale, bias = 2.5, (-1.5 if with_bias else None)
