@@ -6,6 +6,7 @@ Medians of interleaved rounds; ratios < 1 mean jaxloss is faster.
 
     python benchmarks/criteria.py            # n=8192 x c=128 float32 inputs
     python benchmarks/criteria.py --quick    # tiny shapes, to check the code runs (CI)
+    python benchmarks/criteria.py --only huber_loss nll_loss --out DIR   # a few rows
 """
 
 from __future__ import annotations
@@ -122,7 +123,11 @@ def main(argv=None) -> int:
         default=default_results_dir(),
         help="folder of criteria.json (default: per CPU kind)",
     )
+    parser.add_argument("--only", nargs="+", metavar="CRITERION", help="time only these criteria")
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.only or ()) - set(ALL_CRITERIA))
+    if unknown:
+        parser.error(f"--only: unknown criteria {unknown}; choose from {sorted(ALL_CRITERIA)}")
     n, c, repeats = (64, 8, 2) if args.quick else (8192, 128, args.repeats)
     optax_losses = _optax_equivalents()
     rng = np.random.default_rng(0)
@@ -136,7 +141,7 @@ def main(argv=None) -> int:
         f"{'optax':>9}{'ratio':>7}{'floor':>9}{'ratio':>7}{'rounds':>7}"
     )
     rows = []
-    for criterion in ALL_CRITERIA:
+    for criterion in args.only or ALL_CRITERIA:
         case = timing_case(criterion, rng, n=n, c=c)
         ours, theirs = timing_steps(case)
         threads = fastest_torch_threads(theirs, repeats=3 if args.quick else 5)
