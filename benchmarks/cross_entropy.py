@@ -8,8 +8,9 @@ jax-cce, side by side in one run. Prints tables and writes JSON and a PNG chart.
 Cross-entropy: forward+backward w.r.t. the logits, integer labels, 'mean'; median ms of
 interleaved rounds (torch at its fastest thread count, in its own block), ratio to jaxloss and
 to the floor (the logits read twice, one exponential per logit and one fresh (N, C) array
-written: exp(x - rowmax), measured in the same rounds), effective GB/s against the lower bound of reading the logits once and writing the
-gradient once (2·itemsize·N·C bytes), a large memory copy measured in the same run, and peak
+written: exp(x - rowmax), measured in the same rounds), effective GB/s against the lower
+bound of reading the logits once and writing the gradient once (2·itemsize·N·C bytes), a
+large memory copy measured in the same run, and peak
 memory (XLA's compiled temp size; process peak RSS growth). "jaxloss+options" switches on
 ignore_index, class weights and label smoothing (optax has none of them).
 Fused linear CE: forward+backward w.r.t. x and W, time (best of interleaved rounds) and memory; in
