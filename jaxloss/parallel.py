@@ -627,13 +627,13 @@ def clip_loss(
       >>> image = jax.random.normal(jax.random.key(0), (8, 4))
       >>> text = jax.random.normal(jax.random.key(1), (8, 4))
       >>> shard = lambda a: jax.device_put(a, NamedSharding(mesh, P("data")))
-      >>> loss = jax.shard_map(
+      >>> loss = jax.jit(jax.shard_map(
       ...     lambda i, t: jax.lax.pmean(
       ...         jaxloss.parallel.clip_loss(i, t, 5.0, axis_name="data", local_loss=True),
       ...         "data",
       ...     ),
       ...     mesh=mesh, in_specs=(P("data"), P("data")), out_specs=P(),
-      ... )(shard(image), shard(text))
+      ... ))(shard(image), shard(text))
       >>> bool(jnp.allclose(loss, jaxloss.clip_loss(image, text, 5.0), rtol=1e-6))
       True
     """
@@ -720,12 +720,12 @@ def siglip_loss(
       >>> image = jax.random.normal(jax.random.key(0), (8, 4))
       >>> text = jax.random.normal(jax.random.key(1), (8, 4))
       >>> shard = lambda a: jax.device_put(a, NamedSharding(mesh, P("data")))
-      >>> loss = jax.shard_map(
+      >>> loss = jax.jit(jax.shard_map(
       ...     lambda i, t: jax.lax.pmean(
       ...         jaxloss.parallel.siglip_loss(i, t, 5.0, -2.0, axis_name="data"), "data"
       ...     ),
       ...     mesh=mesh, in_specs=(P("data"), P("data")), out_specs=P(),
-      ... )(shard(image), shard(text))
+      ... ))(shard(image), shard(text))
       >>> bool(jnp.allclose(loss, jaxloss.siglip_loss(image, text, 5.0, -2.0), rtol=1e-6))
       True
     """

@@ -69,7 +69,7 @@ def test_matches_open_clip(kind, dtype, with_bias, normalize, x64):
         return LOSSES[kind](image, text, scale, bias_value if with_bias else None,
                             normalize=normalize)  # fmt: skip
 
-    value, grads = jax.value_and_grad(loss, argnums=(0, 1, 2, 3))(*args)
+    value, grads = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2, 3)))(*args)
     assert value.dtype == cast
     rtol, atol = (1e-12, 1e-12) if dtype == "float64" else (2e-5, 2e-6)
     np.testing.assert_allclose(value, want, rtol=rtol)
@@ -141,8 +141,8 @@ def test_where_is_the_loss_of_the_kept_rows(kind, x64):
     def kept(i, t, s):
         return LOSSES[kind](i[keep], t[keep], s, -0.3, normalize=True)
 
-    value, grads = jax.value_and_grad(masked, argnums=(0, 1, 2))(image, text, 2.0)
-    want, want_grads = jax.value_and_grad(kept, argnums=(0, 1, 2))(image, text, 2.0)
+    value, grads = jax.jit(jax.value_and_grad(masked, argnums=(0, 1, 2)))(image, text, 2.0)
+    want, want_grads = jax.jit(jax.value_and_grad(kept, argnums=(0, 1, 2)))(image, text, 2.0)
     np.testing.assert_allclose(value, want, rtol=1e-13)
     for got, expected in zip(grads, want_grads):
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
