@@ -328,3 +328,22 @@ def test_forward_mode_on_an_explicit_mesh(kind, x64):
         )(*placed)
     np.testing.assert_allclose(got[0], want[0], rtol=1e-12)
     np.testing.assert_allclose(got[1], want[1], rtol=1e-11)
+
+
+def test_bfloat16_towers_on_the_ring():
+    """bf16 embeddings travel the ring as bf16 (their gradients accumulate in float32): the
+    loss and gradients come back in bf16, within bf16 rounding of the float32 loss."""
+    mesh = _mesh(8, AxisType.Explicit)
+    image, text = (np.asarray(a, np.float32) for a in _problem(64, seed=9)[:2])
+
+    def loss(i, t):
+        return jaxloss.siglip_loss(i, t, 2.0, -1.0, normalize=True)
+
+    want, want_grad = jax.value_and_grad(loss)(image, text)
+    with jax.set_mesh(mesh):
+        low = [jax.device_put(jnp.asarray(a, jnp.bfloat16), P("batch")) for a in (image, text)]
+        got, grad = jax.jit(jax.value_and_grad(loss))(*low)
+    assert got.dtype == grad.dtype == jnp.bfloat16
+    np.testing.assert_allclose(np.float32(got), want, rtol=1e-2)
+    scale = np.abs(want_grad).max()
+    np.testing.assert_allclose(np.asarray(grad, np.float32), want_grad, atol=1e-2 * scale)
