@@ -25,7 +25,7 @@ from jax.typing import ArrayLike
 
 from ._core import checks
 from ._core.reduction import Reduction, finish, reduce_loss
-from ._core.sharding import explicitly_sharded
+from ._core.sharding import explicitly_sharded, whole
 from ._kernels.contrastive import (
     Keys,
     PairInputs,
@@ -55,7 +55,9 @@ def _on_batch_shards(fn_name, pairs: PairInputs, per_device, reduction) -> jax.A
     loss, or this device's rows for 'none') run under ``shard_map`` over the Explicit mesh
     axes that split the image rows, the texts, ids and mask split alike and the embedding
     width whole."""
-    sharding = jax.typeof(pairs.image).sharding
+    # The batch split of whichever tower is split along it (the other follows).
+    split = pairs.image if explicitly_sharded(pairs.image, 0) else pairs.keys.text
+    sharding = jax.typeof(split).sharding
     mesh = sharding.mesh
     lead = sharding.spec[0]
     axes = lead if isinstance(lead, tuple) else (lead,)
@@ -98,6 +100,16 @@ def _on_batch_shards(fn_name, pairs: PairInputs, per_device, reduction) -> jax.A
 
 def _sharded_batch(pairs: PairInputs) -> bool:
     return explicitly_sharded(pairs.image, 0) or explicitly_sharded(pairs.keys.text, 0)
+
+
+def _whole(pairs: PairInputs) -> PairInputs:
+    """The inputs replicated when an Explicit mesh splits an axis other than the batch (the
+    embedding width): the (B, B) logits of one device need every row whole."""
+    text, ids, valid = pairs.keys
+    keys = Keys(
+        whole(text), None if ids is None else whole(ids), None if valid is None else whole(valid)
+    )
+    return pairs._replace(image=whole(pairs.image), keys=keys)
 
 
 def clip_loss(
@@ -169,6 +181,7 @@ def clip_loss(
             return global_loss(rows, keys.valid, reduction, axis_name, axis_size)
 
         return _on_batch_shards(fn, pairs, per_device, reduction)
+    pairs = _whole(pairs)
     ids = _row_ids(pairs)
     text = pairs.keys.text.astype(pairs.image.dtype)
     rows = clip_rows(
@@ -248,6 +261,7 @@ def siglip_loss(
             return global_loss(rows, keys.valid, reduction, axis_name, axis_size)
 
         return _on_batch_shards(fn, pairs, per_device, reduction)
+    pairs = _whole(pairs)
     rows = sigmoid_rows(
         pairs.image, pairs.keys, pairs.scale, pairs.bias, pairs.keys.ids, pairs.keys.valid,
         diagonal=True,

@@ -346,3 +346,28 @@ def test_bfloat16_towers_on_the_ring():
     np.testing.assert_allclose(np.float32(got), want, rtol=1e-2)
     scale = np.abs(want_grad).max()
     np.testing.assert_allclose(np.asarray(grad, np.float32), want_grad, atol=1e-2 * scale)
+
+
+@pytest.mark.parametrize("kind", [pytest.param("clip", marks=pytest.mark.slow), "siglip"])
+@pytest.mark.parametrize(
+    "image_spec, text_spec",
+    [(P(), P("data")), (P(None, "model"), P(None, "model"))],
+    ids=["only_the_texts_split", "only_the_width_split"],
+)
+def test_explicit_mesh_with_one_tower_or_only_the_width_split(kind, image_spec, text_spec, x64):
+    """The batch split of one tower is followed by the other; a mesh that splits only the
+    embedding width gets the single-device loss on whole rows."""
+    mesh = jax.make_mesh((2, 4), ("data", "model"), axis_types=(AxisType.Explicit,) * 2)
+    image, text, _, _ = _problem(16, seed=12)
+    image, text = np.pad(image, ((0, 0), (0, 3))), np.pad(text, ((0, 0), (0, 3)))  # width 8
+
+    def loss(i, t):
+        return LOSSES[kind](i, t, 2.0, -1.0)
+
+    want, want_grads = jax.value_and_grad(loss, (0, 1))(image, text)
+    with jax.set_mesh(mesh):
+        i, t = jax.device_put(image, image_spec), jax.device_put(text, text_spec)
+        got, grads = jax.jit(jax.value_and_grad(loss, (0, 1)))(i, t)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    for g, w in zip(grads, want_grads):
+        np.testing.assert_allclose(g, w, rtol=1e-11, atol=1e-14)
