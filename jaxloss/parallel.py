@@ -548,13 +548,6 @@ def linear_distillation_loss(
 
 # Two-tower contrastive losses over a batch split along `axis_name` --------------------------
 
-_PER_DEVICE = """
-    What each device's value means (open_clip's per-rank loss): with ``local_loss`` (and
-    always for SigLIP) it is this device's rows' share, n·Σ(own rows)/B for 'mean' and Σ(own
-    rows) for 'sum', so that ``lax.pmean`` ('mean') or ``lax.psum`` ('sum') over
-    ``axis_name`` is the global loss; without ``local_loss`` every device's value is the
-    global loss. ``'none'`` gives this device's rows' losses."""
-
 
 def _contrastive_axis(fn, axis_name) -> int:
     return _axis_size(fn, "axis_name", axis_name)
@@ -600,7 +593,11 @@ def clip_loss(
 
     The gradient with respect to the shared ``scale`` and ``bias`` is the global one in each
     setting (summed over the devices).
-    {per_device}
+    What each device's value means (open_clip's per-rank loss): with ``local_loss`` it is this
+    device's rows' share, n·Σ(own rows)/B for 'mean' (B the counted rows of the global batch)
+    and Σ(own rows) for 'sum', so that ``lax.pmean`` ('mean') or ``lax.psum`` ('sum') over
+    ``axis_name`` is the global loss; without ``local_loss`` every device's value is the
+    global loss. ``'none'`` gives this device's rows' losses.
 
     Args:
       image_embeddings: this device's ``(B/n, D)`` rows of one tower.
@@ -695,7 +692,10 @@ def siglip_loss(
     gradient): ``jax.grad`` of ``lax.pmean(loss, axis_name)`` is the global gradient for
     each device's rows, and for the shared ``scale`` and ``bias``. Each device's value is
     open_clip's per-rank value.
-    {per_device}
+    What each device's value means (open_clip's per-rank loss): this device's rows' share,
+    n·Σ(own rows)/B for 'mean' (B the counted rows of the global batch) and Σ(own rows) for
+    'sum', so that ``lax.pmean`` ('mean') or ``lax.psum`` ('sum') over ``axis_name`` is the
+    global loss. ``'none'`` gives this device's rows' losses.
 
     Args:
       image_embeddings: this device's ``(B/n, D)`` rows of one tower.
@@ -750,7 +750,3 @@ def siglip_loss(
         rows, pairs.keys.valid, reduction, axis_name=axis_name, axis_size=size, local=True
     )
     return finish(loss, pairs.result_dtype)
-
-
-clip_loss.__doc__ = (clip_loss.__doc__ or "").replace("{per_device}", _PER_DEVICE)
-siglip_loss.__doc__ = (siglip_loss.__doc__ or "").replace("{per_device}", _PER_DEVICE)
