@@ -549,10 +549,6 @@ def linear_distillation_loss(
 # Two-tower contrastive losses over a batch split along `axis_name` --------------------------
 
 
-def _contrastive_axis(fn, axis_name) -> int:
-    return _axis_size(fn, "axis_name", axis_name)
-
-
 def clip_loss(
     image_embeddings: ArrayLike,
     text_embeddings: ArrayLike,
@@ -639,7 +635,7 @@ def clip_loss(
     for name, value in (("local_loss", local_loss), ("gather_with_grad", gather_with_grad)):
         if not isinstance(value, bool):
             raise TypeError(f"{fn}: `{name}` must be True or False; got {value!r}.")
-    size = _contrastive_axis(fn, axis_name)
+    size = _axis_size(fn, "axis_name", axis_name)
     pairs = pair_inputs(
         fn, image_embeddings, text_embeddings, scale, bias,
         normalize=normalize, eps=eps, group_ids=group_ids, where=where,
@@ -733,7 +729,7 @@ def siglip_loss(
     checks.reduction(fn, reduction)
     if method not in ("ring", "gather"):
         raise ValueError(f"{fn}: `method` must be 'ring' or 'gather'; got {method!r}.")
-    size = _contrastive_axis(fn, axis_name)
+    size = _axis_size(fn, "axis_name", axis_name)
     pairs = pair_inputs(
         fn, image_embeddings, text_embeddings, scale, bias,
         normalize=normalize, eps=eps, group_ids=group_ids, where=where,

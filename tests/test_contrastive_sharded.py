@@ -371,3 +371,34 @@ def test_explicit_mesh_with_one_tower_or_only_the_width_split(kind, image_spec, 
     np.testing.assert_allclose(got, want, rtol=1e-12)
     for g, w in zip(grads, want_grads):
         np.testing.assert_allclose(g, w, rtol=1e-11, atol=1e-14)
+
+
+def test_parallel_bad_input_is_named():
+    """Outside shard_map, an unknown method, a non-bool flag: clear errors naming the
+    argument."""
+    image = jnp.zeros((4, 3))
+    with pytest.raises(ValueError, match=re.escape("parallel.siglip_loss: `axis_name`='batch'")):
+        jaxloss.parallel.siglip_loss(image, image, 1.0, axis_name="batch")
+    mesh = _mesh(2)
+
+    def inside(**options):
+        def run(i, t):
+            return jaxloss.parallel.siglip_loss(i, t, 1.0, axis_name="batch", **options)[None]
+
+        return jax.shard_map(run, mesh=mesh, in_specs=(P("batch"), P("batch")),
+                             out_specs=P("batch"))(image, image)  # fmt: skip
+
+    with pytest.raises(ValueError, match="`method` must be 'ring' or 'gather'; got 'shift'"):
+        inside(method="shift")
+
+    def clip(**options):
+        def run(i, t):
+            return jaxloss.parallel.clip_loss(i, t, 1.0, axis_name="batch", **options)[None]
+
+        return jax.shard_map(run, mesh=mesh, in_specs=(P("batch"), P("batch")),
+                             out_specs=P("batch"))(image, image)  # fmt: skip
+
+    with pytest.raises(TypeError, match="`local_loss` must be True or False; got 1"):
+        clip(local_loss=1)
+    with pytest.raises(ValueError, match="`reduction` must be one of"):
+        clip(reduction="batchmean")
