@@ -15,7 +15,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from ._core import checks
-from ._core.ops import hinge
+from ._core.ops import hinge, unit_rows
 from ._core.precision import dtypes
 from ._core.reduction import Reduction, finish, reduce_loss
 
@@ -445,10 +445,6 @@ def _labelled_batch(fn, embeddings, labels, where):
     return e, y, where
 
 
-def _unit(x, eps):
-    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
-
-
 def _masked_logsumexp(x, mask):
     """log Σ exp(x) over `mask` along the last axis: -inf (with a zero gradient) where empty."""
     any_in = jnp.any(mask, axis=-1)
@@ -498,7 +494,7 @@ def ntxent_loss(
     checks.reduction(fn, reduction)
     e, y, where = _labelled_batch(fn, embeddings, labels, where)
     result_dtype, compute = dtypes(e)
-    u = _unit(e.astype(compute), eps)
+    u = unit_rows(e.astype(compute), eps)
     s = (u @ u.T) / temperature
     same = y[:, None] == y[None, :]
     present = jnp.ones(y.shape, bool) if where is None else where
@@ -578,7 +574,7 @@ def circle_loss(
     result_dtype, compute = dtypes(e, r)
     e, r = e.astype(compute), r.astype(compute)
     if normalize:
-        e, r = _unit(e, 1e-12), _unit(r, 1e-12)
+        e, r = unit_rows(e, 1e-12), unit_rows(r, 1e-12)
     s = jnp.minimum(e @ r.T, 1.0)
     same = y[:, None] == ry[None, :]
     positive = same

@@ -30,6 +30,14 @@ def fusible_softplus(z):
     return jnp.maximum(z, 0) + jnp.log1p(jnp.exp(-jnp.abs(z)))
 
 
+def unit_rows(x, eps):
+    """x / max(‖x‖, eps) along the last axis (torch's ``F.normalize``), written as x ·
+    rsqrt(max(Σx², eps²)) so that a zero row (padding) has a finite, zero gradient where the
+    norm's own gradient would be 0/0."""
+    squares = jnp.sum(x * x, axis=-1, keepdims=True)
+    return x * jax.lax.rsqrt(jnp.maximum(squares, eps * eps))
+
+
 def power_of_nonnegative(x, exponent):
     """x ** exponent for x >= 0, with a zero gradient at x = 0, where a power below 1 has an
     infinite slope (the value there is 0, or 1 for the exponent 0)."""

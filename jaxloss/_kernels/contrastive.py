@@ -37,15 +37,10 @@ import jax.numpy as jnp
 from jax import lax
 
 from .._core import checks
+from .._core.ops import unit_rows
 from .._core.precision import dtypes
 
 AxisName = str | tuple[str, ...]
-
-
-def unit_rows(x: jax.Array, eps: float) -> jax.Array:
-    """x / max(‖x‖, eps) per row (torch's ``F.normalize``), with a finite gradient at 0."""
-    squares = jnp.sum(x * x, axis=-1, keepdims=True)
-    return x * lax.rsqrt(jnp.maximum(squares, eps * eps))
 
 
 def _logits(queries, keys, scale, bias):
