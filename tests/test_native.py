@@ -305,3 +305,15 @@ def test_kl_div_at_edge_targets_is_the_xlogy_formula(dtype, x64):
     np.testing.assert_allclose(value, expected.detach().numpy(), rtol=1e-6, atol=tiny)
     np.testing.assert_allclose(grad_x, xt.grad.numpy(), rtol=1e-6, atol=0)
     np.testing.assert_allclose(grad_t, tt.grad.numpy(), rtol=1e-6, atol=0)
+
+
+def test_zero_embeddings_have_finite_gradients():
+    """An all-zero embedding is normalised without a 0/0 in its gradient (x / max(‖x‖, eps)
+    gave nan there): masked out of NT-Xent it gets exactly zero gradient; in circle loss, whose
+    `where` masks anchors only, it stays a reference with a finite gradient."""
+    e = jnp.array([[1.0, 0.0], [0.9, 0.1], [0.0, 0.0], [0.1, 0.9]])
+    labels, where = jnp.array([0, 0, 1, 1]), jnp.array([True, True, False, True])
+    grad = jax.grad(lambda e: jaxloss.ntxent_loss(e, labels, where=where))(e)
+    assert np.all(np.isfinite(grad)) and np.all(grad[2] == 0), grad
+    grad = jax.grad(lambda e: jaxloss.circle_loss(e, labels, where=where))(e)
+    assert np.all(np.isfinite(grad)), grad
