@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 
 from ._core import checks
 from ._core.reduction import Reduction, finish, reduce_loss
-from ._core.sharding import explicitly_sharded, whole
+from ._core.sharding import batch_like, explicitly_sharded, whole
 from ._kernels.contrastive import (
     Keys,
     PairInputs,
@@ -71,18 +70,11 @@ def _on_batch_shards(fn_name, pairs: PairInputs, per_device, reduction) -> jax.A
         )
     rows_spec, row_spec = P(lead, None), P(lead)
 
-    def placed(a, spec):
-        if a is None or tuple(jax.typeof(a).sharding.spec) == tuple(spec):
-            return a
-        return jax.sharding.reshard(a, NamedSharding(mesh, spec))
-
-    image = placed(pairs.image, rows_spec)
-    keys = Keys(
-        placed(pairs.keys.text, rows_spec),
-        placed(pairs.keys.ids, row_spec),
-        placed(pairs.keys.valid, row_spec),
-    )
-    scalars = [placed(v, P()) for v in (pairs.scale, pairs.bias)]
+    # Every per-row array split like the batch, its other axes (the width) whole.
+    present = [a for a in (pairs.image, *pairs.keys) if a is not None]
+    placed = iter(batch_like(split, *present))
+    image, text = next(placed), next(placed)
+    keys = Keys(text, *(None if a is None else next(placed) for a in pairs.keys[1:]))
 
     def local(image, text, ids, valid, scale, bias):
         keys = Keys(text, ids, valid)
@@ -94,7 +86,7 @@ def _on_batch_shards(fn_name, pairs: PairInputs, per_device, reduction) -> jax.A
         mesh=mesh,
         in_specs=(*specs, P(), None if pairs.bias is None else P()),
         out_specs=row_spec if reduction == "none" else P(),
-    )(image, *keys, *scalars)
+    )(image, *keys, pairs.scale, pairs.bias)
     return finish(out, pairs.result_dtype)
 
 

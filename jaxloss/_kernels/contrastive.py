@@ -276,12 +276,18 @@ def sigmoid_ring_loss(image, keys: Keys, scale, bias, reduction, *, axis_name, a
     return total / lax.psum(jnp.sum(keys.valid, dtype=total.dtype), axis_name)
 
 
+def _row_ids(ids, rows, axis_name):
+    """The group ids of this device's rows: `ids`, or by default their global row indices
+    (device i holds rows [i·rows, (i+1)·rows))."""
+    if ids is not None:
+        return ids
+    return lax.axis_index(axis_name) * rows + jnp.arange(rows)
+
+
 def sigmoid_gather_rows(image, keys: Keys, scale, bias, *, axis_name: AxisName):
     """SigLIP's rows as `sigmoid_ring_rows` gives them, from one all-gather of the texts (with
     their gradient): a (B_local, B) block instead of the ring's (B_local, B_local) ones."""
-    index = lax.axis_index(axis_name)
-    rows = image.shape[0]
-    own_ids = keys.ids if keys.ids is not None else index * rows + jnp.arange(rows)
+    own_ids = _row_ids(keys.ids, image.shape[0], axis_name)
 
     def gathered(a):
         return None if a is None else lax.all_gather(a, axis_name, tiled=True)
@@ -303,15 +309,15 @@ def clip_rows_on_axis(
     index = lax.axis_index(axis_name)
     rows = image.shape[0]
 
-    def gathered(x, own):
+    def gathered(x):
         every = lax.all_gather(x, axis_name, tiled=True)
         if gather_with_grad:
             return every
         every = lax.stop_gradient(every)
-        return every if local_loss else lax.dynamic_update_slice_in_dim(every, own, index * rows, 0)
+        return every if local_loss else lax.dynamic_update_slice_in_dim(every, x, index * rows, 0)
 
-    every_image, every_text = gathered(image, image), gathered(text, text)
-    own_ids = ids if ids is not None else index * rows + jnp.arange(rows)
+    every_image, every_text = gathered(image), gathered(text)
+    own_ids = _row_ids(ids, rows, axis_name)
     every_ids = lax.all_gather(own_ids, axis_name, tiled=True)
     every_valid = None if valid is None else lax.all_gather(valid, axis_name, tiled=True)
     if local_loss:
