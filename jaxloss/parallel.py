@@ -55,7 +55,7 @@ from ._kernels.distillation import (
     token_labels,
 )
 from ._kernels.softmax_ce import ClassAxis, Head, RowTargets, softmax_cross_entropy_rows
-from ._kernels.token_stats import HeadStatsOptions, TokenStats, head_log_probs
+from ._kernels.token_stats import HeadStatsOptions, TokenStats, head_log_probs, stats_extras
 from ._kernels.vocab_blocks import block_label_weights
 
 __all__ = [
@@ -366,15 +366,16 @@ def linear_log_probs(
     where: ArrayLike | None = None,
     with_entropy: bool = False,
     with_logsumexp: bool = False,
+    with_log_sum_sq_probs: bool = False,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> jax.Array | TokenStats:
     r"""`jaxloss.linear_log_probs` inside ``jax.shard_map``: this device's tokens, and either
     the whole head or its block of a vocabulary split over ``axis_name``. Over a split
     vocabulary each chunk's row max is one pmax and its statistics (Σ e^z, the label's logit,
-    and for the entropy Σ e^z z) one psum of O(chunk) values; dx, partial on each device, is
-    summed by one psum in the backward pass. Nothing is reduced over the tokens, so a token
-    split needs no axis name (JAX's transpose of a replicated head sums dW over the token
-    shards).
+    for the entropy Σ e^z z, for log Σ p² Σ e^{2z}) one psum of O(chunk) values; dx, partial
+    on each device, is summed by one psum in the backward pass. Nothing is reduced over the
+    tokens, so a token split needs no axis name (JAX's transpose of a replicated head sums dW
+    over the token shards).
 
     Args:
       x: this device's ``(..., D)`` hidden states.
@@ -390,6 +391,7 @@ def linear_log_probs(
       where: optional boolean mask of this device's tokens.
       with_entropy: also return the entropy.
       with_logsumexp: also return the logsumexp.
+      with_log_sum_sq_probs: also return log Σ p².
       chunk_size: tokens per chunk.
 
     Returns:
@@ -416,9 +418,8 @@ def linear_log_probs(
     checks.head_options(fn, 0.0, 0.0, softcap)
     where = checks.where_mask(fn, where, y.shape, "one value per token")
     classes, class_mask, num_classes = _head_vocabulary(fn, axis_name, num_classes, local_width)
-    options = HeadStatsOptions(
-        temperature, softcap, ignore_index, with_entropy, with_logsumexp, chunk_size
-    )
+    extras = stats_extras(fn, with_entropy, with_logsumexp, with_log_sum_sq_probs)
+    options = HeadStatsOptions(temperature, softcap, ignore_index, extras, chunk_size)
     arrays = HeadArrays(bias=bias, class_mask=class_mask, where=where)
     return head_log_probs(fn, x, w, y, arrays, options, classes=classes, num_classes=num_classes)
 
@@ -632,9 +633,8 @@ def clip_loss(
     """
     fn = "parallel.clip_loss"
     checks.reduction(fn, reduction)
-    for name, value in (("local_loss", local_loss), ("gather_with_grad", gather_with_grad)):
-        if not isinstance(value, bool):
-            raise TypeError(f"{fn}: `{name}` must be True or False; got {value!r}.")
+    checks.python_bool(fn, "local_loss", local_loss)
+    checks.python_bool(fn, "gather_with_grad", gather_with_grad)
     size = _axis_size(fn, "axis_name", axis_name)
     pairs = pair_inputs(
         fn, image_embeddings, text_embeddings, scale, bias,

@@ -1,5 +1,6 @@
 r"""Post-training statistics of a language model's head: the log-probability of each chosen
-token, the entropy of each position's distribution and its logsumexp, from the hidden states
+token, the entropy of each position's distribution, its logsumexp and its log collision
+probability log Σ p² (WPO's), from the hidden states
 and the head without ever forming the (N, V) logits (`linear_log_probs`), or from logits a
 caller already holds (`token_log_probs`).
 
@@ -51,7 +52,9 @@ from ._kernels.token_stats import (
     head_log_probs,
     inverse_temperature,
     logit_token_stats,
+    result_specs,
     results,
+    stats_extras,
 )
 from ._mesh_layouts import run_on_explicit_mesh
 
@@ -79,13 +82,15 @@ def token_log_probs(
     where: ArrayLike | None = None,
     with_entropy: bool = False,
     with_logsumexp: bool = False,
+    with_log_sum_sq_probs: bool = False,
 ) -> jax.Array | TokenStats:
-    r"""log p(label) of each position of ``logits (..., V)``, and optionally the entropy and
-    the logsumexp of its distribution: TRL's ``selective_log_softmax`` and
-    ``entropy_from_logits`` in one pass,
+    r"""log p(label) of each position of ``logits (..., V)``, and optionally the entropy, the
+    logsumexp and the log collision probability of its distribution: TRL's
+    ``selective_log_softmax``, ``entropy_from_logits`` and ``log_sum_sq_probs`` in one pass,
 
     $$\log p_i = z_{i,y_i} - \log\sum_c e^{z_{ic}},\qquad H_i = \log\sum_c e^{z_{ic}} -
-    \sum_c p_{ic} z_{ic},\qquad z = \mathrm{cap}(\text{logits})/T.$$
+    \sum_c p_{ic} z_{ic},\qquad S_i = \log\sum_c p_{ic}^2,\qquad
+    z = \mathrm{cap}(\text{logits})/T.$$
 
     Its backward pass recomputes the softmax from the logits and the saved logsumexp in one
     elementwise pass: no (N, V) log-softmax is written besides the gradient itself.
@@ -103,12 +108,14 @@ def token_log_probs(
       where: optional boolean mask of ``labels.shape``: the positions that count.
       with_entropy: also return the entropy.
       with_logsumexp: also return the logsumexp.
+      with_log_sum_sq_probs: also return log Σ p² (TRL's ``log_sum_sq_probs``, which
+        `jaxloss.wpo_weights` takes).
 
     Returns:
-      ``log_probs`` of ``labels.shape``, or with ``with_entropy`` / ``with_logsumexp`` a
+      ``log_probs`` of ``labels.shape``, or with any ``with_*`` flag a
       ``jaxloss.post_training.TokenStats`` named tuple (``log_probs``, ``entropy``,
-      ``logsumexp``; None where not asked for). float32 for 16-bit logits (the statistics
-      are float32).
+      ``logsumexp``, ``log_sum_sq_probs``; None where not asked for). float32 for 16-bit
+      logits (the statistics are float32).
 
     Examples:
       >>> logits = jnp.array([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
@@ -141,12 +148,15 @@ def token_log_probs(
         mask,
         inverse_temperature(fn, temperature, compute),
     )
+    extras = stats_extras(fn, with_entropy, with_logsumexp, with_log_sum_sq_probs)
     settings = StatsSettings(
-        softcap=None if softcap is None else float(softcap), entropy=with_entropy
+        softcap=None if softcap is None else float(softcap),
+        entropy=extras.entropy,
+        sum_sq=extras.log_sum_sq_probs,
     )
     outputs = logit_token_stats(z.reshape(-1, num_classes), targets, settings=settings)
     outputs = bad_labels_nan(outputs, indices)
-    return results(outputs, y.shape, with_entropy, with_logsumexp)
+    return results(outputs, y.shape, extras)
 
 
 def linear_log_probs(
@@ -163,6 +173,7 @@ def linear_log_probs(
     where: ArrayLike | None = None,
     with_entropy: bool = False,
     with_logsumexp: bool = False,
+    with_log_sum_sq_probs: bool = False,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> jax.Array | TokenStats:
     r"""`token_log_probs` of the linear head ``x @ w.T + bias`` without ever forming its
@@ -195,6 +206,8 @@ def linear_log_probs(
       where: optional boolean mask of ``labels.shape``.
       with_entropy: also return the entropy.
       with_logsumexp: also return the logsumexp.
+      with_log_sum_sq_probs: also return log Σ p² (TRL's ``log_sum_sq_probs``, which
+        `jaxloss.wpo_weights` takes).
       chunk_size: rows per chunk (a Python int >= 1).
 
     Returns:
@@ -218,19 +231,13 @@ def linear_log_probs(
         class_mask=checks.vocabulary_mask(fn, class_mask, valid_vocab_size, num_classes),
         where=checks.where_mask(fn, where, y.shape, "one value per token"),
     )
-    options = HeadStatsOptions(
-        temperature, softcap, ignore_index, with_entropy, with_logsumexp, chunk_size
-    )
+    extras = stats_extras(fn, with_entropy, with_logsumexp, with_log_sum_sq_probs)
+    options = HeadStatsOptions(temperature, softcap, ignore_index, extras, chunk_size)
     per_device = functools.partial(head_log_probs, fn, options=options)
     if has_explicit_axes(x) or has_explicit_axes(w):
 
         def out_spec(token_spec) -> Any:
-            spec: Any = P(*token_spec)
-            if not (with_entropy or with_logsumexp):
-                return spec
-            return TokenStats(
-                spec, spec if with_entropy else None, spec if with_logsumexp else None
-            )
+            return result_specs(P(*token_spec), extras)
 
         return run_on_explicit_mesh(fn, per_device, x, w, y, arrays, out_spec)
     return per_device(x, w, y, arrays)

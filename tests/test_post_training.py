@@ -1,7 +1,8 @@
-"""The post-training statistics (jaxloss.post_training): per-token log-probabilities, entropy
-and logsumexp from logits and from the chunked linear head, against naive JAX (full logits,
-log-softmax, gather), against TRL 1.16's ``selective_log_softmax`` and ``entropy_from_logits``
-(transcribed as NumPy: importing TRL pulls in transformers) and against Liger-Kernel 0.8.5's
+"""The post-training statistics (jaxloss.post_training): per-token log-probabilities, entropy,
+logsumexp and log Σ p² from logits and from the chunked linear head, against naive JAX (full
+logits, log-softmax, gather), against TRL 1.16's ``selective_log_softmax``,
+``entropy_from_logits`` and its chunked head's ``log_sum_sq_probs`` (transcribed as NumPy:
+importing TRL pulls in transformers) and against Liger-Kernel 0.8.5's
 chunked selective log-probability (its pure-torch ``chunked_loss``, loaded without the triton
 ``__init__``), values and gradients with a cotangent on every output, in float64 and float32;
 forward mode and Hessian-vector products; padded vocabularies; bf16; sharded layouts; errors.
@@ -44,7 +45,8 @@ def _naive(logits, y, temperature=1.0, softcap=None):
     p = jnp.exp(log_softmax)
     entropy = -jnp.sum(p * log_softmax, -1)
     lse = jax.nn.logsumexp(z, -1)
-    return tuple(jnp.where(valid, s, 0.0) for s in (log_prob, entropy, lse))
+    log_sum_sq = jnp.log(jnp.sum(p * p, -1))
+    return tuple(jnp.where(valid, s, 0.0) for s in (log_prob, entropy, lse, log_sum_sq))
 
 
 def _weighted(outputs, cotangents):
@@ -76,7 +78,7 @@ def test_linear_and_logit_forms_equal_naive_jax(name, x64):
     if "valid_vocab_size" in options:
         mask = np.arange(V) < options["valid_vocab_size"]
         y = np.where(y >= options["valid_vocab_size"], 1, y)
-    cotangents = [np.random.default_rng(1).normal(size=N) for _ in range(3)]
+    cotangents = [np.random.default_rng(1).normal(size=N) for _ in range(4)]
     naive_options = {k: v for k, v in options.items() if k != "valid_vocab_size"}
 
     def naive(x, w, b):
@@ -87,15 +89,17 @@ def test_linear_and_logit_forms_equal_naive_jax(name, x64):
 
     def fused(x, w, b):
         stats = jaxloss.linear_log_probs(
-            x, w, y, bias=b, with_entropy=True, with_logsumexp=True, chunk_size=8, **options
-        )
+            x, w, y, bias=b, with_entropy=True, with_logsumexp=True,
+            with_log_sum_sq_probs=True, chunk_size=8, **options,
+        )  # fmt: skip
         return _weighted(stats, cotangents)
 
     def from_logits(x, w, b):
         logits = x @ w.T + (0 if b is None else b)
         stats = jaxloss.token_log_probs(
-            logits, y, with_entropy=True, with_logsumexp=True, **options
-        )
+            logits, y, with_entropy=True, with_logsumexp=True, with_log_sum_sq_probs=True,
+            **options,
+        )  # fmt: skip
         return _weighted(stats, cotangents)
 
     args = (x, w, b)
@@ -114,7 +118,7 @@ def test_linear_and_logit_forms_equal_naive_jax(name, x64):
 def test_forward_mode_and_hessian_vector_products(x64):
     x, w, b, y = _problem(2)
     rng = np.random.default_rng(3)
-    cotangents = [rng.normal(size=N) for _ in range(3)]
+    cotangents = [rng.normal(size=N) for _ in range(4)]
     tangents = tuple(rng.normal(size=a.shape) for a in (x, w, b))
 
     def naive(x, w, b):
@@ -123,7 +127,7 @@ def test_forward_mode_and_hessian_vector_products(x64):
     def fused(x, w, b):
         stats = jaxloss.linear_log_probs(
             x, w, y, bias=b, temperature=0.8, softcap=4.0, with_entropy=True,
-            with_logsumexp=True, chunk_size=16,
+            with_logsumexp=True, with_log_sum_sq_probs=True, chunk_size=16,
         )  # fmt: skip
         return _weighted(stats, cotangents)
 
@@ -142,6 +146,13 @@ def _trl_selective_log_softmax(logits, index):
     return np.take_along_axis(logits, index[..., None], -1)[..., 0] - lse
 
 
+def _trl_log_sum_sq_probs(logits):
+    """TRL 1.16's chunked head (``trl/kernels/chunked_logprob.py``): ``log(sq_sum_exp) -
+    2 * log(sum_exp)``, both sums of the logits shifted by the row max."""
+    shifted = logits - logits.max(-1, keepdims=True)
+    return np.log(np.exp(2 * shifted).sum(-1)) - 2 * np.log(np.exp(shifted).sum(-1))
+
+
 def _trl_entropy_from_logits(logits):
     """TRL 1.16 ``entropy_from_logits``: -Σ p log p from the log-softmax, per position."""
     shifted = logits - logits.max(-1, keepdims=True)
@@ -154,13 +165,18 @@ def test_token_log_probs_are_trl_s(dtype, x64):
     rng = np.random.default_rng(4)
     logits = (rng.normal(size=(3, 11, V)) * 3).astype(dtype)
     labels = rng.integers(0, V, (3, 11))
-    stats = jaxloss.token_log_probs(logits, labels, with_entropy=True, ignore_index=None)
+    stats = jaxloss.token_log_probs(
+        logits, labels, with_entropy=True, with_log_sum_sq_probs=True, ignore_index=None
+    )
     rtol = 1e-12 if dtype == "float64" else 2e-6
     np.testing.assert_allclose(
         stats.log_probs, _trl_selective_log_softmax(logits, labels), rtol=rtol, atol=rtol
     )
     np.testing.assert_allclose(
         stats.entropy, _trl_entropy_from_logits(logits), rtol=rtol, atol=rtol
+    )
+    np.testing.assert_allclose(
+        stats.log_sum_sq_probs, _trl_log_sum_sq_probs(logits), rtol=rtol, atol=rtol
     )
     assert stats.log_probs.dtype == dtype and stats.logsumexp is None
 
@@ -257,8 +273,9 @@ def test_ignored_positions_return_0_and_take_no_gradient(x64):
 
     def total(x, w):
         stats = jaxloss.linear_log_probs(
-            x, w, y, where=where, with_entropy=True, with_logsumexp=True, chunk_size=8
-        )
+            x, w, y, where=where, with_entropy=True, with_logsumexp=True,
+            with_log_sum_sq_probs=True, chunk_size=8,
+        )  # fmt: skip
         return sum(jnp.sum(s) for s in stats), stats
 
     (value, stats), (grad_x, grad_w) = jax.value_and_grad(total, (0, 1), has_aux=True)(x, w)
@@ -345,6 +362,15 @@ def test_errors_name_the_argument(call, words):
         call(x, w, y)
 
 
+def test_flags_must_be_bools():
+    x, w, _, y = _problem()
+    for flag in ("with_entropy", "with_logsumexp", "with_log_sum_sq_probs"):
+        with pytest.raises(TypeError, match=f"`{flag}` must be True or False; got 1"):
+            jaxloss.linear_log_probs(x, w, y, **{flag: 1})
+        with pytest.raises(TypeError, match=f"`{flag}` must be True or False; got 'yes'"):
+            jaxloss.token_log_probs(x @ w.T, y, **{flag: "yes"})
+
+
 def test_bad_labels_and_temperature_are_nan_under_jit():
     x, w, _, y = _problem(11, np.float32)
     bad = y.copy()
@@ -372,14 +398,14 @@ def _sharded_problem():
     w = jnp.asarray(rng.normal(size=(16, 4)), jnp.float32)
     bias = jnp.asarray(rng.normal(size=16), jnp.float32)
     labels = np.array([3, 12, -100, 5, -100, -100, 1, 9, 4, 7, 8, 11, 0, 15, 14, 14])
-    cotangents = [jnp.asarray(rng.normal(size=16), jnp.float32) for _ in range(3)]
+    cotangents = [jnp.asarray(rng.normal(size=16), jnp.float32) for _ in range(4)]
     return x, w, bias, jnp.asarray(labels), cotangents
 
 
 def _stats(x, w, bias, labels, cotangents, **options):
     stats = jaxloss.linear_log_probs(
         x, w, labels, bias=bias, softcap=5.0, temperature=0.9, with_entropy=True,
-        with_logsumexp=True, chunk_size=4, **options,
+        with_logsumexp=True, with_log_sum_sq_probs=True, chunk_size=4, **options,
     )  # fmt: skip
     return _weighted(stats, cotangents), stats
 
@@ -430,11 +456,12 @@ def test_parallel_variant_in_shard_map_with_a_padded_vocabulary():
     def local(x, w, bias, labels):
         return jaxloss.parallel.linear_log_probs(
             x, w, labels, bias=bias, axis_name="model", num_classes=14, softcap=5.0,
-            temperature=0.9, with_entropy=True, with_logsumexp=True, chunk_size=4,
+            temperature=0.9, with_entropy=True, with_logsumexp=True,
+            with_log_sum_sq_probs=True, chunk_size=4,
         )  # fmt: skip
 
     specs = (P("data"), P("model"), P("model"), P("data"))
-    out = jaxloss.post_training.TokenStats(P("data"), P("data"), P("data"))
+    out = jaxloss.post_training.TokenStats(P("data"), P("data"), P("data"), P("data"))
 
     def total(x, w, bias):
         args = [
@@ -447,7 +474,7 @@ def test_parallel_variant_in_shard_map_with_a_padded_vocabulary():
     def expected(x, w, bias):
         stats = jaxloss.linear_log_probs(
             x, w[:14], labels, bias=bias[:14], softcap=5.0, temperature=0.9,
-            with_entropy=True, with_logsumexp=True,
+            with_entropy=True, with_logsumexp=True, with_log_sum_sq_probs=True,
         )  # fmt: skip
         return _weighted(stats, cotangents)
 

@@ -116,6 +116,14 @@ def axis(fn: str, name: str, value: Any, ndim: int) -> int:
     return int(value) % ndim
 
 
+def python_bool(fn: str, name: str, value: Any) -> bool:
+    """A static flag: Python's True or False (numpy's bool too), nothing that merely tests
+    true."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{fn}: `{name}` must be True or False; got {value!r}.")
+    return bool(value)
+
+
 def python_number(
     fn: str, name: str, value: Any, *, low=None, high=None, low_inclusive=True, high_inclusive=True
 ) -> Any:

@@ -383,8 +383,7 @@ def pair_inputs(
         fn, "image_embeddings", image, "text_embeddings", text,
         " Row i of each tower is the pair (i, i); both need the same batch and width.",
     )  # fmt: skip
-    if not isinstance(normalize, bool):
-        raise TypeError(f"{fn}: `normalize` must be True or False; got {normalize!r}.")
+    checks.python_bool(fn, "normalize", normalize)
     checks.python_number(fn, "eps", eps, low=0.0)
     result_dtype, compute = dtypes(image, text)
     scale = _scalar(fn, "scale", scale).astype(compute)

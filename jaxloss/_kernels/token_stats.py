@@ -1,21 +1,24 @@
 """Per-token statistics of a softmax over the vocabulary, for post-training: the log-probability
-of each token's label, the entropy of its distribution and its logsumexp, from logits or from a
-linear head walked in row chunks (never an (N, V) array), with exact derivatives.
+of each token's label, the entropy of its distribution, its logsumexp and the log of its
+collision probability log Σ p² (WPO's weights), from logits or from a linear head walked in row
+chunks (never an (N, V) array), with exact derivatives.
 
 For logits z_i = cap(x_i Wᵀ + b) / T of row i (cap: Gemma 2's c·tanh(·/c), T the temperature)
 over the included vocabulary entries, with p = softmax(z):
 
-    lse_i = log Σ_c e^{z_ic},   logp_i = z_{i,y_i} - lse_i,   H_i = lse_i - Σ_c p_ic z_ic
+    lse_i = log Σ_c e^{z_ic},   logp_i = z_{i,y_i} - lse_i,   H_i = lse_i - Σ_c p_ic z_ic,
+    S_i = log Σ_c p_ic² = log Σ_c e^{2 z_ic} - 2 lse_i
 
 and for a tangent ż of the logits (ż = ẋ Wᵀ + x Ẇᵀ + ḃ through the cap and 1/T):
 
-    d lse = Σ_c p_c ż_c,   d logp = ż_y - Σ_c p_c ż_c,   d H = -Σ_c p_c (z_c - E_p z) ż_c.
+    d lse = Σ_c p_c ż_c,   d logp = ż_y - Σ_c p_c ż_c,   d H = -Σ_c p_c (z_c - E_p z) ż_c,
+    d S = 2 (Σ_c q_c ż_c - Σ_c p_c ż_c)   with q = p² / Σ p².
 
 The JVP computes these per row, in a checkpointed walk over the chunks; reverse mode transposes
 it into, per chunk, the logits recomputed once and dz = g_logp ([c = y] - p) + g_lse p - g_H p
-(z - E_p z) turned into dx, dW and db by three matmuls (Liger's and TRL's recompute-in-backward
-scheme). The statistics are shifted by the row max, so the entropy is formed from
-Σ e^{z - m}(z - m) without the cancellation of lse - E z at large logits.
+(z - E_p z) + 2 g_S (q - p) turned into dx, dW and db by three matmuls (Liger's and TRL's
+recompute-in-backward scheme). The statistics are shifted by the row max, so the entropy is
+formed from Σ e^{z - m}(z - m) without the cancellation of lse - E z at large logits.
 
 Inside ``shard_map`` the head may be one device's block of a vocabulary split over a mesh axis
 (`ClassAxis`): the row max is one pmax and the three sums one psum of O(N) values.
@@ -66,6 +69,7 @@ class StatsSettings:
 
     softcap: float | None = None
     entropy: bool = False  # form the entropy (one more sum per row)
+    sum_sq: bool = False  # form log Σ p² (one more sum per row)
     classes: ClassAxis | None = None  # a vocabulary split over a mesh axis
     chunk_size: int = 0  # rows per chunk of the linear head (0: the logits version)
     matmul: MatmulForm = "native"
@@ -78,6 +82,7 @@ class RowStats(NamedTuple):
     log_prob: jax.Array
     entropy: jax.Array
     lse: jax.Array
+    log_sum_sq: jax.Array
     mean_logit: jax.Array
 
 
@@ -118,23 +123,30 @@ def row_stats(z, targets: TokenTargets, settings: StatsSettings) -> RowStats:
     parts = [jnp.sum(weights, axis=-1), pick_in_block(z, label, here)]
     if settings.entropy:  # Σ e^{z-m}(z-m); excluded entries add exactly 0
         parts.append(jnp.sum(weights * _included(centred, targets.class_mask, 0), axis=-1))
+    if settings.sum_sq:  # Σ e^{2(z-m)}; excluded entries add exactly 0
+        parts.append(jnp.sum(jnp.square(weights), axis=-1))
     sums = jnp.stack(parts, axis=-1)
     if classes is not None:
         sums = classes.sum(sums)
     log_total = jnp.log(sums[:, 0])
     lse = jnp.where(jnp.isneginf(row_max), jnp.nan, shift + log_total)
     log_prob = sums[:, 1] - lse
+    zeros = jnp.zeros_like(lse)
     if settings.entropy:
         centred_mean = sums[:, 2] / sums[:, 0]
         entropy, mean_logit = log_total - centred_mean, shift + centred_mean
     else:
-        entropy = mean_logit = jnp.zeros_like(lse)
-    return RowStats(log_prob, entropy, lse, mean_logit)
+        entropy = mean_logit = zeros
+    log_sum_sq = zeros
+    if settings.sum_sq:  # the shift cancels: log Σ e^{2(z-m)} - 2 log Σ e^{z-m}
+        log_sum_sq = jnp.where(jnp.isneginf(row_max), jnp.nan, jnp.log(sums[:, -1]) - 2 * log_total)
+    return RowStats(log_prob, entropy, lse, log_sum_sq, mean_logit)
 
 
 def row_tangents(z, z_dot, targets: TokenTargets, stats: RowStats, settings: StatsSettings):
-    """(d logp, d H, d lse) per row for the tangent `z_dot` of the scaled logits `z`: linear
-    in `z_dot`, whose transpose is the backward pass described in the module's docs."""
+    """(d logp, d H, d lse, d log Σp²) per row for the tangent `z_dot` of the scaled logits
+    `z`: linear in `z_dot`, whose transpose is the backward pass described in the module's
+    docs."""
     classes = settings.classes
     valid = targets.valid
     # p and z - E z are exactly 0 on excluded entries and on rows that do not count (whose
@@ -148,6 +160,8 @@ def row_tangents(z, z_dot, targets: TokenTargets, stats: RowStats, settings: Sta
     if settings.entropy:
         spread = jnp.where(counted, z - stats.mean_logit[:, None], zero)
         parts.append(-jnp.sum(p_dot * spread, axis=-1))
+    if settings.sum_sq:  # Σ p² ż, divided by Σ p² = e^S per row below
+        parts.append(jnp.sum(p * p_dot, axis=-1))
     sums = jnp.stack(parts, axis=-1)
     if classes is not None:  # reverse mode transposes this psum into nothing
         sums = classes.sum(sums)
@@ -155,13 +169,18 @@ def row_tangents(z, z_dot, targets: TokenTargets, stats: RowStats, settings: Sta
     t_lse = jnp.where(valid, sums[:, 0], zero)
     t_log_prob = jnp.where(valid, sums[:, 1] - sums[:, 0], zero)
     t_entropy = jnp.where(valid, sums[:, 2], zero) if settings.entropy else jnp.zeros_like(t_lse)
-    return t_log_prob, t_entropy, t_lse
+    t_log_sum_sq = jnp.zeros_like(t_lse)
+    if settings.sum_sq:
+        mean_under_q = sums[:, -1] * jnp.exp(-stats.log_sum_sq)
+        t_log_sum_sq = jnp.where(valid, 2 * (mean_under_q - sums[:, 0]), zero)
+    return t_log_prob, t_entropy, t_lse, t_log_sum_sq
 
 
 def _outputs(stats: RowStats, valid):
-    """(log p(label), entropy, lse), exactly 0 on rows that do not count."""
+    """(log p(label), entropy, lse, log Σp²), exactly 0 on rows that do not count."""
     zero = jnp.zeros((), stats.lse.dtype)
-    return tuple(jnp.where(valid, s, zero) for s in (stats.log_prob, stats.entropy, stats.lse))
+    rows = (stats.log_prob, stats.entropy, stats.lse, stats.log_sum_sq)
+    return tuple(jnp.where(valid, s, zero) for s in rows)
 
 
 # ------------------------------------------------------------------------------ from logits
@@ -197,7 +216,7 @@ _logit_stats.defjvp(_logit_stats_jvp, symbolic_zeros=True)
 
 @functools.partial(jax.jit, static_argnames=("settings",))
 def logit_token_stats(logits, targets: TokenTargets, *, settings: StatsSettings):
-    """(log p(label), entropy, logsumexp), each (N,), of logits (N, V)."""
+    """(log p(label), entropy, logsumexp, log Σp²), each (N,), of logits (N, V)."""
     return _logit_stats(logits, targets, settings)
 
 
@@ -276,7 +295,7 @@ _head_stats.defjvp(_head_stats_jvp, symbolic_zeros=True)
 
 @functools.partial(jax.jit, static_argnames=("settings",))
 def head_token_stats(x, w, b, targets: TokenTargets, *, settings: StatsSettings):
-    """(log p(label), entropy, logsumexp), each (N,), of the head x (N, D) @ w (V, D)ᵀ + b;
+    """(log p(label), entropy, logsumexp, log Σp²), each (N,), of the head x (N, D) @ w (V, D)ᵀ + b;
     N a multiple of `settings.chunk_size`."""
     return _head_stats(x, w, b, targets, settings)
 
@@ -286,12 +305,23 @@ def head_token_stats(x, w, b, targets: TokenTargets, *, settings: StatsSettings)
 
 class TokenStats(NamedTuple):
     """Per-token statistics, each of the labels' shape (float32 for 16-bit inputs):
-    ``log_probs`` log p(label); ``entropy`` H(p) (None unless asked for); ``logsumexp`` the
-    log normaliser of the scaled logits (None unless asked for)."""
+    ``log_probs`` log p(label); ``entropy`` H(p); ``logsumexp`` the log normaliser of the
+    scaled logits; ``log_sum_sq_probs`` log Σ p², the log collision probability (TRL's
+    ``log_sum_sq_probs``, for WPO's weights). Each but ``log_probs`` is None unless asked
+    for."""
 
     log_probs: jax.Array
     entropy: jax.Array | None = None
     logsumexp: jax.Array | None = None
+    log_sum_sq_probs: jax.Array | None = None
+
+
+class Extras(NamedTuple):
+    """Which statistics besides the log-probabilities a call returns (static flags)."""
+
+    entropy: bool = False
+    logsumexp: bool = False
+    log_sum_sq_probs: bool = False
 
 
 def inverse_temperature(fn, temperature, dtype):
@@ -302,11 +332,30 @@ def inverse_temperature(fn, temperature, dtype):
     return jnp.where(t > 0, 1 / t, jnp.nan)
 
 
-def results(outputs, labels_shape, with_entropy, with_logsumexp):
-    log_probs, entropy, lse = (o.reshape(labels_shape) for o in outputs)
-    if not (with_entropy or with_logsumexp):
+def stats_extras(fn, entropy, logsumexp, log_sum_sq_probs) -> Extras:
+    """The checked ``with_*`` flags of a call."""
+    for name, flag in (
+        ("with_entropy", entropy),
+        ("with_logsumexp", logsumexp),
+        ("with_log_sum_sq_probs", log_sum_sq_probs),
+    ):
+        checks.python_bool(fn, name, flag)
+    return Extras(entropy, logsumexp, log_sum_sq_probs)
+
+
+def results(outputs, labels_shape, extras: Extras):
+    """The log-probabilities alone, or a TokenStats of those asked for (others None)."""
+    log_probs, *others = (o.reshape(labels_shape) for o in outputs)
+    if not any(extras):
         return log_probs
-    return TokenStats(log_probs, entropy if with_entropy else None, lse if with_logsumexp else None)
+    return TokenStats(log_probs, *(o if asked else None for o, asked in zip(others, extras)))
+
+
+def result_specs(spec, extras: Extras) -> Any:
+    """The output specs of `results` when every statistic has the sharding `spec`."""
+    if not any(extras):
+        return spec
+    return TokenStats(spec, *(spec if asked else None for asked in extras))
 
 
 class HeadStatsOptions(NamedTuple):
@@ -315,8 +364,7 @@ class HeadStatsOptions(NamedTuple):
     temperature: Any
     softcap: float | None
     ignore_index: int | None
-    with_entropy: bool
-    with_logsumexp: bool
+    extras: Extras
     chunk_size: int
 
 
@@ -367,11 +415,12 @@ def head_log_probs(
     )
     settings = StatsSettings(
         softcap=None if options.softcap is None else float(options.softcap),
-        entropy=options.with_entropy,
+        entropy=options.extras.entropy,
+        sum_sq=options.extras.log_sum_sq_probs,
         classes=classes,
         chunk_size=chunk,
         matmul=form_for(jnp.result_type(x, w), chunk, x.shape[-1], w.shape[0]),
     )
     outputs = head_token_stats(pad_rows(rows, 0), w, arrays.bias, targets, settings=settings)
     outputs = bad_labels_nan(tuple(o[:n] for o in outputs), indices)
-    return results(outputs, labels.shape, options.with_entropy, options.with_logsumexp)
+    return results(outputs, labels.shape, options.extras)
