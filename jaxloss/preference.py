@@ -37,6 +37,7 @@ __all__ = [
     "orpo_loss",
     "kto_loss",
     "length_desensitized_logps",
+    "wpo_weights",
 ]
 
 DPOLossType = Literal[
@@ -320,6 +321,7 @@ def dpo_loss(
     rejected_lengths: ArrayLike | None = None,
     average_log_prob: bool = False,
     bco_state: BCOState | None = None,
+    pair_weights: ArrayLike | None = None,
     where: ArrayLike | None = None,
     reduction: Reduction = "mean",
     axis_name: Any = None,
@@ -357,6 +359,10 @@ def dpo_loss(
     Several types combine: ``loss_type=("sigmoid", "sft")`` with ``loss_weights=(1.0, α)``
     is DPO with Liger's ``compute_nll_loss`` and ``alpha=α`` (RPO).
 
+    ``pair_weights`` multiply every type's per-pair loss before the reduction: with
+    `wpo_weights` of the chosen and the rejected completions, ``pair_weights=w_c * w_r`` is
+    WPO (TRL's ``use_weighting=True``).
+
     Without reference log-probabilities the reference terms are 0 (reference-free, as Liger
     takes them). ``f_divergence`` other than ``"reverse_kl"`` is only defined for the types
     built on Δ (TRL's rule): ``sigmoid``, ``sigmoid_norm``, ``hinge``, ``ipo``, ``exo_pair``,
@@ -386,6 +392,10 @@ def dpo_loss(
       bco_state: for ``bco_pair``, the `BCOState` of the original BCO's running mean reward:
         the batch's mean reward updates it and the updated mean is subtracted (without, δ = 0
         as in TRL 1.16 and Liger).
+      pair_weights: optional ``(B,)`` weights of the pairs' losses (WPO's, from
+        `wpo_weights`); the 'mean' stays over the counted pairs, Σ w·loss / count, as in TRL.
+        Gradients flow through them as given (`wpo_weights` are constants). Not for ``aot``
+        and ``aot_unpaired``, whose losses belong to sorted ranks, not to pairs.
       where: optional boolean ``(B,)``: the pairs that count.
       reduction: ``'mean'`` over the counted pairs (TRL's), ``'sum'`` or ``'none'``.
       axis_name: inside ``shard_map`` with the pairs split over a mesh axis: 'mean', the
@@ -451,6 +461,15 @@ def dpo_loss(
             f"{fn}: 'aot' and 'aot_unpaired' sort the whole batch; gather the pairs on one "
             "device instead of splitting them over `axis_name`."
         )
+    if pair_weights is not None and set(types) & {"aot", "aot_unpaired"}:
+        raise ValueError(
+            f"{fn}: `pair_weights` cannot weight 'aot' or 'aot_unpaired': their losses belong "
+            f"to sorted ranks, not to pairs (TRL refuses WPO weighting for them too); got "
+            f"{list(types)}."
+        )
+    weights_of_pairs = None
+    if pair_weights is not None:
+        weights_of_pairs = _pair_array(fn, "pair_weights", pair_weights, pairs.shape)
 
     p_c, p_r, compute = pairs.chosen, pairs.rejected, pairs.compute
     if ref_chosen_logps is None:
@@ -487,6 +506,8 @@ def dpo_loss(
         for name, weight in zip(types, weights)
     )
     assert isinstance(per_pair, jax.Array)
+    if weights_of_pairs is not None:
+        per_pair = per_pair * weights_of_pairs.astype(compute)
     metrics = pairs.metrics(rewards_c, rewards_r, p_c, p_r)
     return PreferenceOutput(pairs.reduce(per_pair, reduction), metrics, new_state)
 
@@ -937,7 +958,7 @@ def length_desensitized_logps(
         array = checks.float_array(fn, name, values)
         if array.ndim != 2:
             raise ValueError(f"{fn}: `{name}` must be (B, T); got shape {list(array.shape)}.")
-        counted = checks.where_mask(fn, mask, array.shape, f"`{name}`'s shape", name=mask_name)
+        counted = checks.where_mask(fn, mask, array.shape, f"`{name}`", name=mask_name)
         assert counted is not None
         sums.append((array, counted))
         positions.append(jnp.cumsum(counted, axis=-1))  # 1.. along each completion's tokens
@@ -953,3 +974,55 @@ def length_desensitized_logps(
         weight = jnp.where(counted, weight, 0.0).astype(values.dtype)
         out.append(jnp.sum(values * weight, axis=-1))
     return out[0], out[1]
+
+
+def wpo_weights(
+    token_logps: ArrayLike,
+    log_sum_sq_probs: ArrayLike,
+    where: ArrayLike | None = None,
+) -> jax.Array:
+    r"""WPO's sequence weights (Zhou et al. 2024, Eq. 2; TRL 1.16's ``use_weighting``): the
+    completion's probability under the policy, length-normalised and aligned to the policy's
+    own sampling,
+
+    $$w = \exp\Big(\frac{1}{n}\sum_{t} \big(\log\pi(y_t) - \log\textstyle\sum_v
+    \pi(v)^2\big)\Big)$$
+
+    over the completion's n counted tokens (n clamped to at least 1, as TRL does), as
+    constants: no gradient flows through them. The pair weight `dpo_loss` takes is
+    ``wpo_weights(chosen…) * wpo_weights(rejected…)``.
+
+    Args:
+      token_logps: ``(..., T)`` the policy's per-token log-probabilities of the completions
+        (`jaxloss.linear_log_probs`).
+      log_sum_sq_probs: ``(..., T)`` log Σ p² of the same positions (``log_sum_sq_probs`` of
+        `jaxloss.linear_log_probs` with ``with_log_sum_sq_probs=True``).
+      where: optional boolean ``(..., T)``: the completions' tokens (default: all).
+
+    Returns:
+      ``(...,)`` one weight per completion (float32 or wider).
+
+    Examples:
+      >>> logps = jnp.array([[-0.5, -1.5, 0.0]])
+      >>> log_sum_sq = jnp.array([[-1.0, -1.0, -1.0]])
+      >>> jaxloss.wpo_weights(logps, log_sum_sq, jnp.array([[True, True, False]]))
+      Array([1.], dtype=float32)
+    """
+    fn = "wpo_weights"
+    logps = checks.float_array(fn, "token_logps", token_logps)
+    if logps.ndim < 1:
+        raise ValueError(f"{fn}: `token_logps` must be (..., T); got a scalar.")
+    sum_sq = checks.float_array(fn, "log_sum_sq_probs", log_sum_sq_probs)
+    if sum_sq.shape != logps.shape:
+        raise ValueError(
+            f"{fn}: `log_sum_sq_probs` must have `token_logps`' shape {list(logps.shape)}; got "
+            f"{list(sum_sq.shape)}."
+        )
+    counted = checks.where_mask(fn, where, logps.shape, "`token_logps`")
+    if counted is None:
+        counted = jnp.ones(logps.shape, bool)
+    compute = jnp.promote_types(jnp.result_type(logps, sum_sq), jnp.float32)
+    aligned = lax.stop_gradient(logps.astype(compute) - sum_sq.astype(compute))
+    total = jnp.sum(jnp.where(counted, aligned, jnp.zeros((), compute)), axis=-1)
+    count = jnp.maximum(jnp.sum(counted, axis=-1), 1).astype(compute)
+    return jnp.exp(total / count)

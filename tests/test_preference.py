@@ -33,9 +33,10 @@ def _sigmoid(z):
 
 
 def _trl_dpo(p_c, p_r, ref_c, ref_r, n_c, n_r, loss_types, weights, beta, eps, f_div, alpha,
-             tau=0.05):  # fmt: skip
+             tau=0.05, pair_weights=None):  # fmt: skip
     """TRL 1.16 ``DPOTrainer._compute_loss``'s loss (trl/trainer/dpo_trainer.py), from the
-    sequence sums of the policy and the reference, and the completions' token counts."""
+    sequence sums of the policy and the reference, and the completions' token counts; with
+    `pair_weights` (``use_weighting``), each type's per-sequence loss is multiplied by them."""
     r_c, r_r = p_c - ref_c, p_r - ref_r
     if f_div == "reverse_kl":
         s_c, s_r = r_c, r_r
@@ -90,8 +91,17 @@ def _trl_dpo(p_c, p_r, ref_c, ref_r, n_c, n_r, loss_types, weights, beta, eps, f
             per = np.full_like(p_c, -p_c.sum() / n_c.sum())
         else:
             per = -_log_sigmoid(beta * (s_c / np.maximum(n_c, 1) - s_r / np.maximum(n_r, 1)))
+        if pair_weights is not None:
+            per = per * pair_weights
         loss = loss + per.mean() * weight
     return loss
+
+
+def _trl_wpo_weights(token_logps, log_sum_sq_probs, mask):
+    """TRL 1.16's WPO weights (``use_weighting``, trl/trainer/dpo_trainer.py): exp of the
+    completion-mean of log π - log Σp², the count clamped to 1."""
+    aligned = (token_logps - log_sum_sq_probs) * mask
+    return np.exp(aligned.sum(1) / np.maximum(mask.sum(1), 1))
 
 
 def _pairs(seed=0):
@@ -219,6 +229,68 @@ def test_bco_running_mean_state(x64):
         np.testing.assert_allclose(out.bco_state.mean, mean, rtol=1e-12)
         state = out.bco_state
     assert float(state.count) == 3
+
+
+WPO_TYPES = [t for t in DPO_LOSS_TYPES if t not in ("aot", "aot_unpaired")]
+
+
+def test_wpo_weighting_is_trl_s(x64):
+    """TRL's use_weighting: per-token log π and log Σp² → each completion's weight (no
+    gradient), their product weighting every type's per-pair loss, combined types included;
+    the gradient with respect to the policy's sums is the numerical one."""
+    rng = np.random.default_rng(6)
+    tokens = 9
+    token_logps = -rng.uniform(0.1, 3.0, (2 * B, tokens))
+    log_sum_sq = -rng.uniform(0.5, 2.0, (2 * B, tokens))
+    mask = np.zeros((2 * B, tokens), bool)
+    for row in range(2 * B):
+        start = rng.integers(0, 3)
+        mask[row, start : start + rng.integers(1, 7)] = True
+    mask[3] = False  # an empty completion: its count clamps to 1, its weight is 1
+    weights = _trl_wpo_weights(token_logps, log_sum_sq, mask)
+    pair_weights = weights[:B] * weights[B:]
+    got_weights = jaxloss.wpo_weights(token_logps, log_sum_sq, mask)
+    np.testing.assert_allclose(got_weights, weights, rtol=1e-13)
+    assert float(got_weights[3]) == 1.0
+    grad = jax.grad(lambda lp: jnp.sum(jaxloss.wpo_weights(lp, log_sum_sq, mask)))(token_logps)
+    assert np.all(np.asarray(grad) == 0.0)  # constants, as TRL's torch.no_grad
+
+    sums = (token_logps * mask).sum(1)
+    counts = mask.sum(1).astype(float)
+    p_c, p_r, n_c, n_r = sums[:B], sums[B:], counts[:B], counts[B:]
+    ref_c, ref_r = p_c + rng.normal(size=B), p_r + rng.normal(size=B)
+    for types, type_weights in [*(((t,), (1.0,)) for t in WPO_TYPES),
+                                (("sigmoid", "sft"), (1.0, 0.3))]:  # fmt: skip
+        eps = max(_options(t)["label_smoothing"] for t in types)
+
+        def ours(p_c, p_r, types=types, type_weights=type_weights, eps=eps):
+            return jaxloss.dpo_loss(
+                p_c, p_r, ref_c, ref_r, beta=0.3, loss_type=types, loss_weights=type_weights,
+                label_smoothing=eps, chosen_lengths=n_c, rejected_lengths=n_r,
+                pair_weights=got_weights[:B] * got_weights[B:],
+            ).loss  # fmt: skip
+
+        want = _trl_dpo(p_c, p_r, ref_c, ref_r, n_c, n_r, types, type_weights, 0.3, eps,
+                        "reverse_kl", 0.0, pair_weights=pair_weights)  # fmt: skip
+        np.testing.assert_allclose(ours(p_c, p_r), want, rtol=1e-12, err_msg=str(types))
+        if types == ("sigmoid", "sft"):
+            check_grads(ours, (p_c, p_r), order=1, modes=["rev"], atol=1e-6, rtol=1e-6)
+
+
+def test_wpo_weights_from_the_fused_head(x64):
+    """The weights from `linear_log_probs(with_log_sum_sq_probs=True)` on the fused head are
+    TRL's formula on the full softmax."""
+    x, w, b, *_, labels = _heads(7, "float64")
+    stats = jaxloss.linear_log_probs(
+        x, w, labels, bias=b, with_log_sum_sq_probs=True, chunk_size=16
+    )
+    got = jaxloss.wpo_weights(stats.log_probs, stats.log_sum_sq_probs, labels != -100)
+    logits = x @ w.T + b
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    token_logps = np.take_along_axis(log_p, np.maximum(labels, 0)[..., None], -1)[..., 0]
+    log_sum_sq = np.log(np.exp(2 * log_p).sum(-1))
+    want = _trl_wpo_weights(token_logps, log_sum_sq, labels != -100)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
 def test_length_desensitized_logps_is_trl_s(x64):
@@ -637,6 +709,37 @@ def test_kto_end_to_end_is_liger_s(dtype, x64):
         (
             lambda: jaxloss.kto_loss(jnp.zeros(3), jnp.array([1, 0, 1]), kl=0.0),
             "`desirable` must be a boolean mask",
+        ),
+        (
+            lambda: jaxloss.dpo_loss(
+                jnp.zeros(3), jnp.zeros(3), loss_type="aot", pair_weights=jnp.ones(3)
+            ),
+            "`pair_weights` cannot weight 'aot' or 'aot_unpaired'",
+        ),
+        (
+            lambda: jaxloss.dpo_loss(jnp.zeros(3), jnp.zeros(3), pair_weights=jnp.ones(4)),
+            "`pair_weights` must have the pairs' shape [3] (one value per pair); got [4]",
+        ),
+        (
+            lambda: jaxloss.wpo_weights(jnp.zeros((2, 5)), jnp.zeros((2, 4))),
+            "`log_sum_sq_probs` must have `token_logps`' shape [2, 5]; got [2, 4]",
+        ),
+        (lambda: jaxloss.wpo_weights(0.0, 0.0), "`token_logps` must be (..., T)"),
+        (
+            lambda: jaxloss.wpo_weights(
+                jnp.zeros((2, 5)), jnp.zeros((2, 5)), jnp.ones((2, 4), bool)
+            ),
+            "`where` must broadcast to the shape of `token_logps` [2, 5]; got [2, 4]",
+        ),
+        (
+            lambda: jaxloss.length_desensitized_logps(
+                jnp.zeros((2, 5)),
+                jnp.zeros((2, 5)),
+                jnp.ones((2, 4), bool),
+                jnp.ones((2, 5), bool),
+                ld_alpha=0.5,
+            ),
+            "`chosen_where` must broadcast to the shape of `chosen_token_logps` [2, 5]",
         ),
     ],
 )

@@ -249,6 +249,11 @@ def _native_calls():
             ),
             (np.log(probs), np.log(probs[::-1])),
         ),
+        (  # constants: every derivative is exactly 0
+            "wpo_weights",
+            lambda lp, sq: jaxloss.wpo_weights(lp, sq, row_mask),
+            (np.log(probs), np.log(probs[::-1])),
+        ),
         (
             "adaptive_softmax_loss",
             lambda h, y: jaxloss.adaptive_softmax_loss(h, y, head[:3], tails, cutoffs=[2]),
