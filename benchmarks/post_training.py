@@ -12,6 +12,12 @@ pairs, chosen rows first; GRPO ('dapo', β = 0.04, old log-probabilities given) 
 sequences. Best and median ms of interleaved rounds, and XLA's compiled temp size. Liger runs
 at torch's fastest thread count, found in the same run, on float32 inputs only. Targets:
 jaxloss's temp memory <= 1/8 of naive's and its time <= naive's.
+
+In float32 two floors run beside them: the (N, D) x (D, V) matmuls each method must do and
+nothing else. Naive JAX does 4 (the policy's and the reference's logits, dx, dW) and keeps
+the policy's (N, V) logits for its backward; the fused head does 5, chunk by chunk, since its
+backward recomputes the policy's logits instead of keeping them. Where the matmuls dominate,
+the fused step's time over naive's tends to 5/4, whatever the elementwise work costs.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxloss
+from jaxloss._kernels.chunked_head import DEFAULT_CHUNK_SIZE
 from jaxloss.parity.timing import (
     default_results_dir,
     machine,
@@ -55,6 +62,42 @@ def _problem(b, t, d, v, dtype):
 def _naive_token_log_probs(x, w, ids):
     logits = jnp.matmul(x, w.T, preferred_element_type=jnp.float32)
     return jnp.take_along_axis(jax.nn.log_softmax(logits), ids[..., None], -1)[..., 0]
+
+
+def _matmul_floors(x, w, ref_x, ref_w):
+    """The matmuls alone: naive's 4 on whole arrays, the fused head's 5 chunk by chunk (the
+    recomputed logits behind an optimization barrier, so that XLA cannot reuse the first)."""
+    d = x.shape[-1]
+    rows, ref_rows = x.reshape(-1, d), ref_x.reshape(-1, d)
+    chunk = min(DEFAULT_CHUNK_SIZE, rows.shape[0])
+
+    def logits(a, b):
+        return jnp.matmul(a, b.T, preferred_element_type=jnp.float32)
+
+    def naive(rows, w, ref_rows, ref_w):
+        policy = logits(rows, w)  # kept for the backward, as naive JAX keeps it
+        return jnp.sum(logits(ref_rows, ref_w)), policy @ w, policy.T @ rows
+
+    def fused(rows, w, ref_rows, ref_w):
+        # Each chunk's three logits blocks feed one product or one row sum each, the least
+        # that keeps XLA from dropping them (the fused step reads each block at least once).
+        def body(dw, chunks):
+            xc, rxc = chunks
+            forward, reference = logits(xc, w), logits(rxc, ref_w)
+            recomputed = logits(jax.lax.optimization_barrier(xc), w)
+            return dw + forward.T @ xc, (jnp.sum(reference, -1), recomputed @ w)
+
+        split = (rows.reshape(-1, chunk, d), ref_rows.reshape(-1, chunk, d))
+        dw, (sums, dx) = jax.lax.scan(body, jnp.zeros(w.shape, jnp.float32), split)
+        return sums, dx, dw
+
+    args = (rows, w, ref_rows, ref_w)
+    floors = {
+        "floor: naive's 4 matmuls": jax.jit(naive),
+        "floor: fused's 5 matmuls": jax.jit(fused),
+    }
+    steps = {name: lambda f=f: jax.block_until_ready(f(*args)) for name, f in floors.items()}
+    return steps, {name: xla_temp_bytes(f, *args) for name, f in floors.items()}
 
 
 def _contenders(section, b, t, d, v, dtype):
@@ -110,6 +153,10 @@ def _contenders(section, b, t, d, v, dtype):
         step = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
         steps[name] = lambda step=step: jax.block_until_ready(step(x, w))
         temps[name] = xla_temp_bytes(step, x, w)
+    if dtype == jnp.float32 and (b * t) % min(DEFAULT_CHUNK_SIZE, b * t) == 0:
+        floor_steps, floor_temps = _matmul_floors(x, w, ref_x, ref_w)
+        steps.update(floor_steps)
+        temps.update(floor_temps)
     if dtype == jnp.float32:
         from jaxloss.parity.references import liger_chunked_loss
 

@@ -150,7 +150,10 @@ def _post_training(data) -> list[str]:
         data,
         "One step: the policy's forward and backward w.r.t. its x and W, and the reference's "
         "forward. DPO: sigmoid, β = 0.1, on N/(2T) pairs of T = 256 tokens; GRPO: 'dapo', "
-        "β = 0.04, old log-probabilities given. N is the step's tokens.",
+        "β = 0.04, old log-probabilities given. N is the step's tokens. The float32 floors are "
+        "the N×D×V matmuls alone: naive JAX's 4 (policy and reference logits, dx, dW) and the "
+        "fused head's 5 (its backward recomputes the policy's logits), so where matmuls "
+        "dominate the fused step's time over naive's cannot drop below their ratio.",
     )
 
 
