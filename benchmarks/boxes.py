@@ -1,6 +1,6 @@
 """Box regression losses, forward+backward w.r.t. the predicted boxes on 1M matched pairs:
 jaxloss (jitted) against torchvision.ops (eager torch at its fastest thread count), measured in
-the same run (interleaved rounds, medians; torch in its own block, see jaxloss.parity.timing).
+the same run (each contender in blocks of its own rounds, medians; see jaxloss.parity.timing).
 
     python benchmarks/boxes.py            # 1,048,576 boxes, float32
     python benchmarks/boxes.py --quick    # 4096 boxes, 2 rounds (CI)

@@ -2,7 +2,8 @@
 thread count, found in the same run), against optax where optax has the same loss, and, for
 the elementwise criteria, against a floor: one fused elementwise program with the same reads,
 the same written gradient and the same transcendentals per element, measured in the same run.
-Medians of interleaved rounds; ratios < 1 mean jaxloss is faster.
+Medians of rounds timed in blocks per contender (`side_by_side`); ratios < 1 mean jaxloss is
+faster.
 
     python benchmarks/criteria.py            # n=8192 x c=128 float32 inputs
     python benchmarks/criteria.py --quick    # tiny shapes, to check the code runs (CI)
@@ -93,7 +94,7 @@ def _floor_step(criterion, case):
 
 
 def _rounds(steps, minimum, budget_s=0.4, maximum=400):
-    """Enough interleaved rounds that each contender runs for about `budget_s` (small
+    """Enough rounds that each contender runs for about `budget_s` (small
     criteria take ~1 ms, where a median of 15 moves by 20% from run to run here)."""
     slowest = 0.0
     for step in steps:
@@ -133,7 +134,7 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     print(
         f"float32, n={n}, c={c}, forward+backward w.r.t. the first input, median of "
-        f"interleaved rounds (ms; at least {repeats}, about 0.4 s of each contender)\n"
+        f"rounds in blocks per contender (ms; at least {repeats}, about 0.4 s of each)\n"
         f"on {machine()}"
     )
     print(

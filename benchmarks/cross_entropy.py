@@ -6,7 +6,7 @@ jax-cce, side by side in one run. Prints tables and writes JSON and a PNG chart.
     python benchmarks/cross_entropy.py --out DIR   # where cross_entropy.json/.png go
 
 Cross-entropy: forward+backward w.r.t. the logits, integer labels, 'mean'; median ms of
-interleaved rounds (torch at its fastest thread count, in its own block), ratio to jaxloss and
+rounds in blocks per contender (torch at its fastest thread count), ratio to jaxloss and
 to the floor (the logits read twice, one exponential per logit and one fresh (N, C) array
 written: exp(x - rowmax), measured in the same rounds), effective GB/s against the lower
 bound of reading the logits once and writing the gradient once (2·itemsize·N·C bytes), a

@@ -1,5 +1,5 @@
 """CTC forward+backward (w.r.t. the logits): jaxloss vs optax.losses.ctc_loss vs torch's
-ctc_loss, measured side by side in one run, interleaved round by round (medians).
+ctc_loss, measured side by side in one run, each in blocks of its own rounds (medians).
 
     python benchmarks/ctc.py            # (B=16, T=200, C=32, S=50) and (B=64, T=500, C=100, S=100)
     python benchmarks/ctc.py --quick    # tiny shapes, to check the code runs (CI)
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     shapes, repeats = (QUICK_SHAPES, 2) if args.quick else (SHAPES, args.repeats)
     rng = np.random.default_rng(0)
     print(
-        f"CTC forward+backward w.r.t. logits, float32, median of {repeats} interleaved rounds "
+        f"CTC forward+backward w.r.t. logits, float32, median of {repeats} rounds "
         f"(ms)\non {machine()}"
     )
     threads, rows = {}, []

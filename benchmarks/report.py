@@ -301,9 +301,10 @@ _HEAD = """# Benchmarks
 
 Every figure below is read from `benchmarks/results/<CPU kind>/<benchmark>.json`, which holds
 the machine it came from (CPU model, SIMD features, cores, jax, jaxlib and torch versions).
-Ratios are jaxloss / other, measured side by side in one run: contenders take turns in
-interleaved rounds and medians are reported; torch runs at its fastest thread count, found in
-the same run, in its own blocks of rounds (`jaxloss/parity/timing.py`). Compare ratios, not
+Ratios are jaxloss / other, measured side by side in one run: each contender runs in blocks
+of its own rounds, the blocks taking turns through the run, and medians are reported (steps
+of seconds take turns call by call); torch runs at its fastest thread count, found in the
+same run (`jaxloss/parity/timing.py`). Compare ratios, not
 absolute times, across tables: the machines differ in clock and memory bandwidth.
 
 Run a benchmark (each takes `--quick` for a smoke run and `--out DIR`; by default it writes

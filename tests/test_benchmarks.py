@@ -113,19 +113,23 @@ def test_boxes_benchmark_quick_mode_prints_every_loss_against_torchvision(tmp_pa
         assert word in printed
 
 
-def test_side_by_side_alternates_blocks_and_times_every_round():
-    """Both sides run every round (plus one untimed round per block) in alternating blocks,
-    and bad round counts raise."""
+def test_side_by_side_times_each_step_in_blocks_of_its_own():
+    """Every step runs every round (plus one untimed call per block) in blocks of only its
+    own calls, the blocks taking turns in a rotating order; bad round counts raise."""
+    import itertools
+
     from jaxloss.parity.timing import side_by_side
 
     order = []
     steps = {name: (lambda name=name: order.append(name)) for name in ("a", "b", "torch")}
     medians = side_by_side({"a": steps["a"], "b": steps["b"]}, {"torch": steps["torch"]}, 8)
     assert set(medians) == {"a", "b", "torch"} and all(m >= 0 for m in medians.values())
-    assert order.count("a") == order.count("torch") == 8 + 4  # 4 blocks, one warm-up each
-    # Alternating blocks: torch's steps are split into 4 runs, each between JAX blocks.
-    torch_runs = "".join("t" if name == "torch" else "j" for name in order).split("j")
-    assert [len(run) for run in torch_runs if run] == [3, 3, 3, 3]
+    assert order.count("a") == order.count("b") == order.count("torch") == 8 + 4
+    runs = [(name, len(list(run))) for name, run in itertools.groupby(order)]
+    assert [length for _, length in runs] == [3] * 12  # 4 turns x 3 steps, 1 + 2 calls each
+    turns = [[name for name, _ in runs[i : i + 3]] for i in range(0, 12, 3)]
+    assert turns == [["a", "b", "torch"], ["b", "torch", "a"], ["torch", "a", "b"],
+                     ["a", "b", "torch"]]  # fmt: skip
     with pytest.raises(ValueError, match="repeats"):
         side_by_side({"a": steps["a"]}, {}, 0)
 

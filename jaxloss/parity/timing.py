@@ -1,18 +1,21 @@
 """Fair side-by-side timing, shared by the benchmarks and the parity report.
 
-Three things make a comparison on a small, noisy VM honest:
+Four things make a comparison on a small, noisy VM honest:
 
 - **torch at its fastest thread count.** On 2-vCPU machines torch's eager kernels often run
   several times faster on one thread than on its default two (its worker threads contend with
   the main one); `fastest_torch_threads` measures every count and keeps the fastest.
-- **Interleaved rounds in rotating order.** Contenders take turns round by round, and each
-  round starts with the next one, so none always runs right after another (whose dirty
-  caches it would inherit); medians of the rounds are reported.
-- **torch in its own blocks.** After each multi-threaded torch call its OpenMP workers keep
-  spinning for a while, and a JAX step that follows is slowed by them (here CTC 7.6 -> 12.6
-  ms against 8.8 -> 10.4 ms for optax), so torch's rounds are interleaved among themselves
-  and the JAX contenders' among theirs, in alternating blocks so that a drift of the
-  machine's speed reaches both (`side_by_side`).
+- **Each contender in blocks of its own** (`side_by_side`). After each multi-threaded torch
+  call its OpenMP workers keep spinning for a while, and a JAX step that follows is slowed
+  by them (here CTC 7.6 -> 12.6 ms against 8.8 -> 10.4 ms for optax); and contenders that
+  each hold their own copy of the inputs evict each other's from the cache when they
+  alternate call by call (a 4 MiB Huber loss took 0.72 ms interleaved with optax and the
+  floor, 0.46-0.54 ms alone, while torch's block kept its inputs hot). So each contender's
+  rounds run in a block of their own, starting with an untimed call.
+- **Blocks taking turns in rotating order**, several times over the run, so that a drift of
+  the machine's speed reaches every contender alike and none always follows the same other;
+  medians of the rounds are reported. Long steps (seconds) take turns call by call instead
+  (`interleaved_times`), where a cache's contents do not matter.
 - **The machine beside every figure.** `machine()` names the CPU and its SIMD features (AVX2
   only, AVX-512, native bf16), since a speed choice must hold on all of them. Under
   `benchmarks/avx2_only/run`, which hides AVX-512, AVX-512 BF16 and AMX from the process, the
@@ -171,24 +174,30 @@ def side_by_side(
     repeats: int,
     blocks: int = 4,
 ) -> dict[str, float]:
-    """Median milliseconds of every step: the JAX steps interleaved with each other and the
-    torch steps (already at their fastest thread count) with each other, in alternating
-    blocks of rounds (JAX, torch, JAX, ...), so that a drift of the machine's speed during
-    the run reaches both sides alike. Each block starts with one untimed round of its steps
-    (torch's spinning workers from the block before have settled by its end)."""
+    """Median milliseconds of every step (the torch steps already at their fastest thread
+    count), each timed in blocks of its own rounds, the steps' blocks taking turns (`blocks`
+    turns, in an order that rotates every turn), so that a drift of the machine's speed
+    during the run reaches every step alike. Each block starts with one untimed call (torch's
+    spinning workers from the block before have settled by its end).
+
+    A step's block holds only that step, so every step runs with its own inputs in the
+    cache: interleaving several JAX steps, each holding its own copy of the inputs, had
+    evicted them between calls while torch's block kept its inputs hot (which made a 1 MiB
+    elementwise loss look up to 1.6x slower than torch than it is)."""
     if repeats < 1:
         raise ValueError(f"side_by_side: `repeats` must be >= 1; got {repeats}.")
-    groups = [group for group in (jax_steps, torch_steps) if group]
-    times: dict[str, list[float]] = {name: [] for group in groups for name in group}
+    steps = {**jax_steps, **torch_steps}
+    times: dict[str, list[float]] = {name: [] for name in steps}
     blocks = max(1, min(blocks, repeats))
+    names = list(steps)
     done = 0
     for block in range(blocks):
         size = (repeats * (block + 1)) // blocks - done
-        for group in groups:
-            for step in group.values():
-                step()
-            for name, seconds in interleaved_times(group, size, done).items():
-                times[name].extend(seconds)
+        shift = block % len(names)
+        for name in names[shift:] + names[:shift]:
+            steps[name]()
+            for seconds in interleaved_times({name: steps[name]}, size)[name]:
+                times[name].append(seconds)
         done += size
     return {name: 1e3 * float(np.median(t)) for name, t in times.items()}
 
