@@ -1,8 +1,8 @@
 r"""Post-training statistics of a language model's head: the log-probability of each chosen
 token, the entropy of each position's distribution, its logsumexp and its log collision
-probability log Σ p² (WPO's), from the hidden states
-and the head without ever forming the (N, V) logits (`linear_log_probs`), or from logits a
-caller already holds (`token_log_probs`).
+probability log Σ p² (WPO's), from the hidden states and the head without ever forming the
+(N, V) logits (`linear_log_probs`), or from logits a caller already holds
+(`token_log_probs`).
 
 Preference optimisation (DPO, IPO, SimPO, KTO), policy gradients (PPO, GRPO) and
 distillation need log p(token), not a cross-entropy: this is TRL's selective log-softmax and

@@ -334,13 +334,12 @@ def inverse_temperature(fn, temperature, dtype):
 
 def stats_extras(fn, entropy, logsumexp, log_sum_sq_probs) -> Extras:
     """The checked ``with_*`` flags of a call."""
-    for name, flag in (
+    flags = (
         ("with_entropy", entropy),
         ("with_logsumexp", logsumexp),
         ("with_log_sum_sq_probs", log_sum_sq_probs),
-    ):
-        checks.python_bool(fn, name, flag)
-    return Extras(entropy, logsumexp, log_sum_sq_probs)
+    )
+    return Extras(*(checks.python_bool(fn, name, flag) for name, flag in flags))
 
 
 def results(outputs, labels_shape, extras: Extras):
