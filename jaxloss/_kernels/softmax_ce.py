@@ -115,8 +115,12 @@ def _row_stats(x, smoothing_weights, class_mask):
     if smoothing_weights is not None:
         # Its own read of the logits: a barrier keeps XLA from sharing the upcast of 16-bit
         # logits with the logsumexp's (it would write the float32 copy out), and a weighted
-        # sum rather than a matmul fuses the upcast into the reduction.
-        source = lax.optimization_barrier(x) if x.dtype != compute else x
+        # sum rather than a matmul fuses the upcast into the reduction. The barrier holds a
+        # second value so that CSE does not merge it with the label gather's barrier of the
+        # same logits: merged, the upcast stayed outside this reduction and was written out.
+        source = (
+            lax.optimization_barrier((x, jnp.zeros((), compute)))[0] if x.dtype != compute else x
+        )
         summed = _excluding(source.astype(compute), class_mask, 0)
         if smoothing_weights == "uniform":
             smooth_dot = jnp.sum(summed, axis=-1)
