@@ -381,24 +381,17 @@ def test_parallel_bad_input_is_named():
         jaxloss.parallel.siglip_loss(image, image, 1.0, axis_name="batch")
     mesh = _mesh(2)
 
-    def inside(**options):
+    def inside(loss, **options):
         def run(i, t):
-            return jaxloss.parallel.siglip_loss(i, t, 1.0, axis_name="batch", **options)[None]
+            return loss(i, t, 1.0, axis_name="batch", **options)[None]
 
         return jax.shard_map(run, mesh=mesh, in_specs=(P("batch"), P("batch")),
                              out_specs=P("batch"))(image, image)  # fmt: skip
 
+    siglip, clip = jaxloss.parallel.siglip_loss, jaxloss.parallel.clip_loss
     with pytest.raises(ValueError, match="`method` must be 'ring' or 'gather'; got 'shift'"):
-        inside(method="shift")
-
-    def clip(**options):
-        def run(i, t):
-            return jaxloss.parallel.clip_loss(i, t, 1.0, axis_name="batch", **options)[None]
-
-        return jax.shard_map(run, mesh=mesh, in_specs=(P("batch"), P("batch")),
-                             out_specs=P("batch"))(image, image)  # fmt: skip
-
+        inside(siglip, method="shift")
     with pytest.raises(TypeError, match="`local_loss` must be True or False; got 1"):
-        clip(local_loss=1)
+        inside(clip, local_loss=1)
     with pytest.raises(ValueError, match="`reduction` must be one of"):
-        clip(reduction="batchmean")
+        inside(clip, reduction="batchmean")
