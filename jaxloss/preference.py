@@ -29,6 +29,7 @@ from jax.typing import ArrayLike
 from ._core import checks
 from ._core.reduction import Reduction
 from ._core.sharding import whole
+from .post_training import sequence_reduce
 
 __all__ = [
     "dpo_loss",
@@ -1019,10 +1020,7 @@ def wpo_weights(
             f"{list(sum_sq.shape)}."
         )
     counted = checks.where_mask(fn, where, logps.shape, "`token_logps`")
-    if counted is None:
-        counted = jnp.ones(logps.shape, bool)
     compute = jnp.promote_types(jnp.result_type(logps, sum_sq), jnp.float32)
     aligned = lax.stop_gradient(logps.astype(compute) - sum_sq.astype(compute))
-    total = jnp.sum(jnp.where(counted, aligned, jnp.zeros((), compute)), axis=-1)
-    count = jnp.maximum(jnp.sum(counted, axis=-1), 1).astype(compute)
-    return jnp.exp(total / count)
+    # the mean over each completion's counted tokens, 0 for an empty one (TRL's clamp to 1)
+    return jnp.exp(sequence_reduce(aligned, reduction="mean", where=counted))
