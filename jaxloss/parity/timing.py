@@ -196,8 +196,7 @@ def side_by_side(
         shift = block % len(names)
         for name in names[shift:] + names[:shift]:
             steps[name]()
-            for seconds in interleaved_times({name: steps[name]}, size)[name]:
-                times[name].append(seconds)
+            times[name].extend(interleaved_times({name: steps[name]}, size)[name])
         done += size
     return {name: 1e3 * float(np.median(t)) for name, t in times.items()}
 
