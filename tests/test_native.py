@@ -287,6 +287,25 @@ def test_with_partials_derivatives_are_the_given_partials_to_second_order():
         jax.grad(lambda a: jnp.sum(with_partials(lambda x, t: x * t, lambda x, t: t)(a, t)))(x)
 
 
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32", "float64"])
+def test_reduction_result_is_the_identity_in_value_and_tangent(dtype, x64):
+    """The clamp that ends XLA:CPU's fusion of a reduction changes nothing: NaN, ±inf, -0 and
+    every finite value come back bit for bit, and its tangent (forward and reverse, under
+    jit and vmap) is the incoming one, also at ±inf and NaN where a clamp's own is 0."""
+    from jaxloss._core.ops import reduction_result
+
+    values = jnp.array([jnp.nan, jnp.inf, -jnp.inf, -0.0, 0.0, 1e-30, -3.5, 1e30], dtype)
+    same = jax.jit(jax.vmap(reduction_result))(values)
+    np.testing.assert_array_equal(
+        np.asarray(same).view(np.uint8), np.asarray(values).view(np.uint8)
+    )
+    tangents = jnp.arange(1.0, 9.0, dtype=dtype)
+    _, pushed = jax.jit(lambda v, t: jax.jvp(reduction_result, (v,), (t,)))(values, tangents)
+    np.testing.assert_array_equal(pushed, tangents)
+    pulled = jax.grad(lambda v: jnp.sum(reduction_result(v) * tangents))(values)
+    np.testing.assert_array_equal(pulled, tangents)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_kl_div_at_edge_targets_is_the_xlogy_formula(dtype, x64):
     """Values and both inputs' gradients equal torch's xlogy(t, t) - t·x at targets of 0, the

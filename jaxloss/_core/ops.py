@@ -1,6 +1,7 @@
 """Small elementwise helpers whose gradients follow torch's at the kinks (and stay finite
-where a power below 1 has an infinite slope), and `with_partials`, which gives an elementwise
-loss its own derivative pass."""
+where a power below 1 has an infinite slope), `with_partials`, which gives an elementwise
+loss its own derivative pass, and `reduction_result`, which ends XLA:CPU's fusion of a
+reduction."""
 
 from __future__ import annotations
 
@@ -91,3 +92,23 @@ def is_symbolic_zero(tangent) -> bool:
     """A tangent known to be zero without looking at values: absent, or JAX's symbolic zero
     (custom JVP rules skip its terms)."""
     return tangent is None or isinstance(tangent, SymbolicZero)
+
+
+@jax.custom_jvp
+def reduction_result(x):
+    """x unchanged, marked as a reduction's result for XLA:CPU: a clamp to [-inf, inf] (NaN,
+    ±inf and -0 pass through), which ends the YNNPACK fusion that holds the reduction.
+
+    Why: XLA:CPU (jaxlib 0.10) gives a row reduction, with the elementwise ops feeding it and
+    following it, to one YNNPACK fusion. Holding ops after the reduction, the fusion can
+    write the reduction's whole (N, C) input to memory first: Σ_c w_c x_c of bf16 logits
+    at 65536x1000, followed by the loss's arithmetic, took 84 ms that way against 8 ms
+    alone. A clamp is not a YNNPACK op, so the fusion ends at the reduction and the ops after
+    it join XLA's own loop. Its tangent is the identity (the clamp's own would be 0 at ±inf
+    and NaN)."""
+    return jax.lax.clamp(jnp.asarray(-jnp.inf, x.dtype), x, jnp.asarray(jnp.inf, x.dtype))
+
+
+@reduction_result.defjvp
+def _reduction_result_jvp(primals, tangents):
+    return reduction_result(primals[0]), tangents[0]
