@@ -130,22 +130,29 @@ def test_kl_div_reads_its_inputs_in_one_reduction_and_writes_only_the_gradient()
     assert len(written) == 1, written
 
 
+def _weighted_smoothing_cross_entropy(x, labels):
+    weights = jnp.linspace(0.5, 2.0, x.shape[-1], dtype=jnp.float32)
+    return jaxloss.cross_entropy(x, labels, class_weights=weights, label_smoothing=0.1)
+
+
+def _log_probs_and_entropy(x, labels):
+    stats = jaxloss.token_log_probs(x, labels, with_entropy=True)
+    return jnp.sum(stats.log_probs.astype(jnp.float32)) + jnp.sum(stats.entropy)
+
+
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float32])
-def test_class_weighted_smoothing_sum_ends_its_fusion_at_the_reduction(dtype):
-    """With class weights and label smoothing, Σ_c w_c x_c ends its YNNPACK fusion
-    (`jaxloss._core.ops.reduction_result`): no fusion of the compiled step holds a reduction
-    with further ops after it. With the loss's arithmetic after the sum in the same fusion,
-    XLA:CPU wrote the weighted (N, C) product out first, and the bf16 step at 65536x1000 took
-    2.1x the plain one (1.1x ended). (At 4096x1000 XLA arranges the fusion as at 65536x1000;
-    smaller shapes it arranges otherwise.)"""
+@pytest.mark.parametrize("loss", [_weighted_smoothing_cross_entropy, _log_probs_and_entropy])
+def test_row_sums_end_their_fusions(loss, dtype):
+    """The row sums over (N, C) that further arithmetic follows end their YNNPACK fusion
+    (`jaxloss._core.ops.row_sum`): no fusion of the compiled step holds a reduction with
+    ops after it. Held in one fusion with the ops after it, the reduction's whole (N, C)
+    input was written out first: cross-entropy's Σ_c w_c x_c (class weights and label
+    smoothing) made the bf16 step at 65536x1000 2.1x the plain one (1.1x ended);
+    token_log_probs' Σ e^{z-m} made its float32 step 1.7x. (At 4096x1000 XLA arranges the
+    fusions as at 65536x1000; at some smaller shapes, otherwise.)"""
     num_rows, num_classes = 4096, 1000
-    weights = jnp.linspace(0.5, 2.0, num_classes, dtype=jnp.float32)
-
-    def loss(x, labels):
-        return jaxloss.cross_entropy(x, labels, class_weights=weights, label_smoothing=0.1)
-
     program = (
-        jax.jit(jax.value_and_grad(loss))
+        jax.jit(jax.value_and_grad(lambda x, labels: loss(x, labels).astype(jnp.float32)))
         .lower(
             jax.ShapeDtypeStruct((num_rows, num_classes), dtype),
             jax.ShapeDtypeStruct((num_rows,), jnp.int32),
