@@ -290,8 +290,9 @@ def test_with_partials_derivatives_are_the_given_partials_to_second_order():
 @pytest.mark.parametrize("dtype", ["bfloat16", "float32", "float64"])
 def test_reduction_result_is_the_identity_in_value_and_tangent(dtype, x64):
     """The clamp that ends XLA:CPU's fusion of a reduction changes nothing: NaN, ±inf, -0 and
-    every finite value come back bit for bit, and its tangent (forward and reverse, under
-    jit and vmap) is the incoming one, also at ±inf and NaN where a clamp's own is 0."""
+    every finite value come back bit for bit (jitted and vmapped), and its tangent, forward
+    (jitted) and reverse, is the incoming one, also at ±inf and NaN where a clamp's own is
+    0."""
     from jaxloss._core.ops import reduction_result
 
     values = jnp.array([jnp.nan, jnp.inf, -jnp.inf, -0.0, 0.0, 1e-30, -3.5, 1e30], dtype)

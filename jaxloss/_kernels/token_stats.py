@@ -120,7 +120,7 @@ def row_stats(z, targets: TokenTargets, settings: StatsSettings) -> RowStats:
     centred = masked - shift[:, None]
     weights = jnp.exp(centred)
     label, here = label_in_block(targets.labels, z.shape[-1], classes)
-    # Each sum ends its fusion (`reduction_result`): with the log and the rest after it in
+    # Each sum ends its fusion (`row_sum`): with the log and the rest after it in
     # the same YNNPACK fusion, XLA:CPU wrote e^{z-m} out first (token_log_probs' step at
     # 65536x1000 float32: 1.7x the time).
     parts = [row_sum(weights), pick_in_block(z, label, here)]
