@@ -3,11 +3,12 @@
 The forward (alpha) and backward (beta) recursions run over the label sequence extended with
 blanks. Blank states (even positions of the extended sequence) and label states (odd
 positions) are kept as separate arrays, so a step is a few elementwise sums and products with
-no gathers. A ``jax.custom_jvp`` computes alpha and beta together in *one* ``lax.scan`` over
-time (alpha walks t = 0..T-1 while beta walks T-1..0), which halves the serial length of
-forward+backward compared with autodiff through the alpha scan, and forms the gradient in bulk
-afterwards; its tangent is that gradient's inner product with the inputs' tangent, so forward
-and reverse mode both work. A plain (undifferentiated) call runs alpha only.
+no gathers. A plain (undifferentiated) call runs alpha only. A ``jax.custom_jvp`` forms the
+gradient beside the loss: alpha and beta in *one* ``lax.scan`` over time (alpha walks t =
+0..T-1 while beta walks T-1..0), or, when their states for every frame would not stay in
+cache, in two passes over chunks of frames that keep them for a chunk only (see
+`_class_occupancies`); its tangent is that gradient's inner product with the inputs' tangent,
+so forward and reverse mode both work.
 
 Precision: the recursions hold probabilities as a float mantissa beside an exact power-of-two
 exponent (see `_scaled_sum`), not as log-probabilities, so no exp or log is in the serial loop
@@ -18,8 +19,8 @@ log-space scan in float32 (tests/test_sequence.py, docs/sequence.md).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -130,15 +131,9 @@ def _normalised(whole, fraction):
     return jnp.maximum(whole + carry, _LOG_ZERO), fraction - carry
 
 
-def _shift_right(x, fill):
-    """x[..., j-1] at position j (fill at j = 0)."""
-    pad = jnp.full_like(x[..., :1], fill)  # *_like: keeps x's sharding (Explicit meshes)
-    return jnp.concatenate([pad, x[..., :-1]], axis=-1)
-
-
 def _shift_left(x, fill):
     """x[..., j+1] at position j (fill at the last position)."""
-    pad = jnp.full_like(x[..., :1], fill)
+    pad = jnp.full_like(x[..., :1], fill)  # *_like: keeps x's sharding (Explicit meshes)
     return jnp.concatenate([x[..., 1:], pad], axis=-1)
 
 
@@ -161,13 +156,14 @@ def _log_softmax(scores, shift):
     return _normalised(whole - shift[0], fraction - shift[1])
 
 
-def _emissions(inputs, shift, labels, input_lengths, blank):
-    """Time-major emission probabilities as (m, e) values: blank (T, B, 1) and each label
-    position (T, B, S), from the inputs and their `_log_softmax_shift` (or None).
+def _emissions(inputs, shift, labels, input_lengths, blank, layout):
+    """Time-major emission probabilities as (m, e) values in the `layout`: blank (T, B, 1)
+    and each label position (T, B, S), from the inputs and their `_log_softmax_shift` (or
+    None).
 
     Frames past a sequence's length emit blank with probability 1 and labels never, so past
-    L-1 only the last blank stays possible and holds p: `_occupancies` then starts every row
-    at frame T-1, and alpha, read at L-1 for the loss, is unaffected.
+    L-1 only the last blank stays possible and holds p: beta then starts every row at frame
+    T-1 (see `_starts`), and alpha, read at L-1 for the loss, is unaffected.
     """
     # Gathering in the batch-major layout, then transposing the result, measured 3x faster
     # than gathering from a transposed copy.
@@ -179,98 +175,265 @@ def _emissions(inputs, shift, labels, input_lengths, blank):
     lp_blank = (jnp.where(past_end, zero, lp_blank[0]), jnp.where(past_end, zero, lp_blank[1]))
     lp_label = (jnp.where(past_end, _LOG_ZERO, lp_label[0]), lp_label[1])
     return tuple(
-        _scaled_from_log((jnp.swapaxes(whole, 0, 1), jnp.swapaxes(fraction, 0, 1)))
+        layout.pack(_scaled_from_log((jnp.swapaxes(whole, 0, 1), jnp.swapaxes(fraction, 0, 1))))
         for whole, fraction in (lp_blank, lp_label)
     )
 
 
-def _recursions(emit_blank, emit_label, labels, label_lengths, *, with_beta) -> tuple[Any, Any]:
-    """Runs alpha (and beta) in one scan over time, on (m, e) probabilities.
+@dataclasses.dataclass(frozen=True)
+class _Layout:
+    """How the recursions hold a state's (m, e): as the pair of float arrays, or `packed`
+    as one complex array m + e·i (complex64 for float32).
 
-    Returns alpha after the last frame T-1 as ``(blank, label)`` values of (B, S+1) and
-    (B, S): past a row's last frame L-1 its labels cannot be emitted (see `_emissions`), so
-    its last blank gathers what its last blank and last label held at L-1, all of p, and
-    keeps it (so p is read from the final carry, with no per-step bookkeeping); and, with
-    `with_beta`, the time-major stacks ``(alpha, beta)``: alpha's (T, B, ...) holding the
-    states *before* frame t's emission (so the occupancy alpha·beta/emission is a product),
-    beta's including it and in *reversed* time (index i holds t = T-1-i; the consumer
-    reverses them inside its own fusion instead of copying).
-    Blank state j is extended position 2j, label state j is position 2j+1.
+    Packed, a step forms each kind of state's mantissas and exponents in one kernel
+    instead of two (which form their shared sum twice) and writes one array; XLA:CPU's
+    cost model also runs the packed kernel on two threads where it runs the pair's on one.
+    That pays for large steps and costs for small ones, where starting the second thread
+    costs more than its share of the work (see `_PACKED_FROM_STATES`).
     """
-    num_steps, _, width = emit_label[0].shape
-    dtype = emit_label[0].dtype
-    zero = jnp.zeros((), dtype)
-    log_zero = jnp.full((), _LOG_ZERO, dtype)
-    # A label may also be entered from the label before it, unless the two are equal
-    # (then a blank must separate them).
+
+    packed: bool
+
+    def pack(self, value):
+        return lax.complex(*value) if self.packed else tuple(value)
+
+    def unpack(self, state):
+        return (jnp.real(state), jnp.imag(state)) if self.packed else state
+
+    def at(self, state, index):
+        """The states at `index` (of the arrays' axes)."""
+        return jax.tree.map(lambda part: part[index], state)
+
+    def joined(self, first, second):
+        """States joined along the state (last) axis."""
+        return jax.tree.map(lambda a, b: jnp.concatenate([a, b], axis=-1), first, second)
+
+    def zero(self, blank):
+        """A zero probability shaped like the `blank` states (never empty: S+1 of them)
+        with one state on the last axis."""
+        like = self.unpack(blank)[0][..., :1]
+        return self.pack((jnp.ones_like(like), jnp.full_like(like, _LOG_ZERO)))
+
+
+def _alpha_transitions(alpha, skip, layout):
+    """alpha's sums into every state of a frame, before its emission, as (m, e) values of
+    the blank and the label states: a blank from itself and the label before it; a label
+    from itself, the blank before it and, where `skip` allows, the label before it.
+    `alpha` holds the states after the previous frame, with any leading axes."""
+    blank, label = alpha
+    label_before = layout.joined(layout.zero(blank), label)  # label j-1 at j
+    into_blank = _scaled_sum(layout.unpack(blank), layout.unpack(label_before))
+    m, e = layout.unpack(layout.at(label_before, (..., slice(None, -1))))
+    into_label = _scaled_sum(
+        layout.unpack(label),
+        layout.unpack(layout.at(blank, (..., slice(None, -1)))),
+        (m, e + skip),
+    )
+    return into_blank, into_label
+
+
+def _beta_transitions(beta, skip_next, layout):
+    """beta's sums, the mirror of `_alpha_transitions`: a blank from itself and the label
+    after it; a label from itself, the blank after it and, where `skip_next` allows, the
+    label after it."""
+    blank, label = beta
+    label_after = layout.joined(label, layout.zero(blank))  # label j at blank j
+    into_blank = _scaled_sum(layout.unpack(blank), layout.unpack(label_after))
+    m, e = layout.unpack(layout.at(label_after, (..., slice(1, None))))
+    into_label = _scaled_sum(
+        layout.unpack(label),
+        layout.unpack(layout.at(blank, (..., slice(1, None)))),
+        (m, e + skip_next),
+    )
+    return into_blank, into_label
+
+
+def _emitted(states, emissions, layout):
+    """(m, e) states times the frame's emission probabilities, in the layout."""
+    return tuple(
+        layout.pack(_scaled_times(state, layout.unpack(emission)))
+        for state, emission in zip(states, emissions)
+    )
+
+
+def _skip_exponents(labels, dtype):
+    """(skip, skip_next), (B, S) exponents: 0 where a label state may be entered from the
+    label before it (alpha) or after it (beta), "log 0" where the two labels are equal (a
+    blank must separate them)."""
+    width = labels.shape[1]
     # Constants shaped like the batch are made *_like a batch array, so that they carry its
     # sharding (Explicit meshes reject mixing a replicated constant with a sharded array).
     can_skip = jnp.concatenate(
         [jnp.zeros_like(labels[:, : min(width, 1)], bool), labels[:, 1:] != labels[:, :-1]],
         axis=1,
     )
-    skip = jnp.where(can_skip, zero, log_zero)  # (B, S): an exponent, 0 where allowed
-    skip_next = _shift_left(skip, _LOG_ZERO)  # skip[j+1] at j
-    no_state = (jnp.ones_like(emit_blank[0][0]), jnp.full_like(emit_blank[1][0], _LOG_ZERO))
+    skip = jnp.where(can_skip, jnp.zeros((), dtype), jnp.full((), _LOG_ZERO, dtype))
+    return skip, _shift_left(skip, _LOG_ZERO)
 
-    def joined(*parts):
-        return tuple(jnp.concatenate(halves, axis=1) for halves in zip(*parts))
 
-    def alpha_step_before_emission(alpha):
-        a_blank, a_label = alpha
-        new_blank = _scaled_sum(a_blank, joined(no_state, a_label))
-        skipped = (_shift_right(a_label[0], 1), _shift_right(a_label[1], _LOG_ZERO) + skip)
-        new_label = _scaled_sum(a_label, (a_blank[0][:, :-1], a_blank[1][:, :-1]), skipped)
-        return new_blank, new_label
-
-    def beta_step(beta, blank_t, label_t):
-        b_blank, b_label = beta
-        new_blank = _scaled_sum(b_blank, joined(b_label, no_state))
-        skipped = (_shift_left(b_label[0], 1), _shift_left(b_label[1], _LOG_ZERO) + skip_next)
-        new_label = _scaled_sum(b_label, (b_blank[0][:, 1:], b_blank[1][:, 1:]), skipped)
-        return _scaled_times(new_blank, blank_t), _scaled_times(new_label, label_t)
-
-    # Virtual states one step outside the sequence: stepping alpha from "before t=0" gives
-    # alpha_0 (blank 0 and label 0 only); stepping beta from "after t=T-1" gives beta_{T-1}
-    # (last blank and last label only; past a row's L only its last blank is possible, see
-    # `_emissions`, so beta reaches L-1 as if it had started there).
-    positions = jnp.arange(width + 1)[None, :]
+def _starts(labels, label_lengths, dtype, layout):
+    """The virtual states one step outside the sequence: stepping alpha from "before
+    t=0" gives alpha_0 (blank 0 and label 0 only); stepping beta from "after the last
+    frame" gives beta there (last blank and last label only; past a row's L only its last
+    blank is possible, see `_emissions`, so beta reaches L-1 as if it had started there)."""
+    positions = jnp.arange(labels.shape[1] + 1)[None, :]
 
     def only_at(position):
         at = positions == position[:, None]
-        return (jnp.ones_like(at, dtype), jnp.where(at, zero, log_zero))
+        exponent = jnp.where(at, jnp.zeros((), dtype), jnp.full((), _LOG_ZERO, dtype))
+        return layout.pack((jnp.ones_like(exponent), exponent))
 
-    no_labels = (jnp.ones_like(skip), jnp.full_like(skip, _LOG_ZERO))
+    # *_like a batch array: constants shaped like the batch then carry its sharding
+    # (Explicit meshes reject mixing a replicated constant with a sharded array).
+    no_labels = layout.pack(
+        (jnp.ones_like(labels, dtype), jnp.full_like(labels, _LOG_ZERO, dtype=dtype))
+    )
     alpha_start = (only_at(jnp.zeros_like(label_lengths)), no_labels)
     beta_end = (only_at(label_lengths), no_labels)
+    return alpha_start, beta_end
 
-    def body(carry, step_inputs):
-        alpha, beta = carry
-        t, blank_t, label_t = step_inputs
-        before = alpha_step_before_emission(alpha)
-        alpha = (_scaled_times(before[0], blank_t), _scaled_times(before[1], label_t))
-        if not with_beta:
-            return (alpha, beta), None
-        t_back = num_steps - 1 - t
-        beta = beta_step(
-            beta,
-            tuple(part[t_back] for part in emit_blank),
-            tuple(part[t_back] for part in emit_label),
+
+def _alpha(inputs, shift, labels, input_lengths, label_lengths, blank):
+    """alpha after the last frame, ``(blank, label)`` (m, e) values of (B, S+1) and (B, S),
+    by one scan over time. Past a row's last frame L-1 its labels cannot be emitted (see
+    `_emissions`), so its last blank gathers what its last blank and last label held at
+    L-1, all of p, and keeps it: p is read from the final carry, with no per-step
+    bookkeeping. Blank state j is extended position 2j, label state j is position 2j+1."""
+    layout, _ = _plan(inputs, labels.shape[1])
+    emissions = _emissions(inputs, shift, labels, input_lengths, blank, layout)
+    skip, _ = _skip_exponents(labels, inputs.dtype)
+    alpha_start, _ = _starts(labels, label_lengths, inputs.dtype, layout)
+
+    def step(alpha, frame_emissions):
+        return _emitted(_alpha_transitions(alpha, skip, layout), frame_emissions, layout), None
+
+    end, _ = lax.scan(step, alpha_start, emissions, unroll=_SCAN_UNROLL)
+    return tuple(layout.unpack(state) for state in end)
+
+
+# Where the layout and the passes change (see `_plan`), from float32 gradients of 8 shapes,
+# (16, 200, 32, 50) to (64, 500, 100, 100) as (B, T, K, S), on a 2-core AMD EPYC: packed took
+# 1.3x the pair's time at 816 states per frame, the same at 1632 in one chunk, 0.8x at
+# 1616 in chunks and from 3264 on; chunks took 1.1 to 1.4x the one pass's time with 8 and
+# 10 MB of states, 0.6 to 0.7x from 20 MB on.
+_PACKED_FROM_STATES = 1024  # B·(S+1)
+_CHUNKED_FROM_BYTES = 16 << 20  # alpha's and beta's states for every frame
+
+
+def _plan(inputs, width):
+    """(layout, (chunks, frames per chunk)) for (B, T, K) `inputs` and S = `width`.
+
+    Packed (see `_Layout`) from `_PACKED_FROM_STATES` states per frame. The gradient runs
+    in one chunk while alpha's and beta's states for every frame take less than
+    `_CHUNKED_FROM_BYTES`; beyond, in about sqrt(T) chunks of about sqrt(T) frames, the
+    fewest padding frames first (see `_class_occupancies`)."""
+    batch, num_steps, _ = inputs.shape
+    layout = _Layout(packed=batch * (width + 1) >= _PACKED_FROM_STATES)
+    state_bytes = 2 * batch * (2 * width + 1) * 2 * inputs.dtype.itemsize  # alpha, beta: (m, e)
+    if num_steps * state_bytes < _CHUNKED_FROM_BYTES:
+        return layout, (1, num_steps)
+    root = max(round(num_steps**0.5), 1)
+    candidates = range(max(root // 2, 1), 2 * root + 1)
+    size = min(candidates, key=lambda k: (-num_steps % k, abs(k - root)))
+    return layout, (-(-num_steps // size), size)
+
+
+def _chunk_emissions(inputs, shift, labels, input_lengths, blank, first, size, layout):
+    """Time-major emissions (see `_emissions`) of frames first, ..., first+size-1:
+    blank (size, B, 1) and labels (size, B, S). Frames at or past T (the last chunk's
+    padding) emit as frames past a row's length do: blank with probability 1, labels
+    never, which leaves alpha's readout and beta's start unchanged."""
+    if size == inputs.shape[1]:  # one chunk
+        return _emissions(inputs, shift, labels, input_lengths, blank, layout)
+    frames = jnp.minimum(first + jnp.arange(size), inputs.shape[1] - 1)
+    rows = jnp.take(inputs, frames, axis=1)
+    rows_shift = None if shift is None else tuple(jnp.take(s, frames, axis=1) for s in shift)
+    return _emissions(rows, rows_shift, labels, input_lengths - first, blank, layout)
+
+
+def _class_occupancies(inputs, shift, labels, input_lengths, label_lengths, blank):
+    """alpha after the last frame (as `_alpha`) and the posterior occupancy of each class
+    at every frame, time-major (T, B, K): the sum of the occupancies of its states.
+
+    In one chunk (see `_plan`), one scan runs alpha forward and beta backward together,
+    keeping both for every frame, then forms the occupancies. In several, two passes over
+    the chunks keep neither for every frame: the first runs beta back to the start and
+    keeps only its state as each chunk's last frame will enter it; the second runs alpha
+    forward and, at each chunk, beta again from that chunk's kept state beside it, keeping
+    both for the chunk only, and forms the chunk's occupancies from its own emissions.
+    Writing alpha, beta and the emissions out for every frame (at (64, 500, 100, 100), over
+    100 MB of (m, e) pairs, eight times the inputs) took most of the gradient's time, more
+    than the second beta costs: about 105 ms against 60 on a 2-core AMD EPYC.
+    """
+    batch, num_steps, num_classes = inputs.shape
+    dtype = inputs.dtype
+    layout, (chunks, size) = _plan(inputs, labels.shape[1])
+    skip, skip_next = _skip_exponents(labels, dtype)
+    alpha_start, beta_end = _starts(labels, label_lengths, dtype, layout)
+
+    def emissions(first):
+        return _chunk_emissions(inputs, shift, labels, input_lengths, blank, first, size, layout)
+
+    def beta_step(beta, frame_emissions):
+        return _emitted(_beta_transitions(beta, skip_next, layout), frame_emissions, layout)
+
+    def beta_chunk(beta, first):
+        # Kept: beta as the chunk's last frame will enter it.
+        end, _ = lax.scan(
+            lambda b, e: (beta_step(b, e), None), beta, emissions(first), reverse=True
         )
-        return (alpha, beta), (before, beta)
+        return end, beta
 
-    step_inputs = (jnp.arange(num_steps), emit_blank, emit_label)
-    (end, _), stacks = lax.scan(body, (alpha_start, beta_end), step_inputs, unroll=_SCAN_UNROLL)
-    return end, stacks
+    def chunk_occupancies(alpha, chunk):
+        beta, first = chunk
+        chunk_emissions = emissions(first)
+
+        def step(carry, k):
+            alpha, beta = carry
+            into_alpha = _alpha_transitions(alpha, skip, layout)
+            new_alpha = _emitted(into_alpha, layout.at(chunk_emissions, k), layout)
+            new_beta = beta_step(beta, layout.at(chunk_emissions, size - 1 - k))
+            return (new_alpha, new_beta), (tuple(map(layout.pack, into_alpha)), new_beta)
+
+        (alpha, _), (into_alpha, beta_reversed) = lax.scan(
+            step, (alpha, beta), jnp.arange(size), unroll=_SCAN_UNROLL
+        )
+        blank_states, label_states = _frame_occupancies(
+            tuple(map(layout.unpack, into_alpha)), tuple(map(layout.unpack, beta_reversed))
+        )
+
+        def per_sequence(occupancy, sequence_labels, blank_occupancy):
+            # Scatter-add onto the classes: measured faster than a one-hot matmul.
+            per_class = jnp.zeros((size, num_classes), occupancy.dtype)
+            per_class = per_class.at[:, sequence_labels].add(occupancy)
+            return per_class.at[:, blank].add(blank_occupancy)
+
+        per_class = jax.vmap(per_sequence, in_axes=(1, 0, 1), out_axes=1)(
+            label_states,
+            labels,
+            jnp.sum(blank_states, axis=2),  # one class: the blank
+        )
+        return alpha, per_class
+
+    if chunks == 1:  # beta enters the only chunk from the virtual end
+        end, per_class = chunk_occupancies(alpha_start, (beta_end, 0))
+    else:
+        firsts = jnp.arange(chunks) * size
+        _, beta_entering = lax.scan(beta_chunk, beta_end, firsts, reverse=True)
+        end, per_class = lax.scan(chunk_occupancies, alpha_start, (beta_entering, firsts))
+        per_class = per_class.reshape(chunks * size, batch, num_classes)[:num_steps]
+    return tuple(layout.unpack(state) for state in end), per_class
 
 
-def _occupancies(alpha, beta_reversed):
-    """Posterior occupancy of every state at every frame, (T, B, S+1) and (T, B, S):
-    alpha·beta/emission, normalised over the states of its frame (they sum to 1 at every
-    t < L) rather than divided by p, which cancels the rounding common to a frame's states.
-    Relative to the frame's largest exponent every state scales by an exact power of two."""
+def _frame_occupancies(into_alpha, beta_reversed):
+    """Posterior occupancy of every state at each of a chunk's frames, (k, B, S+1) and
+    (k, B, S): alpha's sums into the frame (before its emission) times beta (after it),
+    the chunk's frames reversed in beta, normalised over the states of its frame (they sum
+    to 1 at every t < L) rather than divided by p, which cancels the rounding common to a
+    frame's states. Relative to the frame's largest exponent every state scales by an exact
+    power of two."""
     (blank_m, blank_e), (label_m, label_e) = (
-        (a[0] * b[0][::-1], a[1] + b[1][::-1]) for a, b in zip(alpha, beta_reversed)
+        (a[0] * b[0][::-1], a[1] + b[1][::-1]) for a, b in zip(into_alpha, beta_reversed)
     )
     top = jnp.max(blank_e, axis=2, keepdims=True)
     if label_e.shape[2]:
@@ -315,8 +478,7 @@ def _ctc_nll_with_derivatives(
     inputs, labels, input_lengths, label_lengths, blank, zero_infinity, from_logits
 ):
     shift = _log_softmax_shift(inputs) if from_logits else None
-    emit_blank, emit_label = _emissions(inputs, shift, labels, input_lengths, blank)
-    end, _ = _recursions(emit_blank, emit_label, labels, label_lengths, with_beta=False)
+    end = _alpha(inputs, shift, labels, input_lengths, label_lengths, blank)
     return _nll_from_alpha(end, input_lengths, label_lengths)
 
 
@@ -333,25 +495,14 @@ def _ctc_nll_and_grad(
     pass. An impossible alignment (nll = inf) gets nan, as in torch, or 0 with
     `zero_infinity`.
     """
-    _, num_steps, num_classes = inputs.shape
+    num_steps = inputs.shape[1]
     shift = _log_softmax_shift(inputs) if from_logits else None
-    emit_blank, emit_label = _emissions(inputs, shift, labels, input_lengths, blank)
-    end, (alpha, beta) = _recursions(emit_blank, emit_label, labels, label_lengths, with_beta=True)
+    end, occupancy = _class_occupancies(
+        inputs, shift, labels, input_lengths, label_lengths, blank
+    )  # (T, B, K)
     nll = _nll_from_alpha(end, input_lengths, label_lengths)
-    occupancy_blank, occupancy_label = _occupancies(alpha, beta)  # (T, B, S+1), (T, B, S)
-    occupancy_blank = jnp.sum(occupancy_blank, axis=2)  # all blank states hold one class
-
-    def per_sequence(occupancy, sequence_labels, blank_occupancy):
-        # Scatter-add onto the classes: measured faster than a one-hot matmul.
-        per_class = jnp.zeros((num_steps, num_classes), occupancy.dtype)
-        per_class = per_class.at[:, sequence_labels].add(occupancy)
-        return per_class.at[:, blank].add(blank_occupancy)
-
-    occupancy = jax.vmap(per_sequence, in_axes=(1, 0, 1))(
-        occupancy_label, labels, occupancy_blank
-    )  # (B, T, K)
-    probabilities = jnp.exp(jax.nn.log_softmax(inputs, axis=-1) if from_logits else inputs)
-    grad = probabilities - occupancy
+    probabilities = jnp.exp(inputs if shift is None else (inputs - shift[0]) - shift[1])
+    grad = probabilities - jnp.swapaxes(occupancy, 0, 1)
     impossible = jnp.isposinf(nll)
     fill = jnp.zeros((), grad.dtype) if zero_infinity else jnp.full((), jnp.nan, grad.dtype)
     grad = jnp.where(impossible[:, None, None], fill, grad)
@@ -363,10 +514,11 @@ def _ctc_nll_and_grad(
 
 
 def _ctc_nll_jvp(blank, zero_infinity, from_logits, primals, tangents):
-    """The gradient of each sequence's loss is formed in the forward pass (alpha and beta in
-    one scan, then the bulk occupancy); the tangent is its inner product with the inputs'
-    tangent, which reverse mode transposes into a scaling by the cotangent. So forward mode,
-    jacobians and hessians work, and reverse mode does what a hand-written backward would."""
+    """The gradient of each sequence's loss is formed in the forward pass (alpha, beta and
+    the occupancies: `_class_occupancies`); the tangent is its inner product with the
+    inputs' tangent, which reverse mode transposes into a scaling by the cotangent. So
+    forward mode, jacobians and hessians work, and reverse mode does what a hand-written
+    backward would."""
     inputs, labels, input_lengths, label_lengths = primals
     nll, grad = _ctc_nll_and_grad(
         inputs, labels, input_lengths, label_lengths, blank, zero_infinity, from_logits
@@ -520,6 +672,11 @@ def ctc_loss(
             for p in (logit_paddings, label_paddings)
         )
     batch, num_steps, num_classes = x.shape
+    if num_steps == 0:
+        raise ValueError(
+            f"{fn}: `logits` must hold at least one frame (T >= 1), as torch requires; got "
+            f"shape {list(x.shape[int(unbatched) :])}."
+        )
     if y.ndim != 2 or y.shape[0] != batch:
         raise ValueError(
             f"{fn}: `labels` must be (B, S) = [{batch}, S] padded labels; got "

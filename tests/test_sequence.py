@@ -90,6 +90,47 @@ def test_native_matches_torch_on_logits(reduction):
     np.testing.assert_allclose(jax.grad(lambda x: jnp.sum(fn(x)))(LOGITS), grads, atol=1e-12)
 
 
+# Every way the gradient may be planned (see jaxloss.sequence._plan): the states as a pair of
+# arrays or packed, in one pass or in chunks. The thresholds are patched so that this small
+# problem takes each; T = 13 gives chunks of 2 frames and one frame of padding, T = 15
+# chunks of 3 and none. from_logits alternates (it changes only the emissions).
+_PLANS = {"pair": 10**9, "packed": 0, "one pass": 2**62, "chunks": 0}
+
+
+@pytest.mark.parametrize(
+    "layout, passes, steps, from_logits",
+    [
+        ("pair", "one pass", 15, True),
+        ("packed", "one pass", 15, False),
+        ("pair", "chunks", 13, False),
+        ("packed", "chunks", 13, True),
+        ("packed", "chunks", 15, False),
+    ],
+)
+def test_every_plan_matches_torch(layout, passes, steps, from_logits, monkeypatch):
+    from jaxloss import sequence
+
+    monkeypatch.setattr(sequence, "_PACKED_FROM_STATES", _PLANS[layout])
+    monkeypatch.setattr(sequence, "_CHUNKED_FROM_BYTES", _PLANS[passes])
+    plan, (chunks, size) = sequence._plan(jnp.zeros((B, steps, K)), S)
+    assert plan.packed == (layout == "packed")
+    assert (chunks > 1) == (passes == "chunks")
+    assert chunks * size - steps == (1 if passes == "chunks" and steps == 13 else 0)
+    logits = LOGITS[:, :steps]
+    input_lengths = np.minimum(INPUT_LENGTHS, steps)
+    values, grads = _torch_losses(logits, LABELS, input_lengths, LABEL_LENGTHS, reduction="none")
+    x = logits if from_logits else np.asarray(jax.nn.log_softmax(logits))
+
+    def loss(x):  # a fresh trace per plan (ctc_loss's own jit caches by shape)
+        return sequence._ctc_nll_with_derivatives(
+            x, LABELS, input_lengths, LABEL_LENGTHS, 0, False, from_logits
+        )
+
+    value, vjp = jax.vjp(jax.jit(loss), x)
+    np.testing.assert_allclose(value, values, rtol=1e-12)
+    np.testing.assert_allclose(vjp(jnp.ones_like(value))[0], grads, atol=1e-12)
+
+
 def test_from_logits_false_takes_log_probs_as_they_are():
     log_probs = jax.nn.log_softmax(LOGITS)
     a = jaxloss.ctc_loss(log_probs, LABELS, label_lengths=LABEL_LENGTHS, from_logits=False)
@@ -184,6 +225,9 @@ def test_long_sequence_matches_torch_in_float64():  # T=1000, S=150
         (lambda: jaxloss.ctc_loss(LOGITS, LABELS[0]), ["labels", "(B, S)"]),
         (lambda: jaxloss.ctc_loss(LOGITS, LABELS.astype(float)), ["labels", "integer"]),
         (lambda: jaxloss.ctc_loss(LOGITS, LABELS, blank=K), ["blank", str(K)]),
+        # No frames: torch raises ("must not be empty"), so does ctc_loss.
+        (lambda: jaxloss.ctc_loss(LOGITS[:, :0], LABELS), ["logits", "T >= 1", f"[{B}, 0, {K}]"]),
+        (lambda: jaxloss.ctc_loss(LOGITS[0, :0], LABELS[0]), ["logits", "T >= 1", f"[0, {K}]"]),
         (
             lambda: jaxloss.ctc_loss(
                 LOGITS,
