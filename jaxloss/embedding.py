@@ -117,7 +117,7 @@ def hinge_embedding_loss(
     x = x.astype(compute)
     zero = jnp.zeros((), compute)
     loss = jnp.where(y != 1, hinge(margin - x), zero) + jnp.where(y != -1, x, zero)
-    return finish(reduce_loss(loss, reduction, where=where), result_dtype)
+    return finish(reduce_loss(loss, reduction, where=where, branched=True), result_dtype)
 
 
 # torch's cosine_embedding_loss adds this to each squared norm so that zero vectors give 0, not

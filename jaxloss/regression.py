@@ -189,7 +189,7 @@ def huber_loss(
     loss = jnp.where(abs_d < delta, 0.5 * d * d, delta * (abs_d - 0.5 * delta))
     if weights is not None:
         loss = loss * weights
-    return finish(reduce_loss(loss, reduction, where=where), result_dtype)
+    return finish(reduce_loss(loss, reduction, where=where, branched=True), result_dtype)
 
 
 def smooth_l1_loss(
@@ -234,7 +234,8 @@ def smooth_l1_loss(
         # The untaken branch divides by beta, so guard it for a traced beta of 0.
         safe_beta = jnp.where(beta == 0, 1.0, beta)
         loss = jnp.where(abs_d < beta, 0.5 * d * d / safe_beta, abs_d - 0.5 * beta)
-    return finish(reduce_loss(loss, reduction, where=where), result_dtype)
+    branched = not checks.known_zero(beta)
+    return finish(reduce_loss(loss, reduction, where=where, branched=branched), result_dtype)
 
 
 # e^x - t·x of log-rates x, and x - t·log(x + ε) of rates, with their derivatives in their

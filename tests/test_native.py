@@ -307,6 +307,42 @@ def test_reduction_result_is_the_identity_in_value_and_tangent(dtype, x64):
     np.testing.assert_array_equal(pulled, tangents)
 
 
+@pytest.mark.parametrize(
+    "shape, parts",
+    [
+        ((3, 64), 8),
+        ((5, 100), 5),  # the most parts that divide the width, each at least 8 wide
+        ((2, 3, 40), 5),
+        ((4, 127), 1),  # a prime width: summed plainly
+        ((6, 12), 1),  # too narrow to split
+        ((1000,), 1),  # 1-D: its one axis is the batch
+        ((4, 0), 1),
+        ((0, 64), 8),
+    ],
+)
+def test_total_in_parts_is_the_sum_in_value_and_tangent(shape, parts, x64):
+    """`total_in_parts` (the sum of branched and masked losses) folds the last axis onto
+    `parts` parts and is the plain sum to rounding in float64, jitted and vmapped; its tangent
+    is the plain sum's, so every element's gradient is 1. NaN and inf reach the total."""
+    from jaxloss._core import reduction
+
+    assert reduction._parts(shape) == parts
+    loss = jnp.asarray(rng.standard_normal(shape) * 10)
+    total = jax.jit(reduction.total_in_parts)(loss)
+    np.testing.assert_allclose(total, np.sum(np.asarray(loss)), rtol=1e-13, atol=1e-12)
+    batched = jax.jit(jax.vmap(reduction.total_in_parts))(jnp.stack([loss, 2 * loss]))
+    np.testing.assert_allclose(batched, [total, 2 * total], rtol=1e-13, atol=1e-12)
+    np.testing.assert_array_equal(jax.grad(reduction.total_in_parts)(loss), np.ones(shape))
+    tangent = jnp.asarray(rng.standard_normal(shape))
+    _, pushed = jax.jit(lambda v, t: jax.jvp(reduction.total_in_parts, (v,), (t,)))(loss, tangent)
+    np.testing.assert_allclose(pushed, np.sum(np.asarray(tangent)), rtol=1e-13, atol=1e-12)
+    if loss.size:
+        with_nan = loss.reshape(-1).at[-1].set(jnp.nan).reshape(shape)
+        assert np.isnan(reduction.total_in_parts(with_nan))
+        with_inf = loss.reshape(-1).at[0].set(jnp.inf).reshape(shape)
+        assert reduction.total_in_parts(with_inf) == np.inf
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_kl_div_at_edge_targets_is_the_xlogy_formula(dtype, x64):
     """Values and both inputs' gradients equal torch's xlogy(t, t) - t·x at targets of 0, the
