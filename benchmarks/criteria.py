@@ -1,7 +1,8 @@
 """Forward+backward time of every criterion: jitted jaxloss against torch eager (at its fastest
 thread count, found in the same run), against optax where optax has the same loss, and, for
 the elementwise criteria, against a floor: one fused elementwise program with the same reads,
-the same written gradient and the same transcendentals per element, measured in the same run.
+the same written gradient and the same transcendentals per element, measured in the same run
+(nll_loss: the least XLA program for its work, a gather, a mean and a one-hot gradient).
 Medians of rounds timed in blocks per contender (`side_by_side`); ratios < 1 mean jaxloss is
 faster.
 
@@ -93,6 +94,22 @@ def _floor_step(criterion, case):
     return lambda: jax.block_until_ready(floor(*arrays))
 
 
+def _nll_floor_step(case):
+    """The least XLA program for nll_loss's mean forward+backward: pick each row's entry (a
+    gather without bounds handling), its mean, and the gradient written in one pass as a
+    one-hot of -1/N; no ignore_index, weights or checks."""
+    log_probs, labels = (jnp.asarray(a) for a in case.args[:2])
+
+    @jax.jit
+    def floor(x, y):
+        n, c = x.shape
+        picked = jnp.take_along_axis(x, y[:, None], 1, mode="promise_in_bounds")
+        hit = jax.lax.broadcasted_iota(y.dtype, (n, c), 1) == y[:, None]
+        return -jnp.mean(picked), jnp.where(hit, -1.0 / n, 0.0).astype(x.dtype)
+
+    return lambda: jax.block_until_ready(floor(log_probs, labels))
+
+
 def _rounds(steps, minimum, budget_s=0.4, maximum=400):
     """Enough rounds that each contender runs for about `budget_s` (small
     criteria take ~1 ms, where a median of 15 moves by 20% from run to run here)."""
@@ -151,6 +168,8 @@ def main(argv=None) -> int:
             jax_steps["optax"] = _optax_step(optax_losses[criterion], case)
         if criterion in _FLOOR_TRANSCENDENTALS:
             jax_steps["floor"] = _floor_step(criterion, case)
+        elif criterion == "nll_loss":
+            jax_steps["floor"] = _nll_floor_step(case)
         rounds = 2 if args.quick else _rounds([*jax_steps.values(), theirs], repeats)
         medians = side_by_side(jax_steps, {"torch": theirs}, rounds)
         ms, torch_ms = medians["jaxloss"], medians["torch"]
@@ -168,7 +187,8 @@ def main(argv=None) -> int:
         "integer labels). floor = one fused elementwise pass with the criterion's reads, "
         "written gradient and transcendentals, without the loss's sum (XLA:CPU cannot emit it "
         "from the same pass), so a mean's forward+backward, which reads its inputs twice, "
-        "sits above it."
+        "sits above it. nll_loss's floor: the least XLA program for its work (a gather of one "
+        "entry per row, their mean, a one-hot gradient)."
     )
     write_result(f"{args.out}/criteria.json", n=n, c=c, rows=rows)
     return 0

@@ -34,6 +34,7 @@ def test_criteria_benchmark_quick_mode_prints_every_criterion(tmp_path, capsys):
     rows = {row["criterion"]: row["ms"] for row in results["rows"]}
     assert set(CRITERIA) <= set(rows)
     assert {"jaxloss", "torch", "optax", "floor"} <= set(rows["binary_cross_entropy_with_logits"])
+    assert {"jaxloss", "torch", "floor"} <= set(rows["nll_loss"])
 
 
 def test_ctc_benchmark_quick_mode_prints_all_three_contenders(tmp_path, capsys):
