@@ -73,6 +73,63 @@ _squared_error = with_partials(
 )
 
 
+# Huber and smooth L1 of d = x - t with torch's backward formulas as their partials, so the
+# gradient is one select per element instead of autodiff's branch-by-branch sum: with the
+# folded sum (`total_in_parts`), Huber's and smooth L1's mean forward+backward at 8192x128
+# take 0.84-0.99x the time they took by autodiff (in-process A/B, medians of 200 rounds).
+# The partials' own derivatives are torch's double backward: 1 (1/β) where |d| < δ (β),
+# else 0. δ and β are arguments, so a traced one has its derivative.
+def _huber_value(x, t, delta):
+    d = x - t
+    abs_d = jnp.abs(d)
+    return jnp.where(abs_d < delta, 0.5 * d * d, delta * (abs_d - 0.5 * delta))
+
+
+def _huber_slope(x, t, delta):
+    d = x - t
+    return jnp.where(jnp.abs(d) < delta, d, delta * jnp.sign(d))
+
+
+def _huber_in_delta(x, t, delta):
+    abs_d = jnp.abs(x - t)
+    return jnp.where(abs_d < delta, jnp.zeros_like(abs_d), abs_d - delta)
+
+
+_huber = with_partials(
+    _huber_value, _huber_slope, lambda x, t, delta: -_huber_slope(x, t, delta), _huber_in_delta
+)
+
+
+def _nonzero(beta):
+    # The untaken branch divides by beta, so guard it for a traced beta of 0.
+    return jnp.where(beta == 0, 1.0, beta)
+
+
+def _smooth_l1_value(x, t, beta):
+    d = x - t
+    abs_d = jnp.abs(d)
+    return jnp.where(abs_d < beta, 0.5 * d * d / _nonzero(beta), abs_d - 0.5 * beta)
+
+
+def _smooth_l1_slope(x, t, beta):
+    d = x - t
+    return jnp.where(jnp.abs(d) < beta, d / _nonzero(beta), jnp.sign(d))
+
+
+def _smooth_l1_in_beta(x, t, beta):
+    d = x - t
+    inside = -0.5 * d * d / (_nonzero(beta) * _nonzero(beta))
+    return jnp.where(jnp.abs(d) < beta, inside, jnp.full_like(d, -0.5))
+
+
+_smooth_l1 = with_partials(
+    _smooth_l1_value,
+    _smooth_l1_slope,
+    lambda x, t, beta: -_smooth_l1_slope(x, t, beta),
+    _smooth_l1_in_beta,
+)
+
+
 @renamed_keywords(weight="weights")
 def l1_loss(
     predictions: ArrayLike,
@@ -184,9 +241,7 @@ def huber_loss(
     x, t, weights, where, result_dtype = _pointwise_inputs(
         fn, predictions, targets, weights, where, reduction
     )
-    d = x - t
-    abs_d = jnp.abs(d)
-    loss = jnp.where(abs_d < delta, 0.5 * d * d, delta * (abs_d - 0.5 * delta))
+    loss = _huber(x, t, delta)
     if weights is not None:
         loss = loss * weights
     return finish(reduce_loss(loss, reduction, where=where, branched=True), result_dtype)
@@ -229,11 +284,7 @@ def smooth_l1_loss(
     if checks.known_zero(beta):
         loss = _absolute_error(x, t)
     else:
-        d = x - t
-        abs_d = jnp.abs(d)
-        # The untaken branch divides by beta, so guard it for a traced beta of 0.
-        safe_beta = jnp.where(beta == 0, 1.0, beta)
-        loss = jnp.where(abs_d < beta, 0.5 * d * d / safe_beta, abs_d - 0.5 * beta)
+        loss = _smooth_l1(x, t, beta)
     branched = not checks.known_zero(beta)
     return finish(reduce_loss(loss, reduction, where=where, branched=branched), result_dtype)
 

@@ -137,6 +137,33 @@ def test_l1_off_its_kink(d):
     _check(ours, plain, [0.25 + d, 0.25])
 
 
+@pytest.mark.parametrize(
+    "x",
+    [pytest.param(-2.0, id="x=-2")]  # beyond the threshold, in the default tier beside 0
+    + _points(SMOOTH + [0.5] + SATURATED),
+)
+@pytest.mark.parametrize("name", ["huber_loss", "smooth_l1_loss"])
+def test_huber_and_smooth_l1_in_x_t_and_the_threshold(name, x):
+    """Huber's and smooth L1's partials (torch's backward) in x, t and a traced δ (β), and
+    their own derivatives, against autodiff of the two-branch formula; 0.8 is the threshold,
+    so x = ±1 and 0.5 sit on either side of it."""
+    option = "delta" if name == "huber_loss" else "beta"
+
+    def ours(z):
+        return getattr(jaxloss, name)(z[0], z[1], reduction="sum", **{option: z[2]})
+
+    def plain(z):
+        d, threshold = z[0] - z[1], z[2]
+        inside = 0.5 * d * d
+        if name == "huber_loss":
+            return jnp.where(
+                jnp.abs(d) < threshold, inside, threshold * (jnp.abs(d) - 0.5 * threshold)
+            )
+        return jnp.where(jnp.abs(d) < threshold, inside / threshold, jnp.abs(d) - 0.5 * threshold)
+
+    _check(ours, plain, [x, 0.0, 0.8])
+
+
 @pytest.mark.parametrize("x", _points([0.0, 1.0, -1.0, 50.0, -1000.0]))
 def test_poisson_of_log_rates(x):
     def ours(z):
@@ -404,6 +431,24 @@ def test_gradient_at_a_kink_or_tie_is_torch_s(name, inputs, options):
 
     grad = jax.grad(ours)(jnp.asarray(first))
     np.testing.assert_allclose(grad, _torch_grad(name, [first, *rest], **options), rtol=1e-12)
+
+
+@pytest.mark.parametrize("name, option", [("huber_loss", "delta"), ("smooth_l1_loss", "beta")])
+def test_second_derivative_of_huber_and_smooth_l1_at_the_kink_is_torch_s(name, option):
+    """torch's double backward: 1 (Huber) or 1/β (smooth L1) where |x - t| < δ, 0 from it
+    on, |x - t| = δ included; jaxloss's partials differentiate to the same Hessian."""
+    threshold = 1.0 if name == "huber_loss" else 0.5
+    t = np.array([0.5, 0.5, 0.5, 0.0, 0.0])
+    x = t + threshold * np.array([1.0, 0.0, -1.0, 4.0, 0.75])  # |x - t| = δ at the first, third
+    options = {option: threshold}
+    hessian = jax.hessian(
+        lambda a: getattr(jaxloss, name)(a, jnp.asarray(t), reduction="sum", **options)
+    )(jnp.asarray(x))
+    leaf = torch.tensor(x, requires_grad=True)
+    loss = getattr(torch.nn.functional, name)(leaf, torch.tensor(t), reduction="sum", **options)
+    (grad,) = torch.autograd.grad(loss, leaf, create_graph=True)
+    rows = [torch.autograd.grad(grad[i], leaf, retain_graph=True)[0] for i in range(len(x))]
+    np.testing.assert_allclose(hessian, torch.stack(rows).numpy(), rtol=1e-12)
 
 
 def test_margin_ranking_at_its_kink_is_torch_s():
