@@ -282,10 +282,9 @@ def smooth_l1_loss(
         fn, predictions, targets, None, where, reduction
     )
     if checks.known_zero(beta):
-        loss = _absolute_error(x, t)
+        loss, branched = _absolute_error(x, t), False
     else:
-        loss = _smooth_l1(x, t, beta)
-    branched = not checks.known_zero(beta)
+        loss, branched = _smooth_l1(x, t, beta), True
     return finish(reduce_loss(loss, reduction, where=where, branched=branched), result_dtype)
 
 

@@ -343,6 +343,18 @@ def test_total_in_parts_is_the_sum_in_value_and_tangent(shape, parts, x64):
         assert reduction.total_in_parts(with_inf) == np.inf
 
 
+def test_total_in_parts_folds_a_16_bit_loss_in_float32():
+    """Each row's first part is 256 and the rest 1: bfloat16 (8 significant bits) rounds
+    256 + 1 back to 256, so folding in bfloat16 would lose 2.7% of the total; in float32 the
+    total is the plain sum's (which also accumulates in float32) to bfloat16's rounding."""
+    from jaxloss._core import reduction
+
+    loss = jnp.ones((4, 64), jnp.bfloat16).at[:, :8].set(256)
+    total = reduction.total_in_parts(loss)
+    assert total.dtype == jnp.bfloat16
+    np.testing.assert_allclose(float(total), 4 * (8 * 256 + 56), rtol=4e-3)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_kl_div_at_edge_targets_is_the_xlogy_formula(dtype, x64):
     """Values and both inputs' gradients equal torch's xlogy(t, t) - t·x at targets of 0, the

@@ -90,19 +90,21 @@ def total_in_parts(loss):
     YNNPACK fusion that writes nothing (folding made BCE with logits 1.6x slower), so
     `reduce_loss` folds only branched or masked losses.
 
-    The total is the same up to rounding (elements a k-th of the axis apart are added first).
-    Leading axes, which carry the batch and its sharding, stay whole, and so does a last
-    axis split over an Explicit mesh; a 1-D loss (its one axis is the batch) is summed
-    plainly. The tangent is the plain sum's.
+    The total is the same up to rounding (elements a k-th of the axis apart are added first;
+    a 16-bit loss is folded in float32, as a plain sum accumulates it). Leading axes, which
+    carry the batch and its sharding, stay whole, and so does a last axis split over an
+    Explicit mesh; a 1-D loss (its one axis is the batch) is summed plainly. The tangent is
+    the plain sum's.
     """
     parts = _parts(loss.shape)
     if parts == 1 or explicitly_sharded(loss, loss.ndim - 1):
         return jnp.sum(loss)
     width = loss.shape[-1] // parts
-    folded = loss[..., :width]
+    wide = loss.astype(jnp.promote_types(loss.dtype, jnp.float32))
+    folded = wide[..., :width]
     for part in range(1, parts):
-        folded = folded + loss[..., part * width : (part + 1) * width]
-    return jnp.sum(reduction_result(folded))
+        folded = folded + wide[..., part * width : (part + 1) * width]
+    return jnp.sum(reduction_result(folded)).astype(loss.dtype)
 
 
 @total_in_parts.defjvp
