@@ -112,6 +112,17 @@ def test_nll_loss_writes_its_gradient_in_one_pass_without_a_scatter():
     assert hessian.shape == 2 * small[0].shape and not np.any(hessian)
 
 
+def _fusions_writing(program: str, shape: str) -> list[str]:
+    """The lines of the compiled program's entry computation whose fusion outputs `shape`
+    (e.g. "f32[256,128]"): what the step writes to memory at that shape."""
+    entry = program[program.index("ENTRY") :]
+    return [
+        line
+        for line in entry.splitlines()
+        if " fusion(" in line and shape in line.split("fusion(")[0]
+    ]
+
+
 def test_kl_div_reads_its_inputs_in_one_reduction_and_writes_only_the_gradient():
     """kl_div's t·(log t - x) is written without xlogy's select (log(t + tiny)), so XLA:CPU
     fuses the whole term into the loss's reduction and its forward+backward writes one (N, C)
@@ -120,13 +131,7 @@ def test_kl_div_reads_its_inputs_in_one_reduction_and_writes_only_the_gradient()
     logits = jax.random.normal(jax.random.key(0), (2, 256, 128), jnp.float32)
     log_probs, targets = jax.nn.log_softmax(logits[0]), jax.nn.softmax(logits[1])
     step = jax.jit(jax.value_and_grad(functools.partial(jaxloss.kl_div, reduction="batchmean")))
-    program = step.lower(log_probs, targets).compile().as_text()
-    entry = program[program.index("ENTRY") :]
-    written = [
-        line
-        for line in entry.splitlines()
-        if " fusion(" in line and "f32[256,128]" in line.split("fusion(")[0]
-    ]
+    written = _fusions_writing(step.lower(log_probs, targets).compile().as_text(), "f32[256,128]")
     assert len(written) == 1, written
 
 
@@ -201,11 +206,6 @@ def test_branched_and_masked_losses_are_summed_without_writing_them_out(name):
         .compile()
         .as_text()
     )
-    entry = program[program.index("ENTRY") :]
-    written = [
-        line
-        for line in entry.splitlines()
-        if " fusion(" in line and "f32[1024,128]" in line.split("fusion(")[0]
-    ]
+    written = _fusions_writing(program, "f32[1024,128]")
     assert len(written) == 1, written
-    assert "f32[1024,16]" in entry  # the folded loss
+    assert _fusions_writing(program, "f32[1024,16]")  # the folded loss
