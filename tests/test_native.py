@@ -332,7 +332,7 @@ def test_total_in_parts_is_the_sum_in_value_and_tangent(shape, parts, x64):
     np.testing.assert_allclose(total, np.sum(np.asarray(loss)), rtol=1e-13, atol=1e-12)
     batched = jax.jit(jax.vmap(reduction.total_in_parts))(jnp.stack([loss, 2 * loss]))
     np.testing.assert_allclose(batched, [total, 2 * total], rtol=1e-13, atol=1e-12)
-    np.testing.assert_array_equal(jax.grad(reduction.total_in_parts)(loss), np.ones(shape))
+    np.testing.assert_array_equal(jax.jit(jax.grad(reduction.total_in_parts))(loss), np.ones(shape))
     tangent = jnp.asarray(rng.standard_normal(shape))
     _, pushed = jax.jit(lambda v, t: jax.jvp(reduction.total_in_parts, (v,), (t,)))(loss, tangent)
     np.testing.assert_allclose(pushed, np.sum(np.asarray(tangent)), rtol=1e-13, atol=1e-12)

@@ -441,8 +441,8 @@ def test_second_derivative_of_huber_and_smooth_l1_at_the_kink_is_torch_s(name, o
     t = np.array([0.5, 0.5, 0.5, 0.0, 0.0])
     x = t + threshold * np.array([1.0, 0.0, -1.0, 4.0, 0.75])  # |x - t| = δ at the first, third
     options = {option: threshold}
-    hessian = jax.hessian(
-        lambda a: getattr(jaxloss, name)(a, jnp.asarray(t), reduction="sum", **options)
+    hessian = jax.jit(
+        jax.hessian(lambda a: getattr(jaxloss, name)(a, jnp.asarray(t), reduction="sum", **options))
     )(jnp.asarray(x))
     leaf = torch.tensor(x, requires_grad=True)
     loss = getattr(torch.nn.functional, name)(leaf, torch.tensor(t), reduction="sum", **options)
