@@ -14,7 +14,6 @@ faster.
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +25,7 @@ from jaxloss.parity.timing import (
     default_results_dir,
     fastest_torch_threads,
     machine,
+    rounds_for,
     side_by_side,
     write_result,
 )
@@ -110,18 +110,6 @@ def _nll_floor_step(case):
     return lambda: jax.block_until_ready(floor(log_probs, labels))
 
 
-def _rounds(steps, minimum, budget_s=0.4, maximum=400):
-    """Enough rounds that each contender runs for about `budget_s` (small
-    criteria take ~1 ms, where a median of 15 moves by 20% from run to run here)."""
-    slowest = 0.0
-    for step in steps:
-        step()  # compile and warm up
-        start = time.perf_counter()
-        step()
-        slowest = max(slowest, time.perf_counter() - start)
-    return int(min(max(minimum, budget_s / max(slowest, 1e-6)), maximum))
-
-
 def _optax_step(loss, case):
     arrays = [jnp.asarray(a) for a in case.args]
     step = jax.jit(jax.value_and_grad(loss, argnums=0))
@@ -170,7 +158,7 @@ def main(argv=None) -> int:
             jax_steps["floor"] = _floor_step(criterion, case)
         elif criterion == "nll_loss":
             jax_steps["floor"] = _nll_floor_step(case)
-        rounds = 2 if args.quick else _rounds([*jax_steps.values(), theirs], repeats)
+        rounds = 2 if args.quick else rounds_for([*jax_steps.values(), theirs], repeats)
         medians = side_by_side(jax_steps, {"torch": theirs}, rounds)
         ms, torch_ms = medians["jaxloss"], medians["torch"]
         line = f"{criterion:<36}{ms:9.3f}{torch_ms:9.3f}{threads:4d}{ms / torch_ms:7.2f}"

@@ -6,14 +6,14 @@ jax-cce, side by side in one run. Prints tables and writes JSON and a PNG chart.
     python benchmarks/cross_entropy.py --out DIR   # where cross_entropy.json/.png go
 
 Cross-entropy: forward+backward w.r.t. the logits, integer labels, 'mean'; median ms of
-rounds in blocks per contender (torch at its fastest thread count), ratio to jaxloss and
-to the floor (the logits read twice, two exponentials per logit and one fresh (N, C) array
-written: exp(x - log Σ exp(x)), measured in the same rounds; also the earlier floor with one
-exponential per logit, exp(x - rowmax)), effective GB/s against the lower
-bound of reading the logits once and writing the gradient once (2·itemsize·N·C bytes), a
-large memory copy measured in the same run, and peak
-memory (XLA's compiled temp size; process peak RSS growth). "jaxloss+options" switches on
-ignore_index, class weights and label smoothing (optax has none of them).
+rounds (at least --repeats, about 0.4 s of each contender) in blocks per contender (torch
+at its fastest thread count), ratio to jaxloss and to the floor (the logits read twice, two
+exponentials per logit and one fresh (N, C) array written: exp(x - log Σ exp(x)), measured
+in the same rounds; also the earlier floor with one exponential per logit,
+exp(x - rowmax)), effective GB/s against the lower bound of reading the logits once and
+writing the gradient once (2·itemsize·N·C bytes), a large memory copy measured in the same
+run, and peak memory (XLA's compiled temp size; process peak RSS growth). "jaxloss+options"
+switches on ignore_index, class weights and label smoothing (optax has none of them).
 Fused linear CE: forward+backward w.r.t. x and W, time (best of interleaved rounds) and memory; in
 bfloat16 also with each form of its 16-bit matmuls fixed ("jaxloss (native)", "jaxloss
 (float32)"), beside the form the one-time measurement chose for "jaxloss" [in brackets].
@@ -39,6 +39,7 @@ from jaxloss.parity.timing import (
     fastest_torch_threads,
     interleaved_times,
     machine,
+    rounds_for,
     side_by_side,
     write_result,
     xla_temp_bytes,
@@ -162,7 +163,7 @@ def _ce_contenders(n, c, dtype):
     return steps, temps
 
 
-def bench_cross_entropy(shapes, dtypes, repeats, copy_gbps):
+def bench_cross_entropy(shapes, dtypes, repeats, copy_gbps, max_rounds=2000):
     rows = []
     for dtype in dtypes:
         for n, c in shapes:
@@ -171,7 +172,10 @@ def bench_cross_entropy(shapes, dtypes, repeats, copy_gbps):
             bound = 2 * itemsize * n * c
             threads = fastest_torch_threads(steps["torch"])
             jax_steps = {name: step for name, step in steps.items() if name != "torch"}
-            medians = side_by_side(jax_steps, {"torch": steps["torch"]}, repeats)
+            # At least `repeats` rounds, and about 0.4 s of each contender: 7 calls of a
+            # 30 us step gave medians 2x apart from run to run.
+            rounds = rounds_for(steps.values(), repeats, maximum=max(repeats, max_rounds))
+            medians = side_by_side(jax_steps, {"torch": steps["torch"]}, rounds)
             for name, step in steps.items():
                 rows.append(
                     dict(
@@ -382,7 +386,9 @@ def main(argv=None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="tiny shapes, 2 repeats")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument(
+        "--repeats", type=int, default=7, help="the fewest CE rounds (more for small shapes)"
+    )
     parser.add_argument("--fused-repeats", type=int, default=3)
     parser.add_argument("--out", default=default_results_dir(), help="default: per CPU kind")
     args = parser.parse_args(argv)
@@ -397,7 +403,9 @@ def main(argv=None) -> int:
         f"float32 and bfloat16; {repeats} repeats (CE), {fused_repeats} (fused)\non {machine()}",
         flush=True,
     )
-    ce_rows = bench_cross_entropy(ce_shapes, dtypes, repeats, copy_gbps)
+    ce_rows = bench_cross_entropy(
+        ce_shapes, dtypes, repeats, copy_gbps, max_rounds=repeats if args.quick else 2000
+    )
     fused_rows = bench_fused(fused_shape, dtypes, fused_repeats)
     _print(ce_rows, fused_rows, copy_gbps)
     out = Path(args.out)

@@ -135,6 +135,22 @@ def test_side_by_side_times_each_step_in_blocks_of_its_own():
         side_by_side({"a": steps["a"]}, {}, 0)
 
 
+def test_rounds_for_gives_a_fast_step_enough_rounds_within_the_bounds():
+    """About `budget_s` of the slowest step, never fewer than `minimum` nor more than
+    `maximum`; each step runs twice to be measured."""
+    import time
+
+    from jaxloss.parity.timing import rounds_for
+
+    calls = []
+    fast = lambda: calls.append("fast")
+    slow = lambda: (calls.append("slow"), time.sleep(0.02))
+    assert rounds_for([fast], 7, budget_s=0.4, maximum=2000) == 2000
+    assert 7 <= rounds_for([fast, slow], 7, budget_s=0.4, maximum=2000) <= 0.4 / 0.02
+    assert rounds_for([slow], 7, budget_s=0.01, maximum=2000) == 7
+    assert calls.count("slow") == 4 and calls.count("fast") == 4
+
+
 _AVX2_ONLY = Path(__file__).parents[1] / "benchmarks" / "avx2_only" / "run"
 _PROBE = r"""
 #include <cpuid.h>

@@ -157,6 +157,19 @@ def interleaved_times(
     return times
 
 
+def rounds_for(steps, minimum: int, budget_s: float = 0.4, maximum: int = 400) -> int:
+    """Enough rounds that each of the `steps` runs for about `budget_s`, between `minimum`
+    and `maximum`: a median of 7 or 15 calls of a step of a few microseconds moves by 20% or
+    more from run to run here. Runs each step twice (compile, warm-up, one timed call)."""
+    slowest = 0.0
+    for step in steps:
+        step()
+        start = time.perf_counter()
+        step()
+        slowest = max(slowest, time.perf_counter() - start)
+    return int(min(max(minimum, budget_s / max(slowest, 1e-6)), maximum))
+
+
 def interleaved_medians(steps: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
     """Median milliseconds of each step over `repeats` rounds, the steps taking turns in an
     order that rotates every round. Each step runs once first (compile, warm-up)."""
