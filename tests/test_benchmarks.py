@@ -151,6 +151,24 @@ def test_rounds_for_gives_a_fast_step_enough_rounds_within_the_bounds():
     assert calls.count("slow") == 4 and calls.count("fast") == 4
 
 
+def test_the_machine_record_says_which_memory_pages_large_arrays_get(monkeypatch):
+    """glibc's malloc tunable, read from the environment, and the kernel's transparent huge
+    page mode; the benchmarks README shows them beside the machine."""
+    from benchmarks.report import _machine_line
+    from jaxloss.parity.timing import huge_pages, machine_record
+
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    assert huge_pages().endswith("; malloc: 4 KiB pages")
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1")
+    assert huge_pages().endswith("; malloc: transparent huge pages")
+    record = machine_record()
+    assert record["memory"] == huge_pages()
+    assert huge_pages().startswith("transparent huge pages: ")
+    assert _machine_line(record).endswith(f"; {record['memory']}.")
+    older = _machine_line({**record, "memory": None})  # results from before it was recorded
+    assert older.endswith(f"torch {record['torch']}.")
+
+
 _AVX2_ONLY = Path(__file__).parents[1] / "benchmarks" / "avx2_only" / "run"
 _PROBE = r"""
 #include <cpuid.h>
