@@ -152,18 +152,24 @@ def test_rounds_for_gives_a_fast_step_enough_rounds_within_the_bounds():
 
 
 def test_the_machine_record_says_which_memory_pages_large_arrays_get(monkeypatch):
-    """glibc's malloc tunable, read from the environment, and the kernel's transparent huge
-    page mode; the benchmarks README shows them beside the machine."""
+    """The kernel's transparent-huge-page mode and glibc's malloc tunable, read from the
+    environment, decide the pages; the benchmarks README shows them beside the machine."""
     from benchmarks.report import _machine_line
-    from jaxloss.parity.timing import huge_pages, machine_record
+    from jaxloss.parity.timing import _malloc_pages, huge_pages, machine_record
 
-    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
-    assert huge_pages().endswith("; malloc: 4 KiB pages")
+    huge = {"glibc.malloc.hugetlb": "1"}
+    assert _malloc_pages("madvise", {}) == "4 KiB pages"
+    assert _malloc_pages("madvise", huge) == "transparent huge pages"
+    assert _malloc_pages("always", {}) == "transparent huge pages"
+    assert _malloc_pages("never", huge) == "4 KiB pages"
+    assert _malloc_pages("madvise", {"glibc.malloc.hugetlb": "2"}) == "glibc.malloc.hugetlb=2"
+    mode = huge_pages().split(";")[0].removeprefix("transparent huge pages: ")
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1")
-    assert huge_pages().endswith("; malloc: transparent huge pages")
+    assert huge_pages().endswith(f"; malloc: {_malloc_pages(mode, huge)}")
+    monkeypatch.delenv("GLIBC_TUNABLES")
+    assert huge_pages().endswith(f"; malloc: {_malloc_pages(mode, {})}")
     record = machine_record()
     assert record["memory"] == huge_pages()
-    assert huge_pages().startswith("transparent huge pages: ")
     assert _machine_line(record).endswith(f"; {record['memory']}.")
     older = _machine_line({**record, "memory": None})  # results from before it was recorded
     assert older.endswith(f"torch {record['torch']}.")

@@ -39,8 +39,8 @@ _HIDDEN_FEATURES = "JAXLOSS_HIDDEN_CPU_FEATURES"
 
 def huge_pages() -> str:
     """How this process's large arrays get their memory: the kernel's transparent-huge-page
-    mode and whether glibc's malloc asks for huge pages (``GLIBC_TUNABLES`` with
-    ``glibc.malloc.hugetlb``), e.g. ``"transparent huge pages: madvise; malloc: 4 KiB
+    mode and, from it and glibc's ``glibc.malloc.hugetlb`` tunable (``GLIBC_TUNABLES``), the
+    pages malloc's large buffers get, e.g. ``"transparent huge pages: madvise; malloc: 4 KiB
     pages"``.
 
     It decides large losses' times as much as the CPU does: a jitted step's output is a fresh
@@ -59,11 +59,21 @@ def huge_pages() -> str:
         for item in os.environ.get("GLIBC_TUNABLES", "").split(":")
         if "=" in item
     )
+    return f"transparent huge pages: {mode}; malloc: {_malloc_pages(mode, tunables)}"
+
+
+def _malloc_pages(mode: str, tunables: dict[str, str]) -> str:
+    """The pages of malloc's large buffers under the kernel's THP `mode` and glibc's
+    tunables: huge where the kernel gives them to every mapping ("always") or glibc asks for
+    them ("madvise" with glibc.malloc.hugetlb=1); none where the kernel never does."""
     hugetlb = tunables.get("glibc.malloc.hugetlb", "0")
-    malloc = {"0": "4 KiB pages", "1": "transparent huge pages"}.get(
+    if mode == "never":
+        return "4 KiB pages"
+    if mode == "always":
+        return "transparent huge pages"
+    return {"0": "4 KiB pages", "1": "transparent huge pages"}.get(
         hugetlb, f"glibc.malloc.hugetlb={hugetlb}"
     )
-    return f"transparent huge pages: {mode}; malloc: {malloc}"
 
 
 def machine_record() -> dict[str, object]:
