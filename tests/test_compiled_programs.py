@@ -5,6 +5,7 @@ a loss term written out and read back). Each test says what it guards and what i
 it was lost; speed itself is measured by benchmarks/, never asserted here."""
 
 import functools
+import re
 
 import jax
 import jax.numpy as jnp
@@ -42,28 +43,33 @@ def test_bfloat16_cross_entropy_writes_no_float32_copy_of_the_logits(options):
     assert "f32[512,1024]" not in entry
 
 
+@pytest.mark.parametrize("num_classes", [1024, 64])
 @pytest.mark.parametrize("options", [{}, {"label_smoothing": 0.1, "class_weights": "classes"}])
-def test_float32_cross_entropy_adds_the_label_term_by_scatter(options):
-    """For logits in the compute dtype the backward pass writes the dense terms of the gradient
-    and scatters the label's N values onto it in place, instead of an iota compare over all
-    (N, C) elements in the pass (which takes 1.23x the time at 4096x32768): the compiled
-    forward+backward holds a scatter-add (the test tier's older emitters expand it into a loop
-    of N slice updates) and no (N, C) compare. Gradients equal the reference formula."""
-    logits = jax.random.normal(jax.random.key(0), (128, 1024), jnp.float32)
-    labels = jax.random.randint(jax.random.key(1), (128,), 0, 1024)
+def test_float32_cross_entropy_adds_the_label_term_by_scatter_past_64_classes(options, num_classes):
+    """For logits in the compute dtype with more than 64 classes the backward pass writes the
+    dense terms of the gradient and scatters the label's N values onto it in place, instead of
+    an iota compare over all (N, C) elements in the pass (which takes 1.23x the time at
+    4096x32768): the compiled forward+backward holds a scatter-add (the test tier's older
+    emitters expand it into a loop of N slice updates) and no (N, C) compare. Up to 64
+    classes it is the other way round: the scatter's cost per row outweighs the compare's
+    (float32 4096x32: the scatter took 1.6-2.6x the compare's time). Gradients equal the
+    reference formula either way."""
+    logits = jax.random.normal(jax.random.key(0), (128, num_classes), jnp.float32)
+    labels = jax.random.randint(jax.random.key(1), (128,), 0, num_classes)
     if options.get("class_weights") == "classes":
-        options = {**options, "class_weights": jnp.linspace(0.5, 2.0, 1024)}
+        options = {**options, "class_weights": jnp.linspace(0.5, 2.0, num_classes)}
 
     def loss(x):
         return jaxloss.cross_entropy(x, labels, **options)
 
     step = jax.jit(jax.value_and_grad(loss))
     program = step.lower(logits).compile().as_text()
-    assert "scatter-add" in program
-    assert "pred[128,1024]" not in program
+    scatters = num_classes > 64
+    assert ("scatter-add" in program) == scatters
+    assert (f"pred[128,{num_classes}]" in program) != scatters
     smoothing = options.get("label_smoothing", 0.0)
-    weight = options.get("class_weights", jnp.ones(1024))
-    target = (1 - smoothing) * jax.nn.one_hot(labels, 1024) + smoothing / 1024
+    weight = options.get("class_weights", jnp.ones(num_classes))
+    target = (1 - smoothing) * jax.nn.one_hot(labels, num_classes) + smoothing / num_classes
 
     def reference(x):
         per_row = -jnp.sum(weight * target * jax.nn.log_softmax(x), axis=-1)
@@ -73,6 +79,74 @@ def test_float32_cross_entropy_adds_the_label_term_by_scatter(options):
     expected_value, expected_grad = jax.jit(jax.value_and_grad(reference))(logits)
     np.testing.assert_allclose(value, expected_value, rtol=1e-6)
     np.testing.assert_allclose(grad, expected_grad, rtol=1e-5, atol=1e-9)
+
+
+@pytest.fixture
+def label_term_by_scatter(monkeypatch):
+    """Every float32 CPU cross-entropy adds its label term by scatter, whatever its class
+    count, for this test (compiled caches cleared on both sides, so no program of the other
+    form is reused)."""
+    from jaxloss._kernels import softmax_ce
+
+    jax.clear_caches()
+    monkeypatch.setattr(softmax_ce, "_COMPARE_MAX_CLASSES", 0)
+    yield
+    monkeypatch.undo()
+    jax.clear_caches()
+
+
+_LABEL_TERM_OPTIONS = [
+    {},
+    {"class_weights": True, "ignore_index": 3},
+    {"label_smoothing": 0.2, "class_weights": True},
+    {"label_smoothing": 0.1, "class_mask": "classes", "where": True},
+    {"class_mask": "rows", "reduction": "none"},
+]
+
+
+def _label_term_case(options, dtype):
+    """Values and gradients (w.r.t. logits, and class weights when given) of a cross-entropy
+    with 10 classes and `options`, and whether its compiled program scatters."""
+    keys = jax.random.split(jax.random.key(2), 3)
+    logits = jax.random.normal(keys[0], (24, 10), dtype) * 3
+    labels = jax.random.randint(keys[1], (24,), 0, 10).at[::5].set(3)
+    options = dict(options)
+    weights = jnp.linspace(0.5, 2.0, 10, dtype=dtype) if options.pop("class_weights", 0) else None
+    mask = options.pop("class_mask", None)
+    if mask == "classes":
+        options["class_mask"] = jnp.arange(10) != 7
+        labels = jnp.where(labels == 7, 0, labels)
+    elif mask == "rows":
+        options["class_mask"] = (jnp.arange(10) + jnp.arange(24)[:, None]) % 6 != 0
+        labels = (jnp.arange(24) + 1) % 6 + 6 * (jnp.arange(24) % 2)
+    if options.pop("where", False):
+        options["where"] = jax.random.bernoulli(keys[2], 0.7, (24,))
+
+    def loss(x, w):
+        return jnp.sum(jaxloss.cross_entropy(x, labels, class_weights=w, **options))
+
+    step = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+    program = step.lower(logits, weights).compile().as_text()
+    # A scatter onto the (24, 10) gradient (the class weights' own gradient is a scatter-add
+    # in both forms).
+    scatters = re.search(r"= f(32|64)\[24,10\]\{1,0\} (scatter|fusion)\([^\n]*scatter", program)
+    return step(logits, weights), scatters is not None
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize("options", _LABEL_TERM_OPTIONS, ids=lambda o: ",".join(o) or "plain")
+def test_the_label_term_by_scatter_equals_the_compare(options, dtype, request):
+    """The two forms of the label's gradient term (see `LogitGrad`) give the same loss and
+    gradients, with class weights, ignore_index, smoothing, class masks and `where`: the
+    compare (up to 64 classes) against the scatter forced on the same inputs."""
+    compare, compare_scatters = _label_term_case(options, dtype)
+    request.getfixturevalue("label_term_by_scatter")
+    scatter, scatter_scatters = _label_term_case(options, dtype)
+    assert (compare_scatters, scatter_scatters) == (False, True)
+    rtol = 1e-12 if dtype == jnp.float64 else 1e-6
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol), compare, scatter
+    )
 
 
 def test_nll_loss_writes_its_gradient_in_one_pass_without_a_scatter():

@@ -10,8 +10,8 @@ Per row i (label y, validity v, class weights w, W = Σ_c w_c, smoothing ε, C c
 
 so neither a one-hot nor a smoothed target is ever built: the forward reads the logits for the
 row max and for Σ exp (plus Σ w_c x_c when smoothing), keeps only the per-row logsumexp, and the
-backward writes the gradient in one elementwise pass (the [c = y] term is then, on CPU, one
-in-place scatter of N values, and for 16-bit logits or on GPUs and TPUs an iota compare fused
+backward writes the gradient in one elementwise pass (the [c = y] term is then, on CPU with
+more than 64 classes, one in-place scatter of N values, and otherwise an iota compare fused
 into the pass; see `LogitGrad`). No (N, C) array besides the gradient exists. 16-bit logits are
 read as they are and accumulated in float32; the gradient comes back in their dtype.
 
@@ -263,6 +263,11 @@ def forward_rows(logits, targets: RowTargets, *, smooth: bool, classes: ClassAxi
     return loss, RowStats(lse, nll, smooth_term, count, total)
 
 
+# Up to this many classes, the label's gradient term is an iota compare on CPU too (see
+# `logit_grad`).
+_COMPARE_MAX_CLASSES = 64
+
+
 @dataclasses.dataclass(frozen=True)
 class LogitGrad:
     """d(Σ_i g_i·loss_i)/d logits, in float32 (or wider), in two parts: `dense` (N, C) holds
@@ -270,10 +275,11 @@ class LogitGrad:
     indexes this block of classes; `at_label` is 0 where the label lies elsewhere or is
     excluded).
 
-    Kept apart for logits already in the compute dtype on CPU (`scatter_label`): the label's
-    term is then one in-place scatter of N values onto `dense` (in reverse mode XLA folds the
-    transposed gather into it), where an iota compare over all (N, C) elements cost about
-    45 ms of 370 at 4096x32768. 16-bit logits (so that their gradient is rounded to 16 bits
+    Kept apart for logits already in the compute dtype on CPU, with more than 64 classes
+    (`scatter_label`): the label's term is then one in-place scatter of N values onto `dense`
+    (in reverse mode XLA folds the transposed gather into it), where an iota compare over all
+    (N, C) elements cost about 45 ms of 370 at 4096x32768. Fewer classes (the scatter's cost
+    per row is then the larger), 16-bit logits (so that their gradient is rounded to 16 bits
     once, after the label's term), a class axis split over an Explicit mesh (a scatter has no
     sharding rule there) and GPUs and TPUs combine both in one elementwise pass instead.
     """
@@ -365,9 +371,13 @@ def logit_grad(
         ).astype(bool)
         hit = jnp.where(included_label, hit, jnp.zeros((), compute))
     # The scatter is measured on XLA:CPU only; on GPUs and TPUs the compare costs nothing in
-    # a memory-bound pass, and a scatter is a kernel of its own.
+    # a memory-bound pass, and a scatter is a kernel of its own. XLA:CPU's scatter costs tens
+    # of ns per row, the compare about 1 ns per logit or less: up to 64 classes the compare
+    # is the cheaper (float32 forward+backward with the compare, against the scatter:
+    # 4096x32 0.39-0.64x the time, 65536x64 0.78-0.81x, 4096x256 1.02-1.13x).
     scatter_label = (
         logits.dtype == compute
+        and num_classes > _COMPARE_MAX_CLASSES
         and not explicitly_sharded(logits, 1)
         and jax.default_backend() == "cpu"
     )
