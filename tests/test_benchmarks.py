@@ -175,6 +175,27 @@ def test_the_machine_record_says_which_memory_pages_large_arrays_get(monkeypatch
     assert older.endswith(f"torch {record['torch']}.")
 
 
+def test_synchronous_dispatch_takes_effect_before_jax_starts_and_the_table_says_so():
+    """`synchronous_cpu_dispatch` (which benchmarks/cross_entropy.py calls first) turns jax's
+    asynchronous CPU dispatch off in a fresh process and refuses once jax has started, when
+    it could no longer take effect; the CE table's caption says which dispatch its run had."""
+    code = (
+        "from jaxloss.parity.timing import cpu_dispatch, synchronous_cpu_dispatch\n"
+        "print(cpu_dispatch()); synchronous_cpu_dispatch()\n"
+        "import jax.numpy as jnp; jnp.ones(2).block_until_ready(); print(cpu_dispatch())\n"
+        "synchronous_cpu_dispatch()\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.stdout.split() == ["asynchronous", "synchronous"]
+    assert "must run before jax's first computation" in run.stderr
+    report = runpy.run_path(str(Path(__file__).parents[1] / "benchmarks" / "report.py"))
+    row = {"shape": [256, 10], "dtype": "float32", "contender": "jaxloss", "median_ms": 0.02}
+    caption = report["_cross_entropy"]({"cross_entropy": [row], "cpu_dispatch": "synchronous"})[0]
+    assert caption.endswith(" jax's CPU dispatch: synchronous.")
+    older = report["_cross_entropy"]({"cross_entropy": [row]})[0]  # before it was recorded
+    assert "dispatch" not in older
+
+
 _AVX2_ONLY = Path(__file__).parents[1] / "benchmarks" / "avx2_only" / "run"
 _PROBE = r"""
 #include <cpuid.h>
