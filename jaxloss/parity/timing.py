@@ -125,7 +125,7 @@ def synchronous_cpu_dispatch() -> None:
     µs from one block of calls to the next (float32, fwd+bwd), and synchronously 18.1-18.9 µs
     in every block (p10 and p90 within 1%). Large steps take the same time either way."""
     import jax
-    from jax._src import xla_bridge
+    from jax._src import xla_bridge  # jax has no public way to ask whether a backend started
 
     if xla_bridge.backends_are_initialized():
         raise RuntimeError(
