@@ -332,6 +332,13 @@ kernel's mode is `madvise`. Cross-entropy forward+backward at float32 4096×3276
 The AMD EPYC machines of the tables below run with transparent huge pages on `madvise` and
 glibc's default malloc, that is with 4 KiB pages (seen on 2026-12-07).
 
+Small steps' times depend on how jax dispatches them. By default jax hands each CPU program
+to a worker thread and returns at once; a caller that waits for every step then pays the
+thread's wake-up. A float32 cross-entropy step at 256×10 took about 30 or about 94 µs by
+turns that way, and 18 µs, steadily, with `jax.config.update("jax_cpu_enable_async_dispatch",
+False)` set before jax's first computation. `benchmarks/cross_entropy.py` runs that way, and
+its tables say so; the other benchmarks keep jax's default.
+
 Run a benchmark (each takes `--quick` for a smoke run and `--out DIR`; by default it writes
 to the folder of this machine's CPU kind), then regenerate this page:
 
