@@ -22,11 +22,13 @@ import numpy as np
 from jaxloss.parity.cases import ALL_CRITERIA
 from jaxloss.parity.report import timing_case, timing_steps
 from jaxloss.parity.timing import (
+    cpu_dispatch,
     default_results_dir,
     fastest_torch_threads,
     machine,
     rounds_for,
     side_by_side,
+    synchronous_cpu_dispatch,
     write_result,
 )
 
@@ -139,8 +141,8 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     print(
         f"float32, n={n}, c={c}, forward+backward w.r.t. the first input, median of "
-        f"rounds in blocks per contender (ms; at least {repeats}, about 0.4 s of each)\n"
-        f"on {machine()}"
+        f"rounds in blocks per contender (ms; at least {repeats}, about 0.4 s of each); "
+        f"{cpu_dispatch()} CPU dispatch\non {machine()}"
     )
     print(
         f"{'criterion':<36}{'jaxloss':>9}{'torch':>9}{'thr':>4}{'ratio':>7}"
@@ -178,9 +180,10 @@ def main(argv=None) -> int:
         "sits above it. nll_loss's floor: the least XLA program for its work (a gather of one "
         "entry per row, their mean, a one-hot gradient)."
     )
-    write_result(f"{args.out}/criteria.json", n=n, c=c, rows=rows)
+    write_result(f"{args.out}/criteria.json", n=n, c=c, cpu_dispatch=cpu_dispatch(), rows=rows)
     return 0
 
 
 if __name__ == "__main__":
+    synchronous_cpu_dispatch()  # see its docstring: each step is waited for anyway
     raise SystemExit(main())

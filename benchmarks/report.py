@@ -54,7 +54,13 @@ def _criteria(data) -> list[str]:
             + [_ratio(ours, ms.get("optax")), _ms(ms.get("floor")), _ratio(ours, ms.get("floor"))]
         )
     intro = f"n = {data['n']}, c = {data['c']}, float32; forward+backward, ms (medians)."
-    return [intro, "", *_table(header, rows)]
+    return [intro + _dispatch(data), "", *_table(header, rows)]
+
+
+def _dispatch(data) -> str:
+    """How the run dispatched jax's CPU programs, for a table's caption ('' where the JSON
+    predates the record: those runs dispatched asynchronously, jax's default)."""
+    return f" jax's CPU dispatch: {data['cpu_dispatch']}." if data.get("cpu_dispatch") else ""
 
 
 def _ctc(data) -> list[str]:
@@ -93,10 +99,7 @@ def _cross_entropy(data) -> list[str]:
         )
     floor = data.get("floor", _OLD_CE_FLOOR)
     caption = f"Cross-entropy, integer labels, 'mean', ms (medians). Floor: {floor}."
-    # Recorded from 2026-12-07 on; earlier runs dispatched asynchronously, jax's default.
-    if data.get("cpu_dispatch"):
-        caption += f" jax's CPU dispatch: {data['cpu_dispatch']}."
-    lines = [caption, ""]
+    lines = [caption + _dispatch(data), ""]
     lines += _table(header, rows)
     fused = data.get("linear_cross_entropy", [])
     if fused:
@@ -336,8 +339,11 @@ Small steps' times depend on how jax dispatches them. By default jax hands each 
 to a worker thread and returns at once; a caller that waits for every step then pays the
 thread's wake-up. A float32 cross-entropy step at 256×10 took about 30 or about 94 µs by
 turns that way, and 18 µs, steadily, with `jax.config.update("jax_cpu_enable_async_dispatch",
-False)` set before jax's first computation. `benchmarks/cross_entropy.py` runs that way, and
-its tables say so; the other benchmarks keep jax's default.
+False)` set before jax's first computation. `benchmarks/criteria.py` and
+`benchmarks/cross_entropy.py` run that way (`synchronous_cpu_dispatch`), and their tables
+say so; the other benchmarks keep jax's default. A training loop that does not wait for each
+step hides the hand-off behind the next step's Python; a benchmark that waits for each step
+would count it, and torch's eager calls, which run on the calling thread, have none.
 
 Run a benchmark (each takes `--quick` for a smoke run and `--out DIR`; by default it writes
 to the folder of this machine's CPU kind), then regenerate this page:

@@ -176,9 +176,10 @@ def test_the_machine_record_says_which_memory_pages_large_arrays_get(monkeypatch
 
 
 def test_synchronous_dispatch_takes_effect_before_jax_starts_and_the_table_says_so():
-    """`synchronous_cpu_dispatch` (which benchmarks/cross_entropy.py calls first) turns jax's
-    asynchronous CPU dispatch off in a fresh process and refuses once jax has started, when
-    it could no longer take effect; the CE table's caption says which dispatch its run had."""
+    """`synchronous_cpu_dispatch` (which benchmarks/criteria.py and cross_entropy.py call first)
+    turns jax's asynchronous CPU dispatch off in a fresh process and refuses once jax has
+    started, when it could no longer take effect; the criteria and CE tables' captions say
+    which dispatch their run had."""
     code = (
         "from jaxloss.parity.timing import cpu_dispatch, synchronous_cpu_dispatch\n"
         "print(cpu_dispatch()); synchronous_cpu_dispatch()\n"
@@ -194,6 +195,11 @@ def test_synchronous_dispatch_takes_effect_before_jax_starts_and_the_table_says_
     assert caption.endswith(" jax's CPU dispatch: synchronous.")
     older = report["_cross_entropy"]({"cross_entropy": [row]})[0]  # before it was recorded
     assert "dispatch" not in older
+    criteria = {"n": 8, "c": 4, "rows": [{"criterion": "l1_loss", "ms": {"jaxloss": 0.1}}]}
+    assert report["_criteria"]({**criteria, "cpu_dispatch": "synchronous"})[0].endswith(
+        " jax's CPU dispatch: synchronous."
+    )
+    assert "dispatch" not in report["_criteria"](criteria)[0]
 
 
 _AVX2_ONLY = Path(__file__).parents[1] / "benchmarks" / "avx2_only" / "run"
