@@ -249,10 +249,7 @@ BENCHMARKS: dict[str, tuple[str, str, str, Callable[[dict], list[str]]]] = {
         "the same rounds (each table says which); "
         "'jaxloss+options' adds ignore_index, class weights and label smoothing, which optax "
         "lacks. The fused linear cross-entropy against the naive head (logits materialised) "
-        "and torch's chunked loss; in bf16 with each form of its 16-bit matmuls forced. "
-        "The command runs jax's CPU programs synchronously (`synchronous_cpu_dispatch`): "
-        "it waits for every step anyway, and the hand-off of each program to a worker "
-        "thread made a 256×10 step of every contender take about 30 or about 94 µs by turns.",
+        "and torch's chunked loss; in bf16 with each form of its 16-bit matmuls forced.",
         _cross_entropy,
     ),
     "ctc": (
@@ -342,8 +339,8 @@ turns that way, and 18 µs, steadily, with `jax.config.update("jax_cpu_enable_as
 False)` set before jax's first computation. `benchmarks/criteria.py` and
 `benchmarks/cross_entropy.py` run that way (`synchronous_cpu_dispatch`), and their tables
 say so; the other benchmarks keep jax's default. A training loop that does not wait for each
-step hides the hand-off behind the next step's Python; a benchmark that waits for each step
-would count it, and torch's eager calls, which run on the calling thread, have none.
+step can overlap the hand-off with the next step's Python; a benchmark that waits for each
+step would count it, and torch's eager calls, which run on the calling thread, have none.
 
 Run a benchmark (each takes `--quick` for a smoke run and `--out DIR`; by default it writes
 to the folder of this machine's CPU kind), then regenerate this page:
