@@ -84,16 +84,15 @@ def test_float32_cross_entropy_adds_the_label_term_by_scatter_past_64_classes(op
 @pytest.fixture
 def label_term_by_scatter(monkeypatch):
     """Every float32 CPU cross-entropy adds its label term by scatter, whatever its class
-    count, for this test. The row kernel's jit cache is cleared on both sides, so that no
-    trace of the other form is reused (only its own: clearing every cache made the worker's
-    later tests compile again)."""
+    count, for this test (compiled caches cleared on both sides, so no program of the other
+    form is reused)."""
     from jaxloss._kernels import softmax_ce
 
-    softmax_ce.softmax_cross_entropy_rows.clear_cache()
+    jax.clear_caches()
     monkeypatch.setattr(softmax_ce, "_COMPARE_MAX_CLASSES", 0)
     yield
     monkeypatch.undo()
-    softmax_ce.softmax_cross_entropy_rows.clear_cache()
+    jax.clear_caches()
 
 
 _LABEL_TERM_OPTIONS = [
